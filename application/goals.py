@@ -1,0 +1,334 @@
+"""The goals use cases: load, ask the aggregate, save. Rules live in the domain."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording
+
+from application.errors import ConcurrencyConflict, GoalsNotFound, VersionMismatch
+from application.ports import PositionLookup
+from application.results import CommandResult, Written
+from application.transcodings import register_domain_transcodings
+from domain.errors import DomainError, InvalidGoals
+from domain.goals import AgentGoals, AutoUpdate, Meta
+from domain.ids import goals_id, idempotency_id
+from domain.idempotency import IdempotencyRecord
+from domain.objectives import GoalDefinition
+
+Loaded = dict[str, AgentGoals | None]
+Change = Callable[[Loaded], list[AgentGoals]]
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    key: str
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class ProgressUpdate:
+    agent_id: str
+    objective_progress: Mapping[str, float] = field(default_factory=dict)
+    kpi_values: Mapping[str, float] = field(default_factory=dict)
+    overall_progress: float | None = None
+    observed_at: datetime | None = None
+
+
+class GoalsApp(Application[UUID]):
+    """The write side: every aggregate of the system lives in this one log, so a log
+    position means the same thing to every read model."""
+
+    name = "a2a"
+
+    def __init__(
+        self,
+        env: Mapping[str, str] | None = None,
+        *,
+        snapshot_interval: int = 100,
+        max_retries: int = 8,
+        position_of: PositionLookup | None = None,
+        on_saved: Callable[[int], None] | None = None,
+    ) -> None:
+        self.snapshotting_intervals = {AgentGoals: snapshot_interval} if snapshot_interval else {}
+        env = {**(env or {}), "IS_SNAPSHOTTING_ENABLED": "y" if snapshot_interval else ""}
+        super().__init__(env)
+        self.max_retries = max_retries
+        self._position_of = position_of
+        self._on_saved = on_saved
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        register_domain_transcodings(transcoder)
+
+    # --- commands ------------------------------------------------------------------------
+
+    def set_goals(
+        self,
+        tenant: str,
+        agent_id: str,
+        definition: GoalDefinition,
+        meta: Meta,
+        *,
+        expected_version: int | None = None,
+        idempotency: Idempotency | None = None,
+    ) -> CommandResult:
+        """Set an agent's first goals, or revise them (the goal version increments)."""
+
+        def change(loaded: Loaded) -> list[AgentGoals]:
+            goals = loaded[agent_id]
+            if goals is None:
+                return [AgentGoals.start(tenant, agent_id, definition, meta)]
+            goals.set_goals(definition, meta)
+            return [goals]
+
+        return self._execute(tenant, [agent_id], change, meta, expected_version, idempotency,
+                             create=True)
+
+    def record_progress(
+        self,
+        tenant: str,
+        update: ProgressUpdate,
+        meta: Meta,
+        *,
+        source: str = "manual",
+        expected_version: int | None = None,
+        idempotency: Idempotency | None = None,
+    ) -> CommandResult:
+        """Record objective progress and/or KPI values; milestones crossed are saved with it."""
+
+        def change(loaded: Loaded) -> list[AgentGoals]:
+            goals = _existing(loaded, update.agent_id)
+            _apply_progress(goals, update, meta, source)
+            return [goals]
+
+        return self._execute(tenant, [update.agent_id], change, meta, expected_version, idempotency)
+
+    def record_progress_batch(
+        self,
+        tenant: str,
+        updates: Sequence[ProgressUpdate],
+        meta: Meta,
+        *,
+        idempotency: Idempotency | None = None,
+    ) -> CommandResult:
+        """Many agents' progress in one transaction: all of it is recorded, or none."""
+        agent_ids = list(dict.fromkeys(u.agent_id for u in updates))
+
+        def change(loaded: Loaded) -> list[AgentGoals]:
+            errors: dict[str, str] = {}
+            for i, update in enumerate(updates):
+                goals = loaded[update.agent_id]
+                if goals is None:
+                    errors[f"updates.{i}.agent_id"] = f"no goals for agent {update.agent_id!r}"
+                    continue
+                try:
+                    _apply_progress(goals, update, meta, "bulk")
+                except InvalidGoals as e:
+                    errors.update({f"updates.{i}.{k}": v for k, v in e.errors.items()})
+                except DomainError as e:
+                    errors[f"updates.{i}"] = str(e)
+            if errors:
+                raise InvalidGoals(errors)
+            return [g for g in loaded.values() if g is not None]
+
+        return self._execute(tenant, agent_ids, change, meta, None, idempotency)
+
+    def change_status(
+        self,
+        tenant: str,
+        agent_id: str,
+        status: str,
+        reason: str,
+        meta: Meta,
+        *,
+        reopen: bool = False,
+        expected_version: int | None = None,
+        idempotency: Idempotency | None = None,
+    ) -> CommandResult:
+        """Move a goal through its status machine (reopening a closed goal must be explicit)."""
+
+        def change(loaded: Loaded) -> list[AgentGoals]:
+            goals = _existing(loaded, agent_id)
+            goals.change_status(status, reason, meta, reopen=reopen)
+            return [goals]
+
+        return self._execute(tenant, [agent_id], change, meta, expected_version, idempotency)
+
+    def configure_auto_update(
+        self,
+        tenant: str,
+        agent_id: str,
+        config: AutoUpdate,
+        meta: Meta,
+        *,
+        expected_version: int | None = None,
+        idempotency: Idempotency | None = None,
+    ) -> CommandResult:
+        """Store how the collector should poll this agent's health and metrics."""
+
+        def change(loaded: Loaded) -> list[AgentGoals]:
+            goals = _existing(loaded, agent_id)
+            goals.configure_auto_update(config, meta)
+            return [goals]
+
+        return self._execute(tenant, [agent_id], change, meta, expected_version, idempotency)
+
+    # --- the log, for the read side ---------------------------------------------------------
+
+    def read_log(self, after: int, limit: int) -> list[tuple[int, Any]]:
+        """Up to `limit` events recorded after log position `after`, with their positions."""
+        notifications = self.recorder.select_notifications(
+            start=after, limit=limit, inclusive_of_start=False
+        )
+        return [(n.id, self.mapper.to_domain_event(n)) for n in notifications]
+
+    def log_position(self) -> int:
+        return self.recorder.max_notification_id() or 0
+
+    # --- audit replay --------------------------------------------------------------------
+
+    def goals_at(
+        self, tenant: str, agent_id: str, *, version: int | None = None, as_of: datetime | None = None
+    ) -> AgentGoals:
+        """The aggregate as it was at a version or instant, rebuilt from the log.
+
+        This is the one query that reads the log instead of a read model, on purpose: it is
+        the audit replay, and it uses the nearest snapshot at or before the point.
+        """
+        aggregate_id = goals_id(tenant, agent_id)
+        if as_of is not None:
+            version = self._version_at(aggregate_id, as_of)
+            if version is None:
+                raise GoalsNotFound(agent_id)
+        try:
+            goals: AgentGoals = self.repository.get(aggregate_id, version=version)
+        except AggregateNotFoundError:
+            raise GoalsNotFound(agent_id) from None
+        if version is not None and goals.version != version:
+            raise GoalsNotFound(agent_id)
+        return goals
+
+    def _version_at(self, aggregate_id: UUID, as_of: datetime) -> int | None:
+        found: int | None = None
+        for event in self.events.get(aggregate_id):
+            if event.timestamp > as_of:
+                break
+            found = event.originator_version
+        return found
+
+    # --- the command loop ----------------------------------------------------------------
+
+    def _execute(
+        self,
+        tenant: str,
+        agent_ids: list[str],
+        change: Change,
+        meta: Meta,
+        expected_version: int | None,
+        idempotency: Idempotency | None,
+        *,
+        create: bool = False,
+    ) -> CommandResult:
+        if idempotency is not None and (replay := self._replay(tenant, idempotency)):
+            return replay
+        for _ in range(self.max_retries):
+            loaded = {a: self._load(tenant, a) for a in agent_ids}
+            if expected_version is not None:
+                _check_version(agent_ids[0], loaded[agent_ids[0]], expected_version, create)
+            changed = change(loaded)
+            result = CommandResult(
+                items=tuple(
+                    Written(g.agent_id, g.id, g.version, created=loaded[g.agent_id] is None)
+                    for g in changed
+                ),
+                position=0,
+            )
+            extra: list[IdempotencyRecord] = []
+            if idempotency is not None:
+                extra.append(IdempotencyRecord.record(
+                    tenant, idempotency.key, idempotency.fingerprint, meta.actor, result.as_record()
+                ))
+            try:
+                recordings = self.save(*changed, *extra)
+            except IntegrityError:
+                if idempotency is not None and (replay := self._replay(tenant, idempotency)):
+                    return replay
+                if expected_version is not None:
+                    current = self._load(tenant, agent_ids[0])
+                    raise VersionMismatch(
+                        agent_ids[0], expected_version, current.version if current else None
+                    ) from None
+                continue
+            return _positioned(result, recordings)
+        raise ConcurrencyConflict(agent_ids[0], self.max_retries)
+
+    def _load(self, tenant: str, agent_id: str) -> AgentGoals | None:
+        try:
+            goals: AgentGoals = self.repository.get(goals_id(tenant, agent_id))
+        except AggregateNotFoundError:
+            return None
+        return goals
+
+    def _replay(self, tenant: str, idempotency: Idempotency) -> CommandResult | None:
+        record_id = idempotency_id(tenant, idempotency.key)
+        try:
+            record: IdempotencyRecord = self.repository.get(record_id)
+        except AggregateNotFoundError:
+            return None
+        record.check(idempotency.fingerprint)
+        position = self._lookup(record_id, 1) or 0
+        return CommandResult.from_record(record.result, self._lookup, position)
+
+    def _lookup(self, aggregate_id: UUID, version: int) -> int | None:
+        if self._position_of is None:
+            return None
+        return self._position_of(self.recorder, aggregate_id, version)
+
+    def _notify(self, recordings: list[Recording[UUID]]) -> None:
+        if self._on_saved is not None and recordings:
+            self._on_saved(max(r.notification.id for r in recordings))
+
+
+def _existing(loaded: Loaded, agent_id: str) -> AgentGoals:
+    goals = loaded[agent_id]
+    if goals is None:
+        raise GoalsNotFound(agent_id)
+    return goals
+
+
+def _apply_progress(goals: AgentGoals, update: ProgressUpdate, meta: Meta, source: str) -> None:
+    goals.record_progress(
+        meta,
+        objective_progress=update.objective_progress,
+        kpi_values=update.kpi_values,
+        overall_progress=update.overall_progress,
+        source=source,
+        observed_at=update.observed_at,
+    )
+
+
+def _check_version(agent_id: str, goals: AgentGoals | None, expected: int, create: bool) -> None:
+    actual = goals.version if goals is not None else None
+    if actual is None and create and expected == 0:
+        return
+    if actual is None and not create:
+        raise GoalsNotFound(agent_id)
+    if actual != expected:
+        raise VersionMismatch(agent_id, expected, actual)
+
+
+def _positioned(result: CommandResult, recordings: list[Recording[UUID]]) -> CommandResult:
+    positions: dict[UUID, int] = {}
+    for recording in recordings:
+        n = recording.notification
+        positions[n.originator_id] = max(positions.get(n.originator_id, 0), n.id)
+    positioned = result.with_positions(positions)
+    return CommandResult(items=positioned.items, position=max(positions.values()), extra=result.extra)
+
+

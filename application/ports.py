@@ -1,0 +1,57 @@
+"""Ports the application and read side need, implemented in infrastructure/."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+from uuid import UUID
+
+from eventsourcing.persistence import ApplicationRecorder
+
+Row = tuple[Any, ...]
+
+
+class Tx(Protocol):
+    """One transaction on a read-model store. SQL uses `?` placeholders on every dialect."""
+
+    dialect: str
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+
+    def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None: ...
+
+    def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
+
+
+class ReadStore(Protocol):
+    """Where read models live: SQLite (embedded) or PostgreSQL."""
+
+    dialect: str
+
+    def transaction(self) -> AbstractContextManager[Tx]:
+        """A read-write transaction, committed when the block ends without error."""
+        ...
+
+    def read(self) -> AbstractContextManager[Tx]:
+        """A read-only view for queries."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class PositionLookup(Protocol):
+    """Finds the log position at which an aggregate's given version was recorded."""
+
+    def __call__(self, recorder: ApplicationRecorder, aggregate_id: UUID, version: int) -> int | None: ...
+
+
+class Wakeup(Protocol):
+    """Something the projection runner can wait on until new events may be in the log."""
+
+    def wait(self, timeout: float) -> bool: ...
+
+    def set(self) -> None: ...
+

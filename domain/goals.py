@@ -1,0 +1,296 @@
+"""The AgentGoals aggregate: one per agent per tenant."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+
+from domain.errors import GoalNotActive, InvalidGoals, TransitionRefused
+from domain.ids import goals_id
+from domain.objectives import (
+    DEFAULT_MILESTONES,
+    OVERALL,
+    GoalDefinition,
+    clamp_percent,
+    crossed,
+    weighted_overall,
+)
+from domain.status import Status, can_transition
+
+SOURCES = frozenset({"manual", "metrics", "bulk"})
+
+
+@dataclass(frozen=True)
+class Meta:
+    """Who asked for a change, and in which request: recorded on every event."""
+
+    actor: str
+    request_id: str = ""
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class AutoUpdate:
+    enabled: bool
+    interval_s: int
+    health_url: str | None
+    metrics_url: str | None
+    kpi_metrics: Mapping[str, str]
+
+
+class AgentGoals(Aggregate):
+    """Goals, progress, milestones and status of one agent, changed only by its events."""
+
+    class Event(Aggregate.Event):
+        tenant: str
+        agent_id: str
+        actor: str
+        request_id: str
+        idempotency_key: str | None
+
+    class Registered(Event, Aggregate.Created):
+        pass
+
+    class GoalsSet(Event):
+        definition: GoalDefinition
+        goal_version: int
+
+        def apply(self, aggregate: AgentGoals) -> None:
+            aggregate.definition = self.definition
+            aggregate.goal_version = self.goal_version
+            kept = set(self.definition.objective_ids())
+            aggregate.objective_progress = {
+                k: v for k, v in aggregate.objective_progress.items() if k in kept
+            }
+            aggregate.overall_progress = weighted_overall(
+                self.definition.objectives, aggregate.objective_progress
+            )
+
+    class ProgressRecorded(Event):
+        objective_progress: dict[str, float]
+        overall_progress: float
+        kpi_values: dict[str, float]
+        source: str
+        observed_at: datetime
+
+        def apply(self, aggregate: AgentGoals) -> None:
+            aggregate.objective_progress = {
+                **aggregate.objective_progress,
+                **self.objective_progress,
+            }
+            aggregate.overall_progress = self.overall_progress
+            aggregate.kpi_values = {**aggregate.kpi_values, **self.kpi_values}
+            aggregate.last_updated = self.observed_at
+            aggregate.update_count += 1
+
+    class MilestoneReached(Event):
+        objective_id: str
+        threshold: float
+        goal_version: int
+        progress: float
+
+        def apply(self, aggregate: AgentGoals) -> None:
+            aggregate.milestones[milestone_key(self.goal_version, self.objective_id, self.threshold)] = {
+                "objective_id": self.objective_id,
+                "threshold": self.threshold,
+                "goal_version": self.goal_version,
+                "reached_at": self.timestamp.isoformat(),
+            }
+
+    class StatusChanged(Event):
+        from_status: str
+        to_status: str
+        reason: str
+
+        def apply(self, aggregate: AgentGoals) -> None:
+            aggregate.status = self.to_status
+
+    class AutoUpdateConfigured(Event):
+        config: AutoUpdate
+
+        def apply(self, aggregate: AgentGoals) -> None:
+            aggregate.auto_update = self.config
+
+    def __init__(
+        self,
+        tenant: str,
+        agent_id: str,
+        actor: str,
+        request_id: str,
+        idempotency_key: str | None,
+    ) -> None:
+        self.tenant = tenant
+        self.agent_id = agent_id
+        self.created_by = actor
+        self.status: str = Status.ACTIVE.value
+        self.definition: GoalDefinition | None = None
+        self.goal_version = 0
+        self.objective_progress: dict[str, float] = {}
+        self.overall_progress = 0.0
+        self.kpi_values: dict[str, float] = {}
+        self.milestones: dict[str, dict[str, Any]] = {}
+        self.last_updated: datetime | None = None
+        self.update_count = 0
+        self.auto_update: AutoUpdate | None = None
+
+    # --- commands -------------------------------------------------------------------------
+
+    @classmethod
+    def start(cls, tenant: str, agent_id: str, definition: GoalDefinition, meta: Meta) -> AgentGoals:
+        """A new agent's first goals."""
+        _check(definition)
+        goals = cls._create(
+            cls.Registered,
+            id=goals_id(tenant, agent_id),
+            tenant=tenant,
+            agent_id=agent_id,
+            **_meta(meta),
+        )
+        goals.set_goals(definition, meta)
+        return goals
+
+    def set_goals(self, definition: GoalDefinition, meta: Meta) -> None:
+        """Set or revise the goals; a revision increments the goal version."""
+        _check(definition)
+        self._trigger(self.GoalsSet, meta, definition=definition, goal_version=self.goal_version + 1)
+
+    def record_progress(
+        self,
+        meta: Meta,
+        *,
+        objective_progress: Mapping[str, float] | None = None,
+        kpi_values: Mapping[str, float] | None = None,
+        overall_progress: float | None = None,
+        source: str = "manual",
+        observed_at: datetime | None = None,
+    ) -> None:
+        """Record progress; crossing a milestone threshold records it in the same save."""
+        if self.status != Status.ACTIVE:
+            raise GoalNotActive(self.agent_id, self.status)
+        definition = self._definition()
+        updates = self._resolve_progress(definition, objective_progress or {}, kpi_values or {})
+        merged = {**self.objective_progress, **updates}
+        derived = weighted_overall(definition.objectives, merged)
+        if overall_progress is not None and abs(overall_progress - derived) > 0.005:
+            raise InvalidGoals(
+                {"overall_progress": f"disagrees with the derived overall progress {derived}"}
+            )
+        if source not in SOURCES:
+            raise InvalidGoals({"source": f"must be one of {sorted(SOURCES)}"})
+        before = dict(self.objective_progress)
+        before_overall = self.overall_progress
+        self._trigger(
+            self.ProgressRecorded,
+            meta,
+            objective_progress=updates,
+            overall_progress=derived,
+            kpi_values={k: float(v) for k, v in (kpi_values or {}).items()},
+            source=source,
+            observed_at=observed_at or self._now(),
+        )
+        for objective in definition.objectives:
+            if objective.id in updates:
+                self._reach(meta, objective.id, objective.milestones,
+                            before.get(objective.id, 0.0), updates[objective.id])
+        self._reach(meta, OVERALL, DEFAULT_MILESTONES, before_overall, derived)
+
+    def change_status(self, to_status: str, reason: str, meta: Meta, *, reopen: bool = False) -> None:
+        """Move through the status machine; anything outside it is refused."""
+        try:
+            target = Status(to_status)
+        except ValueError:
+            raise InvalidGoals({"status": f"must be one of {[s.value for s in Status]}"}) from None
+        if not can_transition(Status(self.status), target, reopen=reopen):
+            raise TransitionRefused(self.agent_id, self.status, target.value)
+        self._trigger(
+            self.StatusChanged, meta, from_status=self.status, to_status=target.value, reason=reason
+        )
+
+    def configure_auto_update(self, config: AutoUpdate, meta: Meta) -> None:
+        unknown = sorted(set(config.kpi_metrics) - set(self._definition().objective_ids()))
+        if unknown:
+            raise InvalidGoals({"kpi_metrics": f"unknown objective ids: {', '.join(unknown)}"})
+        if config.interval_s < 5:
+            raise InvalidGoals({"interval_s": "must be at least 5 seconds"})
+        self._trigger(self.AutoUpdateConfigured, meta, config=config)
+
+    # --- rules ---------------------------------------------------------------------------
+
+    def milestone_reached(self, goal_version: int, objective_id: str, threshold: float) -> bool:
+        return milestone_key(goal_version, objective_id, threshold) in self.milestones
+
+    def _definition(self) -> GoalDefinition:
+        assert self.definition is not None, "an AgentGoals always has goals after start()"
+        return self.definition
+
+    def _resolve_progress(
+        self,
+        definition: GoalDefinition,
+        objective_progress: Mapping[str, float],
+        kpi_values: Mapping[str, float],
+    ) -> dict[str, float]:
+        objectives = {o.id: o for o in definition.objectives}
+        errors: dict[str, str] = {}
+        updates: dict[str, float] = {}
+        for objective_id, pct in objective_progress.items():
+            if objective_id not in objectives:
+                errors[f"objective_progress.{objective_id}"] = "unknown objective id"
+            elif not 0 <= pct <= 100:
+                errors[f"objective_progress.{objective_id}"] = "must be between 0 and 100"
+            else:
+                updates[objective_id] = clamp_percent(pct)
+        for objective_id, value in kpi_values.items():
+            kpi = objectives[objective_id].kpi if objective_id in objectives else None
+            if kpi is None:
+                errors[f"kpi_values.{objective_id}"] = "no objective with a KPI has this id"
+            else:
+                updates[objective_id] = kpi.progress(value)
+        if not objective_progress and not kpi_values:
+            errors["objective_progress"] = "send objective_progress and/or kpi_values"
+        if errors:
+            raise InvalidGoals(errors)
+        return updates
+
+    def _reach(
+        self, meta: Meta, objective_id: str, thresholds: tuple[float, ...], previous: float, current: float
+    ) -> None:
+        for threshold in crossed(thresholds, previous, current):
+            if not self.milestone_reached(self.goal_version, objective_id, threshold):
+                self._trigger(
+                    self.MilestoneReached,
+                    meta,
+                    objective_id=objective_id,
+                    threshold=threshold,
+                    goal_version=self.goal_version,
+                    progress=current,
+                )
+
+    def _trigger(self, event_class: type[AgentGoals.Event], meta: Meta, **kwargs: Any) -> None:
+        self.trigger_event(event_class, tenant=self.tenant, agent_id=self.agent_id, **_meta(meta), **kwargs)
+
+    @staticmethod
+    def _now() -> datetime:
+        return AgentGoals.Event.create_timestamp()
+
+
+def milestone_key(goal_version: int, objective_id: str, threshold: float) -> str:
+    return f"{goal_version}:{objective_id}:{threshold:g}"
+
+
+def _meta(meta: Meta) -> dict[str, Any]:
+    return {"actor": meta.actor, "request_id": meta.request_id, "idempotency_key": meta.idempotency_key}
+
+
+def _check(definition: GoalDefinition) -> None:
+    problems = definition.problems()
+    if problems:
+        raise InvalidGoals(problems)
+
+
+def aggregate_id(tenant: str, agent_id: str) -> UUID:
+    return goals_id(tenant, agent_id)

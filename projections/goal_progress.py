@@ -1,0 +1,191 @@
+"""goal_progress: the current goals, progress, milestones and status of every agent."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from application.ports import ReadStore, Tx
+from domain.goals import AgentGoals
+from domain.objectives import weighted_overall
+from projections.runner import LogPage
+from projections.views import auto_update_json, definition_json, iso, new_view
+
+DDL = (
+    "CREATE TABLE IF NOT EXISTS goal_progress ("
+    " tenant TEXT NOT NULL, agent_id TEXT NOT NULL, status TEXT NOT NULL,"
+    " overall_progress DOUBLE PRECISION NOT NULL, goal_version INTEGER NOT NULL,"
+    " version INTEGER NOT NULL, milestones INTEGER NOT NULL, updates INTEGER NOT NULL,"
+    " created_at TEXT NOT NULL, updated_at TEXT NOT NULL, status_since TEXT NOT NULL,"
+    " status_durations TEXT NOT NULL, position BIGINT NOT NULL, view TEXT NOT NULL,"
+    " PRIMARY KEY (tenant, agent_id))",
+    "CREATE INDEX IF NOT EXISTS goal_progress_by_status ON goal_progress (tenant, status, agent_id)",
+)
+COLUMNS = (
+    "tenant, agent_id, status, overall_progress, goal_version, version, milestones, updates,"
+    " created_at, updated_at, status_since, status_durations, position, view"
+)
+
+
+@dataclass
+class _Row:
+    tenant: str
+    view: dict[str, Any]
+    updates: int
+    status_since: str
+    durations: dict[str, float]
+    position: int = 0
+
+    def values(self) -> tuple[Any, ...]:
+        v = self.view
+        return (
+            self.tenant, v["agent_id"], v["status"], v["progress"]["overall_progress"],
+            v["goal_version"], v["version"], len(v["progress"]["milestones_achieved"]),
+            self.updates, v["created_at"], v["updated_at"], self.status_since,
+            json.dumps(self.durations), self.position, json.dumps(v, separators=(",", ":")),
+        )
+
+
+class GoalProgressProjection:
+    name = "goal_progress"
+
+    def create_tables(self, tx: Tx) -> None:
+        for statement in DDL:
+            tx.execute(statement)
+
+    def apply(self, tx: Tx, events: LogPage) -> None:
+        rows: dict[tuple[str, str], _Row] = {}
+        for position, event in events:
+            if not isinstance(event, AgentGoals.Event):
+                continue
+            key = (event.tenant, event.agent_id)
+            row = rows.get(key) or self._load(tx, key)
+            row = self._fold(row, event)
+            row.position = position
+            row.view["version"] = event.originator_version
+            row.view["updated_at"] = iso(event.timestamp)
+            rows[key] = row
+        if rows:
+            placeholders = ", ".join("?" * 14)
+            tx.executemany(
+                f"INSERT INTO goal_progress ({COLUMNS}) VALUES ({placeholders})"
+                " ON CONFLICT (tenant, agent_id) DO UPDATE SET"
+                " status = excluded.status, overall_progress = excluded.overall_progress,"
+                " goal_version = excluded.goal_version, version = excluded.version,"
+                " milestones = excluded.milestones, updates = excluded.updates,"
+                " updated_at = excluded.updated_at, status_since = excluded.status_since,"
+                " status_durations = excluded.status_durations, position = excluded.position,"
+                " view = excluded.view",
+                [row.values() for row in rows.values()],
+            )
+
+    @staticmethod
+    def _load(tx: Tx, key: tuple[str, str]) -> _Row | None:
+        found = tx.fetchone(
+            "SELECT view, updates, status_since, status_durations FROM goal_progress"
+            " WHERE tenant = ? AND agent_id = ?",
+            key,
+        )
+        if found is None:
+            return None
+        return _Row(key[0], json.loads(found[0]), int(found[1]), found[2], json.loads(found[3]))
+
+    @staticmethod
+    def _fold(row: _Row | None, event: AgentGoals.Event) -> _Row:
+        if isinstance(event, AgentGoals.Registered):
+            at = iso(event.timestamp) or ""
+            return _Row(event.tenant, new_view(event.agent_id, event.timestamp, event.actor), 0, at, {})
+        assert row is not None, f"{type(event).__name__} before Registered for {event.agent_id}"
+        view, progress = row.view, row.view["progress"]
+        match event:
+            case AgentGoals.GoalsSet(definition=definition):
+                kept = set(definition.objective_ids())
+                objective_progress = {
+                    k: v for k, v in progress["objective_progress"].items() if k in kept
+                }
+                progress["objective_progress"] = objective_progress
+                progress["overall_progress"] = weighted_overall(definition.objectives, objective_progress)
+                view["goals"] = definition_json(definition)
+                view["target_date"] = definition.target_date
+                view["goal_version"] = event.goal_version
+            case AgentGoals.ProgressRecorded():
+                progress["objective_progress"].update(event.objective_progress)
+                progress["overall_progress"] = event.overall_progress
+                progress["kpi_values"].update(event.kpi_values)
+                progress["last_updated"] = iso(event.observed_at)
+                row.updates += 1
+            case AgentGoals.MilestoneReached():
+                progress["milestones_achieved"].append({
+                    "objective_id": event.objective_id,
+                    "threshold": event.threshold,
+                    "goal_version": event.goal_version,
+                    "reached_at": iso(event.timestamp),
+                })
+            case AgentGoals.StatusChanged():
+                at = iso(event.timestamp) or ""
+                spent = _seconds_between(row.status_since, event.timestamp)
+                row.durations[event.from_status] = row.durations.get(event.from_status, 0.0) + spent
+                row.status_since = at
+                view["status"] = event.to_status
+            case AgentGoals.AutoUpdateConfigured():
+                view["auto_update"] = auto_update_json(event.config)
+        return row
+
+
+def _seconds_between(since_iso: str, until: datetime) -> float:
+    return max(0.0, (until - datetime.fromisoformat(since_iso)).total_seconds())
+
+
+@dataclass(frozen=True)
+class GoalPage:
+    items: list[dict[str, Any]]
+    total: int
+
+
+class GoalProgressQueries:
+    """Reads of the goal_progress read model."""
+
+    def __init__(self, store: ReadStore) -> None:
+        self._store = store
+
+    def goal_json(self, tenant: str, agent_id: str) -> str | None:
+        """The stored JSON of one goal view, served without re-encoding."""
+        with self._store.read() as tx:
+            row = tx.fetchone(
+                "SELECT view FROM goal_progress WHERE tenant = ? AND agent_id = ?", (tenant, agent_id)
+            )
+        return row[0] if row else None
+
+    def list_goals(
+        self, tenant: str, *, status: str | None, limit: int, offset: int
+    ) -> GoalPage:
+        where, params = "tenant = ?", [tenant]
+        if status is not None:
+            where += " AND status = ?"
+            params.append(status)
+        with self._store.read() as tx:
+            total = tx.fetchone(f"SELECT COUNT(*) FROM goal_progress WHERE {where}", params)
+            rows = tx.fetchall(
+                f"SELECT view FROM goal_progress WHERE {where} ORDER BY agent_id LIMIT ? OFFSET ?",
+                [*params, limit, offset],
+            )
+        return GoalPage([json.loads(r[0]) for r in rows], int(total[0]) if total else 0)
+
+    def rows_for_analytics(self, tenant: str) -> Sequence[tuple[Any, ...]]:
+        with self._store.read() as tx:
+            return tx.fetchall(
+                "SELECT agent_id, status, overall_progress, milestones, updates FROM goal_progress"
+                " WHERE tenant = ?",
+                (tenant,),
+            )
+
+    def agent_row(self, tenant: str, agent_id: str) -> tuple[Any, ...] | None:
+        with self._store.read() as tx:
+            return tx.fetchone(
+                "SELECT view, updates, status_since, status_durations FROM goal_progress"
+                " WHERE tenant = ? AND agent_id = ?",
+                (tenant, agent_id),
+            )

@@ -1,0 +1,160 @@
+"""Feeds read models from the notification log, a page per transaction.
+
+Each page is applied to every projection and their tracking positions are written in the
+same transaction, so an event is applied exactly once however the process dies. A
+projection that raises stops the runner where it is: it never skips an event.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from application.ports import ReadStore, Tx
+
+log = logging.getLogger(__name__)
+
+LogPage = Sequence[tuple[int, Any]]
+ReadLog = Callable[[int, int], LogPage]
+
+
+class Projection(Protocol):
+    """A read model: its tables, and how a page of events changes them."""
+
+    name: str
+
+    def create_tables(self, tx: Tx) -> None: ...
+
+    def apply(self, tx: Tx, events: LogPage) -> None: ...
+
+
+@dataclass(frozen=True)
+class ProjectionStatus:
+    name: str
+    position: int
+    state: str
+    error: str | None
+
+
+TRACKING_DDL = (
+    "CREATE TABLE IF NOT EXISTS projection_tracking ("
+    " name TEXT PRIMARY KEY, position BIGINT NOT NULL, state TEXT NOT NULL,"
+    " error TEXT, updated_at DOUBLE PRECISION NOT NULL)"
+)
+
+
+class ProjectionRunner:
+    def __init__(
+        self,
+        read_log: ReadLog,
+        store: ReadStore,
+        projections: Sequence[Projection],
+        *,
+        page_size: int = 1000,
+        poll_s: float = 0.5,
+    ) -> None:
+        self._read_log = read_log
+        self._store = store
+        self._projections = list(projections)
+        self._page_size = page_size
+        self._poll_s = poll_s
+        self._wakeup = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.failure: BaseException | None = None
+
+    @property
+    def names(self) -> list[str]:
+        return [p.name for p in self._projections]
+
+    def setup(self) -> None:
+        with self._store.transaction() as tx:
+            tx.execute(TRACKING_DDL)
+            for projection in self._projections:
+                projection.create_tables(tx)
+                tx.execute(
+                    "INSERT INTO projection_tracking (name, position, state, error, updated_at)"
+                    " VALUES (?, 0, 'live', NULL, ?) ON CONFLICT (name) DO NOTHING",
+                    (projection.name, time.time()),
+                )
+
+    def statuses(self) -> list[ProjectionStatus]:
+        with self._store.read() as tx:
+            rows = tx.fetchall("SELECT name, position, state, error FROM projection_tracking")
+        wanted = set(self.names)
+        return [ProjectionStatus(r[0], int(r[1]), r[2], r[3]) for r in rows if r[0] in wanted]
+
+    def run_page(self) -> int:
+        """Apply the next page of the log; returns how many events it held (0: caught up)."""
+        start = min((s.position for s in self.statuses()), default=0)
+        page = self._read_log(start, self._page_size)
+        if not page:
+            return 0
+        with self._store.transaction() as tx:
+            positions = self._lock_positions(tx)
+            for projection in self._projections:
+                pending = [(pos, e) for pos, e in page if pos > positions[projection.name]]
+                if pending:
+                    projection.apply(tx, pending)
+                    tx.execute(
+                        "UPDATE projection_tracking SET position = ?, updated_at = ? WHERE name = ?",
+                        (pending[-1][0], time.time(), projection.name),
+                    )
+        return len(page)
+
+    def catch_up(self) -> int:
+        total = 0
+        while n := self.run_page():
+            total += n
+        return total
+
+    def _lock_positions(self, tx: Tx) -> dict[str, int]:
+        # FOR UPDATE serialises runners in several processes on PostgreSQL; SQLite's
+        # BEGIN IMMEDIATE already holds the write lock.
+        lock = " FOR UPDATE" if tx.dialect == "postgres" else ""
+        rows = tx.fetchall(f"SELECT name, position FROM projection_tracking{lock}")
+        return {r[0]: int(r[1]) for r in rows}
+
+    # --- background loop -----------------------------------------------------------------
+
+    def wake(self, _position: int | None = None) -> None:
+        self._wakeup.set()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="projections", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stopping.set()
+        self._wakeup.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def run_forever(self) -> None:
+        self._loop()
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self.catch_up()
+            except Exception as error:
+                self._fail(error)
+                return
+            self._wakeup.wait(self._poll_s)
+            self._wakeup.clear()
+
+    def _fail(self, error: Exception) -> None:
+        self.failure = error
+        log.exception("projection runner stopped: it will not skip the failing event")
+        try:
+            with self._store.transaction() as tx:
+                tx.execute(
+                    "UPDATE projection_tracking SET state = 'failed', error = ?, updated_at = ?",
+                    (f"{type(error).__name__}: {error}", time.time()),
+                )
+        except Exception:
+            log.exception("could not record the projection failure")
