@@ -1,0 +1,104 @@
+"""The `a2a-goals` command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+from datetime import datetime
+from typing import Annotated
+
+import typer
+import uvicorn
+from rich.console import Console
+
+from infrastructure.settings import Settings
+from interfaces.bootstrap import build_system
+
+app = typer.Typer(help="Event-sourced goals and registry for A2A agents.", no_args_is_help=True)
+console = Console(stderr=True)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (default: HOST or 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: PORT or 8000).")] = None,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+) -> None:
+    """Serve the HTTP API (embedded SQLite store unless DATABASE_URL names PostgreSQL)."""
+    settings = Settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    console.print(f"a2a-goals on http://{host or settings.host}:{port or settings.port} "
+                  f"(store: {settings.redacted_database_url()}); docs at /docs")
+    uvicorn.run(
+        "interfaces.http.asgi:app",
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+@app.command()
+def project() -> None:
+    """Run the projections as their own process until interrupted (SIGTERM/SIGINT)."""
+    system = build_system()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    console.print(f"projecting {', '.join(system.runner.names)} from {system.settings.redacted_database_url()}")
+    system.start_projections()
+    try:
+        while not stop.wait(1.0):
+            if system.runner.failure is not None:
+                console.print(f"[red]projection failed:[/] {system.runner.failure}")
+                raise typer.Exit(1)
+    finally:
+        system.close()
+
+
+@app.command()
+def replay(
+    agent: Annotated[str, typer.Option(help="Agent id.")],
+    tenant: Annotated[str, typer.Option(help="Tenant.")] = "default",
+    as_of: Annotated[datetime | None, typer.Option(help="RFC 3339 instant to replay up to.")] = None,
+    version: Annotated[int | None, typer.Option(help="Aggregate version to replay up to.")] = None,
+) -> None:
+    """Print an agent's goals as they were, rebuilt from the log (the audit replay)."""
+    from application.errors import GoalsNotFound
+    from projections.views import view_from_aggregate
+
+    system = build_system()
+    try:
+        goals = system.goals.goals_at(tenant, agent, version=version, as_of=as_of)
+    except GoalsNotFound as e:
+        console.print(f"[red]{e}[/]")
+        raise typer.Exit(1) from None
+    finally:
+        system.close()
+    typer.echo(json.dumps(view_from_aggregate(goals), indent=2))
+
+
+@app.command()
+def demo(
+    tenant: Annotated[str, typer.Option(help="Tenant to load the fleet into.")] = "default",
+    agents: Annotated[int, typer.Option(min=1, max=500, help="How many agents.")] = 12,
+    weeks: Annotated[int, typer.Option(min=1, max=52, help="Weeks of progress history.")] = 4,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same fleet).")] = 7,
+) -> None:
+    """Load a realistic demo fleet: agents, goals and weeks of progress history."""
+    from interfaces.cli.demo import load_demo
+
+    system = build_system()
+    try:
+        summary = load_demo(system, tenant=tenant, agents=agents, weeks=weeks, seed=seed, console=console)
+        system.runner.catch_up()
+    finally:
+        system.close()
+    console.print(summary)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,142 @@
+"""Every error as RFC 9457 problem+json, mapped in one place."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+import psycopg_pool
+from eventsourcing.persistence import OperationalError as StoreOperationalError
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from application.errors import ConcurrencyConflict, GoalsNotFound, NotCaughtUp, VersionMismatch
+from domain.errors import GoalNotActive, InvalidGoals, TransitionRefused
+from domain.idempotency import KeyReused
+
+log = logging.getLogger(__name__)
+MEDIA_TYPE = "application/problem+json"
+UNAVAILABLE = (
+    psycopg.OperationalError,
+    psycopg_pool.PoolTimeout,
+    sqlite3.OperationalError,
+    StoreOperationalError,
+)
+
+
+@dataclass(frozen=True)
+class Problem:
+    status: int
+    slug: str
+    title: str
+
+
+VALIDATION = Problem(422, "validation", "Request is not valid")
+NOT_FOUND = Problem(404, "not-found", "Not found")
+NOT_ACTIVE = Problem(409, "goal-not-active", "Goal is not active")
+TRANSITION = Problem(409, "transition-refused", "Status transition refused")
+CONFLICT = Problem(409, "concurrency-conflict", "Concurrent changes; try again")
+STALE = Problem(412, "precondition-failed", "If-Match does not name the current version")
+KEY_REUSED = Problem(422, "idempotency-key-reused", "Idempotency-Key reused with another request")
+NOT_CAUGHT_UP = Problem(504, "not-caught-up", "Read model has not reached the position yet")
+UNAVAILABLE_PROBLEM = Problem(503, "unavailable", "A dependency is unavailable")
+TOO_LARGE = Problem(413, "body-too-large", "Request body is too large")
+INTERNAL = Problem(500, "internal", "Internal error")
+
+
+def problem_response(
+    request: Request,
+    problem: Problem,
+    detail: str,
+    *,
+    errors: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"/problems/{problem.slug}",
+        "title": problem.title,
+        "status": problem.status,
+        "detail": detail,
+        "instance": request.url.path,
+        "request_id": getattr(request.state, "request_id", None),
+        **extra,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=problem.status, headers=headers, media_type=MEDIA_TYPE)
+
+
+def _field(loc: tuple[Any, ...] | list[Any]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn exceptions into problems."""
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"field": _field(e["loc"]), "message": e["msg"]} for e in exc.errors()]
+        fields = ", ".join(e["field"] for e in errors)
+        return problem_response(request, VALIDATION, f"invalid fields: {fields}", errors=errors)
+
+    @app.exception_handler(InvalidGoals)
+    async def invalid_goals(request: Request, exc: InvalidGoals) -> JSONResponse:
+        errors = [{"field": f"body.{k}", "message": v} for k, v in exc.errors.items()]
+        return problem_response(request, VALIDATION, str(exc), errors=errors)
+
+    @app.exception_handler(GoalsNotFound)
+    async def not_found(request: Request, exc: GoalsNotFound) -> JSONResponse:
+        return problem_response(request, NOT_FOUND, str(exc))
+
+    @app.exception_handler(GoalNotActive)
+    async def not_active(request: Request, exc: GoalNotActive) -> JSONResponse:
+        return problem_response(request, NOT_ACTIVE, str(exc), current_status=exc.status)
+
+    @app.exception_handler(TransitionRefused)
+    async def refused(request: Request, exc: TransitionRefused) -> JSONResponse:
+        return problem_response(request, TRANSITION, str(exc), current_status=exc.from_status)
+
+    @app.exception_handler(ConcurrencyConflict)
+    async def conflict(request: Request, exc: ConcurrencyConflict) -> JSONResponse:
+        return problem_response(request, CONFLICT, str(exc), headers={"Retry-After": "1"})
+
+    @app.exception_handler(VersionMismatch)
+    async def stale(request: Request, exc: VersionMismatch) -> JSONResponse:
+        headers = {"ETag": f'"{exc.actual}"'} if exc.actual is not None else None
+        return problem_response(request, STALE, str(exc), headers=headers,
+                                current_version=exc.actual)
+
+    @app.exception_handler(KeyReused)
+    async def key_reused(request: Request, exc: KeyReused) -> JSONResponse:
+        return problem_response(request, KEY_REUSED, str(exc))
+
+    @app.exception_handler(NotCaughtUp)
+    async def not_caught_up(request: Request, exc: NotCaughtUp) -> JSONResponse:
+        return problem_response(request, NOT_CAUGHT_UP, str(exc), headers={"Retry-After": "1"},
+                                position=exc.reached)
+
+    async def unavailable(request: Request, exc: Exception) -> JSONResponse:
+        log.error("dependency unavailable: %s: %s", type(exc).__name__, exc)
+        return problem_response(
+            request, UNAVAILABLE_PROBLEM, "the database is unavailable; retry shortly",
+            headers={"Retry-After": "5"},
+        )
+
+    for exc_type in UNAVAILABLE:
+        app.add_exception_handler(exc_type, unavailable)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        problem = Problem(exc.status_code, "http-" + str(exc.status_code), str(exc.detail))
+        return problem_response(request, problem, str(exc.detail), headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def internal(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return problem_response(request, INTERNAL, "an internal error occurred")

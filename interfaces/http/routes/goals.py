@@ -1,0 +1,212 @@
+"""Goal commands and queries. Routes only translate: validate, call one method, map."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from application.errors import GoalsNotFound
+from application.goals import ProgressUpdate
+from application.results import CommandResult
+from domain.goals import AutoUpdate
+from interfaces.http.deps import IdempotencyDep, IfMatchDep, MetaDep, PrincipalDep, SystemDep
+from interfaces.http.schemas import (
+    AGENT_ID_PATTERN,
+    AutoUpdateIn,
+    BatchIn,
+    BatchItemOut,
+    BatchOut,
+    CommandOut,
+    GoalListOut,
+    GoalOut,
+    GoalsIn,
+    HistoryOut,
+    ProgressIn,
+    StatusIn,
+)
+from interfaces.bootstrap import System
+from projections.freshness import wait_for_position
+from projections.views import view_from_aggregate
+
+router = APIRouter(prefix="/api/v1/goals", tags=["goals"])
+
+AgentId = Annotated[str, Path(pattern=AGENT_ID_PATTERN, description="The agent's id in its tenant.")]
+MinPosition = Annotated[
+    int | None,
+    Query(ge=0, description="Wait (bounded) until the read model has reached this log position."),
+]
+PROBLEMS = {404: {"description": "Unknown agent"}, 422: {"description": "Invalid fields"}}
+
+
+def _fresh(system: System, names: list[str], min_position: int | None) -> None:
+    if min_position:
+        wait_for_position(system.store, names, min_position, system.settings.min_position_timeout_s)
+
+
+def _answer(response: Response, result: CommandResult, *, created_status: int = 200) -> CommandOut:
+    item = result.first
+    response.headers["ETag"] = f'"{item.version}"'
+    if item.created and not result.replayed:
+        response.status_code = created_status
+    return CommandOut(
+        agent_id=item.agent_id,
+        version=item.version,
+        position=result.position,
+        created=item.created,
+        replayed=result.replayed,
+    )
+
+
+@router.post(
+    "/agents/{agent_id}",
+    response_model=CommandOut,
+    status_code=status.HTTP_200_OK,
+    responses={201: {"model": CommandOut, "description": "Goals created"}, 412: {}, 422: {}},
+)
+def set_goals(
+    agent_id: AgentId, body: GoalsIn, response: Response, system: SystemDep, who: PrincipalDep,
+    meta: MetaDep, key: IdempotencyDep, expected: IfMatchDep,
+) -> CommandOut:
+    """Set an agent's goals, or revise them (the goal version increments; history keeps all)."""
+    result = system.goals.set_goals(
+        who.tenant, agent_id, body.to_definition(), meta, expected_version=expected, idempotency=key
+    )
+    if result.first.created:
+        response.headers["Location"] = f"/api/v1/goals/agents/{agent_id}"
+    return _answer(response, result, created_status=201)
+
+
+@router.put("/agents/{agent_id}/progress", response_model=CommandOut, responses={**PROBLEMS, 409: {}, 412: {}})
+def record_progress(
+    agent_id: AgentId, body: ProgressIn, response: Response, system: SystemDep, who: PrincipalDep,
+    meta: MetaDep, key: IdempotencyDep, expected: IfMatchDep,
+) -> CommandOut:
+    """Record objective progress and/or KPI values; overall progress is derived (weighted)."""
+    update = ProgressUpdate(
+        agent_id, body.objective_progress, body.kpi_values, body.overall_progress, body.observed_at
+    )
+    result = system.goals.record_progress(
+        who.tenant, update, meta, expected_version=expected, idempotency=key
+    )
+    return _answer(response, result)
+
+
+@router.put("/agents/{agent_id}/status", response_model=CommandOut, responses={**PROBLEMS, 409: {}, 412: {}})
+def change_status(
+    agent_id: AgentId, body: StatusIn, response: Response, system: SystemDep, who: PrincipalDep,
+    meta: MetaDep, key: IdempotencyDep, expected: IfMatchDep,
+) -> CommandOut:
+    """Pause, resume, complete or cancel a goal; reopening a closed one needs `reopen: true`."""
+    result = system.goals.change_status(
+        who.tenant, agent_id, body.status, body.reason, meta,
+        reopen=body.reopen, expected_version=expected, idempotency=key,
+    )
+    return _answer(response, result)
+
+
+@router.post("/agents/{agent_id}/auto-update", response_model=CommandOut, responses={**PROBLEMS, 412: {}})
+def configure_auto_update(
+    agent_id: AgentId, body: AutoUpdateIn, response: Response, system: SystemDep, who: PrincipalDep,
+    meta: MetaDep, key: IdempotencyDep, expected: IfMatchDep,
+) -> CommandOut:
+    """Store how the agent's health and metrics endpoints are polled for KPI values."""
+    config = AutoUpdate(
+        enabled=body.enabled,
+        interval_s=body.interval_s,
+        health_url=str(body.health_url) if body.health_url else None,
+        metrics_url=str(body.metrics_url) if body.metrics_url else None,
+        kpi_metrics=dict(body.kpi_metrics),
+    )
+    result = system.goals.configure_auto_update(
+        who.tenant, agent_id, config, meta, expected_version=expected, idempotency=key
+    )
+    return _answer(response, result)
+
+
+@router.post("/progress:batch", response_model=BatchOut, responses={422: {}})
+def record_progress_batch(
+    body: BatchIn, system: SystemDep, who: PrincipalDep, meta: MetaDep, key: IdempotencyDep,
+) -> BatchOut:
+    """Progress for many agents in one transaction: all of it is recorded, or none of it."""
+    updates = [
+        ProgressUpdate(u.agent_id, u.objective_progress, u.kpi_values, u.overall_progress, u.observed_at)
+        for u in body.updates
+    ]
+    result = system.goals.record_progress_batch(who.tenant, updates, meta, idempotency=key)
+    return BatchOut(
+        items=[BatchItemOut(agent_id=i.agent_id, version=i.version, position=i.position) for i in result.items],
+        position=result.position,
+        replayed=result.replayed,
+    )
+
+
+@router.get(
+    "/agents/{agent_id}",
+    response_model=GoalOut,
+    responses={200: {"model": GoalOut}, 404: {}, 422: {}, 504: {}},
+)
+def get_goals(
+    agent_id: AgentId, system: SystemDep, who: PrincipalDep,
+    min_position: MinPosition = None,
+    as_of: Annotated[datetime | None, Query(description="Replay the log up to this RFC 3339 instant.")] = None,
+    version: Annotated[int | None, Query(ge=1, description="Replay the log up to this aggregate version.")] = None,
+) -> Response:
+    """An agent's goals and progress; with `as_of` or `version`, as they were then (replayed)."""
+    if as_of is not None or version is not None:
+        if as_of is not None and version is not None:
+            raise _one_of("as_of", "version")
+        if as_of is not None and as_of.tzinfo is None:
+            raise _one_of("as_of", "as_of", msg="must carry a time zone offset (RFC 3339)")
+        goals = system.goals.goals_at(who.tenant, agent_id, version=version, as_of=as_of)
+        return JSONResponse({**view_from_aggregate(goals), "replayed": True})
+    _fresh(system, ["goal_progress"], min_position)
+    stored = system.progress.goal_json(who.tenant, agent_id)
+    if stored is None:
+        raise GoalsNotFound(agent_id)
+    return Response(stored, media_type="application/json")
+
+
+@router.get("/", response_model=GoalListOut, responses={422: {}})
+def list_goals(
+    system: SystemDep, who: PrincipalDep,
+    status_filter: Annotated[
+        str | None, Query(alias="status", pattern="^(active|paused|completed|cancelled)$")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    min_position: MinPosition = None,
+) -> GoalListOut:
+    """Every agent's goals in the tenant, by agent id, optionally filtered by status."""
+    _fresh(system, ["goal_progress"], min_position)
+    page = system.progress.list_goals(who.tenant, status=status_filter, limit=limit, offset=offset)
+    return GoalListOut(
+        items=[GoalOut.model_validate(v) for v in page.items], total=page.total, limit=limit, offset=offset
+    )
+
+
+@router.get("/agents/{agent_id}/history", response_model=HistoryOut, responses={404: {}, 422: {}})
+def history(
+    agent_id: AgentId, system: SystemDep, who: PrincipalDep,
+    cursor: Annotated[int, Query(ge=0, description="Return entries after this log position.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    action: Annotated[
+        str | None,
+        Query(pattern="^(goals_set|progress_updated|milestone_reached|status_changed|auto_update_configured)$"),
+    ] = None,
+    min_position: MinPosition = None,
+) -> HistoryOut:
+    """The agent's timeline, oldest first, cursor-paged by log position."""
+    _fresh(system, ["goal_progress", "goal_history"], min_position)
+    if system.progress.goal_json(who.tenant, agent_id) is None:
+        raise GoalsNotFound(agent_id)
+    page = system.history.history(who.tenant, agent_id, after=cursor, limit=limit, action=action)
+    return HistoryOut.model_validate({"agent_id": agent_id, "items": page.items, "next_cursor": page.next_cursor})
+
+
+def _one_of(first: str, second: str, *, msg: str | None = None) -> Exception:
+    message = msg or f"give either {first} or {second}, not both"
+    return RequestValidationError([{"loc": ("query", first), "msg": message, "type": "value_error"}])
