@@ -13,41 +13,94 @@ from domain.goals import Meta
 from domain.objectives import GoalDefinition, Kpi, Objective
 from interfaces.bootstrap import System
 
-FLEET = [
-    ("data_product", "Publish clean, documented data products for analysts",
-     [("Dataset freshness under 1 hour", Kpi("dataset_lag_minutes", 60, 240, "min", "decrease")),
-      ("Schema coverage", Kpi("documented_columns_ratio", 95, 40, "%"))]),
-    ("support_triage", "Route every support ticket to the right team in minutes",
-     [("Median triage time", Kpi("triage_seconds_p50", 120, 900, "s", "decrease")),
-      ("Routing accuracy", Kpi("routing_accuracy", 97, 80, "%"))]),
-    ("code_review", "Review pull requests for correctness and security",
-     [("Reviews per day", Kpi("reviews_per_day", 60, 10, "reviews")), ("False positive rate", None)]),
-    ("invoice_matcher", "Match supplier invoices to purchase orders",
-     [("Auto-match rate", Kpi("auto_match_ratio", 90, 55, "%")), ("Exceptions cleared", None)]),
-    ("incident_scribe", "Write incident timelines while incidents are open",
-     [("Timeline completeness", None), ("Time to first summary", Kpi("first_summary_s", 300, 1800, "s", "decrease"))]),
-    ("sales_research", "Brief account executives before every call",
-     [("Briefs delivered", Kpi("briefs_per_week", 150, 20, "briefs")), ("Brief rating", Kpi("brief_rating", 4.5, 3.0, "stars"))]),
-    ("translation", "Translate product docs into eight languages",
-     [("Languages shipped", Kpi("languages_live", 8, 1, "languages")), ("Glossary adherence", None)]),
-    ("forecasting", "Forecast weekly demand per region",
-     [("Forecast error (MAPE)", Kpi("mape_percent", 8, 25, "%", "decrease")), ("Regions covered", Kpi("regions", 12, 3, "regions"))]),
-    ("security_scanner", "Find vulnerable dependencies before release",
-     [("Repos scanned", Kpi("repos_scanned", 400, 50, "repos")), ("Critical findings open", Kpi("critical_open", 0, 30, "findings", "decrease"))]),
-    ("onboarding_guide", "Guide new hires through their first two weeks",
-     [("Checklist completion", None), ("New-hire satisfaction", Kpi("nps", 60, 10, "nps"))]),
-    ("cost_optimizer", "Cut idle cloud spend without touching production",
-     [("Idle spend", Kpi("idle_spend_usd", 2000, 15000, "USD", "decrease")), ("Savings verified", None)]),
-    ("qa_tester", "Exercise every release candidate end to end",
-     [("Scenario coverage", Kpi("scenarios_passing", 500, 120, "scenarios")), ("Flaky tests quarantined", None)]),
+FLEET: list[tuple[str, str, list[tuple[str, Kpi | None]]]] = [
+    (
+        "data_product",
+        "Publish clean, documented data products for analysts",
+        [
+            ("Dataset freshness under 1 hour", Kpi("dataset_lag_minutes", 60, 240, "min", "decrease")),
+            ("Schema coverage", Kpi("documented_columns_ratio", 95, 40, "%")),
+        ],
+    ),
+    (
+        "support_triage",
+        "Route every support ticket to the right team in minutes",
+        [
+            ("Median triage time", Kpi("triage_seconds_p50", 120, 900, "s", "decrease")),
+            ("Routing accuracy", Kpi("routing_accuracy", 97, 80, "%")),
+        ],
+    ),
+    (
+        "code_review",
+        "Review pull requests for correctness and security",
+        [("Reviews per day", Kpi("reviews_per_day", 60, 10, "reviews")), ("False positive rate", None)],
+    ),
+    (
+        "invoice_matcher",
+        "Match supplier invoices to purchase orders",
+        [("Auto-match rate", Kpi("auto_match_ratio", 90, 55, "%")), ("Exceptions cleared", None)],
+    ),
+    (
+        "incident_scribe",
+        "Write incident timelines while incidents are open",
+        [
+            ("Timeline completeness", None),
+            ("Time to first summary", Kpi("first_summary_s", 300, 1800, "s", "decrease")),
+        ],
+    ),
+    (
+        "sales_research",
+        "Brief account executives before every call",
+        [
+            ("Briefs delivered", Kpi("briefs_per_week", 150, 20, "briefs")),
+            ("Brief rating", Kpi("brief_rating", 4.5, 3.0, "stars")),
+        ],
+    ),
+    (
+        "translation",
+        "Translate product docs into eight languages",
+        [("Languages shipped", Kpi("languages_live", 8, 1, "languages")), ("Glossary adherence", None)],
+    ),
+    (
+        "forecasting",
+        "Forecast weekly demand per region",
+        [
+            ("Forecast error (MAPE)", Kpi("mape_percent", 8, 25, "%", "decrease")),
+            ("Regions covered", Kpi("regions", 12, 3, "regions")),
+        ],
+    ),
+    (
+        "security_scanner",
+        "Find vulnerable dependencies before release",
+        [
+            ("Repos scanned", Kpi("repos_scanned", 400, 50, "repos")),
+            ("Critical findings open", Kpi("critical_open", 0, 30, "findings", "decrease")),
+        ],
+    ),
+    (
+        "onboarding_guide",
+        "Guide new hires through their first two weeks",
+        [("Checklist completion", None), ("New-hire satisfaction", Kpi("nps", 60, 10, "nps"))],
+    ),
+    (
+        "cost_optimizer",
+        "Cut idle cloud spend without touching production",
+        [("Idle spend", Kpi("idle_spend_usd", 2000, 15000, "USD", "decrease")), ("Savings verified", None)],
+    ),
+    (
+        "qa_tester",
+        "Exercise every release candidate end to end",
+        [
+            ("Scenario coverage", Kpi("scenarios_passing", 500, 120, "scenarios")),
+            ("Flaky tests quarantined", None),
+        ],
+    ),
 ]
 
 
-def load_demo(
-    system: System, *, tenant: str, agents: int, weeks: int, seed: int, console: Console
-) -> str:
+def load_demo(system: System, *, tenant: str, agents: int, weeks: int, seed: int, console: Console) -> str:
     """Set goals for `agents` agents and record `weeks` of daily progress, seeded."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - demo data, not secrets
     meta = Meta(actor="demo-loader", request_id="demo")
     start = datetime.now(UTC) - timedelta(weeks=weeks)
     events_before = system.goals.log_position()
@@ -74,8 +127,14 @@ def load_demo(
 
 
 def _history(
-    system: System, tenant: str, agent_id: str, definition: GoalDefinition,
-    start: datetime, weeks: int, rng: random.Random, meta: Meta,
+    system: System,
+    tenant: str,
+    agent_id: str,
+    definition: GoalDefinition,
+    start: datetime,
+    weeks: int,
+    rng: random.Random,
+    meta: Meta,
 ) -> None:
     pace = rng.uniform(0.4, 1.3)
     progress = {o.id: 0.0 for o in definition.objectives}
@@ -84,10 +143,13 @@ def _history(
             progress[objective.id] = min(100.0, progress[objective.id] + rng.uniform(0, 3.5) * pace)
         kpi_values = {
             o.id: round(o.kpi.baseline + (o.kpi.target - o.kpi.baseline) * progress[o.id] / 100, 2)
-            for o in definition.objectives if o.kpi
+            for o in definition.objectives
+            if o.kpi
         }
         manual = {o.id: round(progress[o.id], 2) for o in definition.objectives if not o.kpi}
         observed = start + timedelta(days=day, hours=rng.randint(8, 18))
-        system.goals.record_progress(tenant, ProgressUpdate(agent_id, manual, kpi_values, None, observed), meta)
+        system.goals.record_progress(
+            tenant, ProgressUpdate(agent_id, manual, kpi_values, None, observed), meta
+        )
     if pace < 0.6:
         system.goals.change_status(tenant, agent_id, "paused", "waiting on upstream data", meta)

@@ -29,8 +29,10 @@ def serve(
     """Serve the HTTP API (embedded SQLite store unless DATABASE_URL names PostgreSQL)."""
     settings = Settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    console.print(f"a2a-goals on http://{host or settings.host}:{port or settings.port} "
-                  f"(store: {settings.redacted_database_url()}); docs at /docs")
+    console.print(
+        f"a2a-goals on http://{host or settings.host}:{port or settings.port} "
+        f"(store: {settings.redacted_database_url()}); docs at /docs"
+    )
     uvicorn.run(
         "interfaces.http.asgi:app",
         host=host or settings.host,
@@ -48,7 +50,9 @@ def project() -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    console.print(f"projecting {', '.join(system.runner.names)} from {system.settings.redacted_database_url()}")
+    console.print(
+        f"projecting {', '.join(system.runner.names)} from {system.settings.redacted_database_url()}"
+    )
     system.start_projections()
     try:
         while not stop.wait(1.0):

@@ -7,11 +7,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from infrastructure.settings import Settings
 from interfaces.bootstrap import System, build_system
 from interfaces.http import problems
 from interfaces.http.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from interfaces.http.routes import analytics, goals
-from infrastructure.settings import Settings
 
 DESCRIPTION = """Goals for A2A agents, event-sourced: every goal, progress update, milestone
 and status change is an immutable event. Commands answer with the aggregate `version`

@@ -24,12 +24,12 @@ class Principal:
     actor: str
 
 
-def system(request: Request) -> System:
+async def system(request: Request) -> System:
     sys: System = request.app.state.system
     return sys
 
 
-def principal(
+async def principal(
     request: Request,
     x_tenant: Annotated[str | None, Header(description="Tenant (until token auth replaces it).")] = None,
     x_actor: Annotated[str | None, Header(description="Who is acting, recorded on events.")] = None,
@@ -44,7 +44,8 @@ def principal(
 async def idempotency(
     request: Request,
     idempotency_key: Annotated[
-        str | None, Header(description="Retrying with the same key writes nothing and returns the first answer.")
+        str | None,
+        Header(description="Retrying with the same key writes nothing and returns the first answer."),
     ] = None,
 ) -> Idempotency | None:
     if idempotency_key is None:
@@ -58,21 +59,27 @@ async def idempotency(
     return Idempotency(idempotency_key, fingerprint)
 
 
-def if_match(
-    if_match: Annotated[str | None, Header(description="Expected aggregate version (412 when stale).")] = None,
+async def if_match(
+    if_match: Annotated[
+        str | None, Header(description="Expected aggregate version (412 when stale).")
+    ] = None,
 ) -> int | None:
     if if_match is None:
         return None
     value = if_match.strip().removeprefix("W/").strip('"')
     if not value.isdigit():
-        raise _bad_header("if-match", "an aggregate version number, e.g. \"3\"")
+        raise _bad_header("if-match", 'an aggregate version number, e.g. "3"')
     return int(value)
 
 
-def meta(request: Request, who: Annotated[Principal, Depends(principal)],
-         key: Annotated[Idempotency | None, Depends(idempotency)]) -> Meta:
-    return Meta(actor=who.actor, request_id=request.state.request_id,
-                idempotency_key=key.key if key else None)
+async def meta(
+    request: Request,
+    who: Annotated[Principal, Depends(principal)],
+    key: Annotated[Idempotency | None, Depends(idempotency)],
+) -> Meta:
+    return Meta(
+        actor=who.actor, request_id=request.state.request_id, idempotency_key=key.key if key else None
+    )
 
 
 def _bad_header(name: str, expected: str) -> Exception:

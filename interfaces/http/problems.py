@@ -109,8 +109,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(VersionMismatch)
     async def stale(request: Request, exc: VersionMismatch) -> JSONResponse:
         headers = {"ETag": f'"{exc.actual}"'} if exc.actual is not None else None
-        return problem_response(request, STALE, str(exc), headers=headers,
-                                current_version=exc.actual)
+        return problem_response(request, STALE, str(exc), headers=headers, current_version=exc.actual)
 
     @app.exception_handler(KeyReused)
     async def key_reused(request: Request, exc: KeyReused) -> JSONResponse:
@@ -118,13 +117,16 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(NotCaughtUp)
     async def not_caught_up(request: Request, exc: NotCaughtUp) -> JSONResponse:
-        return problem_response(request, NOT_CAUGHT_UP, str(exc), headers={"Retry-After": "1"},
-                                position=exc.reached)
+        return problem_response(
+            request, NOT_CAUGHT_UP, str(exc), headers={"Retry-After": "1"}, position=exc.reached
+        )
 
     async def unavailable(request: Request, exc: Exception) -> JSONResponse:
         log.error("dependency unavailable: %s: %s", type(exc).__name__, exc)
         return problem_response(
-            request, UNAVAILABLE_PROBLEM, "the database is unavailable; retry shortly",
+            request,
+            UNAVAILABLE_PROBLEM,
+            "the database is unavailable; retry shortly",
             headers={"Retry-After": "5"},
         )
 
@@ -134,7 +136,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         problem = Problem(exc.status_code, "http-" + str(exc.status_code), str(exc.detail))
-        return problem_response(request, problem, str(exc.detail), headers=exc.headers)
+        headers = dict(exc.headers) if exc.headers else None
+        return problem_response(request, problem, str(exc.detail), headers=headers)
 
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception) -> JSONResponse:

@@ -37,9 +37,7 @@ class ObjectiveIn(_In):
 
 
 class GoalsBody(_In):
-    purpose_statement: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)
-    ]
+    purpose_statement: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
     primary_objectives: list[ShortText | ObjectiveIn] = Field(min_length=1, max_length=50)
     success_criteria: list[ShortText] = Field(default_factory=list, max_length=50)
     kpis: list[ShortText | dict[str, Any]] = Field(default_factory=list, max_length=50)

@@ -15,7 +15,9 @@ router = APIRouter(prefix="/api/v1/goals", tags=["analytics"])
 
 
 @router.get("/analytics")
-def system_analytics(system: SystemDep, who: PrincipalDep, min_position: MinPosition = None) -> dict[str, Any]:
+def system_analytics(
+    system: SystemDep, who: PrincipalDep, min_position: MinPosition = None
+) -> dict[str, Any]:
     """Agents with goals, counts by status, mean and median progress, milestones achieved."""
     _fresh(system, ["goal_progress"], min_position)
     return system.analytics.system(who.tenant)
@@ -38,8 +40,13 @@ def health(system: SystemDep) -> JSONResponse:
     """Liveness of the event store, the read models and the projections (503 when unhealthy)."""
     log_position = system.goals.log_position()
     projections = [
-        {"name": s.name, "position": s.position, "lag_events": max(0, log_position - s.position),
-         "state": s.state, "error": s.error}
+        {
+            "name": s.name,
+            "position": s.position,
+            "lag_events": max(0, log_position - s.position),
+            "state": s.state,
+            "error": s.error,
+        }
         for s in system.runner.statuses()
     ]
     failed = [p for p in projections if p["state"] == "failed"]
@@ -49,5 +56,6 @@ def health(system: SystemDep) -> JSONResponse:
         "log_position": log_position,
         "projections": projections,
     }
-    return JSONResponse(body, status_code=503 if failed else 200,
-                        headers={"Retry-After": "5"} if failed else None)
+    return JSONResponse(
+        body, status_code=503 if failed else 200, headers={"Retry-After": "5"} if failed else None
+    )

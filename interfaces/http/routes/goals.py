@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response, status
 from fastapi.exceptions import RequestValidationError
@@ -13,6 +13,7 @@ from application.errors import GoalsNotFound
 from application.goals import ProgressUpdate
 from application.results import CommandResult
 from domain.goals import AutoUpdate
+from interfaces.bootstrap import System
 from interfaces.http.deps import IdempotencyDep, IfMatchDep, MetaDep, PrincipalDep, SystemDep
 from interfaces.http.schemas import (
     AGENT_ID_PATTERN,
@@ -28,7 +29,6 @@ from interfaces.http.schemas import (
     ProgressIn,
     StatusIn,
 )
-from interfaces.bootstrap import System
 from projections.freshness import wait_for_position
 from projections.views import view_from_aggregate
 
@@ -39,7 +39,10 @@ MinPosition = Annotated[
     int | None,
     Query(ge=0, description="Wait (bounded) until the read model has reached this log position."),
 ]
-PROBLEMS = {404: {"description": "Unknown agent"}, 422: {"description": "Invalid fields"}}
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "Unknown agent"},
+    422: {"description": "Invalid fields"},
+}
 
 
 def _fresh(system: System, names: list[str], min_position: int | None) -> None:
@@ -68,8 +71,14 @@ def _answer(response: Response, result: CommandResult, *, created_status: int = 
     responses={201: {"model": CommandOut, "description": "Goals created"}, 412: {}, 422: {}},
 )
 def set_goals(
-    agent_id: AgentId, body: GoalsIn, response: Response, system: SystemDep, who: PrincipalDep,
-    meta: MetaDep, key: IdempotencyDep, expected: IfMatchDep,
+    agent_id: AgentId,
+    body: GoalsIn,
+    response: Response,
+    system: SystemDep,
+    who: PrincipalDep,
+    meta: MetaDep,
+    key: IdempotencyDep,
+    expected: IfMatchDep,
 ) -> CommandOut:
     """Set an agent's goals, or revise them (the goal version increments; history keeps all)."""
     result = system.goals.set_goals(
@@ -80,10 +89,18 @@ def set_goals(
     return _answer(response, result, created_status=201)
 
 
-@router.put("/agents/{agent_id}/progress", response_model=CommandOut, responses={**PROBLEMS, 409: {}, 412: {}})
+@router.put(
+    "/agents/{agent_id}/progress", response_model=CommandOut, responses={**PROBLEMS, 409: {}, 412: {}}
+)
 def record_progress(
-    agent_id: AgentId, body: ProgressIn, response: Response, system: SystemDep, who: PrincipalDep,
-    meta: MetaDep, key: IdempotencyDep, expected: IfMatchDep,
+    agent_id: AgentId,
+    body: ProgressIn,
+    response: Response,
+    system: SystemDep,
+    who: PrincipalDep,
+    meta: MetaDep,
+    key: IdempotencyDep,
+    expected: IfMatchDep,
 ) -> CommandOut:
     """Record objective progress and/or KPI values; overall progress is derived (weighted)."""
     update = ProgressUpdate(
@@ -97,21 +114,39 @@ def record_progress(
 
 @router.put("/agents/{agent_id}/status", response_model=CommandOut, responses={**PROBLEMS, 409: {}, 412: {}})
 def change_status(
-    agent_id: AgentId, body: StatusIn, response: Response, system: SystemDep, who: PrincipalDep,
-    meta: MetaDep, key: IdempotencyDep, expected: IfMatchDep,
+    agent_id: AgentId,
+    body: StatusIn,
+    response: Response,
+    system: SystemDep,
+    who: PrincipalDep,
+    meta: MetaDep,
+    key: IdempotencyDep,
+    expected: IfMatchDep,
 ) -> CommandOut:
     """Pause, resume, complete or cancel a goal; reopening a closed one needs `reopen: true`."""
     result = system.goals.change_status(
-        who.tenant, agent_id, body.status, body.reason, meta,
-        reopen=body.reopen, expected_version=expected, idempotency=key,
+        who.tenant,
+        agent_id,
+        body.status,
+        body.reason,
+        meta,
+        reopen=body.reopen,
+        expected_version=expected,
+        idempotency=key,
     )
     return _answer(response, result)
 
 
 @router.post("/agents/{agent_id}/auto-update", response_model=CommandOut, responses={**PROBLEMS, 412: {}})
 def configure_auto_update(
-    agent_id: AgentId, body: AutoUpdateIn, response: Response, system: SystemDep, who: PrincipalDep,
-    meta: MetaDep, key: IdempotencyDep, expected: IfMatchDep,
+    agent_id: AgentId,
+    body: AutoUpdateIn,
+    response: Response,
+    system: SystemDep,
+    who: PrincipalDep,
+    meta: MetaDep,
+    key: IdempotencyDep,
+    expected: IfMatchDep,
 ) -> CommandOut:
     """Store how the agent's health and metrics endpoints are polled for KPI values."""
     config = AutoUpdate(
@@ -129,7 +164,11 @@ def configure_auto_update(
 
 @router.post("/progress:batch", response_model=BatchOut, responses={422: {}})
 def record_progress_batch(
-    body: BatchIn, system: SystemDep, who: PrincipalDep, meta: MetaDep, key: IdempotencyDep,
+    body: BatchIn,
+    system: SystemDep,
+    who: PrincipalDep,
+    meta: MetaDep,
+    key: IdempotencyDep,
 ) -> BatchOut:
     """Progress for many agents in one transaction: all of it is recorded, or none of it."""
     updates = [
@@ -138,7 +177,9 @@ def record_progress_batch(
     ]
     result = system.goals.record_progress_batch(who.tenant, updates, meta, idempotency=key)
     return BatchOut(
-        items=[BatchItemOut(agent_id=i.agent_id, version=i.version, position=i.position) for i in result.items],
+        items=[
+            BatchItemOut(agent_id=i.agent_id, version=i.version, position=i.position) for i in result.items
+        ],
         position=result.position,
         replayed=result.replayed,
     )
@@ -150,10 +191,16 @@ def record_progress_batch(
     responses={200: {"model": GoalOut}, 404: {}, 422: {}, 504: {}},
 )
 def get_goals(
-    agent_id: AgentId, system: SystemDep, who: PrincipalDep,
+    agent_id: AgentId,
+    system: SystemDep,
+    who: PrincipalDep,
     min_position: MinPosition = None,
-    as_of: Annotated[datetime | None, Query(description="Replay the log up to this RFC 3339 instant.")] = None,
-    version: Annotated[int | None, Query(ge=1, description="Replay the log up to this aggregate version.")] = None,
+    as_of: Annotated[
+        datetime | None, Query(description="Replay the log up to this RFC 3339 instant.")
+    ] = None,
+    version: Annotated[
+        int | None, Query(ge=1, description="Replay the log up to this aggregate version.")
+    ] = None,
 ) -> Response:
     """An agent's goals and progress; with `as_of` or `version`, as they were then (replayed)."""
     if as_of is not None or version is not None:
@@ -172,7 +219,8 @@ def get_goals(
 
 @router.get("/", response_model=GoalListOut, responses={422: {}})
 def list_goals(
-    system: SystemDep, who: PrincipalDep,
+    system: SystemDep,
+    who: PrincipalDep,
     status_filter: Annotated[
         str | None, Query(alias="status", pattern="^(active|paused|completed|cancelled)$")
     ] = None,
@@ -190,12 +238,16 @@ def list_goals(
 
 @router.get("/agents/{agent_id}/history", response_model=HistoryOut, responses={404: {}, 422: {}})
 def history(
-    agent_id: AgentId, system: SystemDep, who: PrincipalDep,
+    agent_id: AgentId,
+    system: SystemDep,
+    who: PrincipalDep,
     cursor: Annotated[int, Query(ge=0, description="Return entries after this log position.")] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     action: Annotated[
         str | None,
-        Query(pattern="^(goals_set|progress_updated|milestone_reached|status_changed|auto_update_configured)$"),
+        Query(
+            pattern="^(goals_set|progress_updated|milestone_reached|status_changed|auto_update_configured)$"
+        ),
     ] = None,
     min_position: MinPosition = None,
 ) -> HistoryOut:
@@ -204,7 +256,9 @@ def history(
     if system.progress.goal_json(who.tenant, agent_id) is None:
         raise GoalsNotFound(agent_id)
     page = system.history.history(who.tenant, agent_id, after=cursor, limit=limit, action=action)
-    return HistoryOut.model_validate({"agent_id": agent_id, "items": page.items, "next_cursor": page.next_cursor})
+    return HistoryOut.model_validate(
+        {"agent_id": agent_id, "items": page.items, "next_cursor": page.next_cursor}
+    )
 
 
 def _one_of(first: str, second: str, *, msg: str | None = None) -> Exception:

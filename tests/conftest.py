@@ -1,0 +1,138 @@
+"""Shared fixtures: a real PostgreSQL database per session, systems on either store,
+unique tenants per test, and a real uvicorn server for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from infrastructure.settings import Settings
+from interfaces.bootstrap import System, build_system
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _require_services() -> bool:
+    return os.environ.get("A2A_REQUIRE_SERVICES") == "1"
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, dropped afterwards."""
+    admin_url = os.environ.get("TEST_DATABASE_URL")
+    if not admin_url:
+        if _require_services():
+            pytest.fail("TEST_DATABASE_URL is not set: run the suite with ops/test")
+        pytest.skip("PostgreSQL not configured (TEST_DATABASE_URL); ops/test provides one")
+    name = f"a2a_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base, _, _ = admin_url.rpartition("/")
+    yield f"{base}/{name}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_kind(request: pytest.FixtureRequest) -> str:
+    kind: str = request.param
+    return kind
+
+
+@pytest.fixture
+def make_settings(
+    store_kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Callable[..., Settings]:
+    """Settings for the store under test; extra keyword arguments override by alias."""
+
+    def make(**overrides: object) -> Settings:
+        values: dict[str, object] = {"APP_ENV": "test", "DATA_DIR": str(tmp_path / "data")}
+        if store_kind == "postgres":
+            values["DATABASE_URL"] = request.getfixturevalue("pg_url")
+        values.update(overrides)
+        return Settings(**values)  # type: ignore[arg-type]
+
+    return make
+
+
+@pytest.fixture
+def system(make_settings: Callable[..., Settings]) -> Iterator[System]:
+    """A system on the store under test; projections run only when a test runs them."""
+    built = build_system(make_settings(RUN_PROJECTIONS_IN_PROCESS="false"))
+    yield built
+    built.close()
+
+
+@pytest.fixture
+def tenant() -> str:
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class Server:
+    """A real `a2a-goals serve` process on a free port."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._log = log.open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "interfaces.cli.main", "serve", "--port", str(self.port)],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        self._wait_ready(log)
+
+    def _wait_ready(self, log: Path) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {log.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/api/v1/goals/health", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"server did not start: {log.read_text()}")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self._log.close()
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    servers: list[Server] = []
+
+    def start(**env: str) -> Server:
+        base = {"APP_ENV": "test", "DATA_DIR": str(tmp_path / "server-data")}
+        server = Server({**base, **env}, tmp_path / f"server-{len(servers)}.log")
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
