@@ -16,9 +16,7 @@ class GoalNotActive(DomainError):
 
 class TransitionRefused(DomainError):
     def __init__(self, agent_id: str, from_status: str, to_status: str) -> None:
-        super().__init__(
-            f"status of agent {agent_id!r} cannot change from {from_status} to {to_status}"
-        )
+        super().__init__(f"status of agent {agent_id!r} cannot change from {from_status} to {to_status}")
         self.agent_id = agent_id
         self.from_status = from_status
         self.to_status = to_status

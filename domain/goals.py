@@ -176,10 +176,8 @@ class AgentGoals(Aggregate):
         updates = self._resolve_progress(definition, objective_progress or {}, kpi_values or {})
         merged = {**self.objective_progress, **updates}
         derived = weighted_overall(definition.objectives, merged)
-        if overall_progress is not None and abs(overall_progress - derived) > 0.005:
-            raise InvalidGoals(
-                {"overall_progress": f"disagrees with the derived overall progress {derived}"}
-            )
+        if overall_progress is not None and not abs(overall_progress - derived) <= 0.005:
+            raise InvalidGoals({"overall_progress": f"disagrees with the derived overall progress {derived}"})
         if source not in SOURCES:
             raise InvalidGoals({"source": f"must be one of {sorted(SOURCES)}"})
         before = dict(self.objective_progress)
@@ -195,8 +193,13 @@ class AgentGoals(Aggregate):
         )
         for objective in definition.objectives:
             if objective.id in updates:
-                self._reach(meta, objective.id, objective.milestones,
-                            before.get(objective.id, 0.0), updates[objective.id])
+                self._reach(
+                    meta,
+                    objective.id,
+                    objective.milestones,
+                    before.get(objective.id, 0.0),
+                    updates[objective.id],
+                )
         self._reach(meta, OVERALL, DEFAULT_MILESTONES, before_overall, derived)
 
     def change_status(self, to_status: str, reason: str, meta: Meta, *, reopen: bool = False) -> None:

@@ -96,21 +96,29 @@ def slug(text: str) -> str:
     return "_".join(words)[:64] or "objective"
 
 
-def unique_ids(titles: Iterable[str]) -> list[str]:
+def unique_ids(titles: Iterable[str | None], given: Iterable[str | None] = ()) -> list[str]:
+    """Ids for objectives: a given id is kept; a missing one is derived from the title,
+    suffixed `_2`, `_3`... so it collides neither with a given id nor with another."""
+    titles = list(titles)
+    given_ids = list(given) or [None] * len(titles)
+    taken = {g for g in given_ids if g}
     ids: list[str] = []
-    for title in titles:
-        base = candidate = slug(title)
+    for title, given_id in zip(titles, given_ids, strict=True):
+        if given_id:
+            ids.append(given_id)
+            continue
+        base = candidate = slug(title or "")
         n = 2
-        while candidate in ids:
-            candidate = f"{base}_{n}"
+        while candidate in taken:
+            suffix = f"_{n}"
+            candidate = base[: 64 - len(suffix)] + suffix
             n += 1
+        taken.add(candidate)
         ids.append(candidate)
     return ids
 
 
-def weighted_overall(
-    objectives: Iterable[Objective], objective_progress: Mapping[str, float]
-) -> float:
+def weighted_overall(objectives: Iterable[Objective], objective_progress: Mapping[str, float]) -> float:
     """Weighted mean of objective progress; an objective with no report counts as 0."""
     total_weight = 0.0
     weighted = 0.0

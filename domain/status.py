@@ -27,6 +27,6 @@ def can_transition(current: Status, target: Status, *, reopen: bool = False) -> 
     Completed and cancelled goals go back to active only by an explicit reopen, so a
     stray "active" from a script cannot resurrect a closed goal.
     """
-    if reopen:
-        return current in _REOPENABLE and target is Status.ACTIVE
-    return target in _ALLOWED[current]
+    if target in _ALLOWED[current]:
+        return True
+    return reopen and current in _REOPENABLE and target is Status.ACTIVE

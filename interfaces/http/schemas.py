@@ -54,17 +54,18 @@ class GoalsIn(_In):
     def to_definition(self) -> GoalDefinition:
         raw = self.goals.primary_objectives
         titles = [o if isinstance(o, str) else o.title for o in raw]
-        derived = unique_ids(titles)
+        derived = unique_ids(titles, [None if isinstance(o, str) else o.id for o in raw])
         objectives = []
         for item, derived_id in zip(raw, derived, strict=True):
             if isinstance(item, str):
                 objectives.append(Objective(derived_id, item))
                 continue
             kpi = Kpi(**item.kpi.model_dump()) if item.kpi else None
-            milestones = tuple(sorted(set(item.milestones))) if item.milestones else DEFAULT_MILESTONES
-            objectives.append(
-                Objective(item.id or derived_id, item.title, float(item.weight), kpi, milestones)
+            # Progress is kept to 2 decimals, so thresholds are too (or some could never fire).
+            milestones = (
+                tuple(sorted({round(t, 2) for t in item.milestones})) if item.milestones else DEFAULT_MILESTONES
             )
+            objectives.append(Objective(derived_id, item.title, float(item.weight), kpi, milestones))
         label = self.goals.version
         return GoalDefinition(
             purpose_statement=self.goals.purpose_statement,
