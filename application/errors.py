@@ -33,8 +33,7 @@ class NotCaughtUp(Exception):
 
     def __init__(self, projection: str, wanted: int, reached: int, waited_s: float) -> None:
         super().__init__(
-            f"read model {projection} is at position {reached}, not yet {wanted} "
-            f"(waited {waited_s:.1f}s)"
+            f"read model {projection} is at position {reached}, not yet {wanted} (waited {waited_s:.1f}s)"
         )
         self.projection = projection
         self.wanted = wanted

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -17,8 +17,8 @@ from application.results import CommandResult, Written
 from application.transcodings import register_domain_transcodings
 from domain.errors import DomainError, InvalidGoals
 from domain.goals import AgentGoals, AutoUpdate, Meta
-from domain.ids import goals_id, idempotency_id
 from domain.idempotency import IdempotencyRecord
+from domain.ids import goals_id, idempotency_id
 from domain.objectives import GoalDefinition
 
 Loaded = dict[str, AgentGoals | None]
@@ -55,7 +55,10 @@ class GoalsApp(Application[UUID]):
         position_of: PositionLookup | None = None,
         on_saved: Callable[[int], None] | None = None,
     ) -> None:
-        self.snapshotting_intervals = {AgentGoals: snapshot_interval} if snapshot_interval else {}
+        # Per instance, so the interval is a setting rather than a constant.
+        self.snapshotting_intervals = (  # type: ignore[misc]
+            {AgentGoals: snapshot_interval} if snapshot_interval else {}
+        )
         env = {**(env or {}), "IS_SNAPSHOTTING_ENABLED": "y" if snapshot_interval else ""}
         super().__init__(env)
         self.max_retries = max_retries
@@ -87,8 +90,7 @@ class GoalsApp(Application[UUID]):
             goals.set_goals(definition, meta)
             return [goals]
 
-        return self._execute(tenant, [agent_id], change, meta, expected_version, idempotency,
-                             create=True)
+        return self._execute(tenant, [agent_id], change, meta, expected_version, idempotency, create=True)
 
     def record_progress(
         self,
@@ -183,9 +185,7 @@ class GoalsApp(Application[UUID]):
 
     def read_log(self, after: int, limit: int) -> list[tuple[int, Any]]:
         """Up to `limit` events recorded after log position `after`, with their positions."""
-        notifications = self.recorder.select_notifications(
-            start=after, limit=limit, inclusive_of_start=False
-        )
+        notifications = self.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
         return [(n.id, self.mapper.to_domain_event(n)) for n in notifications]
 
     def log_position(self) -> int:
@@ -216,7 +216,7 @@ class GoalsApp(Application[UUID]):
 
     def _version_at(self, aggregate_id: UUID, as_of: datetime) -> int | None:
         found: int | None = None
-        for event in self.events.get(aggregate_id):
+        for event in cast("Iterable[AgentGoals.Event]", self.events.get(aggregate_id)):
             if event.timestamp > as_of:
                 break
             found = event.originator_version
@@ -244,16 +244,17 @@ class GoalsApp(Application[UUID]):
             changed = change(loaded)
             result = CommandResult(
                 items=tuple(
-                    Written(g.agent_id, g.id, g.version, created=loaded[g.agent_id] is None)
-                    for g in changed
+                    Written(g.agent_id, g.id, g.version, created=loaded[g.agent_id] is None) for g in changed
                 ),
                 position=0,
             )
             extra: list[IdempotencyRecord] = []
             if idempotency is not None:
-                extra.append(IdempotencyRecord.record(
-                    tenant, idempotency.key, idempotency.fingerprint, meta.actor, result.as_record()
-                ))
+                extra.append(
+                    IdempotencyRecord.record(
+                        tenant, idempotency.key, idempotency.fingerprint, meta.actor, result.as_record()
+                    )
+                )
             try:
                 recordings = self.save(*changed, *extra)
             except IntegrityError:
@@ -327,8 +328,7 @@ def _positioned(result: CommandResult, recordings: list[Recording[UUID]]) -> Com
     positions: dict[UUID, int] = {}
     for recording in recordings:
         n = recording.notification
-        positions[n.originator_id] = max(positions.get(n.originator_id, 0), n.id)
+        originator = cast(UUID, n.originator_id)
+        positions[originator] = max(positions.get(originator, 0), n.id)
     positioned = result.with_positions(positions)
     return CommandResult(items=positioned.items, position=max(positions.values()), extra=result.extra)
-
-

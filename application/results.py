@@ -34,8 +34,12 @@ class CommandResult:
     def as_record(self) -> dict[str, Any]:
         return {
             "items": [
-                {"agent_id": w.agent_id, "aggregate_id": w.aggregate_id.hex, "version": w.version,
-                 "created": w.created}
+                {
+                    "agent_id": w.agent_id,
+                    "aggregate_id": w.aggregate_id.hex,
+                    "version": w.version,
+                    "created": w.created,
+                }
                 for w in self.items
             ],
             "extra": self.extra,

@@ -59,7 +59,7 @@ def position_of(recorder: ApplicationRecorder, aggregate_id: UUID, version: int)
     if isinstance(recorder, SQLiteApplicationRecorder):
         with recorder.datastore.transaction(commit=False) as cur:
             cur.execute(
-                f"SELECT rowid FROM {recorder.events_table_name} "  # noqa: S608 - our table name
+                f"SELECT rowid FROM {recorder.events_table_name} "
                 "WHERE originator_id=? AND originator_version=?",
                 (aggregate_id.hex, version),
             )

@@ -51,8 +51,7 @@ class SQLiteReadStore:
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self._path, timeout=30, isolation_level=None,
-                                   check_same_thread=False)
+            conn = sqlite3.connect(self._path, timeout=30, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             self._local.conn = conn
@@ -95,17 +94,17 @@ class PostgresTx:
         self._cur = conn.cursor()
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        self._cur.execute(_pg_sql(sql), params)  # type: ignore[call-overload]
+        self._cur.execute(_pg_sql(sql), params)
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        self._cur.executemany(_pg_sql(sql), rows)  # type: ignore[arg-type]
+        self._cur.executemany(_pg_sql(sql), rows)
 
     def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
-        self._cur.execute(_pg_sql(sql), params)  # type: ignore[call-overload]
+        self._cur.execute(_pg_sql(sql), params)
         return self._cur.fetchone()
 
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        self._cur.execute(_pg_sql(sql), params)  # type: ignore[call-overload]
+        self._cur.execute(_pg_sql(sql), params)
         return self._cur.fetchall()
 
 
@@ -114,7 +113,11 @@ class PostgresReadStore:
 
     def __init__(self, dsn: str, *, pool_size: int = 10) -> None:
         self._pool = ConnectionPool(
-            dsn, min_size=1, max_size=pool_size, open=True, name="read-models",
+            dsn,
+            min_size=1,
+            max_size=pool_size,
+            open=True,
+            name="read-models",
             kwargs={"autocommit": True},
         )
 

@@ -19,8 +19,7 @@ class AnalyticsQueries:
         """Agents with goals, counts by status, mean/median progress, milestones achieved."""
         with self._store.read() as tx:
             rows = tx.fetchall(
-                "SELECT status, overall_progress, milestones, updates FROM goal_progress"
-                " WHERE tenant = ?",
+                "SELECT status, overall_progress, milestones, updates FROM goal_progress WHERE tenant = ?",
                 (tenant,),
             )
         progress = [float(r[1]) for r in rows]
@@ -66,7 +65,8 @@ class AnalyticsQueries:
                     "weight": o["weight"],
                     "progress": progress["objective_progress"].get(o["id"], 0.0),
                     "milestones_achieved": sorted(
-                        m["threshold"] for m in progress["milestones_achieved"]
+                        m["threshold"]
+                        for m in progress["milestones_achieved"]
                         if m["objective_id"] == o["id"] and m["goal_version"] == view["goal_version"]
                     ),
                 }

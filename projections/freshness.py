@@ -12,16 +12,12 @@ from application.ports import ReadStore
 def positions(store: ReadStore, names: Sequence[str]) -> dict[str, int]:
     marks = ", ".join("?" * len(names))
     with store.read() as tx:
-        rows = tx.fetchall(
-            f"SELECT name, position FROM projection_tracking WHERE name IN ({marks})", names
-        )
+        rows = tx.fetchall(f"SELECT name, position FROM projection_tracking WHERE name IN ({marks})", names)
     found = {r[0]: int(r[1]) for r in rows}
     return {name: found.get(name, 0) for name in names}
 
 
-def wait_for_position(
-    store: ReadStore, names: Sequence[str], position: int, timeout_s: float
-) -> None:
+def wait_for_position(store: ReadStore, names: Sequence[str], position: int, timeout_s: float) -> None:
     """Return once every named read model is at `position` or beyond; else NotCaughtUp."""
     started = time.monotonic()
     delay = 0.002

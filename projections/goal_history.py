@@ -46,7 +46,9 @@ def history_entry(event: AgentGoals.Event) -> tuple[str, dict[str, Any]] | None:
             }
         case AgentGoals.StatusChanged():
             return "status_changed", {
-                "from": event.from_status, "to": event.to_status, "reason": event.reason
+                "from": event.from_status,
+                "to": event.to_status,
+                "reason": event.reason,
             }
         case AgentGoals.AutoUpdateConfigured():
             return "auto_update_configured", auto_update_json(event.config) or {}
@@ -69,11 +71,19 @@ class GoalHistoryProjection:
             if entry is None:
                 continue
             action, data = entry
-            rows.append((
-                position, event.tenant, event.agent_id, event.originator_version, action,
-                iso(event.timestamp), event.actor, event.request_id,
-                json.dumps(data, separators=(",", ":")),
-            ))
+            rows.append(
+                (
+                    position,
+                    event.tenant,
+                    event.agent_id,
+                    event.originator_version,
+                    action,
+                    iso(event.timestamp),
+                    event.actor,
+                    event.request_id,
+                    json.dumps(data, separators=(",", ":")),
+                )
+            )
         if rows:
             tx.executemany(
                 "INSERT INTO goal_history (position, tenant, agent_id, version, action,"
@@ -107,8 +117,15 @@ class GoalHistoryQueries:
                 [*params, limit + 1],
             )
         items = [
-            {"position": int(r[0]), "action": r[1], "timestamp": r[2], "actor": r[3],
-             "data": json.loads(r[4]), "version": int(r[5]), "request_id": r[6] or None}
+            {
+                "position": int(r[0]),
+                "action": r[1],
+                "timestamp": r[2],
+                "actor": r[3],
+                "data": json.loads(r[4]),
+                "version": int(r[5]),
+                "request_id": r[6] or None,
+            }
             for r in rows[:limit]
         ]
         next_cursor = items[-1]["position"] if len(rows) > limit else None
@@ -117,8 +134,7 @@ class GoalHistoryQueries:
     def count_by_action(self, tenant: str, agent_id: str) -> dict[str, int]:
         with self._store.read() as tx:
             rows = tx.fetchall(
-                "SELECT action, COUNT(*) FROM goal_history WHERE tenant = ? AND agent_id = ?"
-                " GROUP BY action",
+                "SELECT action, COUNT(*) FROM goal_history WHERE tenant = ? AND agent_id = ? GROUP BY action",
                 (tenant, agent_id),
             )
         return {r[0]: int(r[1]) for r in rows}

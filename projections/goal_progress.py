@@ -42,10 +42,20 @@ class _Row:
     def values(self) -> tuple[Any, ...]:
         v = self.view
         return (
-            self.tenant, v["agent_id"], v["status"], v["progress"]["overall_progress"],
-            v["goal_version"], v["version"], len(v["progress"]["milestones_achieved"]),
-            self.updates, v["created_at"], v["updated_at"], self.status_since,
-            json.dumps(self.durations), self.position, json.dumps(v, separators=(",", ":")),
+            self.tenant,
+            v["agent_id"],
+            v["status"],
+            v["progress"]["overall_progress"],
+            v["goal_version"],
+            v["version"],
+            len(v["progress"]["milestones_achieved"]),
+            self.updates,
+            v["created_at"],
+            v["updated_at"],
+            self.status_since,
+            json.dumps(self.durations),
+            self.position,
+            json.dumps(v, separators=(",", ":")),
         )
 
 
@@ -103,9 +113,7 @@ class GoalProgressProjection:
         match event:
             case AgentGoals.GoalsSet(definition=definition):
                 kept = set(definition.objective_ids())
-                objective_progress = {
-                    k: v for k, v in progress["objective_progress"].items() if k in kept
-                }
+                objective_progress = {k: v for k, v in progress["objective_progress"].items() if k in kept}
                 progress["objective_progress"] = objective_progress
                 progress["overall_progress"] = weighted_overall(definition.objectives, objective_progress)
                 view["goals"] = definition_json(definition)
@@ -118,12 +126,14 @@ class GoalProgressProjection:
                 progress["last_updated"] = iso(event.observed_at)
                 row.updates += 1
             case AgentGoals.MilestoneReached():
-                progress["milestones_achieved"].append({
-                    "objective_id": event.objective_id,
-                    "threshold": event.threshold,
-                    "goal_version": event.goal_version,
-                    "reached_at": iso(event.timestamp),
-                })
+                progress["milestones_achieved"].append(
+                    {
+                        "objective_id": event.objective_id,
+                        "threshold": event.threshold,
+                        "goal_version": event.goal_version,
+                        "reached_at": iso(event.timestamp),
+                    }
+                )
             case AgentGoals.StatusChanged():
                 at = iso(event.timestamp) or ""
                 spent = _seconds_between(row.status_since, event.timestamp)
@@ -159,9 +169,7 @@ class GoalProgressQueries:
             )
         return row[0] if row else None
 
-    def list_goals(
-        self, tenant: str, *, status: str | None, limit: int, offset: int
-    ) -> GoalPage:
+    def list_goals(self, tenant: str, *, status: str | None, limit: int, offset: int) -> GoalPage:
         where, params = "tenant = ?", [tenant]
         if status is not None:
             where += " AND status = ?"

@@ -63,7 +63,9 @@ class GoalsIn(_In):
             kpi = Kpi(**item.kpi.model_dump()) if item.kpi else None
             # Progress is kept to 2 decimals, so thresholds are too (or some could never fire).
             milestones = (
-                tuple(sorted({round(t, 2) for t in item.milestones})) if item.milestones else DEFAULT_MILESTONES
+                tuple(sorted({round(t, 2) for t in item.milestones}))
+                if item.milestones
+                else DEFAULT_MILESTONES
             )
             objectives.append(Objective(derived_id, item.title, float(item.weight), kpi, milestones))
         label = self.goals.version
