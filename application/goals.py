@@ -202,6 +202,10 @@ class GoalsApp(Application[UUID]):
         the audit replay, and it uses the nearest snapshot at or before the point.
         """
         aggregate_id = goals_id(tenant, agent_id)
+        if as_of is not None and as_of.utcoffset() is None:
+            raise InvalidGoals(
+                {"as_of": "must carry a time zone offset (RFC 3339), e.g. 2026-11-20T12:00:00Z"}
+            )
         if as_of is not None:
             version = self._version_at(aggregate_id, as_of)
             if version is None:

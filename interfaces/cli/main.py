@@ -67,16 +67,19 @@ def project() -> None:
 def replay(
     agent: Annotated[str, typer.Option(help="Agent id.")],
     tenant: Annotated[str, typer.Option(help="Tenant.")] = "default",
-    as_of: Annotated[datetime | None, typer.Option(help="RFC 3339 instant to replay up to.")] = None,
+    as_of: Annotated[
+        str | None, typer.Option(help="RFC 3339 instant to replay up to, e.g. 2026-11-20T12:00:00Z.")
+    ] = None,
     version: Annotated[int | None, typer.Option(help="Aggregate version to replay up to.")] = None,
 ) -> None:
     """Print an agent's goals as they were, rebuilt from the log (the audit replay)."""
     from application.errors import GoalsNotFound
     from projections.views import view_from_aggregate
 
+    instant = _instant(as_of) if as_of is not None else None
     system = build_system()
     try:
-        goals = system.goals.goals_at(tenant, agent, version=version, as_of=as_of)
+        goals = system.goals.goals_at(tenant, agent, version=version, as_of=instant)
     except GoalsNotFound as e:
         console.print(f"[red]{e}[/]")
         raise typer.Exit(1) from None
@@ -102,6 +105,18 @@ def demo(
     finally:
         system.close()
     console.print(summary)
+
+
+def _instant(text: str) -> datetime:
+    try:
+        instant = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter("not an RFC 3339 instant", param_hint="--as-of") from None
+    if instant.utcoffset() is None:
+        raise typer.BadParameter(
+            "must carry a time zone offset, e.g. 2026-11-20T12:00:00Z", param_hint="--as-of"
+        )
+    return instant
 
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ def _fresh(system: System, names: list[str], min_position: int | None) -> None:
 def _answer(response: Response, result: CommandResult, *, created_status: int = 200) -> CommandOut:
     item = result.first
     response.headers["ETag"] = f'"{item.version}"'
-    if item.created and not result.replayed:
+    if item.created:
         response.status_code = created_status
     return CommandOut(
         agent_id=item.agent_id,
