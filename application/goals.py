@@ -59,7 +59,7 @@ class GoalsApp(Application[UUID]):
         self.snapshotting_intervals = (  # type: ignore[misc]
             {AgentGoals: snapshot_interval} if snapshot_interval else {}
         )
-        env = {**(env or {}), "IS_SNAPSHOTTING_ENABLED": "y" if snapshot_interval else ""}
+        env = {**(env or {}), "IS_SNAPSHOTTING_ENABLED": "y" if snapshot_interval else "n"}
         super().__init__(env)
         self.max_retries = max_retries
         self._position_of = position_of
@@ -120,6 +120,8 @@ class GoalsApp(Application[UUID]):
         idempotency: Idempotency | None = None,
     ) -> CommandResult:
         """Many agents' progress in one transaction: all of it is recorded, or none."""
+        if not updates:
+            raise InvalidGoals({"updates": "at least one update is required"})
         agent_ids = list(dict.fromkeys(u.agent_id for u in updates))
 
         def change(loaded: Loaded) -> list[AgentGoals]:

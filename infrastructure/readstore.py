@@ -11,9 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import psycopg_pool
 from psycopg_pool import ConnectionPool
 
 from application.ports import Row
+
+# Errors that mean "the store is unavailable right now", not "this data is wrong".
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    psycopg.OperationalError,
+    psycopg_pool.PoolTimeout,
+    sqlite3.OperationalError,
+)
 
 
 class SQLiteTx:

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from application.goals import GoalsApp
 from application.ports import ReadStore
 from infrastructure.eventstore import PostgresListener, eventsourcing_env, position_of
-from infrastructure.readstore import PostgresReadStore, SQLiteReadStore
+from infrastructure.readstore import TRANSIENT_ERRORS, PostgresReadStore, SQLiteReadStore
+from infrastructure.schema import schema_lock
 from infrastructure.settings import Settings
 from projections.analytics import AnalyticsQueries
 from projections.goal_history import GoalHistoryProjection, GoalHistoryQueries
@@ -48,22 +49,24 @@ def build_system(settings: Settings | None = None) -> System:
     else:
         store = SQLiteReadStore(settings.read_models_path)
     runner_ref: list[ProjectionRunner] = []
-    goals = GoalsApp(
-        eventsourcing_env(settings),
-        snapshot_interval=settings.snapshot_interval,
-        max_retries=settings.command_retries,
-        position_of=position_of,
-        on_saved=lambda position: runner_ref[0].wake(position) if runner_ref else None,
-    )
-    runner = ProjectionRunner(
-        goals.read_log,
-        store,
-        [GoalProgressProjection(), GoalHistoryProjection()],
-        page_size=settings.projection_page_size,
-        poll_s=settings.projection_poll_s,
-    )
-    runner_ref.append(runner)
-    runner.setup()
+    with schema_lock(settings):
+        goals = GoalsApp(
+            eventsourcing_env(settings),
+            snapshot_interval=settings.snapshot_interval,
+            max_retries=settings.command_retries,
+            position_of=position_of,
+            on_saved=lambda position: runner_ref[0].wake(position) if runner_ref else None,
+        )
+        runner = ProjectionRunner(
+            goals.read_log,
+            store,
+            [GoalProgressProjection(), GoalHistoryProjection()],
+            page_size=settings.projection_page_size,
+            poll_s=settings.projection_poll_s,
+            transient=TRANSIENT_ERRORS,
+        )
+        runner_ref.append(runner)
+        runner.setup()
     listener = None
     if settings.is_postgres:
         channel = getattr(goals.recorder, "channel_name", "a2a_events")

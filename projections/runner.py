@@ -56,12 +56,16 @@ class ProjectionRunner:
         *,
         page_size: int = 1000,
         poll_s: float = 0.5,
+        transient: tuple[type[BaseException], ...] = (),
     ) -> None:
+        """`transient` errors (a database restarting) are retried after a pause; any other
+        error stops the runner at the failing page."""
         self._read_log = read_log
         self._store = store
         self._projections = list(projections)
         self._page_size = page_size
         self._poll_s = poll_s
+        self._transient = transient
         self._wakeup = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -101,7 +105,8 @@ class ProjectionRunner:
                 if pending:
                     projection.apply(tx, pending)
                     tx.execute(
-                        "UPDATE projection_tracking SET position = ?, updated_at = ? WHERE name = ?",
+                        "UPDATE projection_tracking SET position = ?, state = 'live', error = NULL,"
+                        " updated_at = ? WHERE name = ?",
                         (pending[-1][0], time.time(), projection.name),
                     )
         return len(page)
@@ -138,9 +143,16 @@ class ProjectionRunner:
         self._loop()
 
     def _loop(self) -> None:
+        backoff = self._poll_s
         while not self._stopping.is_set():
             try:
                 self.catch_up()
+                backoff = self._poll_s
+            except self._transient as error:
+                log.warning("projections paused, store unavailable (%s); retrying in %.1fs", error, backoff)
+                self._stopping.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
             except Exception as error:
                 self._fail(error)
                 return
@@ -149,12 +161,16 @@ class ProjectionRunner:
 
     def _fail(self, error: Exception) -> None:
         self.failure = error
+        # The page is one transaction for every projection, so all of them stop here.
         log.exception("projection runner stopped: it will not skip the failing event")
+        names = self.names
+        marks = ", ".join("?" * len(names))
         try:
             with self._store.transaction() as tx:
                 tx.execute(
-                    "UPDATE projection_tracking SET state = 'failed', error = ?, updated_at = ?",
-                    (f"{type(error).__name__}: {error}", time.time()),
+                    "UPDATE projection_tracking SET state = 'failed', error = ?, updated_at = ?"
+                    f" WHERE name IN ({marks})",
+                    (f"{type(error).__name__}: {error}", time.time(), *names),
                 )
         except Exception:
             log.exception("could not record the projection failure")

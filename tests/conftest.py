@@ -50,9 +50,7 @@ def store_kind(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def make_settings(
-    store_kind: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> Callable[..., Settings]:
+def make_settings(store_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Callable[..., Settings]:
     """Settings for the store under test; extra keyword arguments override by alias."""
 
     def make(**overrides: object) -> Settings:

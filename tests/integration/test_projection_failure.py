@@ -1,0 +1,127 @@
+"""A projection that raises stops the runner where it is: state 'failed' with the error, the
+position before the failing event, nothing at or after it applied, nothing skipped."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from application.goals import ProgressUpdate
+from application.ports import ReadStore, Tx
+from interfaces.bootstrap import System
+from projections.goal_history import GoalHistoryProjection
+from projections.goal_progress import GoalProgressProjection
+from projections.runner import LogPage, ProjectionRunner
+from tests.integration.support import fresh_read_store, meta, rows, tracking, two_objectives, wait_until
+
+AGENT = "fragile"
+
+
+class FailsAt(GoalHistoryProjection):
+    """goal_history, except that it raises on one log position."""
+
+    def __init__(self, position: int | None) -> None:
+        self.position = position
+
+    def apply(self, tx: Tx, events: LogPage) -> None:
+        if any(p == self.position for p, _ in events):
+            raise RuntimeError(f"cannot project event {self.position}")
+        super().apply(tx, events)
+
+
+def _runner(system: System, store: ReadStore, fail_at: int | None) -> ProjectionRunner:
+    return ProjectionRunner(
+        system.goals.read_log, store, [GoalProgressProjection(), FailsAt(fail_at)], page_size=2, poll_s=0.05
+    )
+
+
+@pytest.fixture
+def store(system: System, tmp_path: Path) -> Iterator[ReadStore]:
+    """An empty read store whose runners start at the current end of the log."""
+    with fresh_read_store(system.settings, tmp_path) as fresh:
+        _runner(system, fresh, None).setup()
+        with fresh.transaction() as tx:
+            tx.execute("UPDATE projection_tracking SET position = ?", (system.goals.log_position(),))
+        yield fresh
+
+
+def _write(system: System, tenant: str) -> list[int]:
+    """Goals and five progress updates; the log position each command ended at."""
+    results = [system.goals.set_goals(tenant, AGENT, two_objectives(), meta())]
+    for value in (10, 20, 30, 40, 60):
+        results.append(system.goals.record_progress(tenant, ProgressUpdate(AGENT, {"speed": value}), meta()))
+    return [r.position for r in results]
+
+
+def _history_positions(store: ReadStore, tenant: str) -> list[int]:
+    found = rows(store, "SELECT position FROM goal_history WHERE tenant = ? ORDER BY position", (tenant,))
+    return [int(r[0]) for r in found]
+
+
+def test_failing_projection_stops_without_advancing(system: System, store: ReadStore, tenant: str) -> None:
+    positions = _write(system, tenant)
+    fail_at = positions[3]  # the third progress update
+    runner = _runner(system, store, fail_at)
+    runner.start()
+    try:
+        wait_until(lambda: runner.failure is not None, 30, "the runner to fail")
+    finally:
+        runner.stop()
+
+    assert isinstance(runner.failure, RuntimeError)
+    marks = tracking(store)
+    for name in ("goal_progress", "goal_history"):
+        position, state, error = marks[name]
+        assert state == "failed"
+        assert error == f"RuntimeError: cannot project event {fail_at}"
+        assert position < fail_at
+    stopped_at = min(p for p, _, _ in marks.values())
+    assert stopped_at >= positions[2], "pages before the failing one are applied"
+
+    # nothing at or after the failing event is in either read model, nothing before it is missing
+    applied = _history_positions(store, tenant)
+    assert applied and max(applied) <= stopped_at
+    system.runner.catch_up()
+    everything = system.history.history(tenant, AGENT, after=0, limit=100).items
+    assert applied == [e["position"] for e in everything if e["position"] <= stopped_at]
+    progress = rows(store, "SELECT position, updates FROM goal_progress WHERE tenant = ?", (tenant,))
+    assert len(progress) == 1
+    assert progress[0][0] <= stopped_at
+    updates_before = [
+        e for e in everything if e["action"] == "progress_updated" and e["position"] <= stopped_at
+    ]
+    assert progress[0][1] == len(updates_before) >= 2
+
+    # running it again fails again on the same event: it never skips it
+    with pytest.raises(RuntimeError, match=str(fail_at)):
+        runner.catch_up()
+    assert tracking(store)["goal_history"][0] == marks["goal_history"][0]
+
+
+def test_fixed_projection_resumes_from_where_it_stopped(
+    system: System, store: ReadStore, tenant: str
+) -> None:
+    positions = _write(system, tenant)
+    broken = _runner(system, store, positions[3])
+    broken.start()
+    try:
+        wait_until(lambda: broken.failure is not None, 30, "the runner to fail")
+    finally:
+        broken.stop()
+
+    fixed = _runner(system, store, None)
+    fixed.setup()
+    fixed.catch_up()
+    system.runner.catch_up()
+
+    assert _history_positions(store, tenant) == _history_positions(system.store, tenant)
+    columns = "agent_id, status, overall_progress, version, milestones, updates, position, view"
+    sql = f"SELECT {columns} FROM goal_progress WHERE tenant = ?"
+    assert rows(store, sql, (tenant,)) == rows(system.store, sql, (tenant,))
+    # the projector is healthy again: it must not keep reporting the old failure
+    assert {s.name: (s.state, s.error) for s in fixed.statuses()} == {
+        "goal_progress": ("live", None),
+        "goal_history": ("live", None),
+    }
