@@ -67,7 +67,7 @@ def test_same_idempotency_key_and_body_answers_the_same_and_writes_once(
 ) -> None:
     api = api_on_each_store
     created = ok(api.post("/agents/a1", json=GOALS, headers={"Idempotency-Key": "create-a1"}), 201)
-    retried = ok(api.post("/agents/a1", json=GOALS, headers={"Idempotency-Key": "create-a1"}))
+    retried = ok(api.post("/agents/a1", json=GOALS, headers={"Idempotency-Key": "create-a1"}), 201)
     assert retried["replayed"] is True
     assert {k: v for k, v in retried.items() if k != "replayed"} == {
         k: v for k, v in created.items() if k != "replayed"
