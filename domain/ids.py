@@ -13,3 +13,8 @@ def goals_id(tenant: str, agent_id: str) -> UUID:
 
 def idempotency_id(tenant: str, key: str) -> UUID:
     return uuid5(NAMESPACE, f"{tenant}:idempotency:{key}")
+
+
+def client_id_to_uuid(client_id: str) -> UUID:
+    """Client ids are global: the token endpoint learns the tenant from the client."""
+    return uuid5(NAMESPACE, f"oauth-client:{client_id}")

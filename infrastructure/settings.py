@@ -6,8 +6,12 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from infrastructure.ratelimit import Rate
+
+DEFAULT_PASSWORDS = frozenset({"postgres", "password", "change-me", "changeme", "secret", "admin"})
 
 
 class Settings(BaseSettings):
@@ -33,18 +37,66 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(10, alias="DB_POOL_SIZE", ge=1)
 
     max_body_bytes: int = Field(1_048_576, alias="MAX_BODY_BYTES", ge=1024)
-    default_tenant: str = Field("default", alias="DEFAULT_TENANT")
+    default_tenant: str = Field("default", alias="DEFAULT_TENANT", description="tenant of the dev client")
+
+    token_issuer: str = Field("a2a-goals", alias="TOKEN_ISSUER")
+    token_audience: str = Field("a2a-goals-api", alias="TOKEN_AUDIENCE")
+    token_ttl_s: int = Field(900, alias="TOKEN_TTL_S", ge=60, le=86_400)
+    jwt_algorithms: str = Field("ES256", alias="JWT_ALGORITHMS", description="comma-separated allow-list")
+    signing_keys: SecretStr | None = Field(
+        None, alias="SIGNING_KEYS", description="PEM EC P-256 private keys, newest last; required in prod"
+    )
+    key_rotate_days: float = Field(30, alias="KEY_ROTATE_DAYS", gt=0)
+    external_jwks_url: str = Field("", alias="EXTERNAL_JWKS_URL")
+    external_issuer: str = Field("", alias="EXTERNAL_ISSUER")
+
+    redis_url: str = Field("", alias="REDIS_URL")
+    rate_limit_reads: str = Field("600/minute", alias="RATE_LIMIT_READS")
+    rate_limit_writes: str = Field("120/minute", alias="RATE_LIMIT_WRITES")
+    rate_limit_token: str = Field("30/minute", alias="RATE_LIMIT_TOKEN")
+    rate_limit_search: str = Field("300/minute", alias="RATE_LIMIT_SEARCH")
+    rate_limit_fail_open: bool = Field(True, alias="RATE_LIMIT_FAIL_OPEN")
+
+    cors_origins: str = Field("", alias="CORS_ORIGINS", description="comma-separated allowed origins")
+    cors_allow_credentials: bool = Field(False, alias="CORS_ALLOW_CREDENTIALS")
+
+    @field_validator("rate_limit_reads", "rate_limit_writes", "rate_limit_token", "rate_limit_search")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        Rate.parse(value)
+        return value
 
     @model_validator(mode="after")
     def _refuse_insecure_production(self) -> Settings:
+        if "*" in self.cors_origin_list and self.cors_allow_credentials:
+            raise ValueError("CORS_ORIGINS=* cannot be combined with CORS_ALLOW_CREDENTIALS")
         if self.env == "prod":
             if self.debug:
                 raise ValueError("DEBUG must be off when APP_ENV=prod")
             if not self.is_postgres:
                 raise ValueError("APP_ENV=prod needs DATABASE_URL naming a PostgreSQL database")
+            if self.signing_keys is None or not self.signing_keys.get_secret_value().strip():
+                raise ValueError("APP_ENV=prod needs SIGNING_KEYS (PEM private keys); none are generated")
+            password = urlsplit(self.database_url).password or ""
+            if password.lower() in DEFAULT_PASSWORDS:
+                raise ValueError("DATABASE_URL uses a well-known default password; refusing APP_ENV=prod")
+            if not self.redis_url:
+                raise ValueError("APP_ENV=prod needs REDIS_URL: rate limits must be shared by all replicas")
         if self.database_url and not self.is_postgres:
             raise ValueError("DATABASE_URL must be a postgresql:// URL (or unset for SQLite)")
         return self
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    @property
+    def algorithm_list(self) -> list[str]:
+        return [a.strip() for a in self.jwt_algorithms.split(",") if a.strip()]
+
+    @property
+    def keys_path(self) -> Path:
+        return self.data_dir / "signing-keys.json"
 
     @property
     def is_postgres(self) -> bool:

@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from application.clients import ClientsService, SecretScheme
 from application.goals import GoalsApp
 from application.ports import ReadStore
+from infrastructure import client_secrets
 from infrastructure.eventstore import PostgresListener, eventsourcing_env, position_of
+from infrastructure.ratelimit import InProcessRateLimiter, Rate, RateLimiter, RedisRateLimiter
 from infrastructure.readstore import TRANSIENT_ERRORS, PostgresReadStore, SQLiteReadStore
 from infrastructure.schema import schema_lock
+from infrastructure.security_log import SecurityLog
 from infrastructure.settings import Settings
+from infrastructure.tokens import KeyRing, TokenIssuer, TokenVerifier
+from interfaces.http.auth import Authenticator, RateLimits
 from projections.analytics import AnalyticsQueries
+from projections.clients import ClientQueries, ClientsProjection
 from projections.goal_history import GoalHistoryProjection, GoalHistoryQueries
 from projections.goal_progress import GoalProgressProjection, GoalProgressQueries
 from projections.runner import ProjectionRunner
+
+DAY_S = 86_400
+PEM_BLOCK = re.compile(r"-----BEGIN [A-Z ]+-----.+?-----END [A-Z ]+-----", re.S)
 
 
 @dataclass
@@ -25,6 +40,12 @@ class System:
     progress: GoalProgressQueries
     history: GoalHistoryQueries
     analytics: AnalyticsQueries
+    clients: ClientsService
+    client_queries: ClientQueries
+    keys: KeyRing
+    issuer: TokenIssuer
+    auth: Authenticator
+    security: SecurityLog
     listener: PostgresListener | None = None
 
     def start_projections(self) -> None:
@@ -48,6 +69,7 @@ def build_system(settings: Settings | None = None) -> System:
         store = PostgresReadStore(settings.database_url, pool_size=settings.db_pool_size)
     else:
         store = SQLiteReadStore(settings.read_models_path)
+    security = SecurityLog(store)
     runner_ref: list[ProjectionRunner] = []
     with schema_lock(settings):
         goals = GoalsApp(
@@ -60,17 +82,27 @@ def build_system(settings: Settings | None = None) -> System:
         runner = ProjectionRunner(
             goals.read_log,
             store,
-            [GoalProgressProjection(), GoalHistoryProjection()],
+            [GoalProgressProjection(), GoalHistoryProjection(), ClientsProjection()],
             page_size=settings.projection_page_size,
             poll_s=settings.projection_poll_s,
             transient=TRANSIENT_ERRORS,
         )
         runner_ref.append(runner)
         runner.setup()
+        security.setup()
+        keys = _keys(settings)
     listener = None
     if settings.is_postgres:
         channel = getattr(goals.recorder, "channel_name", "a2a_events")
         listener = PostgresListener(settings.database_url, channel, runner.wake)
+    client_queries = ClientQueries(store)
+    verifier = TokenVerifier(
+        keys,
+        issuer=settings.token_issuer,
+        audience=settings.token_audience,
+        algorithms=settings.algorithm_list,
+    )
+    auth = Authenticator(verifier, client_queries, _limiter(settings, security), _limits(settings), security)
     return System(
         settings=settings,
         goals=goals,
@@ -79,5 +111,55 @@ def build_system(settings: Settings | None = None) -> System:
         progress=GoalProgressQueries(store),
         history=GoalHistoryQueries(store),
         analytics=AnalyticsQueries(store),
+        clients=ClientsService(goals, _secret_scheme()),
+        client_queries=client_queries,
+        keys=keys,
+        issuer=TokenIssuer(
+            keys, issuer=settings.token_issuer, audience=settings.token_audience, ttl_s=settings.token_ttl_s
+        ),
+        auth=auth,
+        security=security,
         listener=listener,
+    )
+
+
+def _keys(settings: Settings) -> KeyRing:
+    if settings.signing_keys is not None and settings.signing_keys.get_secret_value().strip():
+        return KeyRing.from_pem(PEM_BLOCK.findall(settings.signing_keys.get_secret_value()))
+    rotate_s = settings.key_rotate_days * DAY_S
+    # Generated keys (dev and test only: prod refuses to start without SIGNING_KEYS).
+    return KeyRing.load_or_create(
+        settings.keys_path, rotate_after_s=rotate_s, retire_after_s=rotate_s + DAY_S
+    )
+
+
+def _limiter(settings: Settings, security: SecurityLog) -> RateLimiter:
+    if not settings.redis_url:
+        return InProcessRateLimiter()
+    # Short timeouts and no retries: a limiter must answer fast, even when Redis is away.
+    client = redis.Redis.from_url(
+        settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0)
+    )
+    return RedisRateLimiter(
+        client,
+        fail_open=settings.rate_limit_fail_open,
+        on_unavailable=lambda error: security.record("rate_limiter_unavailable", error=type(error).__name__),
+    )
+
+
+def _limits(settings: Settings) -> RateLimits:
+    return RateLimits(
+        reads=Rate.parse(settings.rate_limit_reads),
+        writes=Rate.parse(settings.rate_limit_writes),
+        token=Rate.parse(settings.rate_limit_token),
+        search=Rate.parse(settings.rate_limit_search),
+    )
+
+
+def _secret_scheme() -> SecretScheme:
+    return SecretScheme(
+        new_client_id=client_secrets.new_client_id,
+        new_secret=client_secrets.new_secret,
+        hash=client_secrets.hash_secret,
+        verify=client_secrets.verify_secret,
     )

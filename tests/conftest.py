@@ -9,17 +9,19 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
 
+from domain.clients import SCOPES
 from infrastructure.settings import Settings
 from interfaces.bootstrap import System, build_system
 
 ROOT = Path(__file__).resolve().parent.parent
+ALL_SCOPES: tuple[str, ...] = tuple(sorted(SCOPES))
 
 
 def _require_services() -> bool:
@@ -87,6 +89,8 @@ class Server:
     """A real `a2a-goals serve` process on a free port."""
 
     def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.env = env
+        self._tokens: dict[tuple[str, tuple[str, ...]], dict[str, str]] = {}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._log = log.open("w")
@@ -111,6 +115,30 @@ class Server:
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"server did not start: {log.read_text()}")
+
+    def client(self, tenant: str, scopes: Sequence[str] = ALL_SCOPES) -> tuple[str, str]:
+        """Register an OAuth client in this server's store; returns (client_id, secret)."""
+        system = build_system(Settings(**{**self.env, "RUN_PROJECTIONS_IN_PROCESS": "false"}))  # type: ignore[arg-type]
+        try:
+            issued = system.clients.create(tenant, "test", list(scopes), actor="test-setup")
+        finally:
+            system.close()
+        return issued.client_id, issued.client_secret
+
+    def auth_headers(self, tenant: str, scopes: Sequence[str] = ALL_SCOPES) -> dict[str, str]:
+        """Authorization headers with a fresh token of a new client of `tenant` (cached)."""
+        key = (tenant, tuple(sorted(scopes)))
+        if key not in self._tokens:
+            client_id, secret = self.client(tenant, scopes)
+            answer = httpx.post(
+                f"{self.url}/oauth/token",
+                data={"grant_type": "client_credentials"},
+                auth=(client_id, secret),
+                timeout=30,
+            )
+            answer.raise_for_status()
+            self._tokens[key] = {"Authorization": f"Bearer {answer.json()['access_token']}"}
+        return self._tokens[key]
 
     def stop(self) -> None:
         self.proc.terminate()

@@ -63,6 +63,39 @@ def project() -> None:
         system.close()
 
 
+clients_app = typer.Typer(help="OAuth clients.", no_args_is_help=True)
+app.add_typer(clients_app, name="clients")
+
+
+@clients_app.command("create")
+def clients_create(
+    tenant: Annotated[str, typer.Option(help="Tenant the client acts in.")],
+    scopes: Annotated[str, typer.Option(help='Space-separated, e.g. "goals:read goals:write".')],
+    name: Annotated[str, typer.Option(help="A name for people.")] = "cli",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Register a client; its secret is printed once and only a hash is stored."""
+    system = build_system()
+    try:
+        issued = system.clients.create(tenant, name, scopes.split(), actor="cli")
+    finally:
+        system.close()
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "client_id": issued.client_id,
+                    "client_secret": issued.client_secret,
+                    "tenant": issued.tenant,
+                    "scopes": list(issued.scopes),
+                }
+            )
+        )
+        return
+    typer.echo(f"client_id:     {issued.client_id}\nclient_secret: {issued.client_secret}")
+    console.print("The secret is shown once; store it now.")
+
+
 @app.command()
 def replay(
     agent: Annotated[str, typer.Option(help="Agent id.")],

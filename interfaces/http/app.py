@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import sys as sys_module
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from infrastructure.settings import Settings
 from interfaces.bootstrap import System, build_system
+from interfaces.devclient import ensure_dev_client
 from interfaces.http import problems
-from interfaces.http.middleware import BodyLimitMiddleware, RequestIdMiddleware
-from interfaces.http.routes import analytics, goals
+from interfaces.http.middleware import BodyLimitMiddleware, RequestIdMiddleware, SecurityHeadersMiddleware
+from interfaces.http.routes import admin, analytics, goals, oauth
 
 DESCRIPTION = """Goals for A2A agents, event-sourced: every goal, progress update, milestone
 and status change is an immutable event. Commands answer with the aggregate `version`
@@ -30,6 +33,9 @@ def create_app(system: System | None = None, settings: Settings | None = None) -
         if owned and sys.settings.run_projections:
             sys.runner.catch_up()
             sys.start_projections()
+        if owned and (hint := ensure_dev_client(sys)):
+            # Straight to the terminal, not through logging: log lines never carry secrets.
+            print(hint, file=sys_module.stderr, flush=True)
         try:
             yield
         finally:
@@ -40,9 +46,19 @@ def create_app(system: System | None = None, settings: Settings | None = None) -
     if system is not None:
         app.state.system = system
     problems.install(app)
-    app.include_router(goals.router)
-    app.include_router(analytics.router)
-    max_body = (system.settings if system else settings or Settings()).max_body_bytes
-    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body)
+    for router in (goals.router, analytics.router, oauth.router, admin.router):
+        app.include_router(router)
+    config = system.settings if system else settings or Settings()
+    app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
+    if config.cors_origin_list:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=config.cors_origin_list,
+            allow_credentials=config.cors_allow_credentials,
+            allow_methods=["GET", "POST", "PUT"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "If-Match", "X-Request-ID"],
+            expose_headers=["ETag", "Location", "Retry-After", "X-Request-ID"],
+        )
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -1,10 +1,9 @@
-"""Request-scoped inputs shared by the routes: who is asking, and command preconditions."""
+"""Request-scoped inputs shared by the routes: the system, and command preconditions."""
 
 from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
@@ -14,31 +13,12 @@ from application.goals import Idempotency
 from domain.goals import Meta
 from interfaces.bootstrap import System
 
-TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
-
-
-@dataclass(frozen=True)
-class Principal:
-    tenant: str
-    actor: str
 
 
 async def system(request: Request) -> System:
     sys: System = request.app.state.system
     return sys
-
-
-async def principal(
-    request: Request,
-    x_tenant: Annotated[str | None, Header(description="Tenant (until token auth replaces it).")] = None,
-    x_actor: Annotated[str | None, Header(description="Who is acting, recorded on events.")] = None,
-) -> Principal:
-    """The caller: the one place tenant and actor are decided for every route."""
-    tenant = x_tenant or request.app.state.system.settings.default_tenant
-    if not TENANT.match(tenant):
-        raise _bad_header("x-tenant", "letters, digits, '_', '.' or '-' (at most 64)")
-    return Principal(tenant=tenant, actor=(x_actor or "anonymous")[:200])
 
 
 async def idempotency(
@@ -72,14 +52,9 @@ async def if_match(
     return int(value)
 
 
-async def meta(
-    request: Request,
-    who: Annotated[Principal, Depends(principal)],
-    key: Annotated[Idempotency | None, Depends(idempotency)],
-) -> Meta:
-    return Meta(
-        actor=who.actor, request_id=request.state.request_id, idempotency_key=key.key if key else None
-    )
+def command_meta(request: Request, actor: str, key: Idempotency | None) -> Meta:
+    """What every event of this request records about who asked and in which request."""
+    return Meta(actor=actor, request_id=request.state.request_id, idempotency_key=key.key if key else None)
 
 
 def _bad_header(name: str, expected: str) -> Exception:
@@ -89,7 +64,5 @@ def _bad_header(name: str, expected: str) -> Exception:
 
 
 SystemDep = Annotated[System, Depends(system)]
-PrincipalDep = Annotated[Principal, Depends(principal)]
 IdempotencyDep = Annotated[Idempotency | None, Depends(idempotency)]
 IfMatchDep = Annotated[int | None, Depends(if_match)]
-MetaDep = Annotated[Meta, Depends(meta)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import sqlite3
 from dataclasses import dataclass
 from typing import Any
@@ -15,9 +16,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from application.clients import ClientNotFound
 from application.errors import ConcurrencyConflict, GoalsNotFound, NotCaughtUp, VersionMismatch
+from domain.clients import ClientDisabled
 from domain.errors import GoalNotActive, InvalidGoals, TransitionRefused
 from domain.idempotency import KeyReused
+from infrastructure.ratelimit import RateLimiterUnavailable
+from interfaces.http.auth import Forbidden, RateLimited, Unauthorized
 
 log = logging.getLogger(__name__)
 MEDIA_TYPE = "application/problem+json"
@@ -26,6 +31,7 @@ UNAVAILABLE = (
     psycopg_pool.PoolTimeout,
     sqlite3.OperationalError,
     StoreOperationalError,
+    RateLimiterUnavailable,
 )
 
 
@@ -46,6 +52,10 @@ KEY_REUSED = Problem(422, "idempotency-key-reused", "Idempotency-Key reused with
 NOT_CAUGHT_UP = Problem(504, "not-caught-up", "Read model has not reached the position yet")
 UNAVAILABLE_PROBLEM = Problem(503, "unavailable", "A dependency is unavailable")
 TOO_LARGE = Problem(413, "body-too-large", "Request body is too large")
+UNAUTHORIZED = Problem(401, "unauthorized", "Authentication required")
+FORBIDDEN = Problem(403, "insufficient-scope", "The token lacks a required scope")
+TOO_MANY = Problem(429, "rate-limited", "Too many requests")
+CLIENT_DISABLED = Problem(409, "client-disabled", "The client is disabled")
 INTERNAL = Problem(500, "internal", "Internal error")
 
 
@@ -126,9 +136,43 @@ def install(app: FastAPI) -> None:
         return problem_response(
             request,
             UNAVAILABLE_PROBLEM,
-            "the database is unavailable; retry shortly",
+            "a backing service is unavailable; retry shortly",
             headers={"Retry-After": "5"},
         )
+
+    @app.exception_handler(Unauthorized)
+    async def unauthorized(request: Request, exc: Unauthorized) -> JSONResponse:
+        challenge = 'Bearer realm="a2a-goals"'
+        if exc.has_token:
+            challenge += f', error="invalid_token", error_description="{exc.reason}"'
+        detail = "a valid bearer token is required" if not exc.has_token else f"invalid token: {exc.reason}"
+        return problem_response(request, UNAUTHORIZED, detail, headers={"WWW-Authenticate": challenge})
+
+    @app.exception_handler(Forbidden)
+    async def forbidden(request: Request, exc: Forbidden) -> JSONResponse:
+        scope = " ".join(exc.missing)
+        challenge = f'Bearer realm="a2a-goals", error="insufficient_scope", scope="{scope}"'
+        return problem_response(request, FORBIDDEN, str(exc), headers={"WWW-Authenticate": challenge})
+
+    @app.exception_handler(RateLimited)
+    async def rate_limited(request: Request, exc: RateLimited) -> JSONResponse:
+        d = exc.decision
+        retry = max(1, math.ceil(d.retry_after_s))
+        headers = {
+            "Retry-After": str(retry),
+            "RateLimit-Limit": str(d.limit),
+            "RateLimit-Remaining": str(d.remaining),
+            "RateLimit-Reset": str(max(1, math.ceil(d.reset_s))),
+        }
+        return problem_response(request, TOO_MANY, str(exc), headers=headers)
+
+    @app.exception_handler(ClientNotFound)
+    async def client_not_found(request: Request, exc: ClientNotFound) -> JSONResponse:
+        return problem_response(request, NOT_FOUND, str(exc))
+
+    @app.exception_handler(ClientDisabled)
+    async def client_disabled(request: Request, exc: ClientDisabled) -> JSONResponse:
+        return problem_response(request, CLIENT_DISABLED, str(exc))
 
     for exc_type in UNAVAILABLE:
         app.add_exception_handler(exc_type, unavailable)

@@ -52,7 +52,9 @@ def test_demo_fleet_is_served_by_a_server_on_the_same_data_dir(
     demo_dir: Path, start_server: Callable[..., Server]
 ) -> None:
     server = start_server(DATA_DIR=str(demo_dir))
-    with httpx.Client(base_url=f"{server.url}{API}", timeout=30) as api:
+    # the demo loads into tenant "default"
+    headers = server.auth_headers("default")
+    with httpx.Client(base_url=f"{server.url}{API}", headers=headers, timeout=30) as api:
         listed = api.get("/")
         assert listed.status_code == 200, listed.text
         fleet = listed.json()

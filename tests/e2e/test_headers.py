@@ -1,5 +1,5 @@
-"""Request headers over real HTTP: Idempotency-Key (on both stores), X-Request-ID, X-Tenant,
-and the published API description."""
+"""Request headers over real HTTP: Idempotency-Key (on both stores), X-Request-ID, the tenant
+the bearer token names, and the published API description."""
 
 from __future__ import annotations
 
@@ -37,7 +37,8 @@ def server(start_server: Callable[..., Server]) -> Server:
 
 @pytest.fixture
 def api(server: Server, tenant: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=f"{server.url}{API}", headers={"X-Tenant": tenant}, timeout=30) as client:
+    headers = server.auth_headers(tenant)
+    with httpx.Client(base_url=f"{server.url}{API}", headers=headers, timeout=30) as client:
         yield client
 
 
@@ -47,7 +48,8 @@ def api_on_each_store(
 ) -> Iterator[httpx.Client]:
     env = {"DATABASE_URL": request.getfixturevalue("pg_url")} if store_kind == "postgres" else {}
     server = start_server(**env)
-    with httpx.Client(base_url=f"{server.url}{API}", headers={"X-Tenant": tenant}, timeout=30) as client:
+    headers = server.auth_headers(tenant)
+    with httpx.Client(base_url=f"{server.url}{API}", headers=headers, timeout=30) as client:
         yield client
 
 
@@ -138,12 +140,13 @@ def test_a_well_formed_request_id_is_echoed_and_recorded_in_the_history(api: htt
 
 def test_a_tenant_sees_nothing_of_another_tenant(server: Server, tenant: str) -> None:
     tenant_b = f"{tenant}-b"
+    as_a = server.auth_headers(tenant)
+    as_b = server.auth_headers(tenant_b)
     with httpx.Client(base_url=f"{server.url}{API}", timeout=30) as http:
-        created = ok(http.post("/agents/a1", json=GOALS, headers={"X-Tenant": tenant}), 201)
+        created = ok(http.post("/agents/a1", json=GOALS, headers=as_a), 201)
         wait = {"min_position": created["position"]}
-        assert ok(http.get("/agents/a1", params=wait, headers={"X-Tenant": tenant}))["agent_id"] == "a1"
+        assert ok(http.get("/agents/a1", params=wait, headers=as_a))["agent_id"] == "a1"
 
-        as_b = {"X-Tenant": tenant_b}
         assert http.get("/agents/a1", params=wait, headers=as_b).status_code == 404
         assert http.get("/agents/a1/history", params=wait, headers=as_b).status_code == 404
         assert http.get("/agents/a1", params={"version": 2}, headers=as_b).status_code == 404
@@ -153,10 +156,13 @@ def test_a_tenant_sees_nothing_of_another_tenant(server: Server, tenant: str) ->
         assert ok(http.get("/analytics", params=wait, headers=as_b))["agents_with_goals"] == 0
         progress = http.put("/agents/a1/progress", json={"objective_progress": {"alpha": 5}}, headers=as_b)
         assert progress.status_code == 404
+        # the tenant is the token's: a tenant header naming A does not let B's token in
+        posing = http.get("/agents/a1", params=wait, headers={**as_b, "X-Tenant": tenant})
+        assert posing.status_code == 404
 
         # B may use the same agent id for an agent of its own; A's stays as it was
         ok(http.post("/agents/a1", json=GOALS, headers=as_b), 201)
-        mine = ok(http.get("/", params=wait, headers={"X-Tenant": tenant}))
+        mine = ok(http.get("/", params=wait, headers=as_a))
         assert mine["total"] == 1
         assert mine["items"][0]["progress"]["objective_progress"] == {}
 

@@ -20,9 +20,11 @@ GOALS: dict[str, Any] = {
 
 @pytest.fixture
 def api(start_server: Callable[..., Server], tenant: str) -> Iterator[httpx.Client]:
-    """A client of a server with a small body limit and a short read-your-writes wait."""
+    """A client (with a token of this test's tenant) of a server with a small body limit and a
+    short read-your-writes wait."""
     server = start_server(MAX_BODY_BYTES=str(MAX_BODY), MIN_POSITION_TIMEOUT_S="0.2")
-    with httpx.Client(base_url=f"{server.url}{API}", headers={"X-Tenant": tenant}, timeout=30) as client:
+    headers = server.auth_headers(tenant)
+    with httpx.Client(base_url=f"{server.url}{API}", headers=headers, timeout=30) as client:
         yield client
 
 

@@ -22,8 +22,8 @@ GOALS: dict[str, Any] = {
 }
 
 
-def client(server: Server, tenant: str) -> httpx.Client:
-    return httpx.Client(base_url=f"{server.url}{API}", headers={"X-Tenant": tenant}, timeout=30)
+def client(server: Server, headers: dict[str, str]) -> httpx.Client:
+    return httpx.Client(base_url=f"{server.url}{API}", headers=headers, timeout=30)
 
 
 def ok(response: httpx.Response, status: int = 200) -> dict[str, Any]:
@@ -59,7 +59,9 @@ def test_two_replicas_on_one_database_serve_each_others_writes(
     pg_url: str, start_server: Callable[..., Server], tenant: str
 ) -> None:
     first, second = start_server(DATABASE_URL=pg_url), start_server(DATABASE_URL=pg_url)
-    with client(first, tenant) as one, client(second, tenant) as two:
+    # one token, issued by the first replica, is honoured by both
+    headers = first.auth_headers(tenant)
+    with client(first, headers) as one, client(second, headers) as two:
         created = ok(one.post("/agents/r1", json=GOALS), 201)
         assert ok(two.get("/agents/r1", params={"min_position": created["position"]}))["version"] == 2
 
@@ -92,7 +94,7 @@ def test_api_without_in_process_projections_reads_what_the_projector_writes(
     pg_url: str, start_server: Callable[..., Server], tenant: str, projector: subprocess.Popen[bytes]
 ) -> None:
     server = start_server(DATABASE_URL=pg_url, RUN_PROJECTIONS_IN_PROCESS="false")
-    with client(server, tenant) as api:
+    with client(server, server.auth_headers(tenant)) as api:
         created = ok(api.post("/agents/p1", json=GOALS), 201)
         written = ok(api.put("/agents/p1/progress", json={"objective_progress": {"alpha": 60}}))
         got = ok(api.get("/agents/p1", params={"min_position": written["position"]}))

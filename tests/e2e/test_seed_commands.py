@@ -37,17 +37,44 @@ GOALS: dict[str, Any] = {
 }
 
 
+def login(server: Server, tenant: str) -> tuple[str, dict[str, str]]:
+    """A new client of `tenant` with every scope: its id and the headers carrying its token."""
+    client_id, secret = server.client(tenant)
+    answer = httpx.post(
+        f"{server.url}/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(client_id, secret),
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    return client_id, {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+
 @pytest.fixture
-def api(
-    store_kind: str, start_server: Callable[..., Server], tenant: str, request: pytest.FixtureRequest
-) -> Iterator[httpx.Client]:
-    """A client of a fresh server on the store under test, in this test's own tenant."""
+def server(store_kind: str, start_server: Callable[..., Server], request: pytest.FixtureRequest) -> Server:
+    """A fresh server on the store under test."""
     env: dict[str, str] = {}
     if store_kind == "postgres":
         env["DATABASE_URL"] = request.getfixturevalue("pg_url")
-    server = start_server(**env)
-    headers = {"X-Tenant": tenant, "X-Actor": "alice"}
-    with httpx.Client(base_url=f"{server.url}{API}", headers=headers, timeout=30) as client:
+    return start_server(**env)
+
+
+@pytest.fixture
+def caller(server: Server, tenant: str) -> tuple[str, dict[str, str]]:
+    """The client this test acts as, in its own tenant: (client id, Authorization headers)."""
+    return login(server, tenant)
+
+
+@pytest.fixture
+def actor(caller: tuple[str, dict[str, str]]) -> str:
+    """Who the events are recorded as: the token's client id."""
+    return caller[0]
+
+
+@pytest.fixture
+def api(server: Server, caller: tuple[str, dict[str, str]]) -> Iterator[httpx.Client]:
+    """A client of the server, authenticated with the caller's token."""
+    with httpx.Client(base_url=f"{server.url}{API}", headers=caller[1], timeout=30) as client:
         yield client
 
 
@@ -73,7 +100,7 @@ def set_status(api: httpx.Client, agent_id: str, status: str, **extra: object) -
     return api.put(f"/agents/{agent_id}/status", json={"status": status, "reason": "test", **extra})
 
 
-def test_set_goals_creates_then_a_revision_increments_the_goal_version(api: httpx.Client) -> None:
+def test_set_goals_creates_then_a_revision_increments_the_goal_version(api: httpx.Client, actor: str) -> None:
     first = api.post("/agents/a1", json=GOALS)
     assert first.status_code == 201, first.text
     assert first.headers["location"] == f"{API}/agents/a1"
@@ -88,7 +115,7 @@ def test_set_goals_creates_then_a_revision_increments_the_goal_version(api: http
         assert key in created
     assert created["status"] == "active"
     assert created["version"] == answer["version"]
-    assert created["created_by"] == "alice"
+    assert created["created_by"] == actor
     assert created["goal_version"] == 1
     assert created["target_date"] == "2027-03-31"
     assert created["goals"]["purpose_statement"] == "Reconcile invoices nightly"
@@ -166,7 +193,7 @@ def test_status_machine_and_listing_by_status(api: httpx.Client) -> None:
     assert [g["agent_id"] for g in active["items"]] == ["s1", "s3"]
 
 
-def test_auto_update_config_is_in_the_view_and_the_history(api: httpx.Client) -> None:
+def test_auto_update_config_is_in_the_view_and_the_history(api: httpx.Client, actor: str) -> None:
     create(api, "a1")
     config = {
         "enabled": True,
@@ -181,7 +208,7 @@ def test_auto_update_config_is_in_the_view_and_the_history(api: httpx.Client) ->
     history = ok(api.get("/agents/a1/history", params={"action": "auto_update_configured"}))
     assert [e["action"] for e in history["items"]] == ["auto_update_configured"]
     assert history["items"][0]["data"] == config
-    assert history["items"][0]["actor"] == "alice"
+    assert history["items"][0]["actor"] == actor
 
 
 def test_batch_progress_updates_every_agent_and_one_bad_item_writes_nothing(api: httpx.Client) -> None:

@@ -28,17 +28,44 @@ GOALS: dict[str, Any] = {
 }
 
 
+def login(server: Server, tenant: str) -> tuple[str, dict[str, str]]:
+    """A new client of `tenant` with every scope: its id and the headers carrying its token."""
+    client_id, secret = server.client(tenant)
+    answer = httpx.post(
+        f"{server.url}/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(client_id, secret),
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    return client_id, {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+
 @pytest.fixture
-def api(
-    store_kind: str, start_server: Callable[..., Server], tenant: str, request: pytest.FixtureRequest
-) -> Iterator[httpx.Client]:
-    """A client of a fresh server on the store under test, in this test's own tenant."""
+def server(store_kind: str, start_server: Callable[..., Server], request: pytest.FixtureRequest) -> Server:
+    """A fresh server on the store under test."""
     env: dict[str, str] = {}
     if store_kind == "postgres":
         env["DATABASE_URL"] = request.getfixturevalue("pg_url")
-    server = start_server(**env)
-    headers = {"X-Tenant": tenant, "X-Actor": "bob"}
-    with httpx.Client(base_url=f"{server.url}{API}", headers=headers, timeout=30) as client:
+    return start_server(**env)
+
+
+@pytest.fixture
+def caller(server: Server, tenant: str) -> tuple[str, dict[str, str]]:
+    """The client this test acts as, in its own tenant: (client id, Authorization headers)."""
+    return login(server, tenant)
+
+
+@pytest.fixture
+def actor(caller: tuple[str, dict[str, str]]) -> str:
+    """Who the events are recorded as: the token's client id."""
+    return caller[0]
+
+
+@pytest.fixture
+def api(server: Server, caller: tuple[str, dict[str, str]]) -> Iterator[httpx.Client]:
+    """A client of the server, authenticated with the caller's token."""
+    with httpx.Client(base_url=f"{server.url}{API}", headers=caller[1], timeout=30) as client:
         yield client
 
 
@@ -68,7 +95,7 @@ def test_health_lists_the_projections_and_the_store(api: httpx.Client, store_kin
     assert health["store"] == {"sqlite": "sqlite", "postgres": "postgresql"}[store_kind]
     assert health["log_position"] >= written["position"]
     projections = {p["name"]: p for p in health["projections"]}
-    assert set(projections) == {"goal_progress", "goal_history"}
+    assert set(projections) == {"goal_progress", "goal_history", "oauth_clients"}
     for projection in projections.values():
         assert projection["state"] == "live"
         assert projection["error"] is None
@@ -106,7 +133,7 @@ def test_analytics_for_the_tenant_and_for_one_agent(api: httpx.Client) -> None:
     assert missing.headers["content-type"].startswith("application/problem+json")
 
 
-def test_history_cursor_paging_walks_every_entry_once(api: httpx.Client) -> None:
+def test_history_cursor_paging_walks_every_entry_once(api: httpx.Client, actor: str) -> None:
     create(api, "h1")
     for pct in (10, 30, 55, 80):
         progress(api, "h1", {"objective_progress": {"alpha": pct}})
@@ -128,7 +155,7 @@ def test_history_cursor_paging_walks_every_entry_once(api: httpx.Client) -> None
     assert entries[-1]["action"] == "status_changed"
     assert entries[-1]["data"] == {"from": "active", "to": "paused", "reason": "holiday"}
     for entry in entries:
-        assert entry["actor"] == "bob"
+        assert entry["actor"] == actor
         assert entry["request_id"]
         assert datetime.fromisoformat(entry["timestamp"]).tzinfo is not None
 

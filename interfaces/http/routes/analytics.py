@@ -8,7 +8,8 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from application.errors import GoalsNotFound
-from interfaces.http.deps import PrincipalDep, SystemDep
+from interfaces.http.auth import AnalyticsReader
+from interfaces.http.deps import SystemDep
 from interfaces.http.routes.goals import AgentId, MinPosition, _fresh
 
 router = APIRouter(prefix="/api/v1/goals", tags=["analytics"])
@@ -16,7 +17,7 @@ router = APIRouter(prefix="/api/v1/goals", tags=["analytics"])
 
 @router.get("/analytics")
 def system_analytics(
-    system: SystemDep, who: PrincipalDep, min_position: MinPosition = None
+    system: SystemDep, who: AnalyticsReader, min_position: MinPosition = None
 ) -> dict[str, Any]:
     """Agents with goals, counts by status, mean and median progress, milestones achieved."""
     _fresh(system, ["goal_progress"], min_position)
@@ -25,7 +26,7 @@ def system_analytics(
 
 @router.get("/analytics/{agent_id}", responses={404: {}})
 def agent_analytics(
-    agent_id: AgentId, system: SystemDep, who: PrincipalDep, min_position: MinPosition = None
+    agent_id: AgentId, system: SystemDep, who: AnalyticsReader, min_position: MinPosition = None
 ) -> dict[str, Any]:
     """Progress per objective, milestones, number of updates and time spent in each status."""
     _fresh(system, ["goal_progress"], min_position)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
@@ -14,7 +14,8 @@ from application.goals import ProgressUpdate
 from application.results import CommandResult
 from domain.goals import AutoUpdate
 from interfaces.bootstrap import System
-from interfaces.http.deps import IdempotencyDep, IfMatchDep, MetaDep, PrincipalDep, SystemDep
+from interfaces.http.auth import GoalsReader, GoalsWriter
+from interfaces.http.deps import IdempotencyDep, IfMatchDep, SystemDep, command_meta
 from interfaces.http.schemas import (
     AGENT_ID_PATTERN,
     AutoUpdateIn,
@@ -75,14 +76,19 @@ def set_goals(
     body: GoalsIn,
     response: Response,
     system: SystemDep,
-    who: PrincipalDep,
-    meta: MetaDep,
+    who: GoalsWriter,
+    request: Request,
     key: IdempotencyDep,
     expected: IfMatchDep,
 ) -> CommandOut:
     """Set an agent's goals, or revise them (the goal version increments; history keeps all)."""
     result = system.goals.set_goals(
-        who.tenant, agent_id, body.to_definition(), meta, expected_version=expected, idempotency=key
+        who.tenant,
+        agent_id,
+        body.to_definition(),
+        command_meta(request, who.actor, key),
+        expected_version=expected,
+        idempotency=key,
     )
     if result.first.created:
         response.headers["Location"] = f"/api/v1/goals/agents/{agent_id}"
@@ -97,8 +103,8 @@ def record_progress(
     body: ProgressIn,
     response: Response,
     system: SystemDep,
-    who: PrincipalDep,
-    meta: MetaDep,
+    who: GoalsWriter,
+    request: Request,
     key: IdempotencyDep,
     expected: IfMatchDep,
 ) -> CommandOut:
@@ -107,7 +113,7 @@ def record_progress(
         agent_id, body.objective_progress, body.kpi_values, body.overall_progress, body.observed_at
     )
     result = system.goals.record_progress(
-        who.tenant, update, meta, expected_version=expected, idempotency=key
+        who.tenant, update, command_meta(request, who.actor, key), expected_version=expected, idempotency=key
     )
     return _answer(response, result)
 
@@ -118,8 +124,8 @@ def change_status(
     body: StatusIn,
     response: Response,
     system: SystemDep,
-    who: PrincipalDep,
-    meta: MetaDep,
+    who: GoalsWriter,
+    request: Request,
     key: IdempotencyDep,
     expected: IfMatchDep,
 ) -> CommandOut:
@@ -129,7 +135,7 @@ def change_status(
         agent_id,
         body.status,
         body.reason,
-        meta,
+        command_meta(request, who.actor, key),
         reopen=body.reopen,
         expected_version=expected,
         idempotency=key,
@@ -143,8 +149,8 @@ def configure_auto_update(
     body: AutoUpdateIn,
     response: Response,
     system: SystemDep,
-    who: PrincipalDep,
-    meta: MetaDep,
+    who: GoalsWriter,
+    request: Request,
     key: IdempotencyDep,
     expected: IfMatchDep,
 ) -> CommandOut:
@@ -157,7 +163,12 @@ def configure_auto_update(
         kpi_metrics=dict(body.kpi_metrics),
     )
     result = system.goals.configure_auto_update(
-        who.tenant, agent_id, config, meta, expected_version=expected, idempotency=key
+        who.tenant,
+        agent_id,
+        config,
+        command_meta(request, who.actor, key),
+        expected_version=expected,
+        idempotency=key,
     )
     return _answer(response, result)
 
@@ -166,8 +177,8 @@ def configure_auto_update(
 def record_progress_batch(
     body: BatchIn,
     system: SystemDep,
-    who: PrincipalDep,
-    meta: MetaDep,
+    who: GoalsWriter,
+    request: Request,
     key: IdempotencyDep,
 ) -> BatchOut:
     """Progress for many agents in one transaction: all of it is recorded, or none of it."""
@@ -175,7 +186,9 @@ def record_progress_batch(
         ProgressUpdate(u.agent_id, u.objective_progress, u.kpi_values, u.overall_progress, u.observed_at)
         for u in body.updates
     ]
-    result = system.goals.record_progress_batch(who.tenant, updates, meta, idempotency=key)
+    result = system.goals.record_progress_batch(
+        who.tenant, updates, command_meta(request, who.actor, key), idempotency=key
+    )
     return BatchOut(
         items=[
             BatchItemOut(agent_id=i.agent_id, version=i.version, position=i.position) for i in result.items
@@ -193,7 +206,7 @@ def record_progress_batch(
 def get_goals(
     agent_id: AgentId,
     system: SystemDep,
-    who: PrincipalDep,
+    who: GoalsReader,
     min_position: MinPosition = None,
     as_of: Annotated[
         datetime | None, Query(description="Replay the log up to this RFC 3339 instant.")
@@ -220,7 +233,7 @@ def get_goals(
 @router.get("/", response_model=GoalListOut, responses={422: {}})
 def list_goals(
     system: SystemDep,
-    who: PrincipalDep,
+    who: GoalsReader,
     status_filter: Annotated[
         str | None, Query(alias="status", pattern="^(active|paused|completed|cancelled)$")
     ] = None,
@@ -240,7 +253,7 @@ def list_goals(
 def history(
     agent_id: AgentId,
     system: SystemDep,
-    who: PrincipalDep,
+    who: GoalsReader,
     cursor: Annotated[int, Query(ge=0, description="Return entries after this log position.")] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     action: Annotated[

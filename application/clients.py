@@ -1,0 +1,95 @@
+"""OAuth client use cases: register, rotate, disable, authenticate."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+
+from domain.clients import ClientDisabled, OAuthClient
+from domain.ids import client_id_to_uuid
+
+
+@dataclass(frozen=True)
+class SecretScheme:
+    """How secrets are made and hashed (infrastructure supplies a real KDF)."""
+
+    new_client_id: Callable[[], str]
+    new_secret: Callable[[], str]
+    hash: Callable[[str], str]
+    verify: Callable[[str, str], bool]
+
+
+@dataclass(frozen=True)
+class IssuedCredentials:
+    client_id: str
+    client_secret: str
+    tenant: str
+    scopes: tuple[str, ...]
+    position: int
+
+
+class ClientNotFound(Exception):
+    def __init__(self, client_id: str) -> None:
+        super().__init__(f"no client {client_id!r}")
+        self.client_id = client_id
+
+
+class ClientsService:
+    """Clients live in the same log as goals, so their history is audited the same way."""
+
+    def __init__(self, app: Application[UUID], scheme: SecretScheme) -> None:
+        self._app = app
+        self._scheme = scheme
+
+    def create(self, tenant: str, name: str, scopes: list[str], actor: str) -> IssuedCredentials:
+        """Register a client; the secret is returned once and only its hash is kept."""
+        client_id = self._scheme.new_client_id()
+        secret = self._scheme.new_secret()
+        client = OAuthClient.register(client_id, tenant, name, scopes, self._scheme.hash(secret), actor)
+        recordings = self._app.save(client)
+        return IssuedCredentials(client_id, secret, tenant, client.scopes, recordings[-1].notification.id)
+
+    def rotate_secret(self, client_id: str, actor: str, *, tenant: str | None = None) -> IssuedCredentials:
+        client = self.get(client_id, tenant=tenant)
+        secret = self._scheme.new_secret()
+        client.rotate_secret(self._scheme.hash(secret), actor)
+        recordings = self._app.save(client)
+        return IssuedCredentials(
+            client_id, secret, client.tenant, client.scopes, recordings[-1].notification.id
+        )
+
+    def disable(self, client_id: str, reason: str, actor: str, *, tenant: str | None = None) -> int:
+        client = self.get(client_id, tenant=tenant)
+        client.disable(reason, actor)
+        recordings = self._app.save(client)
+        return recordings[-1].notification.id if recordings else self._app.recorder.max_notification_id() or 0
+
+    def authenticate(self, client_id: str, secret: str) -> OAuthClient | None:
+        """The client when the secret matches and it is enabled; None otherwise."""
+        try:
+            client = self.get(client_id)
+        except ClientNotFound:
+            # Spend the same time as a real check, so timing does not reveal which ids exist.
+            self._scheme.verify(secret, _DUMMY_HASH)
+            return None
+        if not self._scheme.verify(secret, client.secret_hash):
+            return None
+        if client.disabled:
+            raise ClientDisabled(client_id)
+        return client
+
+    def get(self, client_id: str, *, tenant: str | None = None) -> OAuthClient:
+        """A client; with `tenant`, one of that tenant's only (others are not found)."""
+        try:
+            client: OAuthClient = self._app.repository.get(client_id_to_uuid(client_id))
+        except AggregateNotFoundError:
+            raise ClientNotFound(client_id) from None
+        if tenant is not None and client.tenant != tenant:
+            raise ClientNotFound(client_id)
+        return client
+
+
+_DUMMY_HASH = "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"

@@ -1,0 +1,91 @@
+"""Security events: a structured log line, a Prometheus counter, and a row admins can list.
+
+Denials are kept in a table (not process memory), so every replica's denials show up in one
+list and survive restarts; the table is trimmed to the newest rows.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from prometheus_client import Counter
+
+from application.ports import ReadStore
+
+log = logging.getLogger("a2a_goals.security")
+
+SECURITY_EVENTS = Counter(
+    "a2a_security_events_total", "Security-relevant decisions, by kind and outcome.", ["kind"]
+)
+KEEP_ROWS = 10_000
+DDL = (
+    "CREATE TABLE IF NOT EXISTS security_events ("
+    " at DOUBLE PRECISION NOT NULL, kind TEXT NOT NULL, client_id TEXT, tenant TEXT,"
+    " request_id TEXT, detail TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS security_events_by_time ON security_events (at)",
+)
+# Kinds worth a row; successes (token issued) are counted and logged only.
+DENIALS = frozenset({"token_denied", "auth_denied", "scope_denied", "rate_limited", "client_disabled"})
+
+
+class SecurityLog:
+    def __init__(self, store: ReadStore) -> None:
+        self._store = store
+        self._writes = 0
+
+    def setup(self) -> None:
+        with self._store.transaction() as tx:
+            for statement in DDL:
+                tx.execute(statement)
+
+    def record(
+        self,
+        kind: str,
+        *,
+        client_id: str | None = None,
+        tenant: str | None = None,
+        request_id: str | None = None,
+        **detail: Any,
+    ) -> None:
+        """Count, log and (for denials) store one security event. Never carries secrets."""
+        SECURITY_EVENTS.labels(kind=kind).inc()
+        fields = {"event": kind, "client_id": client_id, "tenant": tenant, "request_id": request_id, **detail}
+        log.info(json.dumps(fields, default=str, sort_keys=True))
+        if kind not in DENIALS:
+            return
+        with self._store.transaction() as tx:
+            tx.execute(
+                "INSERT INTO security_events (at, kind, client_id, tenant, request_id, detail)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (time.time(), kind, client_id, tenant, request_id, json.dumps(detail, default=str)),
+            )
+            self._writes += 1
+            if self._writes % 1000 == 0:
+                tx.execute(
+                    "DELETE FROM security_events WHERE at < (SELECT MIN(at) FROM (SELECT at FROM"
+                    " security_events ORDER BY at DESC LIMIT ?) AS newest)",
+                    (KEEP_ROWS,),
+                )
+
+    def recent_denials(self, *, limit: int = 100, tenant: str | None = None) -> list[dict[str, Any]]:
+        where, params = ("WHERE tenant = ?", [tenant]) if tenant else ("", [])
+        with self._store.read() as tx:
+            rows = tx.fetchall(
+                "SELECT at, kind, client_id, tenant, request_id, detail FROM security_events"
+                f" {where} ORDER BY at DESC LIMIT ?",
+                [*params, limit],
+            )
+        return [
+            {
+                "at": r[0],
+                "kind": r[1],
+                "client_id": r[2],
+                "tenant": r[3],
+                "request_id": r[4],
+                "detail": json.loads(r[5]),
+            }
+            for r in rows
+        ]

@@ -1,0 +1,198 @@
+"""Bearer-token authentication, scopes and rate limits: the one place every route's caller
+is decided. Routes declare their scope with `Security(authenticated, scopes=[...])`."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
+from fastapi.security import OAuth2, SecurityScopes
+
+from domain.clients import SCOPES, ClientDisabled
+from infrastructure.ratelimit import Decision, Rate, RateLimiter
+from infrastructure.security_log import SecurityLog
+from infrastructure.tokens import Claims, InvalidToken, TokenVerifier
+from projections.clients import ClientQueries
+
+SCOPE_DESCRIPTIONS = {
+    "goals:read": "Read goals, progress and history",
+    "goals:write": "Set goals, record progress, change status",
+    "registry:read": "Read registered agents and cards",
+    "registry:write": "Register agents and update cards",
+    "audit:read": "Read audit anchors and proofs",
+    "analytics:read": "Read analytics",
+    "admin": "Manage clients and read security events of the tenant",
+}
+assert set(SCOPE_DESCRIPTIONS) == SCOPES
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller: tenant and actor come from the token, never from headers."""
+
+    tenant: str
+    actor: str
+    scopes: frozenset[str]
+
+
+class Unauthorized(Exception):
+    def __init__(self, reason: str, *, has_token: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.has_token = has_token
+
+
+class Forbidden(Exception):
+    def __init__(self, missing: list[str]) -> None:
+        super().__init__(f"the token lacks scope {' '.join(missing)}")
+        self.missing = missing
+
+
+class RateLimited(Exception):
+    def __init__(self, decision: Decision, route_class: str) -> None:
+        super().__init__(f"rate limit for {route_class} exceeded; retry in {decision.retry_after_s:.1f}s")
+        self.decision = decision
+        self.route_class = route_class
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    reads: Rate
+    writes: Rate
+    token: Rate
+    search: Rate
+
+    def for_class(self, route_class: str) -> Rate:
+        rate: Rate = getattr(self, route_class)
+        return rate
+
+
+class Authenticator:
+    """Verifies tokens (a bounded cache makes repeated tokens cheap) and refuses tokens of
+    disabled clients: the disabled set is re-read from the read model at most every
+    `refresh_s`, so a disable reaches every replica within that time."""
+
+    def __init__(
+        self,
+        verifier: TokenVerifier,
+        clients: ClientQueries,
+        limiter: RateLimiter,
+        limits: RateLimits,
+        security: SecurityLog,
+        *,
+        refresh_s: float = 1.0,
+        cache_size: int = 10_000,
+    ) -> None:
+        self.verifier = verifier
+        self.limiter = limiter
+        self.limits = limits
+        self.security = security
+        self._clients = clients
+        self._refresh_s = refresh_s
+        self._disabled: set[str] = set()
+        self._refreshed_at = 0.0
+        self._cache: OrderedDict[str, Claims] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+
+    def claims(self, token: str) -> Claims:
+        now = time.time()
+        with self._lock:
+            cached = self._cache.get(token)
+            if cached is not None:
+                self._cache.move_to_end(token)
+        if cached is None or cached.expires_at <= now:
+            cached = self.verifier.verify(token)
+            with self._lock:
+                self._cache[token] = cached
+                if len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+        if cached.subject in self._disabled_ids(now):
+            raise ClientDisabled(cached.subject)
+        return cached
+
+    def forget_disabled_cache(self) -> None:
+        self._refreshed_at = 0.0
+
+    def _disabled_ids(self, now: float) -> set[str]:
+        if now - self._refreshed_at >= self._refresh_s:
+            self._disabled = self._clients.disabled_ids()
+            self._refreshed_at = now
+        return self._disabled
+
+    def check_rate(self, key: str, route_class: str) -> Decision:
+        decision = self.limiter.hit(f"{key}:{route_class}", self.limits.for_class(route_class))
+        if not decision.allowed:
+            raise RateLimited(decision, route_class)
+        return decision
+
+
+def route_class(request: Request) -> str:
+    """Which limit a request counts against: reads, writes or search."""
+    if request.url.path.endswith("/search"):
+        return "search"
+    return "reads" if request.method in {"GET", "HEAD"} else "writes"
+
+
+oauth2_scheme = OAuth2(
+    flows=OAuthFlows(
+        clientCredentials=OAuthFlowClientCredentials(tokenUrl="/oauth/token", scopes=SCOPE_DESCRIPTIONS)
+    ),
+    scheme_name="oauth2",
+    auto_error=False,
+)
+
+
+def authenticated(
+    request: Request,
+    security_scopes: SecurityScopes,
+    authorization: Annotated[str | None, Depends(oauth2_scheme)],
+) -> Principal:
+    """The caller of this request, with the scopes the route declared checked."""
+    auth: Authenticator = request.app.state.system.auth
+    request_id = getattr(request.state, "request_id", None)
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("a bearer token is required", has_token=False)
+    try:
+        claims = auth.claims(token.strip())
+    except InvalidToken as e:
+        auth.security.record("auth_denied", request_id=request_id, reason=e.reason, path=request.url.path)
+        raise Unauthorized(e.reason, has_token=True) from None
+    except ClientDisabled as e:
+        auth.security.record("client_disabled", client_id=e.client_id, request_id=request_id)
+        raise Unauthorized("client_disabled", has_token=True) from None
+    missing = sorted(set(security_scopes.scopes) - claims.scopes)
+    if missing:
+        auth.security.record(
+            "scope_denied",
+            client_id=claims.subject,
+            tenant=claims.tenant,
+            request_id=request_id,
+            missing=missing,
+        )
+        raise Forbidden(missing)
+    kind = route_class(request)
+    try:
+        auth.check_rate(f"client:{claims.subject}", kind)
+    except RateLimited:
+        auth.security.record(
+            "rate_limited",
+            client_id=claims.subject,
+            tenant=claims.tenant,
+            request_id=request_id,
+            route_class=kind,
+        )
+        raise
+    return Principal(tenant=claims.tenant, actor=claims.subject, scopes=claims.scopes)
+
+
+GoalsReader = Annotated[Principal, Security(authenticated, scopes=["goals:read"])]
+GoalsWriter = Annotated[Principal, Security(authenticated, scopes=["goals:write"])]
+AnalyticsReader = Annotated[Principal, Security(authenticated, scopes=["analytics:read"])]
+AdminCaller = Annotated[Principal, Security(authenticated, scopes=["admin"])]

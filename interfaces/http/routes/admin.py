@@ -1,0 +1,84 @@
+"""Administration of the caller's tenant: clients and security events (scope `admin`)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+from pydantic import BaseModel, Field, StringConstraints
+
+from domain.clients import SCOPES
+from interfaces.http.auth import AdminCaller
+from interfaces.http.deps import SystemDep
+from projections.freshness import wait_for_position
+
+router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
+ClientId = Annotated[str, Path(pattern=r"^c_[0-9a-f]{24}$")]
+
+
+class ClientIn(BaseModel):
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    scopes: list[str] = Field(min_length=1, max_length=len(SCOPES), description=" ".join(sorted(SCOPES)))
+
+
+class DisableIn(BaseModel):
+    reason: Annotated[str, StringConstraints(max_length=500)] = ""
+
+
+class CredentialsOut(BaseModel):
+    client_id: str
+    client_secret: str = Field(description="Shown once; only a hash is stored.")
+    tenant: str
+    scopes: list[str]
+    position: int
+
+
+@router.get("/clients")
+def list_clients(system: SystemDep, who: AdminCaller) -> dict[str, Any]:
+    """The tenant's clients (never their secrets)."""
+    return {"items": system.client_queries.list(who.tenant)}
+
+
+@router.post("/clients", status_code=201, response_model=CredentialsOut)
+def create_client(body: ClientIn, system: SystemDep, who: AdminCaller) -> CredentialsOut:
+    """Register a client in the caller's tenant; its secret is in this answer only."""
+    issued = system.clients.create(who.tenant, body.name, body.scopes, who.actor)
+    return CredentialsOut(
+        client_id=issued.client_id,
+        client_secret=issued.client_secret,
+        tenant=issued.tenant,
+        scopes=list(issued.scopes),
+        position=issued.position,
+    )
+
+
+@router.post("/clients/{client_id}/rotate-secret", response_model=CredentialsOut)
+def rotate_secret(client_id: ClientId, system: SystemDep, who: AdminCaller) -> CredentialsOut:
+    """A new secret for the client; the old one stops working at once."""
+    issued = system.clients.rotate_secret(client_id, who.actor, tenant=who.tenant)
+    return CredentialsOut(
+        client_id=issued.client_id,
+        client_secret=issued.client_secret,
+        tenant=issued.tenant,
+        scopes=list(issued.scopes),
+        position=issued.position,
+    )
+
+
+@router.post("/clients/{client_id}/disable")
+def disable_client(
+    client_id: ClientId, body: DisableIn, request: Request, system: SystemDep, who: AdminCaller
+) -> dict[str, Any]:
+    """Disable a client: no new tokens, and its live tokens are refused from now on."""
+    position = system.clients.disable(client_id, body.reason, who.actor, tenant=who.tenant)
+    wait_for_position(system.store, ["oauth_clients"], position, system.settings.min_position_timeout_s)
+    system.auth.forget_disabled_cache()
+    return {"client_id": client_id, "disabled": True, "position": position}
+
+
+@router.get("/security/denials")
+def denials(
+    system: SystemDep, who: AdminCaller, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> dict[str, Any]:
+    """Recent denied requests in the tenant: bad tokens, missing scopes, rate limits."""
+    return {"items": system.security.recent_denials(limit=limit, tenant=who.tenant)}

@@ -1,0 +1,61 @@
+"""OAuth clients on both stores: create, authenticate, rotate, disable, list, tenancy."""
+
+from __future__ import annotations
+
+import pytest
+
+from application.clients import ClientNotFound
+from domain.clients import ClientDisabled
+from interfaces.bootstrap import System
+
+
+def test_created_client_authenticates_with_its_secret_only(system: System, tenant: str) -> None:
+    issued = system.clients.create(tenant, "ci", ["goals:read", "goals:write"], actor="admin")
+    client = system.clients.authenticate(issued.client_id, issued.client_secret)
+    assert client is not None and client.tenant == tenant
+    assert system.clients.authenticate(issued.client_id, issued.client_secret + "x") is None
+    assert system.clients.authenticate("c_" + "0" * 24, issued.client_secret) is None
+
+
+def test_rotation_retires_the_old_secret(system: System, tenant: str) -> None:
+    issued = system.clients.create(tenant, "ci", ["goals:read"], actor="admin")
+    rotated = system.clients.rotate_secret(issued.client_id, "admin", tenant=tenant)
+    assert rotated.client_secret != issued.client_secret
+    assert system.clients.authenticate(issued.client_id, issued.client_secret) is None
+    assert system.clients.authenticate(issued.client_id, rotated.client_secret) is not None
+
+
+def test_disabled_client_is_refused_and_listed_as_disabled(system: System, tenant: str) -> None:
+    issued = system.clients.create(tenant, "ci", ["goals:read"], actor="admin")
+    system.clients.disable(issued.client_id, "leaked", "admin", tenant=tenant)
+    with pytest.raises(ClientDisabled):
+        system.clients.authenticate(issued.client_id, issued.client_secret)
+    system.runner.catch_up()
+    listed = system.client_queries.list(tenant)
+    assert [(c["client_id"], c["disabled"], c["disabled_reason"]) for c in listed] == [
+        (issued.client_id, True, "leaked")
+    ]
+    assert issued.client_id in system.client_queries.disabled_ids()
+    assert "secret" not in repr(listed).replace("secret_rotated_at", "")
+
+
+def test_tenants_cannot_manage_or_list_each_others_clients(system: System, tenant: str) -> None:
+    issued = system.clients.create(tenant, "ci", ["admin"], actor="admin")
+    other = tenant + "b"
+    with pytest.raises(ClientNotFound):
+        system.clients.disable(issued.client_id, "x", "admin", tenant=other)
+    with pytest.raises(ClientNotFound):
+        system.clients.rotate_secret(issued.client_id, "admin", tenant=other)
+    system.runner.catch_up()
+    assert system.client_queries.list(other) == []
+    assert [c["client_id"] for c in system.client_queries.list(tenant)] == [issued.client_id]
+
+
+def test_security_denials_are_kept_per_tenant(system: System, tenant: str) -> None:
+    system.security.record("scope_denied", client_id="c_a", tenant=tenant, request_id="r1", missing=["admin"])
+    system.security.record("token_issued", client_id="c_a", tenant=tenant)  # counted, not stored
+    system.security.record("rate_limited", client_id="c_b", tenant=tenant + "b", route_class="reads")
+    denials = system.security.recent_denials(tenant=tenant)
+    assert [(d["kind"], d["client_id"], d["detail"]) for d in denials] == [
+        ("scope_denied", "c_a", {"missing": ["admin"]})
+    ]

@@ -1,0 +1,106 @@
+"""Settings refuse an insecure production configuration, and say why without echoing secrets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from pydantic import ValidationError
+
+from infrastructure.settings import Settings
+
+PASSWORD = "Zq7-uNguessable-Passw0rd"
+REDIS_PASSWORD = "Rk4-anOther-Redis-Secret"
+PEM = (
+    ec.generate_private_key(ec.SECP256R1())
+    .private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    .decode()
+)
+PROD: dict[str, Any] = {
+    "APP_ENV": "prod",
+    "DATABASE_URL": f"postgresql://app:{PASSWORD}@db:5432/goals",
+    "SIGNING_KEYS": PEM,
+    "REDIS_URL": f"redis://:{REDIS_PASSWORD}@redis:6379/0",
+}
+ENV_NAMES = (
+    "APP_ENV",
+    "DATABASE_URL",
+    "SIGNING_KEYS",
+    "REDIS_URL",
+    "DEBUG",
+    "CORS_ORIGINS",
+    "CORS_ALLOW_CREDENTIALS",
+)
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only what a test passes counts: no variables and no .env file from the machine."""
+    for name in ENV_NAMES:
+        monkeypatch.delenv(name, raising=False)
+
+
+def settings(**values: Any) -> Settings:
+    return Settings(_env_file=None, **values)
+
+
+def test_a_complete_production_configuration_is_accepted() -> None:
+    accepted = settings(**PROD)
+    assert accepted.env == "prod" and accepted.is_postgres and not accepted.debug
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"SIGNING_KEYS": None}, "SIGNING_KEYS"),
+        ({"SIGNING_KEYS": "   "}, "SIGNING_KEYS"),
+        ({"DEBUG": "true"}, "DEBUG"),
+        ({"DATABASE_URL": None}, "PostgreSQL"),
+        ({"DATABASE_URL": "sqlite:///data/events.sqlite"}, "PostgreSQL"),
+        ({"DATABASE_URL": "postgresql://app:postgres@db:5432/goals"}, "default password"),
+        ({"DATABASE_URL": "postgresql://app:Change-Me@db:5432/goals"}, "default password"),
+        ({"DATABASE_URL": "postgresql://postgres:password@db.internal/goals"}, "default password"),
+        ({"REDIS_URL": None}, "REDIS_URL"),
+        ({"CORS_ORIGINS": "*", "CORS_ALLOW_CREDENTIALS": "true"}, "CORS"),
+    ],
+    ids=[
+        "no-signing-keys",
+        "blank-signing-keys",
+        "debug",
+        "sqlite-by-default",
+        "sqlite-url",
+        "password-postgres",
+        "password-change-me",
+        "password-password",
+        "no-redis",
+        "cors-wildcard-with-credentials",
+    ],
+)
+def test_an_insecure_production_configuration_is_refused(change: dict[str, Any], reason: str) -> None:
+    values = {k: v for k, v in {**PROD, **change}.items() if v is not None}
+    with pytest.raises(ValidationError, match=reason):
+        settings(**values)
+
+
+def test_dev_and_test_still_start_on_the_embedded_defaults() -> None:
+    for env in ("dev", "test"):
+        assert not settings(APP_ENV=env).is_postgres
+
+
+@pytest.mark.parametrize("change", [{"DEBUG": "true"}, {"SIGNING_KEYS": None}])
+def test_a_refusal_does_not_echo_any_secret_of_the_configuration(change: dict[str, Any]) -> None:
+    """The refusal is printed at start-up (terminal, container logs): it must name the problem
+    without quoting the configuration, not even a fragment of a password or key."""
+    values = {k: v for k, v in {**PROD, **change}.items() if v is not None}
+    with pytest.raises(ValidationError) as refused:
+        settings(**values)
+    message = str(refused.value)
+    key_body = "".join(line for line in PEM.splitlines() if not line.startswith("-----"))
+    for secret in (PASSWORD, REDIS_PASSWORD, key_body):
+        fragments = {secret[i : i + 6] for i in range(len(secret) - 5)}
+        shown = sorted(f for f in fragments if f in message)
+        assert not shown, f"the refusal quotes part of a secret: {shown}"
