@@ -38,12 +38,30 @@ class ProjectionStatus:
     position: int
     state: str
     error: str | None
+    failed_position: int | None = None
+
+
+class ProjectionFailed(Exception):
+    """A projection raised while applying events; `position` is exact when known."""
+
+    def __init__(self, name: str, position: int | None, cause: BaseException) -> None:
+        where = f"at position {position}" if position is not None else "in a page"
+        super().__init__(f"{name} failed {where}: {type(cause).__name__}: {cause}")
+        self.name = name
+        self.position = position
+        self.cause = cause
+
+
+class NotSkippable(Exception):
+    def __init__(self, name: str, position: int, status: ProjectionStatus | None) -> None:
+        found = f"{status.state} at {status.failed_position}" if status else "unknown"
+        super().__init__(f"{name} has no failure at position {position} to skip (it is {found})")
 
 
 TRACKING_DDL = (
     "CREATE TABLE IF NOT EXISTS projection_tracking ("
     " name TEXT PRIMARY KEY, position BIGINT NOT NULL, state TEXT NOT NULL,"
-    " error TEXT, updated_at DOUBLE PRECISION NOT NULL)"
+    " error TEXT, failed_position BIGINT, updated_at DOUBLE PRECISION NOT NULL)"
 )
 
 
@@ -88,33 +106,79 @@ class ProjectionRunner:
 
     def statuses(self) -> list[ProjectionStatus]:
         with self._store.read() as tx:
-            rows = tx.fetchall("SELECT name, position, state, error FROM projection_tracking")
+            rows = tx.fetchall(
+                "SELECT name, position, state, error, failed_position FROM projection_tracking"
+            )
         wanted = set(self.names)
-        return [ProjectionStatus(r[0], int(r[1]), r[2], r[3]) for r in rows if r[0] in wanted]
+        return [
+            ProjectionStatus(r[0], int(r[1]), r[2], r[3], None if r[4] is None else int(r[4]))
+            for r in rows
+            if r[0] in wanted
+        ]
 
     def run_page(self) -> int:
-        """Apply the next page of the log; returns how many events it held (0: caught up)."""
+        """Apply the next page of the log; returns how many events it held (0: caught up).
+
+        When a projection raises, the page is applied again event by event, so everything
+        before the failing event is kept and the failure names its exact position.
+        """
         start = min((s.position for s in self.statuses()), default=0)
         page = self._read_log(start, self._page_size)
         if not page:
             return 0
+        try:
+            self._apply(page)
+        except ProjectionFailed:
+            for item in page:
+                self._apply([item])
+        return len(page)
+
+    def _apply(self, page: LogPage) -> None:
         with self._store.transaction() as tx:
             positions = self._lock_positions(tx)
             for projection in self._projections:
                 pending = [(pos, e) for pos, e in page if pos > positions[projection.name]]
-                if pending:
+                if not pending:
+                    continue
+                try:
                     projection.apply(tx, pending)
-                    tx.execute(
-                        "UPDATE projection_tracking SET position = ?, state = 'live', error = NULL,"
-                        " updated_at = ? WHERE name = ?",
-                        (pending[-1][0], time.time(), projection.name),
-                    )
-        return len(page)
+                except self._transient:
+                    raise
+                except Exception as error:
+                    exact = pending[0][0] if len(pending) == 1 else None
+                    raise ProjectionFailed(projection.name, exact, error) from error
+                tx.execute(
+                    "UPDATE projection_tracking SET position = ?, state = 'live', error = NULL,"
+                    " failed_position = NULL, updated_at = ? WHERE name = ?",
+                    (pending[-1][0], time.time(), projection.name),
+                )
+
+    def skip(self, name: str, position: int) -> None:
+        """Move a failed projection past the one event it failed on (an operator's decision,
+        which the caller records in the log). The other projections still apply that event."""
+        with self._store.transaction() as tx:
+            row = tx.fetchone(
+                "SELECT position, state, failed_position FROM projection_tracking WHERE name = ?", (name,)
+            )
+            status = ProjectionStatus(name, int(row[0]), row[1], None, row[2]) if row else None
+            if status is None or status.state != "failed" or status.failed_position != position:
+                raise NotSkippable(name, position, status)
+            tx.execute(
+                "UPDATE projection_tracking SET position = ?, state = 'live', error = NULL,"
+                " failed_position = NULL, updated_at = ? WHERE name = ?",
+                (position, time.time(), name),
+            )
+        self.failure = None
 
     def catch_up(self) -> int:
+        """Apply pages until the log is exhausted; a failure is recorded, then raised."""
         total = 0
-        while n := self.run_page():
-            total += n
+        try:
+            while n := self.run_page():
+                total += n
+        except ProjectionFailed as error:
+            self._fail(error)
+            raise
         return total
 
     def _lock_positions(self, tx: Tx) -> dict[str, int]:
@@ -153,6 +217,8 @@ class ProjectionRunner:
                 self._stopping.wait(backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
+            except ProjectionFailed:
+                return  # recorded by catch_up
             except Exception as error:
                 self._fail(error)
                 return
@@ -160,17 +226,27 @@ class ProjectionRunner:
             self._wakeup.clear()
 
     def _fail(self, error: Exception) -> None:
+        """Record the failure where admins see it; the runner stops and never skips ahead."""
         self.failure = error
-        # The page is one transaction for every projection, so all of them stop here.
         log.exception("projection runner stopped: it will not skip the failing event")
-        names = self.names
+        if isinstance(error, ProjectionFailed):
+            names, cause, position = [error.name], error.cause, error.position
+        else:
+            names, cause, position = self.names, error, None
         marks = ", ".join("?" * len(names))
         try:
             with self._store.transaction() as tx:
                 tx.execute(
-                    "UPDATE projection_tracking SET state = 'failed', error = ?, updated_at = ?"
-                    f" WHERE name IN ({marks})",
-                    (f"{type(error).__name__}: {error}", time.time(), *names),
+                    "UPDATE projection_tracking SET state = 'failed', error = ?, failed_position = ?,"
+                    f" updated_at = ? WHERE name IN ({marks})",
+                    (f"{type(cause).__name__}: {cause}", position, time.time(), *names),
                 )
         except Exception:
             log.exception("could not record the projection failure")
+
+    def resume(self) -> None:
+        """Start the background loop again after a failure was fixed or skipped."""
+        if self._thread is None or not self._thread.is_alive():
+            self._stopping.clear()
+            self.failure = None
+            self.start()

@@ -13,7 +13,7 @@ from application.ports import ReadStore, Tx
 from interfaces.bootstrap import System
 from projections.goal_history import GoalHistoryProjection
 from projections.goal_progress import GoalProgressProjection
-from projections.runner import LogPage, ProjectionRunner
+from projections.runner import LogPage, NotSkippable, ProjectionFailed, ProjectionRunner
 from tests.integration.support import fresh_read_store, meta, rows, tracking, two_objectives, wait_until
 
 AGENT = "fragile"
@@ -70,34 +70,54 @@ def test_failing_projection_stops_without_advancing(system: System, store: ReadS
     finally:
         runner.stop()
 
-    assert isinstance(runner.failure, RuntimeError)
-    marks = tracking(store)
-    for name in ("goal_progress", "goal_history"):
-        position, state, error = marks[name]
-        assert state == "failed"
-        assert error == f"RuntimeError: cannot project event {fail_at}"
-        assert position < fail_at
-    stopped_at = min(p for p, _, _ in marks.values())
-    assert stopped_at >= positions[2], "pages before the failing one are applied"
+    assert isinstance(runner.failure, ProjectionFailed)
+    assert isinstance(runner.failure.cause, RuntimeError)
+    marks = {s.name: s for s in runner.statuses()}
+    # the projection that raised is failed at exactly that event, everything before it applied
+    history = marks["goal_history"]
+    assert (history.state, history.failed_position) == ("failed", fail_at)
+    assert history.error == f"RuntimeError: cannot project event {fail_at}"
+    assert history.position == fail_at - 1
+    # the others stopped with it (one transaction per page) but are not failed
+    assert (marks["goal_progress"].state, marks["goal_progress"].position) == ("live", fail_at - 1)
 
-    # nothing at or after the failing event is in either read model, nothing before it is missing
     applied = _history_positions(store, tenant)
-    assert applied and max(applied) <= stopped_at
     system.runner.catch_up()
     everything = system.history.history(tenant, AGENT, after=0, limit=100).items
-    assert applied == [e["position"] for e in everything if e["position"] <= stopped_at]
+    assert applied == [e["position"] for e in everything if e["position"] < fail_at]
     progress = rows(store, "SELECT position, updates FROM goal_progress WHERE tenant = ?", (tenant,))
-    assert len(progress) == 1
-    assert progress[0][0] <= stopped_at
-    updates_before = [
-        e for e in everything if e["action"] == "progress_updated" and e["position"] <= stopped_at
-    ]
-    assert progress[0][1] == len(updates_before) >= 2
+    updates_before = [e for e in everything if e["action"] == "progress_updated" and e["position"] < fail_at]
+    assert progress == [(fail_at - 1, len(updates_before))]
 
-    # running it again fails again on the same event: it never skips it
-    with pytest.raises(RuntimeError, match=str(fail_at)):
+    # running it again fails again on the same event: it never skips it by itself
+    with pytest.raises(ProjectionFailed, match=str(fail_at)):
         runner.catch_up()
-    assert tracking(store)["goal_history"][0] == marks["goal_history"][0]
+    assert tracking(store)["goal_history"][0] == fail_at - 1
+
+
+def test_an_operator_skip_passes_exactly_the_failing_event(
+    system: System, store: ReadStore, tenant: str
+) -> None:
+    positions = _write(system, tenant)
+    fail_at = positions[3]
+    runner = _runner(system, store, fail_at)
+    with pytest.raises(ProjectionFailed):
+        runner.catch_up()
+    with pytest.raises(NotSkippable):
+        runner.skip("goal_history", fail_at + 1)
+    with pytest.raises(NotSkippable):
+        runner.skip("goal_progress", fail_at)
+
+    runner.skip("goal_history", fail_at)
+    runner.catch_up()
+    system.runner.catch_up()
+    everything = [e["position"] for e in system.history.history(tenant, AGENT, after=0, limit=100).items]
+    assert _history_positions(store, tenant) == [p for p in everything if p != fail_at]
+    assert {s.name: s.state for s in runner.statuses()} == {"goal_progress": "live", "goal_history": "live"}
+    sql = "SELECT view FROM goal_progress WHERE tenant = ?"
+    assert rows(store, sql, (tenant,)) == rows(system.store, sql, (tenant,)), (
+        "other projections kept the event"
+    )
 
 
 def test_fixed_projection_resumes_from_where_it_stopped(
