@@ -209,9 +209,10 @@ class GoalsApp(Application[UUID]):
                 {"as_of": "must carry a time zone offset (RFC 3339), e.g. 2026-11-20T12:00:00Z"}
             )
         if as_of is not None:
-            version = self._version_at(aggregate_id, as_of)
-            if version is None:
+            found = self._at_instant(aggregate_id, as_of)
+            if found is None:
                 raise GoalsNotFound(agent_id)
+            return found
         try:
             goals: AgentGoals = self.repository.get(aggregate_id, version=version)
         except AggregateNotFoundError:
@@ -220,13 +221,21 @@ class GoalsApp(Application[UUID]):
             raise GoalsNotFound(agent_id)
         return goals
 
-    def _version_at(self, aggregate_id: UUID, as_of: datetime) -> int | None:
-        found: int | None = None
-        for event in cast("Iterable[AgentGoals.Event]", self.events.get(aggregate_id)):
+    def _at_instant(self, aggregate_id: UUID, as_of: datetime) -> AgentGoals | None:
+        """Fold events up to `as_of`, starting from the newest snapshot taken by then."""
+        goals: AgentGoals | None = None
+        after: int | None = None
+        if self.snapshots is not None:
+            for snapshot in self.snapshots.get(aggregate_id, desc=True):
+                if cast("AgentGoals.Event", snapshot).timestamp <= as_of:
+                    goals = cast("AgentGoals", snapshot.mutate(None))  # type: ignore[attr-defined]
+                    after = snapshot.originator_version
+                    break
+        for event in cast("Iterable[AgentGoals.Event]", self.events.get(aggregate_id, gt=after)):
             if event.timestamp > as_of:
                 break
-            found = event.originator_version
-        return found
+            goals = cast("AgentGoals", event.mutate(goals))
+        return goals
 
     # --- the command loop ----------------------------------------------------------------
 

@@ -41,6 +41,16 @@ class ReadStore(Protocol):
 
     def close(self) -> None: ...
 
+    def open_shadow(self) -> ReadStore:
+        """A separate store, kept between runs, where rebuilds build their tables."""
+        ...
+
+    def swap_in(self, shadow: ReadStore, tables: Sequence[str], positions: dict[str, int]) -> None:
+        """Replace `tables` with the shadow's and set tracking positions, atomically."""
+        ...
+
+    def drop_shadow(self, shadow: ReadStore) -> None: ...
+
 
 class PositionLookup(Protocol):
     """Finds the log position at which an aggregate's given version was recorded."""

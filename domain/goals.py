@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -72,11 +72,21 @@ class AgentGoals(Aggregate):
             )
 
     class ProgressRecorded(Event):
+        """v2 added `previous_overall` (overall progress before this update), so timelines
+        can show each change as from -> to without replaying the aggregate."""
+
+        class_version = 2
         objective_progress: dict[str, float]
         overall_progress: float
         kpi_values: dict[str, float]
         source: str
         observed_at: datetime
+        previous_overall: float | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            # v1 did not record it; unknown is honest, a guess would not be.
+            state["previous_overall"] = None
 
         def apply(self, aggregate: AgentGoals) -> None:
             aggregate.objective_progress = {
@@ -180,6 +190,8 @@ class AgentGoals(Aggregate):
             raise InvalidGoals({"overall_progress": f"disagrees with the derived overall progress {derived}"})
         if source not in SOURCES:
             raise InvalidGoals({"source": f"must be one of {sorted(SOURCES)}"})
+        if observed_at is not None and observed_at.utcoffset() is None:
+            raise InvalidGoals({"observed_at": "must carry a time zone offset (RFC 3339)"})
         before = dict(self.objective_progress)
         before_overall = self.overall_progress
         self._trigger(
@@ -189,7 +201,8 @@ class AgentGoals(Aggregate):
             overall_progress=derived,
             kpi_values={k: float(v) for k, v in (kpi_values or {}).items()},
             source=source,
-            observed_at=observed_at or self._now(),
+            observed_at=observed_at.astimezone(UTC) if observed_at else self._now(),
+            previous_overall=before_overall,
         )
         for objective in definition.objectives:
             if objective.id in updates:

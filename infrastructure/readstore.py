@@ -14,7 +14,9 @@ import psycopg
 import psycopg_pool
 from psycopg_pool import ConnectionPool
 
-from application.ports import Row
+from application.ports import ReadStore, Row
+
+SHADOW_SCHEMA = "a2a_rebuild"
 
 # Errors that mean "the store is unavailable right now", not "this data is wrong".
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
@@ -89,6 +91,54 @@ class SQLiteReadStore:
             self._all.clear()
         self._local = threading.local()
 
+    # --- rebuilds: a shadow file, copied in under one write lock -----------------------------
+
+    def open_shadow(self) -> ReadStore:
+        return SQLiteReadStore(self._path.with_name(self._path.stem + ".rebuild.sqlite"))
+
+    def swap_in(self, shadow: ReadStore, tables: Sequence[str], positions: dict[str, int]) -> None:
+        """Replace `tables` with the shadow's copies and set their tracking positions, in one
+        transaction: readers see the old tables or the new ones, never a mix."""
+        assert isinstance(shadow, SQLiteReadStore)
+        conn = self._conn()
+        conn.execute("ATTACH DATABASE ? AS shadow", (str(shadow._path),))
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for table in tables:
+                    _copy_table(conn, table)
+                for name, position in positions.items():
+                    conn.execute(
+                        "UPDATE projection_tracking SET position = ?, state = 'live', error = NULL,"
+                        " failed_position = NULL WHERE name = ?",
+                        (position, name),
+                    )
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        finally:
+            conn.execute("DETACH DATABASE shadow")
+
+    def drop_shadow(self, shadow: ReadStore) -> None:
+        assert isinstance(shadow, SQLiteReadStore)
+        shadow.close()
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(shadow._path) + suffix).unlink(missing_ok=True)
+
+
+def _copy_table(conn: sqlite3.Connection, table: str) -> None:
+    """Recreate `table` in main from the attached shadow: same DDL, same indexes, same rows."""
+    ddl = conn.execute(
+        "SELECT type, sql FROM shadow.sqlite_master WHERE tbl_name = ? AND sql IS NOT NULL"
+        " ORDER BY type = 'index'",
+        (table,),
+    ).fetchall()
+    conn.execute(f'DROP TABLE IF EXISTS main."{table}"')
+    for _, statement in ddl:
+        conn.execute(statement)
+    conn.execute(f'INSERT INTO main."{table}" SELECT * FROM shadow."{table}"')
+
 
 @lru_cache(maxsize=512)
 def _pg_sql(sql: str) -> str:
@@ -119,14 +169,23 @@ class PostgresTx:
 class PostgresReadStore:
     dialect = "postgres"
 
-    def __init__(self, dsn: str, *, pool_size: int = 10) -> None:
+    def __init__(self, dsn: str, *, pool_size: int = 10, schema: str | None = None) -> None:
+        self._dsn = dsn
+        self.schema = schema
+        kwargs: dict[str, Any] = {"autocommit": True}
+        if schema is not None:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute(
+                    psycopg.sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(psycopg.sql.Identifier(schema))
+                )
+            kwargs["options"] = f"-c search_path={schema}"
         self._pool = ConnectionPool(
             dsn,
             min_size=1,
             max_size=pool_size,
             open=True,
-            name="read-models",
-            kwargs={"autocommit": True},
+            name=f"read-models-{schema or 'live'}",
+            kwargs=kwargs,
         )
 
     @contextmanager
@@ -141,3 +200,48 @@ class PostgresReadStore:
 
     def close(self) -> None:
         self._pool.close()
+
+    # --- rebuilds: a shadow schema, moved in under one transaction ---------------------------
+
+    def open_shadow(self) -> ReadStore:
+        return PostgresReadStore(self._dsn, pool_size=2, schema=SHADOW_SCHEMA)
+
+    def swap_in(self, shadow: ReadStore, tables: Sequence[str], positions: dict[str, int]) -> None:
+        """Move the shadow's tables (and their partitions) over the live ones and set their
+        tracking positions in one transaction; the live runner waits on the tracking lock."""
+        ident = psycopg.sql.Identifier
+        with self._pool.connection() as conn, conn.transaction():
+            live = conn.execute("SELECT current_schema()").fetchone()
+            assert live is not None
+            conn.execute(
+                "SELECT name FROM projection_tracking WHERE name = ANY(%s) FOR UPDATE", (list(positions),)
+            )
+            for table in tables:
+                parts = conn.execute(
+                    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                    " JOIN pg_class p ON p.oid = i.inhparent JOIN pg_namespace n ON n.oid = p.relnamespace"
+                    " WHERE p.relname = %s AND n.nspname = %s",
+                    (table, SHADOW_SCHEMA),
+                ).fetchall()
+                conn.execute(psycopg.sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(ident(table)))
+                for (name,) in [(table,), *parts]:
+                    conn.execute(
+                        psycopg.sql.SQL("ALTER TABLE {}.{} SET SCHEMA {}").format(
+                            ident(SHADOW_SCHEMA), ident(name), ident(live[0])
+                        )
+                    )
+            for name, position in positions.items():
+                conn.execute(
+                    "UPDATE projection_tracking SET position = %s, state = 'live', error = NULL,"
+                    " failed_position = NULL WHERE name = %s",
+                    (position, name),
+                )
+
+    def drop_shadow(self, shadow: ReadStore) -> None:
+        shadow.close()
+        with self._pool.connection() as conn:
+            conn.execute(
+                psycopg.sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
+                    psycopg.sql.Identifier(SHADOW_SCHEMA)
+                )
+            )

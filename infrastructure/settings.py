@@ -17,7 +17,8 @@ DEFAULT_PASSWORDS = frozenset({"postgres", "password", "change-me", "changeme", 
 class Settings(BaseSettings):
     """Every setting has a safe embedded default; production refuses insecure ones."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    # hide_input_in_errors: a refusal must name the problem without echoing secrets.
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", hide_input_in_errors=True)
 
     env: Literal["dev", "test", "prod"] = Field("dev", alias="APP_ENV")
     database_url: str = Field("", alias="DATABASE_URL")
@@ -30,6 +31,7 @@ class Settings(BaseSettings):
     projection_page_size: int = Field(1000, alias="PROJECTION_PAGE_SIZE", ge=1, le=100_000)
     projection_poll_s: float = Field(0.5, alias="PROJECTION_POLL_S", gt=0)
     min_position_timeout_s: float = Field(5.0, alias="MIN_POSITION_TIMEOUT_S", ge=0, le=60)
+    stagnation_hours: float = Field(24, alias="STAGNATION_HOURS", gt=0)
 
     snapshot_interval: int = Field(100, alias="SNAPSHOT_INTERVAL", ge=0)
     command_retries: int = Field(8, alias="COMMAND_RETRIES", ge=1, le=100)
@@ -38,6 +40,9 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = Field(1_048_576, alias="MAX_BODY_BYTES", ge=1024)
     default_tenant: str = Field("default", alias="DEFAULT_TENANT", description="tenant of the dev client")
+    operator_tenant: str = Field(
+        "default", alias="OPERATOR_TENANT", description="tenant whose admins may rebuild or skip read models"
+    )
 
     token_issuer: str = Field("a2a-goals", alias="TOKEN_ISSUER")
     token_audience: str = Field("a2a-goals-api", alias="TOKEN_AUDIENCE")

@@ -23,9 +23,11 @@ from infrastructure.tokens import KeyRing, TokenIssuer, TokenVerifier
 from interfaces.http.auth import Authenticator, RateLimits
 from projections.analytics import AnalyticsQueries
 from projections.clients import ClientQueries, ClientsProjection
+from projections.event_facts import EventFactsProjection, EventFactsQueries
 from projections.goal_history import GoalHistoryProjection, GoalHistoryQueries
 from projections.goal_progress import GoalProgressProjection, GoalProgressQueries
-from projections.runner import ProjectionRunner
+from projections.rebuild import Rebuilder
+from projections.runner import Projection, ProjectionRunner
 
 DAY_S = 86_400
 PEM_BLOCK = re.compile(r"-----BEGIN [A-Z ]+-----.+?-----END [A-Z ]+-----", re.S)
@@ -46,6 +48,8 @@ class System:
     issuer: TokenIssuer
     auth: Authenticator
     security: SecurityLog
+    events: EventFactsQueries
+    rebuilder: Rebuilder
     listener: PostgresListener | None = None
 
     def start_projections(self) -> None:
@@ -79,10 +83,16 @@ def build_system(settings: Settings | None = None) -> System:
             position_of=position_of,
             on_saved=lambda position: runner_ref[0].wake(position) if runner_ref else None,
         )
+        projections: list[Projection] = [
+            GoalProgressProjection(),
+            GoalHistoryProjection(),
+            ClientsProjection(),
+            EventFactsProjection(),
+        ]
         runner = ProjectionRunner(
             goals.read_log,
             store,
-            [GoalProgressProjection(), GoalHistoryProjection(), ClientsProjection()],
+            projections,
             page_size=settings.projection_page_size,
             poll_s=settings.projection_poll_s,
             transient=TRANSIENT_ERRORS,
@@ -119,6 +129,8 @@ def build_system(settings: Settings | None = None) -> System:
         ),
         auth=auth,
         security=security,
+        events=EventFactsQueries(store),
+        rebuilder=Rebuilder(goals.read_log, goals.log_position, store, projections),
         listener=listener,
     )
 

@@ -21,6 +21,7 @@ DDL = (
 
 class ClientsProjection:
     name = "oauth_clients"
+    tables = ("oauth_clients",)
 
     def create_tables(self, tx: Tx) -> None:
         for statement in DDL:

@@ -17,6 +17,7 @@ DDL = (
     " version INTEGER NOT NULL, action TEXT NOT NULL, timestamp TEXT NOT NULL,"
     " actor TEXT NOT NULL, request_id TEXT NOT NULL, data TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS goal_history_by_agent ON goal_history (tenant, agent_id, position)",
+    "CREATE INDEX IF NOT EXISTS goal_history_by_action ON goal_history (tenant, action, timestamp)",
 )
 
 
@@ -33,6 +34,7 @@ def history_entry(event: AgentGoals.Event) -> tuple[str, dict[str, Any]] | None:
             return "progress_updated", {
                 "objective_progress": event.objective_progress,
                 "overall_progress": event.overall_progress,
+                "previous_overall_progress": event.previous_overall,
                 "kpi_values": event.kpi_values,
                 "source": event.source,
                 "observed_at": iso(event.observed_at),
@@ -57,6 +59,7 @@ def history_entry(event: AgentGoals.Event) -> tuple[str, dict[str, Any]] | None:
 
 class GoalHistoryProjection:
     name = "goal_history"
+    tables = ("goal_history",)
 
     def create_tables(self, tx: Tx) -> None:
         for statement in DDL:

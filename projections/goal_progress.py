@@ -61,19 +61,19 @@ class _Row:
 
 class GoalProgressProjection:
     name = "goal_progress"
+    tables = ("goal_progress",)
 
     def create_tables(self, tx: Tx) -> None:
         for statement in DDL:
             tx.execute(statement)
 
     def apply(self, tx: Tx, events: LogPage) -> None:
-        rows: dict[tuple[str, str], _Row] = {}
-        for position, event in events:
-            if not isinstance(event, AgentGoals.Event):
-                continue
+        goal_events = [(p, e) for p, e in events if isinstance(e, AgentGoals.Event)]
+        # One query loads every row the page touches, instead of one query per agent.
+        rows = self._load_many(tx, {(e.tenant, e.agent_id) for _, e in goal_events})
+        for position, event in goal_events:
             key = (event.tenant, event.agent_id)
-            row = rows.get(key) or self._load(tx, key)
-            row = self._fold(row, event)
+            row = self._fold(rows.get(key), event)
             row.position = position
             row.view["version"] = event.originator_version
             row.view["updated_at"] = iso(event.timestamp)
@@ -93,15 +93,22 @@ class GoalProgressProjection:
             )
 
     @staticmethod
-    def _load(tx: Tx, key: tuple[str, str]) -> _Row | None:
-        found = tx.fetchone(
-            "SELECT view, updates, status_since, status_durations FROM goal_progress"
-            " WHERE tenant = ? AND agent_id = ?",
-            key,
-        )
-        if found is None:
-            return None
-        return _Row(key[0], json.loads(found[0]), int(found[1]), found[2], json.loads(found[3]))
+    def _load_many(tx: Tx, keys: set[tuple[str, str]]) -> dict[tuple[str, str], _Row]:
+        by_tenant: dict[str, list[str]] = {}
+        for tenant, agent_id in keys:
+            by_tenant.setdefault(tenant, []).append(agent_id)
+        rows: dict[tuple[str, str], _Row] = {}
+        for tenant, agent_ids in by_tenant.items():
+            for start in range(0, len(agent_ids), 500):
+                chunk = agent_ids[start : start + 500]
+                found = tx.fetchall(
+                    "SELECT agent_id, view, updates, status_since, status_durations FROM goal_progress"
+                    f" WHERE tenant = ? AND agent_id IN ({', '.join('?' * len(chunk))})",
+                    (tenant, *chunk),
+                )
+                for r in found:
+                    rows[(tenant, r[0])] = _Row(tenant, json.loads(r[1]), int(r[2]), r[3], json.loads(r[4]))
+        return rows
 
     @staticmethod
     def _fold(row: _Row | None, event: AgentGoals.Event) -> _Row:

@@ -27,6 +27,11 @@ class Projection(Protocol):
 
     name: str
 
+    @property
+    def tables(self) -> Sequence[str]:
+        """The tables this read model owns (what a rebuild swaps in)."""
+        ...
+
     def create_tables(self, tx: Tx) -> None: ...
 
     def apply(self, tx: Tx, events: LogPage) -> None: ...
@@ -93,6 +98,10 @@ class ProjectionRunner:
     def names(self) -> list[str]:
         return [p.name for p in self._projections]
 
+    @property
+    def projections(self) -> list[Projection]:
+        return list(self._projections)
+
     def setup(self) -> None:
         with self._store.transaction() as tx:
             tx.execute(TRACKING_DDL)
@@ -153,16 +162,28 @@ class ProjectionRunner:
                     (pending[-1][0], time.time(), projection.name),
                 )
 
+    def skip_check(self, name: str, position: int, tx: Tx | None = None) -> None:
+        """Raise NotSkippable unless `name` failed exactly at `position`."""
+        sql = "SELECT position, state, failed_position FROM projection_tracking WHERE name = ?"
+        if tx is None:
+            with self._store.read() as reader:
+                row = reader.fetchone(sql, (name,))
+        else:
+            row = tx.fetchone(sql, (name,))
+        status = ProjectionStatus(name, int(row[0]), row[1], None, row[2]) if row else None
+        if (
+            name not in self.names
+            or status is None
+            or status.state != "failed"
+            or status.failed_position != position
+        ):
+            raise NotSkippable(name, position, status)
+
     def skip(self, name: str, position: int) -> None:
         """Move a failed projection past the one event it failed on (an operator's decision,
         which the caller records in the log). The other projections still apply that event."""
         with self._store.transaction() as tx:
-            row = tx.fetchone(
-                "SELECT position, state, failed_position FROM projection_tracking WHERE name = ?", (name,)
-            )
-            status = ProjectionStatus(name, int(row[0]), row[1], None, row[2]) if row else None
-            if status is None or status.state != "failed" or status.failed_position != position:
-                raise NotSkippable(name, position, status)
+            self.skip_check(name, position, tx)
             tx.execute(
                 "UPDATE projection_tracking SET position = ?, state = 'live', error = NULL,"
                 " failed_position = NULL, updated_at = ? WHERE name = ?",

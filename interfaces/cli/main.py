@@ -96,6 +96,86 @@ def clients_create(
     console.print("The secret is shown once; store it now.")
 
 
+projections_app = typer.Typer(help="Read models: status, rebuild, skip.", no_args_is_help=True)
+app.add_typer(projections_app, name="projections")
+
+
+@projections_app.command("status")
+def projections_status() -> None:
+    """Position, lag (events and seconds) and state of every read model."""
+    from rich.table import Table
+
+    from projections.status import projection_status
+
+    system = build_system()
+    try:
+        entries = projection_status(system.runner, system.goals.read_log, system.goals.log_position)
+    finally:
+        system.close()
+    table = Table("read model", "position", "lag (events)", "lag (s)", "state", "error")
+    for e in entries:
+        table.add_row(
+            e["name"],
+            str(e["position"]),
+            str(e["lag_events"]),
+            f"{e['lag_s']:.1f}",
+            e["state"],
+            e["error"] or "",
+        )
+    Console().print(table)
+
+
+@projections_app.command("rebuild")
+def projections_rebuild(
+    name: Annotated[str | None, typer.Argument(help="Read model to rebuild.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Rebuild every read model in one pass.")] = False,
+    restart: Annotated[
+        bool, typer.Option(help="Discard an interrupted rebuild instead of resuming it.")
+    ] = False,
+) -> None:
+    """Replay the log into shadow tables and swap them in atomically."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    system = build_system()
+    names = system.rebuilder.names if all_ else [name] if name else []
+    if not names or any(n not in system.rebuilder.names for n in names):
+        system.close()
+        raise typer.BadParameter(f"name one of {', '.join(system.rebuilder.names)}, or --all")
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    try:
+        with Progress(*columns, console=console) as bar:
+            task = bar.add_task(f"rebuilding {', '.join(names)}", total=system.goals.log_position())
+            result = system.rebuilder.rebuild(
+                names, restart=restart, progress=lambda at, end: bar.update(task, completed=at, total=end)
+            )
+    finally:
+        system.close()
+    console.print(
+        f"rebuilt {', '.join(result.names)}: {result.events} events in {result.seconds:.1f}s "
+        f"({result.events_per_s:,.0f} events/s), now at position {result.position}"
+    )
+
+
+@projections_app.command("skip")
+def projections_skip(
+    name: Annotated[str, typer.Argument(help="The failed read model.")],
+    position: Annotated[int, typer.Option(help="The log position it failed on.")],
+    reason: Annotated[str, typer.Option(help="Why skipping is right (recorded in the log).")],
+    actor: Annotated[str, typer.Option(help="Who decides.")] = "cli",
+) -> None:
+    """Let a failed read model pass over the one event it failed on; the decision is logged."""
+    from application.operations import record_skip
+
+    system = build_system()
+    try:
+        system.runner.skip_check(name, position)
+        recorded = record_skip(system.goals, name, position, reason, actor)
+        system.runner.skip(name, position)
+    finally:
+        system.close()
+    console.print(f"{name} skips position {position}; recorded at log position {recorded}")
+
+
 @app.command()
 def replay(
     agent: Annotated[str, typer.Option(help="Agent id.")],

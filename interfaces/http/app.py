@@ -14,7 +14,7 @@ from interfaces.bootstrap import System, build_system
 from interfaces.devclient import ensure_dev_client
 from interfaces.http import problems
 from interfaces.http.middleware import BodyLimitMiddleware, RequestIdMiddleware, SecurityHeadersMiddleware
-from interfaces.http.routes import admin, analytics, goals, oauth
+from interfaces.http.routes import admin, analytics, goals, oauth, operations
 
 DESCRIPTION = """Goals for A2A agents, event-sourced: every goal, progress update, milestone
 and status change is an immutable event. Commands answer with the aggregate `version`
@@ -45,8 +45,9 @@ def create_app(system: System | None = None, settings: Settings | None = None) -
     app = FastAPI(title="a2a-goals", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     if system is not None:
         app.state.system = system
+    app.state.rebuild_jobs = operations.RebuildJobs()
     problems.install(app)
-    for router in (goals.router, analytics.router, oauth.router, admin.router):
+    for router in (goals.router, analytics.router, oauth.router, admin.router, operations.router):
         app.include_router(router)
     config = system.settings if system else settings or Settings()
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)

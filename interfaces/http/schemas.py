@@ -3,10 +3,10 @@ the field; outputs describe what the read models serve."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from domain.objectives import DEFAULT_MILESTONES, GoalDefinition, Kpi, Objective, unique_ids
 
@@ -85,7 +85,9 @@ class ProgressIn(_In):
     objective_progress: dict[ObjectiveId, Percent] = Field(default_factory=dict, max_length=50)
     kpi_values: dict[ObjectiveId, float] = Field(default_factory=dict, max_length=50)
     overall_progress: Percent | None = None
-    observed_at: datetime | None = None
+    observed_at: AwareDatetime | None = Field(
+        None, description="When it was measured (RFC 3339, with offset)."
+    )
 
 
 class BatchItemIn(ProgressIn):
