@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     key_rotate_days: float = Field(30, alias="KEY_ROTATE_DAYS", gt=0)
     external_jwks_url: str = Field("", alias="EXTERNAL_JWKS_URL")
     external_issuer: str = Field("", alias="EXTERNAL_ISSUER")
+    external_algorithms: str = Field("RS256,ES256", alias="EXTERNAL_ALGORITHMS")
 
     redis_url: str = Field("", alias="REDIS_URL")
     rate_limit_reads: str = Field("600/minute", alias="RATE_LIMIT_READS")
@@ -73,6 +74,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_insecure_production(self) -> Settings:
+        if self.external_jwks_url and not self.external_issuer:
+            raise ValueError("EXTERNAL_JWKS_URL needs EXTERNAL_ISSUER (the `iss` its tokens carry)")
         if "*" in self.cors_origin_list and self.cors_allow_credentials:
             raise ValueError("CORS_ORIGINS=* cannot be combined with CORS_ALLOW_CREDENTIALS")
         if self.env == "prod":
@@ -98,6 +101,10 @@ class Settings(BaseSettings):
     @property
     def algorithm_list(self) -> list[str]:
         return [a.strip() for a in self.jwt_algorithms.split(",") if a.strip()]
+
+    @property
+    def external_algorithm_list(self) -> list[str]:
+        return [a.strip() for a in self.external_algorithms.split(",") if a.strip()]
 
     @property
     def keys_path(self) -> Path:

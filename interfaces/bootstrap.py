@@ -19,7 +19,7 @@ from infrastructure.readstore import TRANSIENT_ERRORS, PostgresReadStore, SQLite
 from infrastructure.schema import schema_lock
 from infrastructure.security_log import SecurityLog
 from infrastructure.settings import Settings
-from infrastructure.tokens import KeyRing, TokenIssuer, TokenVerifier
+from infrastructure.tokens import KeyRing, RemoteJWKS, TokenIssuer, TokenVerifier
 from interfaces.http.auth import Authenticator, RateLimits
 from projections.analytics import AnalyticsQueries
 from projections.clients import ClientQueries, ClientsProjection
@@ -112,7 +112,14 @@ def build_system(settings: Settings | None = None) -> System:
         audience=settings.token_audience,
         algorithms=settings.algorithm_list,
     )
-    auth = Authenticator(verifier, client_queries, _limiter(settings, security), _limits(settings), security)
+    auth = Authenticator(
+        verifier,
+        client_queries,
+        _limiter(settings, security),
+        _limits(settings),
+        security,
+        external=_external_verifier(settings),
+    )
     return System(
         settings=settings,
         goals=goals,
@@ -142,6 +149,19 @@ def _keys(settings: Settings) -> KeyRing:
     # Generated keys (dev and test only: prod refuses to start without SIGNING_KEYS).
     return KeyRing.load_or_create(
         settings.keys_path, rotate_after_s=rotate_s, retire_after_s=rotate_s + DAY_S
+    )
+
+
+def _external_verifier(settings: Settings) -> TokenVerifier | None:
+    """Tokens of an external IdP, by its JWKS URL (cached; unknown kids refetch at most once a minute)."""
+    if not settings.external_jwks_url:
+        return None
+    return TokenVerifier(
+        None,
+        issuer=settings.external_issuer,
+        audience=settings.token_audience,
+        algorithms=settings.external_algorithm_list,
+        remote=RemoteJWKS(settings.external_jwks_url),
     )
 
 
