@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording
 
 from application.errors import ConcurrencyConflict, GoalsNotFound, VersionMismatch
@@ -20,6 +21,8 @@ from domain.goals import AgentGoals, AutoUpdate, Meta
 from domain.idempotency import IdempotencyRecord
 from domain.ids import goals_id, idempotency_id
 from domain.objectives import GoalDefinition
+
+log = logging.getLogger(__name__)
 
 Loaded = dict[str, AgentGoals | None]
 Change = Callable[[Loaded], list[AgentGoals]]
@@ -250,7 +253,7 @@ class GoalsApp(Application[UUID]):
         *,
         create: bool = False,
     ) -> CommandResult:
-        if idempotency is not None and (replay := self._replay(tenant, idempotency)):
+        if idempotency is not None and (replay := self._replay(tenant, meta.actor, idempotency)):
             return replay
         for _ in range(self.max_retries):
             loaded = {a: self._load(tenant, a) for a in agent_ids}
@@ -273,7 +276,7 @@ class GoalsApp(Application[UUID]):
             try:
                 recordings = self.save(*changed, *extra)
             except IntegrityError:
-                if idempotency is not None and (replay := self._replay(tenant, idempotency)):
+                if idempotency is not None and (replay := self._replay(tenant, meta.actor, idempotency)):
                     return replay
                 if expected_version is not None:
                     current = self._load(tenant, agent_ids[0])
@@ -289,10 +292,13 @@ class GoalsApp(Application[UUID]):
             goals: AgentGoals = self.repository.get(goals_id(tenant, agent_id))
         except AggregateNotFoundError:
             return None
+        # Ids are derived from tenant and key; a mismatch would be another tenant's goal.
+        if goals.tenant != tenant or goals.agent_id != agent_id:
+            return None
         return goals
 
-    def _replay(self, tenant: str, idempotency: Idempotency) -> CommandResult | None:
-        record_id = idempotency_id(tenant, idempotency.key)
+    def _replay(self, tenant: str, actor: str, idempotency: Idempotency) -> CommandResult | None:
+        record_id = idempotency_id(tenant, actor, idempotency.key)
         try:
             record: IdempotencyRecord = self.repository.get(record_id)
         except AggregateNotFoundError:
@@ -305,6 +311,15 @@ class GoalsApp(Application[UUID]):
         if self._position_of is None:
             return None
         return self._position_of(self.recorder, aggregate_id, version)
+
+    def _take_snapshots(self, processing_event: ProcessingEvent[UUID]) -> None:
+        # The events are committed by now: a snapshot that cannot be written must not turn
+        # an acknowledged command into an error (a client would retry it). Loads stay correct
+        # without it, only slower.
+        try:
+            super()._take_snapshots(processing_event)
+        except Exception:
+            log.exception("snapshot not taken; events are saved")
 
     def _notify(self, recordings: list[Recording[UUID]]) -> None:
         if self._on_saved is not None and recordings:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from eventsourcing.domain import Aggregate
 
 from domain.errors import InvalidGoals
-from domain.ids import client_id_to_uuid
+from domain.ids import TENANT, client_id_to_uuid
 
 SCOPES = frozenset(
     {
@@ -73,6 +73,8 @@ class OAuthClient(Aggregate):
             )
         if not scopes:
             raise InvalidGoals({"scopes": "at least one scope is required"})
+        if not TENANT.match(tenant):
+            raise InvalidGoals({"tenant": "letters, digits, '_', '.' or '-', at most 64 (no ':')"})
         return cls._create(
             cls.Registered,
             id=client_id_to_uuid(client_id),

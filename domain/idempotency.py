@@ -39,7 +39,7 @@ class IdempotencyRecord(Aggregate):
     ) -> IdempotencyRecord:
         return cls._create(
             cls.Recorded,
-            id=idempotency_id(tenant, key),
+            id=idempotency_id(tenant, actor, key),
             tenant=tenant,
             key=key,
             fingerprint=fingerprint,

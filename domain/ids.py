@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from uuid import UUID, uuid5
 
+# Tenants never contain ':', so "tenant:kind:key" names exactly one aggregate.
+TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 NAMESPACE = UUID("6f1c1a52-37a4-4bd6-9a55-0d3f4f7c2b10")
 
 
@@ -11,8 +14,9 @@ def goals_id(tenant: str, agent_id: str) -> UUID:
     return uuid5(NAMESPACE, f"{tenant}:goals:{agent_id}")
 
 
-def idempotency_id(tenant: str, key: str) -> UUID:
-    return uuid5(NAMESPACE, f"{tenant}:idempotency:{key}")
+def idempotency_id(tenant: str, actor: str, key: str) -> UUID:
+    """Keys belong to the client that sent them: two clients may pick the same key."""
+    return uuid5(NAMESPACE, f"{tenant}:idempotency:{len(actor)}:{actor}:{key}")
 
 
 def client_id_to_uuid(client_id: str) -> UUID:

@@ -88,6 +88,10 @@ class Settings(BaseSettings):
             password = urlsplit(self.database_url).password or ""
             if password.lower() in DEFAULT_PASSWORDS:
                 raise ValueError("DATABASE_URL uses a well-known default password; refusing APP_ENV=prod")
+            if self.external_jwks_url and not self.external_jwks_url.startswith("https://"):
+                raise ValueError(
+                    "EXTERNAL_JWKS_URL must be https:// in prod (keys fetched in clear could be forged)"
+                )
             if not self.redis_url:
                 raise ValueError("APP_ENV=prod needs REDIS_URL: rate limits must be shared by all replicas")
         if self.database_url and not self.is_postgres:

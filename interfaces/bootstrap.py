@@ -180,11 +180,14 @@ def _limiter(settings: Settings, security: SecurityLog) -> RateLimiter:
 
 
 def _limits(settings: Settings) -> RateLimits:
+    token = Rate.parse(settings.rate_limit_token)
     return RateLimits(
         reads=Rate.parse(settings.rate_limit_reads),
         writes=Rate.parse(settings.rate_limit_writes),
-        token=Rate.parse(settings.rate_limit_token),
+        token=token,
         search=Rate.parse(settings.rate_limit_search),
+        # Token requests from one address across all client ids, so spraying ids buys nothing.
+        token_address=Rate(token.limit * 4, token.period_s),
     )
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from application.ports import ReadStore
-from projections.runner import Projection, ProjectionRunner, ReadLog
+from projections.runner import Projection, ProjectionRunner, ReadLog, load_skips
 
 Progress = Callable[[int, int], None]  # (position reached, log end)
 
@@ -65,7 +65,9 @@ class Rebuilder:
             shadow = self._store.open_shadow()
         self._mark(names, "rebuilding")
         try:
-            runner = ProjectionRunner(self._read_log, shadow, chosen, page_size=self._page_size)
+            runner = ProjectionRunner(
+                self._read_log, shadow, chosen, page_size=self._page_size, skips=load_skips(self._store)
+            )
             runner.setup()
             started, at_start = time.perf_counter(), _position(runner)
             while runner.run_page():

@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from prometheus_client import Counter, Gauge
+
 from application.ports import ReadStore, Tx
 
 log = logging.getLogger(__name__)
@@ -63,6 +65,25 @@ class NotSkippable(Exception):
         super().__init__(f"{name} has no failure at position {position} to skip (it is {found})")
 
 
+PROJECTED = Gauge("a2a_projection_position", "Last log position applied, per read model.", ["projection"])
+FAILURES = Counter("a2a_projection_failures_total", "Read-model failures, per read model.", ["projection"])
+
+# Events an operator decided a read model passes over; rebuilds honour them too.
+SKIPS_DDL = (
+    "CREATE TABLE IF NOT EXISTS projection_skips (name TEXT NOT NULL, position BIGINT NOT NULL,"
+    " PRIMARY KEY (name, position))"
+)
+
+
+def load_skips(store: ReadStore) -> dict[str, set[int]]:
+    with store.read() as tx:
+        rows = tx.fetchall("SELECT name, position FROM projection_skips")
+    skips: dict[str, set[int]] = {}
+    for name, position in rows:
+        skips.setdefault(str(name), set()).add(int(position))
+    return skips
+
+
 TRACKING_DDL = (
     "CREATE TABLE IF NOT EXISTS projection_tracking ("
     " name TEXT PRIMARY KEY, position BIGINT NOT NULL, state TEXT NOT NULL,"
@@ -80,6 +101,7 @@ class ProjectionRunner:
         page_size: int = 1000,
         poll_s: float = 0.5,
         transient: tuple[type[BaseException], ...] = (),
+        skips: dict[str, set[int]] | None = None,
     ) -> None:
         """`transient` errors (a database restarting) are retried after a pause; any other
         error stops the runner at the failing page."""
@@ -93,6 +115,10 @@ class ProjectionRunner:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self.failure: BaseException | None = None
+        self._retrying: set[str] = set()
+        self._first_page = True
+        self._failed_now: list[ProjectionFailed] = []
+        self._skips: dict[str, set[int]] = {k: set(v) for k, v in (skips or {}).items()}
 
     @property
     def names(self) -> list[str]:
@@ -105,6 +131,7 @@ class ProjectionRunner:
     def setup(self) -> None:
         with self._store.transaction() as tx:
             tx.execute(TRACKING_DDL)
+            tx.execute(SKIPS_DDL)
             for projection in self._projections:
                 projection.create_tables(tx)
                 tx.execute(
@@ -112,6 +139,8 @@ class ProjectionRunner:
                     " VALUES (?, 0, 'live', NULL, ?) ON CONFLICT (name) DO NOTHING",
                     (projection.name, time.time()),
                 )
+        for name, positions in load_skips(self._store).items():
+            self._skips.setdefault(name, set()).update(positions)
 
     def statuses(self) -> list[ProjectionStatus]:
         with self._store.read() as tx:
@@ -128,26 +157,48 @@ class ProjectionRunner:
     def run_page(self) -> int:
         """Apply the next page of the log; returns how many events it held (0: caught up).
 
-        When a projection raises, the page is applied again event by event, so everything
-        before the failing event is kept and the failure names its exact position.
+        A failed projection is left where it is while the others go on. When a projection
+        raises, the page is applied again event by event, so everything before the failing
+        event is kept and the failure names its exact position.
         """
-        start = min((s.position for s in self.statuses()), default=0)
-        page = self._read_log(start, self._page_size)
+        statuses = self.statuses()
+        if self._first_page:
+            # A new runner (a restart, a deploy) tries failed projections once more.
+            self._retrying.update(s.name for s in statuses if s.state == "failed")
+            self._first_page = False
+        retrying, self._retrying = self._retrying, set()
+        healthy = [s for s in statuses if s.state != "failed" or s.name in retrying]
+        if not healthy:
+            return 0
+        page = self._read_log(min(s.position for s in healthy), self._page_size)
         if not page:
             return 0
         try:
-            self._apply(page)
+            self._apply(page, retrying)
+            for name in self.names:
+                PROJECTED.labels(projection=name).set(page[-1][0])
         except ProjectionFailed:
             for item in page:
-                self._apply([item])
+                try:
+                    self._apply([item], retrying)
+                except ProjectionFailed as error:
+                    retrying.discard(error.name)
+                    self._fail(error)
+                    self._failed_now.append(error)
         return len(page)
 
-    def _apply(self, page: LogPage) -> None:
+    def _apply(self, page: LogPage, retrying: set[str]) -> None:
         with self._store.transaction() as tx:
-            positions = self._lock_positions(tx)
+            tracked = self._lock_tracking(tx)
             for projection in self._projections:
-                pending = [(pos, e) for pos, e in page if pos > positions[projection.name]]
+                position, state = tracked[projection.name]
+                if state == "failed" and projection.name not in retrying:
+                    continue
+                skipped = self._skips.get(projection.name, set())
+                pending = [(pos, e) for pos, e in page if pos > position and pos not in skipped]
                 if not pending:
+                    if page[-1][0] > position:
+                        self._advance(tx, projection.name, page[-1][0])
                     continue
                 try:
                     projection.apply(tx, pending)
@@ -156,11 +207,19 @@ class ProjectionRunner:
                 except Exception as error:
                     exact = pending[0][0] if len(pending) == 1 else None
                     raise ProjectionFailed(projection.name, exact, error) from error
-                tx.execute(
-                    "UPDATE projection_tracking SET position = ?, state = 'live', error = NULL,"
-                    " failed_position = NULL, updated_at = ? WHERE name = ?",
-                    (pending[-1][0], time.time(), projection.name),
-                )
+                self._advance(tx, projection.name, page[-1][0])
+
+    @staticmethod
+    def _advance(tx: Tx, name: str, position: int) -> None:
+        tx.execute(
+            "UPDATE projection_tracking SET position = ?, error = NULL, failed_position = NULL,"
+            " state = CASE WHEN state = 'failed' THEN 'live' ELSE state END, updated_at = ? WHERE name = ?",
+            (position, time.time(), name),
+        )
+
+    def retry_failed(self) -> None:
+        """Give failed projections another try on the next page (after a fix is deployed)."""
+        self._retrying.update(s.name for s in self.statuses() if s.state == "failed")
 
     def skip_check(self, name: str, position: int, tx: Tx | None = None) -> None:
         """Raise NotSkippable unless `name` failed exactly at `position`."""
@@ -184,32 +243,38 @@ class ProjectionRunner:
         which the caller records in the log). The other projections still apply that event."""
         with self._store.transaction() as tx:
             self.skip_check(name, position, tx)
+            tx.execute("INSERT INTO projection_skips (name, position) VALUES (?, ?)", (name, position))
             tx.execute(
-                "UPDATE projection_tracking SET position = ?, state = 'live', error = NULL,"
-                " failed_position = NULL, updated_at = ? WHERE name = ?",
-                (position, time.time(), name),
+                "UPDATE projection_tracking SET state = 'live', error = NULL, failed_position = NULL,"
+                " updated_at = ? WHERE name = ?",
+                (time.time(), name),
             )
+        self._skips.setdefault(name, set()).add(position)
         self.failure = None
 
     def catch_up(self) -> int:
-        """Apply pages until the log is exhausted; a failure is recorded, then raised."""
+        """Apply pages until the log is exhausted. A projection that fails is recorded and left
+        behind while the others finish; the first such failure is raised at the end."""
         total = 0
-        try:
-            while n := self.run_page():
-                total += n
-        except ProjectionFailed as error:
-            self._fail(error)
-            raise
+        self._failed_now.clear()
+        while n := self.run_page():
+            total += n
+        if self._failed_now:
+            raise self._failed_now[0]
         return total
 
-    def _lock_positions(self, tx: Tx) -> dict[str, int]:
+    def _lock_tracking(self, tx: Tx) -> dict[str, tuple[int, str]]:
         # FOR UPDATE serialises runners in several processes on PostgreSQL; SQLite's
         # BEGIN IMMEDIATE already holds the write lock.
         lock = " FOR UPDATE" if tx.dialect == "postgres" else ""
-        rows = tx.fetchall(f"SELECT name, position FROM projection_tracking{lock}")
-        return {r[0]: int(r[1]) for r in rows}
+        rows = tx.fetchall(f"SELECT name, position, state FROM projection_tracking{lock}")
+        return {r[0]: (int(r[1]), r[2]) for r in rows}
 
     # --- background loop -----------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     def wake(self, _position: int | None = None) -> None:
         self._wakeup.set()
@@ -239,7 +304,7 @@ class ProjectionRunner:
                 backoff = min(backoff * 2, 30.0)
                 continue
             except ProjectionFailed:
-                return  # recorded by catch_up
+                pass  # recorded; the others went on and this one waits for a fix or a skip
             except Exception as error:
                 self._fail(error)
                 return
@@ -251,6 +316,7 @@ class ProjectionRunner:
         self.failure = error
         log.exception("projection runner stopped: it will not skip the failing event")
         if isinstance(error, ProjectionFailed):
+            FAILURES.labels(projection=error.name).inc()
             names, cause, position = [error.name], error.cause, error.position
         else:
             names, cause, position = self.names, error, None

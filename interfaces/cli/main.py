@@ -54,11 +54,12 @@ def project() -> None:
         f"projecting {', '.join(system.runner.names)} from {system.settings.redacted_database_url()}"
     )
     system.start_projections()
+    reported: BaseException | None = None
     try:
         while not stop.wait(1.0):
-            if system.runner.failure is not None:
-                console.print(f"[red]projection failed:[/] {system.runner.failure}")
-                raise typer.Exit(1)
+            if system.runner.failure is not None and system.runner.failure is not reported:
+                reported = system.runner.failure
+                console.print(f"[red]read model failed[/] (the others go on): {reported}")
     finally:
         system.close()
 

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from prometheus_client import make_asgi_app
 
 from infrastructure.settings import Settings
 from interfaces.bootstrap import System, build_system
@@ -31,7 +32,8 @@ def create_app(system: System | None = None, settings: Settings | None = None) -
         sys = system or build_system(settings)
         app.state.system = sys
         if owned and sys.settings.run_projections:
-            sys.runner.catch_up()
+            # In the background: a long backlog or a failed read model must not keep the API
+            # (and its operator endpoints) from starting.
             sys.start_projections()
         if owned and (hint := ensure_dev_client(sys)):
             # Straight to the terminal, not through logging: log lines never carry secrets.
@@ -46,6 +48,8 @@ def create_app(system: System | None = None, settings: Settings | None = None) -
     if system is not None:
         app.state.system = system
     app.state.rebuild_jobs = operations.RebuildJobs()
+    # Counters of security events, read-model positions and failures, for Prometheus.
+    app.mount("/metrics", make_asgi_app())
     problems.install(app)
     for router in (goals.router, analytics.router, oauth.router, admin.router, operations.router):
         app.include_router(router)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
@@ -14,6 +14,7 @@ from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
 from fastapi.security import OAuth2, SecurityScopes
 
 from domain.clients import SCOPES, ClientDisabled
+from domain.ids import TENANT
 from infrastructure.ratelimit import Decision, Rate, RateLimiter
 from infrastructure.security_log import SecurityLog
 from infrastructure.tokens import Claims, InvalidToken, TokenVerifier
@@ -66,6 +67,7 @@ class RateLimits:
     writes: Rate
     token: Rate
     search: Rate
+    token_address: Rate
 
     def for_class(self, route_class: str) -> Rate:
         rate: Rate = getattr(self, route_class)
@@ -121,11 +123,18 @@ class Authenticator:
     def _verify(self, token: str) -> Claims:
         """Our own tokens first; then, when configured, the external issuer's."""
         try:
-            return self.verifier.verify(token)
+            claims = self.verifier.verify(token)
+            if TENANT.match(claims.tenant):
+                return claims
+            raise InvalidToken("invalid_claim:tenant")
         except InvalidToken as ours:
             if self.external is None or ours.reason not in {"unknown_key", "wrong_issuer"}:
                 raise
-            return self.external.verify(token)
+            claims = self.external.verify(token)
+        if not TENANT.match(claims.tenant):
+            raise InvalidToken("invalid_claim:tenant")
+        # An external subject must never pass for one of our clients in the audit trail.
+        return replace(claims, subject=f"ext:{claims.issuer}:{claims.subject}")
 
     def forget_disabled_cache(self) -> None:
         self._refreshed_at = 0.0

@@ -65,6 +65,9 @@ class BodyLimitMiddleware:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
+        if (problem := _unstorable_json(scope, body)) is not None:
+            await _refuse(scope, send, 422, "/problems/validation", "Request is not valid", problem)
+            return
         replayed = False
 
         async def replay() -> Message:
@@ -77,27 +80,58 @@ class BodyLimitMiddleware:
         await self.app(scope, replay, send)
 
     async def _too_large(self, scope: Scope, send: Send) -> None:
-        body: dict[str, Any] = {
-            "type": "/problems/body-too-large",
-            "title": "Request body is too large",
-            "status": 413,
-            "detail": f"the body exceeds {self.max_bytes} bytes",
-            "instance": scope.get("path", ""),
-            "request_id": scope.get("state", {}).get("request_id"),
-        }
-        payload = json.dumps(body).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/problem+json"),
-                    (b"content-length", str(len(payload)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
+        await _refuse(
+            scope,
+            send,
+            413,
+            "/problems/body-too-large",
+            "Request body is too large",
+            f"the body exceeds {self.max_bytes} bytes",
         )
-        await send({"type": "http.response.body", "body": payload})
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number this API stores")
+
+
+def _unstorable_json(scope: Scope, body: bytes) -> str | None:
+    """Why a JSON body could not be stored faithfully (NaN, Infinity, NUL characters), if so.
+
+    Python's JSON parser accepts NaN and Infinity, and any string may hold U+0000; the log
+    would keep them but PostgreSQL's jsonb refuses them, so they are refused at the door.
+    """
+    content_type = dict(scope["headers"]).get(b"content-type", b"")
+    if not body or not content_type.startswith(b"application/json"):
+        return None
+    if rb"\u0000" in body or b"\x00" in body:
+        return "the body contains a NUL character (\\u0000), which cannot be stored"
+    try:
+        json.loads(body, parse_constant=_reject_constant)
+    except ValueError as error:
+        if "JSON number" in str(error):
+            return str(error)
+    return None
+
+
+async def _refuse(scope: Scope, send: Send, status: int, problem_type: str, title: str, detail: str) -> None:
+    body: dict[str, Any] = {
+        "type": problem_type,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": scope.get("path", ""),
+        "request_id": scope.get("state", {}).get("request_id"),
+    }
+    if status == 422:
+        body["errors"] = [{"field": "body", "message": detail}]
+    payload = json.dumps(body).encode()
+    headers = [
+        (b"content-type", b"application/problem+json"),
+        (b"content-length", str(len(payload)).encode()),
+        (b"connection", b"close"),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
 
 
 # The interactive docs load Swagger UI / ReDoc from their CDN; everything else is JSON and

@@ -163,12 +163,11 @@ def test_body_over_the_limit_is_413_with_or_without_content_length(api: httpx.Cl
     assert small.status_code == 200, small.text
 
 
-def test_min_position_far_in_the_future_is_504(api: httpx.Client) -> None:
+def test_min_position_beyond_the_end_of_the_log_is_refused_at_once(api: httpx.Client) -> None:
     created = create(api, "a1")
     far = created["position"] + 1_000_000
-    body = problem(api.get("/agents/a1", params={"min_position": far}), 504, "not-caught-up")
-    assert isinstance(body["position"], int)
-    assert str(far) in body["detail"]
-    problem(api.get("/", params={"min_position": far}), 504, "not-caught-up")
+    body = problem(api.get("/agents/a1", params={"min_position": far}), 422, "validation")
+    assert body["errors"][0]["field"] == "query.min_position"
+    problem(api.get("/", params={"min_position": far}), 422, "validation")
     reached = read(api, "/agents/a1", created["position"])
     assert reached.status_code == 200, reached.text

@@ -13,6 +13,7 @@ from application.ports import ReadStore, Tx
 from interfaces.bootstrap import System
 from projections.goal_history import GoalHistoryProjection
 from projections.goal_progress import GoalProgressProjection
+from projections.rebuild import Rebuilder
 from projections.runner import LogPage, NotSkippable, ProjectionFailed, ProjectionRunner
 from tests.integration.support import fresh_read_store, meta, rows, tracking, two_objectives, wait_until
 
@@ -78,18 +79,20 @@ def test_failing_projection_stops_without_advancing(system: System, store: ReadS
     assert (history.state, history.failed_position) == ("failed", fail_at)
     assert history.error == f"RuntimeError: cannot project event {fail_at}"
     assert history.position == fail_at - 1
-    # the others stopped with it (one transaction per page) but are not failed
-    assert (marks["goal_progress"].state, marks["goal_progress"].position) == ("live", fail_at - 1)
+    # the others are not held back by it
+    end = system.goals.log_position()
+    assert (marks["goal_progress"].state, marks["goal_progress"].position) == ("live", end)
 
     applied = _history_positions(store, tenant)
     system.runner.catch_up()
     everything = system.history.history(tenant, AGENT, after=0, limit=100).items
     assert applied == [e["position"] for e in everything if e["position"] < fail_at]
-    progress = rows(store, "SELECT position, updates FROM goal_progress WHERE tenant = ?", (tenant,))
-    updates_before = [e for e in everything if e["action"] == "progress_updated" and e["position"] < fail_at]
-    assert progress == [(fail_at - 1, len(updates_before))]
+    progress = rows(store, "SELECT updates FROM goal_progress WHERE tenant = ?", (tenant,))
+    assert progress == [(len([e for e in everything if e["action"] == "progress_updated"]),)]
 
-    # running it again fails again on the same event: it never skips it by itself
+    # left alone, it stays where it is; retried, it fails again on the same event
+    assert runner.catch_up() == 0
+    runner.retry_failed()
     with pytest.raises(ProjectionFailed, match=str(fail_at)):
         runner.catch_up()
     assert tracking(store)["goal_history"][0] == fail_at - 1
@@ -118,6 +121,13 @@ def test_an_operator_skip_passes_exactly_the_failing_event(
     assert rows(store, sql, (tenant,)) == rows(system.store, sql, (tenant,)), (
         "other projections kept the event"
     )
+
+    # a rebuild honours the skip instead of failing on the same event again
+    rebuilder = Rebuilder(
+        system.goals.read_log, system.goals.log_position, store, [GoalProgressProjection(), FailsAt(fail_at)]
+    )
+    rebuilder.rebuild(["goal_history"])
+    assert _history_positions(store, tenant) == [p for p in everything if p != fail_at]
 
 
 def test_fixed_projection_resumes_from_where_it_stopped(

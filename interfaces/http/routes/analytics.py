@@ -96,7 +96,9 @@ def agent_analytics(
 
 @router.get("/health", tags=["health"])
 def health(system: SystemDep) -> JSONResponse:
-    """Liveness of the event store, the read models and the projections (503 when unhealthy)."""
+    """Liveness of the event store, the read models and the projections (503 when unhealthy).
+
+    Public, so it names states and lags only; errors are on the operator endpoint."""
     log_position = system.goals.log_position()
     projections = [
         {
@@ -104,17 +106,19 @@ def health(system: SystemDep) -> JSONResponse:
             "position": s.position,
             "lag_events": max(0, log_position - s.position),
             "state": s.state,
-            "error": s.error,
         }
         for s in system.runner.statuses()
     ]
     failed = [p for p in projections if p["state"] == "failed"]
+    stopped = system.settings.run_projections and not system.runner.running
     body = {
-        "status": "degraded" if failed else "ok",
+        "status": "degraded" if failed or stopped else "ok",
+        "runner": "in-process" if system.settings.run_projections else "external",
         "store": "postgresql" if system.settings.is_postgres else "sqlite",
         "log_position": log_position,
         "projections": projections,
     }
+    unhealthy = bool(failed) or stopped
     return JSONResponse(
-        body, status_code=503 if failed else 200, headers={"Retry-After": "5"} if failed else None
+        body, status_code=503 if unhealthy else 200, headers={"Retry-After": "5"} if unhealthy else None
     )

@@ -47,8 +47,14 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
 
 
 def _fresh(system: System, names: list[str], min_position: int | None) -> None:
-    if min_position:
-        wait_for_position(system.store, names, min_position, system.settings.min_position_timeout_s)
+    if not min_position:
+        return
+    # A position beyond the log's end was never written: refuse it rather than hold a thread.
+    if min_position > system.goals.log_position():
+        raise RequestValidationError(
+            [{"loc": ("query", "min_position"), "msg": "is beyond the end of the log", "type": "value_error"}]
+        )
+    wait_for_position(system.store, names, min_position, system.settings.min_position_timeout_s)
 
 
 def _answer(response: Response, result: CommandResult, *, created_status: int = 200) -> CommandOut:

@@ -11,8 +11,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from application.clients import ClientsService
 from domain.clients import SCOPES, ClientDisabled
+from interfaces.bootstrap import System
 from interfaces.http.auth import Authenticator, RateLimited
 from interfaces.http.deps import SystemDep
 
@@ -68,45 +68,37 @@ def _client_credentials(request: Request, form: dict[str, str]) -> tuple[str, st
 )
 async def token(request: Request, system: SystemDep) -> JSONResponse:
     """Exchange client credentials for a short-lived JWT access token."""
-    auth: Authenticator = system.auth
     if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
         return _error(400, "invalid_request", "the body must be application/x-www-form-urlencoded")
     raw = parse_qs((await request.body()).decode("utf-8", "replace"), keep_blank_values=True)
     if any(len(v) > 1 for v in raw.values()):
         return _error(400, "invalid_request", "parameters must not repeat")
-    form = {k: v[0] for k, v in raw.items()}
-    credentials = _client_credentials(request, form)
-    if credentials is None:
-        return _error(401, "invalid_client", "client authentication is required", basic=True)
-    client_id, secret, basic = credentials
+    # Rate limits (Redis), the secret check (scrypt) and denial records (database) block:
+    # they run in the thread pool, never on the event loop.
+    return await run_in_threadpool(_grant, request, system, {k: v[0] for k, v in raw.items()})
+
+
+def _grant(request: Request, system: System, form: dict[str, str]) -> JSONResponse:
+    auth: Authenticator = system.auth
     request_id = getattr(request.state, "request_id", None)
+    address = request.client.host if request.client else "-"
+    credentials = _client_credentials(request, form)
+    client_id = credentials[0] if credentials else "-"
     try:
-        # Per client and address: a stranger guessing one client's secret is throttled
-        # without locking the real client out from its own address.
-        address = request.client.host if request.client else "-"
+        # Per address first (random client ids must not buy fresh buckets), then per client
+        # and address: a stranger guessing one client's secret does not lock the client out.
+        auth.check_rate(f"token-address:{address}", "token_address")
         auth.check_rate(f"token:{client_id}:{address}", "token")
     except RateLimited:
         auth.security.record("rate_limited", client_id=client_id, request_id=request_id, route_class="token")
         raise
+    if credentials is None:
+        return _error(401, "invalid_client", "client authentication is required", basic=True)
     if form.get("grant_type") != "client_credentials":
         return _error(400, "unsupported_grant_type", "only client_credentials is supported")
-    return await _issue(
-        request, system.clients, auth, client_id, secret, basic, form.get("scope"), request_id
-    )
-
-
-async def _issue(
-    request: Request,
-    clients: ClientsService,
-    auth: Authenticator,
-    client_id: str,
-    secret: str,
-    basic: bool,
-    scope: str | None,
-    request_id: str | None,
-) -> JSONResponse:
+    client_id, secret, basic = credentials
     try:
-        client = await run_in_threadpool(clients.authenticate, client_id, secret)
+        client = system.clients.authenticate(client_id, secret)
     except ClientDisabled:
         auth.security.record("client_disabled", client_id=client_id, request_id=request_id)
         return _error(401, "invalid_client", "client authentication failed", basic=basic)
@@ -116,20 +108,20 @@ async def _issue(
         )
         return _error(401, "invalid_client", "client authentication failed", basic=basic)
     granted = set(client.scopes)
+    scope = form.get("scope")
     asked = set(scope.split()) if scope else granted
     if not asked <= granted:
+        refused = sorted(asked - granted)
         auth.security.record(
             "token_denied",
             client_id=client_id,
             tenant=client.tenant,
             request_id=request_id,
             reason="invalid_scope",
-            asked=sorted(asked - granted),
+            asked=refused,
         )
-        return _error(
-            400, "invalid_scope", f"not granted to this client: {' '.join(sorted(asked - granted))}"
-        )
-    access_token, expires_in = request.app.state.system.issuer.issue(client.client_id, client.tenant, asked)
+        return _error(400, "invalid_scope", f"not granted to this client: {' '.join(refused)}")
+    access_token, expires_in = system.issuer.issue(client.client_id, client.tenant, asked)
     auth.security.record(
         "token_issued", client_id=client.client_id, tenant=client.tenant, request_id=request_id
     )
