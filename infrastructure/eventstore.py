@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 from urllib.parse import unquote, urlsplit
 from uuid import UUID
 
 import psycopg
-from eventsourcing.persistence import ApplicationRecorder
+from eventsourcing.persistence import ApplicationRecorder, IntegrityError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
@@ -29,9 +30,11 @@ def eventsourcing_env(settings: Settings) -> dict[str, str]:
             POSTGRES_PASSWORD=unquote(url.password or ""),
             POSTGRES_POOL_SIZE=str(settings.db_pool_size),
             POSTGRES_MAX_OVERFLOW=str(settings.db_pool_size),
-            # Never POSTGRES_ENABLE_DB_FUNCTIONS: with several writers it lets tailing readers
-            # skip events. The table lock the default path takes keeps commit order = id order.
+            # Never POSTGRES_ENABLE_DB_FUNCTIONS: its function inserts without the table lock,
+            # which lets tailing readers skip events with several writers. Our recorder keeps
+            # the lock inside its own server-side function (see OrderedInsertRecorder).
             POSTGRES_ENABLE_DB_FUNCTIONS="n",
+            APPLICATION_RECORDER_TOPIC="infrastructure.eventstore:OrderedInsertRecorder",
         )
     else:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -95,3 +98,64 @@ class PostgresListener:
             except psycopg.OperationalError:
                 # The runner still polls; reconnect after a pause.
                 self._stop.wait(1.0)
+
+
+class OrderedInsertRecorder(PostgresApplicationRecorder):
+    """Appends events with one server-side call that takes the table lock, inserts and
+    commits, so the lock is held for the database's own work only.
+
+    eventsourcing's client-side path takes the same EXCLUSIVE lock but holds it across the
+    round trips and the Python work up to COMMIT; with a busy interpreter that wait is what
+    serialises every writer. Its stock server-side function (POSTGRES_ENABLE_DB_FUNCTIONS)
+    skips the lock, which lets a tailing reader pass a gap that is filled later. This one
+    keeps the lock: ids are issued and committed in the same order, so readers never skip.
+    """
+
+    def __init__(self, datastore: Any, *, events_table_name: str = "stored_events") -> None:
+        super().__init__(datastore, events_table_name=events_table_name)
+        ident = psycopg.sql.Identifier
+        self.pg_function_name_insert_events = f"a2a_insert_events_locked_{self.datastore.originator_id_type}"
+        self.sql_invoke_pg_function_insert_events = psycopg.sql.SQL("SELECT * FROM {}.{}((%s))").format(
+            ident(self.datastore.schema), ident(self.pg_function_name_insert_events)
+        )
+        self.sql_create_statements[self.create_insert_function_statement_index] = psycopg.sql.SQL(
+            "CREATE OR REPLACE FUNCTION {schema}.{function}(events {schema}.{event}[]) "
+            "RETURNS SETOF bigint LANGUAGE plpgsql AS $BODY$ "
+            "BEGIN "
+            "SET LOCAL lock_timeout = '{lock_timeout}s'; "
+            "LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE; "
+            "NOTIFY {channel}; "
+            "RETURN QUERY INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
+            "SELECT originator_id, originator_version, topic, state FROM unnest(events) "
+            "RETURNING notification_id; "
+            "END; $BODY$"
+        ).format(
+            schema=ident(self.datastore.schema),
+            function=ident(self.pg_function_name_insert_events),
+            event=ident(self.stored_event_type_name),
+            table=ident(self.events_table_name),
+            channel=ident(self.channel_name),
+            lock_timeout=self.datastore.lock_timeout,
+        )
+
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        if kwargs.get("tracking") is not None:  # process applications: keep the library's path
+            ids: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
+            return ids
+        if not stored_events:
+            return []
+        events = [
+            self.construct_pg_stored_event(
+                originator_id=e.originator_id,
+                originator_version=e.originator_version,
+                topic=e.topic,
+                state=e.state,
+            )
+            for e in stored_events
+        ]
+        try:
+            with self.datastore.get_connection() as conn, conn.cursor() as curs:
+                curs.execute(self.sql_invoke_pg_function_insert_events, (events,), prepare=True)
+                return [int(row[self.pg_function_name_insert_events]) for row in curs.fetchall()]
+        except psycopg.errors.UniqueViolation as error:
+            raise IntegrityError(error) from error

@@ -301,8 +301,12 @@ def run_threads(
 
 
 def bench_raw(url: str, settings: Settings, args: argparse.Namespace, meter: CpuMeter) -> Phase:
-    """(a): one event per save(), C threads, each on its own in-memory aggregates."""
+    """(a): one event per save(), C threads, each on its own in-memory aggregates.
+
+    The baseline is eventsourcing's own PostgreSQL recorder, as shipped (the target is a
+    ratio to it); the server uses its OrderedInsertRecorder."""
     env = eventsourcing_env(settings)
+    env.pop("APPLICATION_RECORDER_TOPIC", None)
     app = RawApp(env)
     position = LogPosition(url, f"{RawApp.name}_events")
     try:
