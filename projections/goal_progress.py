@@ -168,6 +168,15 @@ class GoalProgressQueries:
     def __init__(self, store: ReadStore) -> None:
         self._store = store
 
+    def goal_json_and_version(self, tenant: str, agent_id: str) -> tuple[str, int] | None:
+        """The stored JSON of one goal view and its aggregate version (for ETag)."""
+        with self._store.read() as tx:
+            row = tx.fetchone(
+                "SELECT view, version FROM goal_progress WHERE tenant = ? AND agent_id = ?",
+                (tenant, agent_id),
+            )
+        return (str(row[0]), int(row[1])) if row else None
+
     def goal_json(self, tenant: str, agent_id: str) -> str | None:
         """The stored JSON of one goal view, served without re-encoding."""
         with self._store.read() as tx:

@@ -57,17 +57,22 @@ def _fresh(system: System, names: list[str], min_position: int | None) -> None:
     wait_for_position(system.store, names, min_position, system.settings.min_position_timeout_s)
 
 
-def _answer(response: Response, result: CommandResult, *, created_status: int = 200) -> CommandOut:
+def _answer(result: CommandResult, *, created_status: int = 200, location: str | None = None) -> JSONResponse:
+    """The command's answer, built here rather than by FastAPI's response_model machinery,
+    which would take one more trip through the thread pool per command."""
     item = result.first
-    response.headers["ETag"] = f'"{item.version}"'
-    if item.created:
-        response.status_code = created_status
-    return CommandOut(
+    body = CommandOut(
         agent_id=item.agent_id,
         version=item.version,
         position=result.position,
         created=item.created,
         replayed=result.replayed,
+    )
+    headers = {"ETag": f'"{item.version}"'}
+    if item.created and location:
+        headers["Location"] = location
+    return JSONResponse(
+        body.model_dump(), status_code=created_status if item.created else 200, headers=headers
     )
 
 
@@ -80,13 +85,12 @@ def _answer(response: Response, result: CommandResult, *, created_status: int = 
 def set_goals(
     agent_id: AgentId,
     body: GoalsIn,
-    response: Response,
     system: SystemDep,
     who: GoalsWriter,
     request: Request,
     key: IdempotencyDep,
     expected: IfMatchDep,
-) -> CommandOut:
+) -> JSONResponse:
     """Set an agent's goals, or revise them (the goal version increments; history keeps all)."""
     result = system.goals.set_goals(
         who.tenant,
@@ -96,9 +100,7 @@ def set_goals(
         expected_version=expected,
         idempotency=key,
     )
-    if result.first.created:
-        response.headers["Location"] = f"/api/v1/goals/agents/{agent_id}"
-    return _answer(response, result, created_status=201)
+    return _answer(result, created_status=201, location=f"/api/v1/goals/agents/{agent_id}")
 
 
 @router.put(
@@ -107,13 +109,12 @@ def set_goals(
 def record_progress(
     agent_id: AgentId,
     body: ProgressIn,
-    response: Response,
     system: SystemDep,
     who: GoalsWriter,
     request: Request,
     key: IdempotencyDep,
     expected: IfMatchDep,
-) -> CommandOut:
+) -> JSONResponse:
     """Record objective progress and/or KPI values; overall progress is derived (weighted)."""
     update = ProgressUpdate(
         agent_id, body.objective_progress, body.kpi_values, body.overall_progress, body.observed_at
@@ -121,20 +122,19 @@ def record_progress(
     result = system.goals.record_progress(
         who.tenant, update, command_meta(request, who.actor, key), expected_version=expected, idempotency=key
     )
-    return _answer(response, result)
+    return _answer(result)
 
 
 @router.put("/agents/{agent_id}/status", response_model=CommandOut, responses={**PROBLEMS, 409: {}, 412: {}})
 def change_status(
     agent_id: AgentId,
     body: StatusIn,
-    response: Response,
     system: SystemDep,
     who: GoalsWriter,
     request: Request,
     key: IdempotencyDep,
     expected: IfMatchDep,
-) -> CommandOut:
+) -> JSONResponse:
     """Pause, resume, complete or cancel a goal; reopening a closed one needs `reopen: true`."""
     result = system.goals.change_status(
         who.tenant,
@@ -146,20 +146,19 @@ def change_status(
         expected_version=expected,
         idempotency=key,
     )
-    return _answer(response, result)
+    return _answer(result)
 
 
 @router.post("/agents/{agent_id}/auto-update", response_model=CommandOut, responses={**PROBLEMS, 412: {}})
 def configure_auto_update(
     agent_id: AgentId,
     body: AutoUpdateIn,
-    response: Response,
     system: SystemDep,
     who: GoalsWriter,
     request: Request,
     key: IdempotencyDep,
     expected: IfMatchDep,
-) -> CommandOut:
+) -> JSONResponse:
     """Store how the agent's health and metrics endpoints are polled for KPI values."""
     config = AutoUpdate(
         enabled=body.enabled,
@@ -176,7 +175,7 @@ def configure_auto_update(
         expected_version=expected,
         idempotency=key,
     )
-    return _answer(response, result)
+    return _answer(result)
 
 
 @router.post("/progress:batch", response_model=BatchOut, responses={422: {}})
@@ -230,10 +229,10 @@ def get_goals(
         goals = system.goals.goals_at(who.tenant, agent_id, version=version, as_of=as_of)
         return JSONResponse({**view_from_aggregate(goals), "replayed": True})
     _fresh(system, ["goal_progress"], min_position)
-    stored = system.progress.goal_json(who.tenant, agent_id)
+    stored = system.progress.goal_json_and_version(who.tenant, agent_id)
     if stored is None:
         raise GoalsNotFound(agent_id)
-    return Response(stored, media_type="application/json")
+    return Response(stored[0], media_type="application/json", headers={"ETag": f'"{stored[1]}"'})
 
 
 @router.get("/", response_model=GoalListOut, responses={422: {}})
