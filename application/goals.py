@@ -57,6 +57,7 @@ class GoalsApp(Application[UUID]):
         max_retries: int = 8,
         position_of: PositionLookup | None = None,
         on_saved: Callable[[int], None] | None = None,
+        version_hint: Callable[[str, str, datetime], int | None] | None = None,
     ) -> None:
         # Per instance, so the interval is a setting rather than a constant.
         self.snapshotting_intervals = (  # type: ignore[misc]
@@ -67,6 +68,7 @@ class GoalsApp(Application[UUID]):
         self.max_retries = max_retries
         self._position_of = position_of
         self._on_saved = on_saved
+        self._version_hint = version_hint
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -212,7 +214,7 @@ class GoalsApp(Application[UUID]):
                 {"as_of": "must carry a time zone offset (RFC 3339), e.g. 2026-11-20T12:00:00Z"}
             )
         if as_of is not None:
-            found = self._at_instant(aggregate_id, as_of)
+            found = self._at_hinted_version(tenant, agent_id, as_of) or self._at_instant(aggregate_id, as_of)
             if found is None:
                 raise GoalsNotFound(agent_id)
             return found
@@ -222,6 +224,25 @@ class GoalsApp(Application[UUID]):
             raise GoalsNotFound(agent_id) from None
         if version is not None and goals.version != version:
             raise GoalsNotFound(agent_id)
+        return goals
+
+    def _at_hinted_version(self, tenant: str, agent_id: str, as_of: datetime) -> AgentGoals | None:
+        """Replay to the version a read model says was current at `as_of`, but only if the log
+        agrees: that version's event is at or before `as_of` and the next one is after it."""
+        if self._version_hint is None:
+            return None
+        version = self._version_hint(tenant, agent_id, as_of)
+        if version is None:
+            return None
+        aggregate_id = goals_id(tenant, agent_id)
+        around = list(self.events.get(aggregate_id, gt=version - 1, limit=2))
+        if not around or around[0].originator_version != version:
+            return None
+        if cast("AgentGoals.Event", around[0]).timestamp > as_of:
+            return None
+        if len(around) > 1 and cast("AgentGoals.Event", around[1]).timestamp <= as_of:
+            return None  # the read model is behind the log: replay the slow, certain way
+        goals: AgentGoals = self.repository.get(aggregate_id, version=version)
         return goals
 
     def _at_instant(self, aggregate_id: UUID, as_of: datetime) -> AgentGoals | None:

@@ -82,6 +82,7 @@ def build_system(settings: Settings | None = None) -> System:
             max_retries=settings.command_retries,
             position_of=position_of,
             on_saved=lambda position: runner_ref[0].wake(position) if runner_ref else None,
+            version_hint=EventFactsQueries(store).version_at,
         )
         projections: list[Projection] = [
             GoalProgressProjection(),

@@ -247,6 +247,17 @@ class EventFactsQueries:
             answer.append(item)
         return answer
 
+    def version_at(self, tenant: str, agent_id: str, as_of: datetime) -> int | None:
+        """The aggregate version an agent's goals had at `as_of`, from the facts (a hint that
+        the audit replay checks against the log)."""
+        postgres = self._store.dialect == "postgres"
+        with self._store.read() as tx:
+            row = tx.fetchone(
+                "SELECT MAX(version) FROM event_facts WHERE tenant = ? AND agent_id = ? AND at <= ?",
+                (tenant, agent_id, utc(as_of) if postgres else sqlite_instant(as_of)),
+            )
+        return int(row[0]) if row and row[0] is not None else None
+
     @staticmethod
     def _where(
         tenant: str,
