@@ -3,13 +3,11 @@ record progress, move through the status machine, configure auto-update and batc
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
-import pytest
 
-from tests.conftest import Server
+from tests.e2e.support import ok
 
 API = "/api/v1/goals"
 GOALS: dict[str, Any] = {
@@ -35,53 +33,6 @@ GOALS: dict[str, Any] = {
     },
     "target_date": "2027-03-31",
 }
-
-
-def login(server: Server, tenant: str) -> tuple[str, dict[str, str]]:
-    """A new client of `tenant` with every scope: its id and the headers carrying its token."""
-    client_id, secret = server.client(tenant)
-    answer = httpx.post(
-        f"{server.url}/oauth/token",
-        data={"grant_type": "client_credentials"},
-        auth=(client_id, secret),
-        timeout=30,
-    )
-    assert answer.status_code == 200, answer.text
-    return client_id, {"Authorization": f"Bearer {answer.json()['access_token']}"}
-
-
-@pytest.fixture
-def server(store_kind: str, start_server: Callable[..., Server], request: pytest.FixtureRequest) -> Server:
-    """A fresh server on the store under test."""
-    env: dict[str, str] = {}
-    if store_kind == "postgres":
-        env["DATABASE_URL"] = request.getfixturevalue("pg_url")
-    return start_server(**env)
-
-
-@pytest.fixture
-def caller(server: Server, tenant: str) -> tuple[str, dict[str, str]]:
-    """The client this test acts as, in its own tenant: (client id, Authorization headers)."""
-    return login(server, tenant)
-
-
-@pytest.fixture
-def actor(caller: tuple[str, dict[str, str]]) -> str:
-    """Who the events are recorded as: the token's client id."""
-    return caller[0]
-
-
-@pytest.fixture
-def api(server: Server, caller: tuple[str, dict[str, str]]) -> Iterator[httpx.Client]:
-    """A client of the server, authenticated with the caller's token."""
-    with httpx.Client(base_url=f"{server.url}{API}", headers=caller[1], timeout=30) as client:
-        yield client
-
-
-def ok(response: httpx.Response, status: int = 200) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body: dict[str, Any] = response.json()
-    return body
 
 
 def create(api: httpx.Client, agent_id: str, body: dict[str, Any] | None = None) -> dict[str, Any]:

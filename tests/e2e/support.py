@@ -1,0 +1,30 @@
+"""Helpers shared by the end-to-end tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from tests.conftest import Server
+
+API = "/api/v1/goals"
+
+
+def login(server: Server, tenant: str) -> tuple[str, dict[str, str]]:
+    """A new client of `tenant` with every scope: its id and the headers carrying its token."""
+    client_id, secret = server.client(tenant)
+    answer = httpx.post(
+        f"{server.url}/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(client_id, secret),
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    return client_id, {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+
+def ok(response: httpx.Response, status: int = 200) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body: dict[str, Any] = response.json()
+    return body
