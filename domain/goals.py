@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
@@ -306,7 +305,3 @@ def _check(definition: GoalDefinition) -> None:
     problems = definition.problems()
     if problems:
         raise InvalidGoals(problems)
-
-
-def aggregate_id(tenant: str, agent_id: str) -> UUID:
-    return goals_id(tenant, agent_id)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -197,19 +196,3 @@ class GoalProgressQueries:
                 [*params, limit, offset],
             )
         return GoalPage([json.loads(r[0]) for r in rows], int(total[0]) if total else 0)
-
-    def rows_for_analytics(self, tenant: str) -> Sequence[tuple[Any, ...]]:
-        with self._store.read() as tx:
-            return tx.fetchall(
-                "SELECT agent_id, status, overall_progress, milestones, updates FROM goal_progress"
-                " WHERE tenant = ?",
-                (tenant,),
-            )
-
-    def agent_row(self, tenant: str, agent_id: str) -> tuple[Any, ...] | None:
-        with self._store.read() as tx:
-            return tx.fetchone(
-                "SELECT view, updates, status_since, status_durations FROM goal_progress"
-                " WHERE tenant = ? AND agent_id = ?",
-                (tenant, agent_id),
-            )

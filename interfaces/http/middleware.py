@@ -12,6 +12,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,128}$")
 
 
+def adding_headers(send: Send, headers: list[tuple[bytes, bytes]]) -> Send:
+    """`send`, with `headers` added to the response's start message."""
+
+    async def send_with_headers(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", []), *headers]
+        await send(message)
+
+    return send_with_headers
+
+
 class RequestIdMiddleware:
     """Takes a well-formed X-Request-ID or makes one; echoes it on the response."""
 
@@ -26,12 +37,7 @@ class RequestIdMiddleware:
         request_id = sent if REQUEST_ID.match(sent) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
 
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
-            await send(message)
-
-        await self.app(scope, receive, send_with_id)
+        await self.app(scope, receive, adding_headers(send, [(b"x-request-id", request_id.encode())]))
 
 
 class BodyLimitMiddleware:
@@ -167,9 +173,4 @@ class SecurityHeadersMiddleware:
         if scope.get("scheme") == "https":
             headers.append((b"strict-transport-security", b"max-age=63072000; includeSubDomains"))
 
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *headers]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+        await self.app(scope, receive, adding_headers(send, headers))
