@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 from uuid import UUID
@@ -24,6 +24,11 @@ class Tx(Protocol):
     def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None: ...
 
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
+
+    def append_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        """Insert many new rows the fastest way the store has (COPY on PostgreSQL). No
+        conflict handling: a duplicate key fails the transaction."""
+        ...
 
 
 class ReadStore(Protocol):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -44,6 +45,10 @@ class SQLiteTx:
 
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         return list(self._cur.execute(sql, params).fetchall())
+
+    def append_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        marks = ", ".join("?" * len(columns))
+        self._cur.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
 
 
 class SQLiteReadStore:
@@ -110,8 +115,8 @@ class SQLiteReadStore:
                 for name, position in positions.items():
                     conn.execute(
                         "UPDATE projection_tracking SET position = ?, state = 'live', error = NULL,"
-                        " failed_position = NULL WHERE name = ?",
-                        (position, name),
+                        " failed_position = NULL, updated_at = ? WHERE name = ?",
+                        (position, time.time(), name),
                     )
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -164,6 +169,14 @@ class PostgresTx:
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         self._cur.execute(_pg_sql(sql), params)
         return self._cur.fetchall()
+
+    def append_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        statement = psycopg.sql.SQL("COPY {} ({}) FROM STDIN").format(
+            psycopg.sql.Identifier(table), psycopg.sql.SQL(", ").join(map(psycopg.sql.Identifier, columns))
+        )
+        with self._cur.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)
 
 
 class PostgresReadStore:
@@ -233,8 +246,8 @@ class PostgresReadStore:
             for name, position in positions.items():
                 conn.execute(
                     "UPDATE projection_tracking SET position = %s, state = 'live', error = NULL,"
-                    " failed_position = NULL WHERE name = %s",
-                    (position, name),
+                    " failed_position = NULL, updated_at = %s WHERE name = %s",
+                    (position, time.time(), name),
                 )
 
     def drop_shadow(self, shadow: ReadStore) -> None:

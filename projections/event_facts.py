@@ -13,13 +13,12 @@ they are moved into the new partition in the same transaction.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from application.ports import ReadStore, Tx
 from domain.goals import AgentGoals
-from projections.goal_history import history_entry
+from projections.goal_history import encoded_entry
 from projections.runner import LogPage
 
 Bucket = Literal["hour", "day", "week"]
@@ -65,10 +64,10 @@ def fact_type(event: AgentGoals.Event) -> str:
     return type(event).__name__
 
 
-def fact_payload(event: AgentGoals.Event) -> dict[str, Any]:
-    """The event's data, as the goal history shows it ({} for Registered)."""
-    entry = history_entry(event)
-    return entry[1] if entry is not None else {}
+def fact_payload(event: AgentGoals.Event) -> str:
+    """The event's data as JSON, as the goal history shows it ({} for Registered)."""
+    entry = encoded_entry(event)
+    return entry[1] if entry is not None else "{}"
 
 
 def fact_numbers(event: AgentGoals.Event) -> tuple[float | None, float | None]:
@@ -155,7 +154,7 @@ class EventFactsProjection:
                     fact_type(event),
                     event.originator_version,
                     event.actor,
-                    json.dumps(fact_payload(event), separators=(",", ":")),
+                    fact_payload(event),
                     overall,
                     value,
                 )
@@ -165,10 +164,7 @@ class EventFactsProjection:
         if postgres:
             for year, month in sorted(months):
                 ensure_month_partition(tx, year, month)
-        payload = "?::jsonb" if postgres else "?"
-        tx.executemany(
-            f"INSERT INTO event_facts ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, {payload}, ?, ?)", rows
-        )
+        tx.append_rows("event_facts", COLUMNS.split(", "), rows)
 
 
 class _Stats:

@@ -57,6 +57,39 @@ def history_entry(event: AgentGoals.Event) -> tuple[str, dict[str, Any]] | None:
     return None
 
 
+# The last page's entries, by event identity: goal_history and event_facts store the same
+# JSON for an event, so it is encoded once. Bounded; entries keep their event alive so an id
+# is never reused while it is in here.
+_ENCODED: dict[int, tuple[AgentGoals.Event, tuple[str, str] | None]] = {}
+_ENCODED_MAX = 20_000
+
+
+def encoded_entry(event: AgentGoals.Event) -> tuple[str, str] | None:
+    """(action, data as compact JSON) of `history_entry`, encoded once per event object."""
+    found = _ENCODED.get(id(event))
+    if found is not None and found[0] is event:
+        return found[1]
+    entry = history_entry(event)
+    encoded = (entry[0], json.dumps(entry[1], separators=(",", ":"))) if entry is not None else None
+    if len(_ENCODED) >= _ENCODED_MAX:
+        _ENCODED.clear()
+    _ENCODED[id(event)] = (event, encoded)
+    return encoded
+
+
+HISTORY_COLUMNS = (
+    "position",
+    "tenant",
+    "agent_id",
+    "version",
+    "action",
+    "timestamp",
+    "actor",
+    "request_id",
+    "data",
+)
+
+
 class GoalHistoryProjection:
     name = "goal_history"
     tables = ("goal_history",)
@@ -70,7 +103,7 @@ class GoalHistoryProjection:
         for position, event in events:
             if not isinstance(event, AgentGoals.Event):
                 continue
-            entry = history_entry(event)
+            entry = encoded_entry(event)
             if entry is None:
                 continue
             action, data = entry
@@ -84,15 +117,11 @@ class GoalHistoryProjection:
                     iso(event.timestamp),
                     event.actor,
                     event.request_id,
-                    json.dumps(data, separators=(",", ":")),
+                    data,
                 )
             )
         if rows:
-            tx.executemany(
-                "INSERT INTO goal_history (position, tenant, agent_id, version, action,"
-                " timestamp, actor, request_id, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+            tx.append_rows("goal_history", HISTORY_COLUMNS, rows)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -59,8 +60,23 @@ class _Row:
 
 
 class GoalProgressProjection:
+    """Keeps the rows it wrote in memory (up to `memory` agents, least recently used out), so
+    a page reads only the agents it has not seen. The runner calls `forget()` whenever the
+    table may have changed behind its back (another runner, a rebuild swapped in, a rolled
+    back page); `fresh()` gives each runner its own memory."""
+
     name = "goal_progress"
     tables = ("goal_progress",)
+
+    def __init__(self, memory: int = 50_000) -> None:
+        self._memory = memory
+        self._rows: OrderedDict[tuple[str, str], _Row] = OrderedDict()
+
+    def fresh(self) -> GoalProgressProjection:
+        return GoalProgressProjection(self._memory)
+
+    def forget(self) -> None:
+        self._rows.clear()
 
     def create_tables(self, tx: Tx) -> None:
         for statement in DDL:
@@ -68,16 +84,20 @@ class GoalProgressProjection:
 
     def apply(self, tx: Tx, events: LogPage) -> None:
         goal_events = [(p, e) for p, e in events if isinstance(e, AgentGoals.Event)]
-        # One query loads every row the page touches, instead of one query per agent.
-        rows = self._load_many(tx, {(e.tenant, e.agent_id) for _, e in goal_events})
+        cached = self._rows
+        wanted = {(e.tenant, e.agent_id) for _, e in goal_events}
+        # One query loads every row the page touches that memory does not hold.
+        loaded = self._load_many(tx, {k for k in wanted if k not in cached})
+        touched: dict[tuple[str, str], _Row] = {}
         for position, event in goal_events:
             key = (event.tenant, event.agent_id)
-            row = self._fold(rows.get(key), event)
+            current = touched.get(key) or cached.get(key) or loaded.get(key)
+            row = self._fold(current, event)
             row.position = position
             row.view["version"] = event.originator_version
             row.view["updated_at"] = iso(event.timestamp)
-            rows[key] = row
-        if rows:
+            touched[key] = row
+        if touched:
             placeholders = ", ".join("?" * 14)
             tx.executemany(
                 f"INSERT INTO goal_progress ({COLUMNS}) VALUES ({placeholders})"
@@ -88,8 +108,13 @@ class GoalProgressProjection:
                 " updated_at = excluded.updated_at, status_since = excluded.status_since,"
                 " status_durations = excluded.status_durations, position = excluded.position,"
                 " view = excluded.view",
-                [row.values() for row in rows.values()],
+                [row.values() for row in touched.values()],
             )
+        for key, row in touched.items():
+            cached[key] = row
+            cached.move_to_end(key)
+        while len(cached) > self._memory:
+            cached.popitem(last=False)
 
     @staticmethod
     def _load_many(tx: Tx, keys: set[tuple[str, str]]) -> dict[tuple[str, str], _Row]:

@@ -39,6 +39,24 @@ class Projection(Protocol):
     def apply(self, tx: Tx, events: LogPage) -> None: ...
 
 
+class Remembering(Protocol):
+    """A projection that keeps state in memory between pages (optional methods)."""
+
+    def fresh(self) -> Projection:
+        """A new instance with empty memory: each runner applies through its own."""
+        ...
+
+    def forget(self) -> None:
+        """Drop the memory: the tables may differ from what it remembers."""
+        ...
+
+
+def _forget(projection: Projection) -> None:
+    forget = getattr(projection, "forget", None)
+    if forget is not None:
+        forget()
+
+
 @dataclass(frozen=True)
 class ProjectionStatus:
     name: str
@@ -107,7 +125,14 @@ class ProjectionRunner:
         error stops the runner at the failing page."""
         self._read_log = read_log
         self._store = store
-        self._projections = list(projections)
+        # Each runner owns its remembering projections' memory (a rebuild runs beside the live one).
+        self._projections = [
+            p.fresh() if hasattr(p, "fresh") else p
+            for p in projections
+        ]
+        # (position, updated_at) of the tracking rows as this runner last committed them: a
+        # projection's memory is trusted only while its row still says exactly that.
+        self._committed: dict[str, tuple[int, float]] = {}
         self._page_size = page_size
         self._poll_s = poll_s
         self._transient = transient
@@ -188,34 +213,46 @@ class ProjectionRunner:
         return len(page)
 
     def _apply(self, page: LogPage, retrying: set[str]) -> None:
-        with self._store.transaction() as tx:
-            tracked = self._lock_tracking(tx)
-            for projection in self._projections:
-                position, state = tracked[projection.name]
-                if state == "failed" and projection.name not in retrying:
-                    continue
-                skipped = self._skips.get(projection.name, set())
-                pending = [(pos, e) for pos, e in page if pos > position and pos not in skipped]
-                if not pending:
+        advanced: dict[str, tuple[int, float]] = {}
+        try:
+            with self._store.transaction() as tx:
+                tracked = self._lock_tracking(tx)
+                for projection in self._projections:
+                    position, state, updated_at = tracked[projection.name]
+                    if self._committed.get(projection.name) != (position, updated_at):
+                        _forget(projection)
+                    if state == "failed" and projection.name not in retrying:
+                        continue
+                    skipped = self._skips.get(projection.name, set())
+                    pending = [(pos, e) for pos, e in page if pos > position and pos not in skipped]
+                    if pending:
+                        try:
+                            projection.apply(tx, pending)
+                        except self._transient:
+                            raise
+                        except Exception as error:
+                            exact = pending[0][0] if len(pending) == 1 else None
+                            raise ProjectionFailed(projection.name, exact, error) from error
                     if page[-1][0] > position:
-                        self._advance(tx, projection.name, page[-1][0])
-                    continue
-                try:
-                    projection.apply(tx, pending)
-                except self._transient:
-                    raise
-                except Exception as error:
-                    exact = pending[0][0] if len(pending) == 1 else None
-                    raise ProjectionFailed(projection.name, exact, error) from error
-                self._advance(tx, projection.name, page[-1][0])
+                        advanced[projection.name] = self._advance(tx, projection.name, page[-1][0])
+                    else:
+                        advanced[projection.name] = (position, updated_at)
+        except BaseException:
+            for projection in self._projections:
+                _forget(projection)
+            self._committed.clear()
+            raise
+        self._committed.update(advanced)
 
     @staticmethod
-    def _advance(tx: Tx, name: str, position: int) -> None:
+    def _advance(tx: Tx, name: str, position: int) -> tuple[int, float]:
+        now = time.time()
         tx.execute(
             "UPDATE projection_tracking SET position = ?, error = NULL, failed_position = NULL,"
             " state = CASE WHEN state = 'failed' THEN 'live' ELSE state END, updated_at = ? WHERE name = ?",
-            (position, time.time(), name),
+            (position, now, name),
         )
+        return position, now
 
     def retry_failed(self) -> None:
         """Give failed projections another try on the next page (after a fix is deployed)."""
@@ -263,12 +300,12 @@ class ProjectionRunner:
             raise self._failed_now[0]
         return total
 
-    def _lock_tracking(self, tx: Tx) -> dict[str, tuple[int, str]]:
+    def _lock_tracking(self, tx: Tx) -> dict[str, tuple[int, str, float]]:
         # FOR UPDATE serialises runners in several processes on PostgreSQL; SQLite's
         # BEGIN IMMEDIATE already holds the write lock.
         lock = " FOR UPDATE" if tx.dialect == "postgres" else ""
-        rows = tx.fetchall(f"SELECT name, position, state FROM projection_tracking{lock}")
-        return {r[0]: (int(r[1]), r[2]) for r in rows}
+        rows = tx.fetchall(f"SELECT name, position, state, updated_at FROM projection_tracking{lock}")
+        return {r[0]: (int(r[1]), r[2], float(r[3])) for r in rows}
 
     # --- background loop -----------------------------------------------------------------
 

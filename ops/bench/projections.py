@@ -161,6 +161,23 @@ def drop_database(admin_url: str, name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+READ_MODEL_TABLES = ("goal_progress", "goal_history", "oauth_clients", "event_facts", "projection_tracking")
+
+
+def reset_read_models(url: str) -> None:
+    """Drop a kept database's read models (and any rebuild shadow), keeping its log."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        for table in READ_MODEL_TABLES:
+            conn.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
+        conn.execute("DROP SCHEMA IF EXISTS a2a_rebuild CASCADE")
+
+
+def log_end(url: str) -> int:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT COALESCE(MAX(notification_id), 0) FROM a2a_events").fetchone()
+    return int(row[0]) if row else 0
+
+
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -837,10 +854,20 @@ def main() -> None:
         action="store_true",
         help="generate with eventsourcing's default cache settings too (about 5x slower)",
     )
+    parser.add_argument("--keep", action="store_true", help="keep the database at the end (prints its name)")
+    parser.add_argument(
+        "--reuse",
+        metavar="NAME",
+        help="measure on a database a --keep run left (its read models are dropped first); no generation",
+    )
     args = parser.parse_args()
 
     signal.signal(signal.SIGTERM, _interrupt)
-    name, url = create_database(args.database_url)
+    if args.reuse:
+        name, url = args.reuse, _with_db(args.database_url, args.reuse)
+        reset_read_models(url)
+    else:
+        name, url = create_database(args.database_url)
     data_dir = tempfile.mkdtemp(prefix="a2a-bench-proj-")
     system: System | None = None
     console.print(f"database {name}; {args.events:,} events, {args.agents:,} agents, seed {args.seed}")
@@ -853,6 +880,14 @@ def main() -> None:
                 f"[yellow]autovacuum is {autovacuum} on this server: read-model tables will be neither"
                 " vacuumed nor analysed during the run[/]"
             )
+        if args.reuse:
+            system = build(url, data_dir)
+            figures = measure(system, args, log_end(url))
+            report(figures)
+            print(f"projections: server autovacuum={autovacuum}")
+            if args.profile:
+                profile_catch_up(system, args, args.profile)
+            return
         rates = calibrate(args, data_dir)
         console.print(
             f"bulk path calibration ({CALIBRATION_AGENTS:,} agents, {CALIBRATION_BATCHES} batches of"
@@ -883,9 +918,12 @@ def main() -> None:
     finally:
         if system is not None:
             system.close()
-        drop_database(args.database_url, name)
         shutil.rmtree(data_dir, ignore_errors=True)
-        console.print(f"dropped {name}")
+        if args.keep or args.reuse:
+            console.print(f"kept {name}: measure again with --reuse {name}")
+        else:
+            drop_database(args.database_url, name)
+            console.print(f"dropped {name}")
 
 
 COLUMNS = (
