@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from application.ports import ReadStore, Tx
 from domain.goals import AgentGoals
 from projections.runner import LogPage
@@ -70,7 +72,7 @@ def encoded_entry(event: AgentGoals.Event) -> tuple[str, str] | None:
     if found is not None and found[0] is event:
         return found[1]
     entry = history_entry(event)
-    encoded = (entry[0], json.dumps(entry[1], separators=(",", ":"))) if entry is not None else None
+    encoded = (entry[0], orjson.dumps(entry[1]).decode()) if entry is not None else None
     if len(_ENCODED) >= _ENCODED_MAX:
         _ENCODED.clear()
     _ENCODED[id(event)] = (event, encoded)

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from application.ports import ReadStore, Tx
 from domain.goals import AgentGoals
 from domain.objectives import weighted_overall
@@ -53,9 +55,9 @@ class _Row:
             v["created_at"],
             v["updated_at"],
             self.status_since,
-            json.dumps(self.durations),
+            orjson.dumps(self.durations).decode(),
             self.position,
-            json.dumps(v, separators=(",", ":")),
+            orjson.dumps(v).decode(),
         )
 
 
@@ -131,7 +133,9 @@ class GoalProgressProjection:
                     (tenant, *chunk),
                 )
                 for r in found:
-                    rows[(tenant, r[0])] = _Row(tenant, json.loads(r[1]), int(r[2]), r[3], json.loads(r[4]))
+                    rows[(tenant, r[0])] = _Row(
+                        tenant, orjson.loads(r[1]), int(r[2]), r[3], orjson.loads(r[4])
+                    )
         return rows
 
     @staticmethod

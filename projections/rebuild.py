@@ -70,9 +70,12 @@ class Rebuilder:
             )
             runner.setup()
             started, at_start = time.perf_counter(), _position(runner)
-            while runner.run_page():
-                if progress is not None:
-                    progress(_position(runner), self._log_end())
+            try:
+                while runner.run_page():
+                    if progress is not None:
+                        progress(_position(runner), self._log_end())
+            finally:
+                runner.close()
             reached = _position(runner)
             seconds = time.perf_counter() - started
             tables = [t for p in chosen for t in p.tables]

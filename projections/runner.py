@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -116,7 +117,7 @@ class ProjectionRunner:
         store: ReadStore,
         projections: Sequence[Projection],
         *,
-        page_size: int = 1000,
+        page_size: int = 5000,
         poll_s: float = 0.5,
         transient: tuple[type[BaseException], ...] = (),
         skips: dict[str, set[int]] | None = None,
@@ -126,10 +127,7 @@ class ProjectionRunner:
         self._read_log = read_log
         self._store = store
         # Each runner owns its remembering projections' memory (a rebuild runs beside the live one).
-        self._projections = [
-            p.fresh() if hasattr(p, "fresh") else p
-            for p in projections
-        ]
+        self._projections = [p.fresh() if hasattr(p, "fresh") else p for p in projections]
         # (position, updated_at) of the tracking rows as this runner last committed them: a
         # projection's memory is trusted only while its row still says exactly that.
         self._committed: dict[str, tuple[int, float]] = {}
@@ -144,6 +142,8 @@ class ProjectionRunner:
         self._first_page = True
         self._failed_now: list[ProjectionFailed] = []
         self._skips: dict[str, set[int]] = {k: set(v) for k, v in (skips or {}).items()}
+        self._reader: ThreadPoolExecutor | None = None
+        self._ahead: tuple[int, Future[LogPage]] | None = None
 
     @property
     def names(self) -> list[str]:
@@ -195,7 +195,7 @@ class ProjectionRunner:
         healthy = [s for s in statuses if s.state != "failed" or s.name in retrying]
         if not healthy:
             return 0
-        page = self._read_log(min(s.position for s in healthy), self._page_size)
+        page = self._read_page(min(s.position for s in healthy))
         if not page:
             return 0
         try:
@@ -212,6 +212,23 @@ class ProjectionRunner:
                     self._failed_now.append(error)
         return len(page)
 
+    def _read_page(self, after: int) -> LogPage:
+        """The page after `after`. While catching up (a full page came back), the next page is
+        read and decoded in a thread while this one is applied: the log read then overlaps
+        the database's work on the writes. A read-ahead page is only used if it starts where
+        the runner is; events committed after it was read come with the page after it."""
+        ahead, self._ahead = self._ahead, None
+        page = ahead[1].result() if ahead is not None and ahead[0] == after else None
+        if ahead is not None and page is None:
+            ahead[1].cancel()
+        if page is None:
+            page = self._read_log(after, self._page_size)
+        if len(page) == self._page_size and not self._stopping.is_set():
+            if self._reader is None:
+                self._reader = ThreadPoolExecutor(1, thread_name_prefix="projections-read-ahead")
+            self._ahead = (page[-1][0], self._reader.submit(self._read_log, page[-1][0], self._page_size))
+        return page
+
     def _apply(self, page: LogPage, retrying: set[str]) -> None:
         advanced: dict[str, tuple[int, float]] = {}
         try:
@@ -224,7 +241,10 @@ class ProjectionRunner:
                     if state == "failed" and projection.name not in retrying:
                         continue
                     skipped = self._skips.get(projection.name, set())
-                    pending = [(pos, e) for pos, e in page if pos > position and pos not in skipped]
+                    if page[0][0] > position and not skipped:
+                        pending: LogPage = page
+                    else:
+                        pending = [(pos, e) for pos, e in page if pos > position and pos not in skipped]
                     if pending:
                         try:
                             projection.apply(tx, pending)
@@ -325,6 +345,14 @@ class ProjectionRunner:
         self._wakeup.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        self.close()
+
+    def close(self) -> None:
+        """Let go of the read-ahead thread (a runner driven by catch_up() alone calls this)."""
+        self._ahead = None
+        if self._reader is not None:
+            self._reader.shutdown(wait=False, cancel_futures=True)
+            self._reader = None
 
     def run_forever(self) -> None:
         self._loop()

@@ -845,7 +845,7 @@ def main() -> None:
         "--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL), help="an admin URL"
     )
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--page-size", type=int, default=2000, help="catch-up page size")
+    parser.add_argument("--page-size", type=int, default=5000, help="catch-up page size")
     parser.add_argument("--batch-size", type=int, default=300, help="updates per record_progress_batch")
     parser.add_argument("--real-clock", action="store_true", help="do not simulate 90 days of timestamps")
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="cProfile a catch-up of N events")
