@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -218,6 +219,8 @@ class GoalsApp(Application[UUID]):
             if found is None:
                 raise GoalsNotFound(agent_id)
             return found
+        if version is None:
+            self._forget(tenant, [agent_id])  # the replay reads the log, not a cached copy
         try:
             goals: AgentGoals = self.repository.get(aggregate_id, version=version)
         except AggregateNotFoundError:
@@ -279,7 +282,12 @@ class GoalsApp(Application[UUID]):
         for _ in range(self.max_retries):
             loaded = {a: self._load(tenant, a) for a in agent_ids}
             if expected_version is not None:
-                _check_version(agent_ids[0], loaded[agent_ids[0]], expected_version, create)
+                first = loaded[agent_ids[0]]
+                if first is not None and first.version != expected_version:
+                    # The cache may be behind the log: decide on what the log holds.
+                    self._forget(tenant, agent_ids[:1])
+                    loaded[agent_ids[0]] = first = self._load(tenant, agent_ids[0])
+                _check_version(agent_ids[0], first, expected_version, create)
             changed = change(loaded)
             result = CommandResult(
                 items=tuple(
@@ -297,6 +305,8 @@ class GoalsApp(Application[UUID]):
             try:
                 recordings = self.save(*changed, *extra)
             except IntegrityError:
+                # Someone else wrote first (maybe another process, and our cache is stale).
+                self._forget(tenant, agent_ids)
                 if idempotency is not None and (replay := self._replay(tenant, meta.actor, idempotency)):
                     return replay
                 if expected_version is not None:
@@ -305,8 +315,21 @@ class GoalsApp(Application[UUID]):
                         agent_ids[0], expected_version, current.version if current else None
                     ) from None
                 continue
+            except BaseException:
+                # Unknown outcome (the connection dropped at commit, say): trust the log next time.
+                self._forget(tenant, agent_ids)
+                raise
             return _positioned(result, recordings)
         raise ConcurrencyConflict(agent_ids[0], self.max_retries)
+
+    def _forget(self, tenant: str, agent_ids: Iterable[str]) -> None:
+        """Drop cached aggregates, so that the next load reads them from the log."""
+        cache = self.repository.cache
+        if cache is None:
+            return
+        for agent_id in agent_ids:
+            with contextlib.suppress(KeyError):
+                cache.get(goals_id(tenant, agent_id), evict=True)
 
     def _load(self, tenant: str, agent_id: str) -> AgentGoals | None:
         try:

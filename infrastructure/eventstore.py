@@ -18,7 +18,13 @@ from infrastructure.settings import Settings
 
 def eventsourcing_env(settings: Settings) -> dict[str, str]:
     """The environment eventsourcing reads its persistence configuration from."""
-    env = {"AGGREGATE_CACHE_MAXSIZE": str(settings.aggregate_cache_size or "")}
+    env = {
+        "AGGREGATE_CACHE_MAXSIZE": str(settings.aggregate_cache_size or ""),
+        # Commands trust the cached aggregate instead of reading its newer events first: a
+        # stale one (another process wrote) fails the version check on save, and GoalsApp
+        # then evicts it and runs the command again on what the log holds.
+        "AGGREGATE_CACHE_FASTFORWARD": "n",
+    }
     if settings.is_postgres:
         url = urlsplit(settings.database_url)
         env.update(

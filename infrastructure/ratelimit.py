@@ -126,6 +126,9 @@ class Decision:
 class RateLimiter(Protocol):
     """Decides, per key, whether one more request is allowed at ``rate``, and records it if so."""
 
+    # True when hit() waits on the network (the event loop must hand it to a thread).
+    blocking: bool
+
     def hit(self, key: str, rate: Rate) -> Decision: ...
 
 
@@ -168,6 +171,8 @@ def _decision(rate: Rate, allowed: bool, remaining: int, reset_us: int, retry_us
 
 
 class InProcessRateLimiter:
+    blocking = False
+
     """GCRA limiter held in this process's memory: the embedded default, thread-safe.
 
     Limits are per process: with several workers each enforces its own budget (use
@@ -228,6 +233,8 @@ return {1, remaining, new_tat - now, 0}
 
 
 class RedisRateLimiter:
+    blocking = True
+
     """GCRA limiter shared through Redis: one atomic Lua script per hit, on the server's clock.
 
     Each key (``prefix + key``) holds its TAT in microseconds of Redis server time, written only

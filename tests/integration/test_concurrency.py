@@ -70,6 +70,36 @@ def test_two_systems_on_one_store_see_each_others_writes(
         assert two.goals.goals_at(tenant, "a1").update_count == 2
 
 
+def test_a_replica_with_a_stale_cache_writes_on_what_the_log_holds(
+    make_settings: Callable[..., Settings], tenant: str
+) -> None:
+    """Commands trust the cached aggregate; when another replica wrote in between, the save
+    conflicts, the stale copy is dropped and the command runs again on the log's state."""
+    with running_system(make_settings) as one, running_system(make_settings) as two:
+        one.goals.set_goals(tenant, "a1", one_objective(), meta("one"))
+        # Progress stays under the first milestone (25), so every update is exactly one event.
+        one.goals.record_progress(tenant, ProgressUpdate("a1", {"o1": 5}), meta("one"))  # cached in one
+        by_two = two.goals.record_progress(tenant, ProgressUpdate("a1", {"o1": 10}), meta("two"))
+
+        # No If-Match: one's cached copy is a version behind; the write still lands after two's.
+        by_one = one.goals.record_progress(tenant, ProgressUpdate("a1", {"o1": 15}), meta("one"))
+        assert by_one.first.version == by_two.first.version + 1
+        # If-Match with the version the log holds is accepted, though one's cache was behind.
+        by_two_again = two.goals.record_progress(tenant, ProgressUpdate("a1", {"o1": 20}), meta("two"))
+        accepted = one.goals.record_progress(
+            tenant, ProgressUpdate("a1", {"o1": 24}), meta("one"), expected_version=by_two_again.first.version
+        )
+        assert accepted.first.version == by_two_again.first.version + 1
+
+        recorded = [
+            (e.actor, e.objective_progress["o1"])
+            for e in aggregate_events(one, tenant, "a1")
+            if isinstance(e, AgentGoals.ProgressRecorded)
+        ]
+        assert recorded == [("one", 5.0), ("two", 10.0), ("one", 15.0), ("two", 20.0), ("one", 24.0)]
+        assert two.goals.goals_at(tenant, "a1").objective_progress == {"o1": 24.0}
+
+
 def _race(
     make_settings: Callable[..., Settings], tenant: str, retries: int | None, *, if_match: bool
 ) -> tuple[list[tuple[float, CommandResult]], list[Exception]]:
