@@ -3,10 +3,12 @@ metadata on events, and replay of its own events."""
 
 from __future__ import annotations
 
+import copy
 import functools
 import itertools
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -568,3 +570,48 @@ def test_replaying_the_collected_events_gives_the_live_state(script: list[tuple[
         events.extend(goals.collect_events())
         assert state(replay(events)) == state(goals)
     assert [e.originator_version for e in events] == list(range(1, len(events) + 1))
+
+
+# --- the copy the aggregate cache hands out --------------------------------------------------
+
+
+def test_a_command_on_a_copy_leaves_the_original_exactly_as_it_was() -> None:
+    original = start(definition(Objective("o1", "Resolve"), Objective("o2", "Answer")))
+    original.record_progress(Meta("bob", "r-2"), objective_progress={"o1": 30.0})
+    original.configure_auto_update(
+        AutoUpdate(True, 60, None, "http://agent.example/metrics", {}), Meta("bob", "r-3")
+    )
+    original.collect_events()
+    before = copy.deepcopy(state(original))
+
+    twin = copy.deepcopy(original)
+    twin.record_progress(Meta("carol", "r-4"), objective_progress={"o1": 80.0, "o2": 60.0})
+    twin.change_status("paused", "maintenance", Meta("carol", "r-5"))
+    twin.set_goals(definition(Objective("o1", "Resolve")), Meta("carol", "r-6"))
+    for record in twin.milestones.values():
+        record["mutated"] = True
+
+    assert state(original) == before
+    assert original.collect_events() == []
+    assert state(twin) != before
+
+
+def test_the_copy_shares_no_mutable_container_with_the_original() -> None:
+    """Guards the hand-written copy: a mutable attribute added later must be copied too."""
+    original = start()
+    original.record_progress(Meta("bob", "r-2"), objective_progress={"o1": 60.0})
+    twin = copy.deepcopy(original)
+    for name, value in vars(original).items():
+        if isinstance(value, (dict, list, set)):
+            assert getattr(twin, name) is not value, name
+            if name == "milestones":
+                assert all(twin.milestones[k] is not v for k, v in value.items())
+        else:
+            assert isinstance(value, (str, int, float, bool, type(None), uuid.UUID, datetime)) or _frozen(
+                value
+            ), name
+
+
+def _frozen(value: object) -> bool:
+    params = getattr(value, "__dataclass_params__", None)
+    return bool(params is not None and params.frozen)
