@@ -3,7 +3,10 @@
 Each fact keeps the event's type, agent, recorded instant (`at`), log position, aggregate
 version, actor and data (`payload`, JSON), plus the numbers bucketed aggregates need without
 opening the JSON: `overall` (overall progress of a ProgressRecorded) and `value` (threshold of
-a MilestoneReached).
+a MilestoneReached), and `observed_at` (when a ProgressRecorded was observed).
+
+The facts are rolled up per tenant, type and UTC hour in `event_facts_hourly` (see that
+module), in the same transaction: buckets read whole hours from there.
 
 On PostgreSQL the table is partitioned by month of `at`: a page creates the partitions of
 the months it touches before it inserts, so the DEFAULT partition only catches what was not
@@ -13,11 +16,14 @@ they are moved into the new partition in the same transaction.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import json
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from application.ports import ReadStore, Tx
+from application.ports import ReadStore, Row, Tx
 from domain.goals import AgentGoals
+from projections import event_facts_hourly as hourly
+from projections.event_facts_hourly import Hours, Stats
 from projections.goal_history import encoded_entry
 from projections.runner import LogPage
 
@@ -37,7 +43,7 @@ EVENT_TYPES: tuple[str, ...] = tuple(
     )
 )
 
-COLUMNS = "position, at, tenant, agent_id, type, version, actor, payload, overall, value"
+COLUMNS = "position, at, tenant, agent_id, type, version, actor, payload, overall, value, observed_at"
 INDEXES = (
     "CREATE INDEX IF NOT EXISTS event_facts_by_type ON event_facts (tenant, type, at)",
     "CREATE INDEX IF NOT EXISTS event_facts_by_agent ON event_facts (tenant, agent_id, at)",
@@ -46,14 +52,14 @@ SQLITE_DDL = (
     "CREATE TABLE IF NOT EXISTS event_facts ("
     " position BIGINT PRIMARY KEY, at TEXT NOT NULL, tenant TEXT NOT NULL, agent_id TEXT NOT NULL,"
     " type TEXT NOT NULL, version INTEGER NOT NULL, actor TEXT NOT NULL, payload TEXT NOT NULL,"
-    " overall DOUBLE PRECISION, value DOUBLE PRECISION)",
+    " overall DOUBLE PRECISION, value DOUBLE PRECISION, observed_at TEXT)",
     *INDEXES,
 )
 POSTGRES_DDL = (
     "CREATE TABLE IF NOT EXISTS event_facts ("
     " position BIGINT NOT NULL, at TIMESTAMPTZ NOT NULL, tenant TEXT NOT NULL, agent_id TEXT NOT NULL,"
     " type TEXT NOT NULL, version INTEGER NOT NULL, actor TEXT NOT NULL, payload JSONB NOT NULL,"
-    " overall DOUBLE PRECISION, value DOUBLE PRECISION,"
+    " overall DOUBLE PRECISION, value DOUBLE PRECISION, observed_at TIMESTAMPTZ,"
     " PRIMARY KEY (position, at)) PARTITION BY RANGE (at)",
     "CREATE TABLE IF NOT EXISTS event_facts_default PARTITION OF event_facts DEFAULT",
     *INDEXES,
@@ -77,6 +83,16 @@ def fact_numbers(event: AgentGoals.Event) -> tuple[float | None, float | None]:
     if isinstance(event, AgentGoals.MilestoneReached):
         return None, float(event.threshold)
     return None, None
+
+
+def hour_of(moment: datetime) -> datetime:
+    """The UTC hour `moment` falls in."""
+    return utc(moment).replace(minute=0, second=0, microsecond=0)
+
+
+def fact_observed(event: AgentGoals.Event) -> datetime | None:
+    """When a ProgressRecorded was observed (UTC); None for other events."""
+    return utc(event.observed_at) if isinstance(event, AgentGoals.ProgressRecorded) else None
 
 
 def utc(moment: datetime) -> datetime:
@@ -127,24 +143,78 @@ def ensure_month_partition(tx: Tx, year: int, month: int) -> None:
     tx.execute(f"ALTER TABLE event_facts ATTACH PARTITION {name} FOR VALUES {bounds}")
 
 
+def _table_exists(tx: Tx, name: str) -> bool:
+    if tx.dialect == "postgres":
+        found = tx.fetchone("SELECT to_regclass(?) IS NOT NULL", (name,))
+    else:
+        found = tx.fetchone(
+            "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+        )
+    return bool(found and found[0])
+
+
+def _has_column(tx: Tx, table: str, column: str) -> bool:
+    if tx.dialect == "postgres":
+        found = tx.fetchone(
+            "SELECT COUNT(*) > 0 FROM information_schema.columns"
+            " WHERE table_schema = current_schema() AND table_name = ? AND column_name = ?",
+            (table, column),
+        )
+    else:
+        found = tx.fetchone(
+            f"SELECT COUNT(*) > 0 FROM pragma_table_info('{table}') WHERE name = ?", (column,)
+        )
+    return bool(found and found[0])
+
+
+def add_observed_at(tx: Tx) -> None:
+    """Add `observed_at` to facts written before it existed, from their payload."""
+    if tx.dialect == "postgres":
+        tx.execute("ALTER TABLE event_facts ADD COLUMN observed_at TIMESTAMPTZ")
+        tx.execute(
+            "UPDATE event_facts SET observed_at = (payload->>'observed_at')::timestamptz"
+            " WHERE type = 'ProgressRecorded'"
+        )
+        return
+    tx.execute("ALTER TABLE event_facts ADD COLUMN observed_at TEXT")
+    found = tx.fetchall("SELECT position, payload FROM event_facts WHERE type = 'ProgressRecorded'")
+    tx.executemany(
+        "UPDATE event_facts SET observed_at = ? WHERE position = ?",
+        [(sqlite_instant(datetime.fromisoformat(json.loads(p)["observed_at"])), pos) for pos, p in found],
+    )
+
+
 class EventFactsProjection:
     name = "event_facts"
-    tables = ("event_facts",)
+    tables = ("event_facts", hourly.TABLE)
 
     def create_tables(self, tx: Tx) -> None:
-        for statement in POSTGRES_DDL if tx.dialect == "postgres" else SQLITE_DDL:
+        postgres = tx.dialect == "postgres"
+        had_facts, had_rollup = _table_exists(tx, "event_facts"), _table_exists(tx, hourly.TABLE)
+        if not had_facts and had_rollup:
+            tx.execute(f"DROP TABLE {hourly.TABLE}")  # a rollup of facts that are gone
+            had_rollup = False
+        for statement in POSTGRES_DDL if postgres else SQLITE_DDL:
             tx.execute(statement)
+        tx.execute(hourly.ddl(postgres))
+        if had_facts and not _has_column(tx, "event_facts", "observed_at"):
+            add_observed_at(tx)
+        if had_facts and not had_rollup:
+            hourly.fill(tx)
 
     def apply(self, tx: Tx, events: LogPage) -> None:
         postgres = tx.dialect == "postgres"
         rows: list[tuple[Any, ...]] = []
         months: set[tuple[int, int]] = set()
+        hours = Hours()
         for position, event in events:
             if not isinstance(event, AgentGoals.Event):
                 continue
             overall, value = fact_numbers(event)
+            observed = fact_observed(event)
             at = utc(event.timestamp)
             months.add(month_start(at))
+            hours.add(event.tenant, fact_type(event), hour_of(at), overall, value)
             rows.append(
                 (
                     position,
@@ -157,6 +227,7 @@ class EventFactsProjection:
                     fact_payload(event),
                     overall,
                     value,
+                    observed if postgres or observed is None else sqlite_instant(observed),
                 )
             )
         if not rows:
@@ -165,28 +236,7 @@ class EventFactsProjection:
             for year, month in sorted(months):
                 ensure_month_partition(tx, year, month)
         tx.append_rows("event_facts", COLUMNS.split(", "), rows)
-
-
-class _Stats:
-    """count/sum/min/max of one column over some rows of a bucket, merged across types."""
-
-    def __init__(self) -> None:
-        self.count, self.total = 0, 0.0
-        self.low: float | None = None
-        self.high: float | None = None
-
-    def add(self, count: Any, total: Any, low: Any, high: Any) -> None:
-        if not count:
-            return
-        self.count += int(count)
-        self.total += float(total)
-        self.low = float(low) if self.low is None else min(self.low, float(low))
-        self.high = float(high) if self.high is None else max(self.high, float(high))
-
-    def json(self) -> dict[str, Any] | None:
-        if not self.count:
-            return None
-        return {"count": self.count, "avg": self.total / self.count, "min": self.low, "max": self.high}
+        hours.write(tx)
 
 
 class EventFactsQueries:
@@ -210,38 +260,65 @@ class EventFactsQueries:
         count/avg/min/max of `overall` and of `value` (None when the bucket has none), and,
         without a `type` filter, `count_by_type`.
 
-        One statement groups by bucket and type (so the figures are of one snapshot); the few
-        rows per bucket, one per type, are merged here."""
+        Whole hours are read from the hourly rollup, and only the part of an hour that an
+        unaligned `start` or `end` cuts from the facts themselves; with an `agent` filter,
+        everything from that agent's facts. One statement groups by bucket and type (so the
+        figures are of one snapshot); the few rows per bucket, one per type, are merged here."""
+        if agent is not None:
+            return self.buckets_from_facts(
+                tenant, type=type, agent=agent, start=start, end=end, bucket=bucket
+            )
+        if bucket not in BUCKETS:
+            raise ValueError(f"bucket must be one of {BUCKETS}")
+        postgres = self._store.dialect == "postgres"
+        first = None if start is None else _next_hour(start)
+        last = None if end is None else hour_of(end)
+        if first is not None and last is not None and first >= last:  # no whole hour in between
+            return self.buckets_from_facts(tenant, type=type, start=start, end=end, bucket=bucket)
+        where, params = self._where(tenant, type, None, None, None, postgres)
+        for op, moment in ((">=", first), ("<", last)):
+            if moment is not None:
+                where += f" AND hour {op} ?"
+                params.append(moment if postgres else sqlite_instant(moment))
+        parts = [
+            f"SELECT {_bucket_sql(bucket, postgres, 'hour')} AS b, type, events, overall_n, overall_sum,"
+            " overall_min, overall_max, value_n, value_sum, value_min, value_max"
+            f" FROM {hourly.TABLE} WHERE {where}"
+        ]
+        for low, high in ((start, first), (last, end)):
+            if low is not None and high is not None and low < high:  # a partial hour at an edge
+                edge, edge_params = self._where(tenant, type, None, low, high, postgres)
+                parts.append(_facts_select(bucket, postgres, edge))
+                params += edge_params
+        stats = "SUM(events), SUM(overall_n), SUM(overall_sum), MIN(overall_min), MAX(overall_max),"
+        stats += " SUM(value_n), SUM(value_sum), MIN(value_min), MAX(value_max)"
+        with self._store.read() as tx:
+            rows = tx.fetchall(
+                f"SELECT b, type, {stats} FROM ({' UNION ALL '.join(parts)}) AS hours"
+                " GROUP BY b, type ORDER BY b, type",
+                params,
+            )
+        return _merged(rows, type)
+
+    def buckets_from_facts(
+        self,
+        tenant: str,
+        *,
+        type: str | None = None,
+        agent: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        bucket: Bucket = "hour",
+    ) -> list[dict[str, Any]]:
+        """`buckets` computed from every fact in range, without the rollup: what an `agent`
+        filter reads, and the reference the rollup answers are checked against."""
         if bucket not in BUCKETS:
             raise ValueError(f"bucket must be one of {BUCKETS}")
         postgres = self._store.dialect == "postgres"
         where, params = self._where(tenant, type, agent, start, end, postgres)
         with self._store.read() as tx:
-            rows = tx.fetchall(
-                f"SELECT {_bucket_sql(bucket, postgres)}, type, COUNT(*),"
-                " COUNT(overall), SUM(overall), MIN(overall), MAX(overall),"
-                " COUNT(value), SUM(value), MIN(value), MAX(value)"
-                f" FROM event_facts WHERE {where} GROUP BY 1, 2 ORDER BY 1, 2",
-                params,
-            )
-        merged: dict[str, tuple[dict[str, int], _Stats, _Stats]] = {}
-        for r in rows:
-            by_type, overall, value = merged.setdefault(_bucket_iso(r[0]), ({}, _Stats(), _Stats()))
-            by_type[r[1]] = int(r[2])
-            overall.add(*r[3:7])
-            value.add(*r[7:11])
-        answer = []
-        for at, (by_type, overall, value) in merged.items():
-            item: dict[str, Any] = {
-                "bucket": at,
-                "count": sum(by_type.values()),
-                "overall": overall.json(),
-                "value": value.json(),
-            }
-            if type is None:
-                item["count_by_type"] = by_type
-            answer.append(item)
-        return answer
+            rows = tx.fetchall(f"{_facts_select(bucket, postgres, where)} ORDER BY 1, 2", params)
+        return _merged(rows, type)
 
     def version_at(self, tenant: str, agent_id: str, as_of: datetime) -> int | None:
         """The aggregate version an agent's goals had at `as_of`, from the facts (a hint that
@@ -278,16 +355,56 @@ class EventFactsQueries:
         return " AND ".join(clauses), params
 
 
-def _bucket_sql(bucket: Bucket, postgres: bool) -> str:
+def _facts_select(bucket: Bucket, postgres: bool, where: str) -> str:
+    """Facts grouped by bucket and type: the columns of the rollup, from the facts."""
+    return (
+        f"SELECT {_bucket_sql(bucket, postgres)}, type, COUNT(*),"
+        " COUNT(overall), SUM(overall), MIN(overall), MAX(overall),"
+        " COUNT(value), SUM(value), MIN(value), MAX(value)"
+        f" FROM event_facts WHERE {where} GROUP BY 1, 2"
+    )
+
+
+def _merged(rows: list[Row], type: str | None) -> list[dict[str, Any]]:
+    """Rows of (bucket, type, count, overall count/sum/min/max, value count/sum/min/max), in
+    bucket order, merged into one item per bucket."""
+    merged: dict[str, tuple[dict[str, int], Stats, Stats]] = {}
+    for r in rows:
+        by_type, overall, value = merged.setdefault(_bucket_iso(r[0]), ({}, Stats(), Stats()))
+        by_type[r[1]] = int(r[2])
+        overall.add(*r[3:7])
+        value.add(*r[7:11])
+    answer = []
+    for at, (by_type, overall, value) in merged.items():
+        item: dict[str, Any] = {
+            "bucket": at,
+            "count": sum(by_type.values()),
+            "overall": overall.json(),
+            "value": value.json(),
+        }
+        if type is None:
+            item["count_by_type"] = by_type
+        answer.append(item)
+    return answer
+
+
+def _next_hour(moment: datetime) -> datetime:
+    """The first whole UTC hour starting at or after `moment`."""
+    hour = hour_of(moment)
+    return hour if hour == utc(moment) else hour + timedelta(hours=1)
+
+
+def _bucket_sql(bucket: Bucket, postgres: bool, column: str = "at") -> str:
+    """The start of the bucket an instant column falls in (the rollup's `hour` works too)."""
     if postgres:
-        return f"date_trunc('{bucket}', at, 'UTC')"
-    # `at` is fixed-width UTC text, so its prefixes are exact truncations; SQLite's date
+        return f"date_trunc('{bucket}', {column}, 'UTC')"
+    # Instants are fixed-width UTC text, so their prefixes are exact truncations; SQLite's date
     # arithmetic is only used on whole dates (it rounds fractional seconds to milliseconds).
     return {
-        "hour": "substr(at, 1, 13) || ':00:00'",
-        "day": "substr(at, 1, 10) || 'T00:00:00'",
+        "hour": f"substr({column}, 1, 13) || ':00:00'",
+        "day": f"substr({column}, 1, 10) || 'T00:00:00'",
         # Back six days, then forward to the next Monday (or stay on it): the week's Monday.
-        "week": "strftime('%Y-%m-%dT00:00:00', substr(at, 1, 10), '-6 days', 'weekday 1')",
+        "week": f"strftime('%Y-%m-%dT00:00:00', substr({column}, 1, 10), '-6 days', 'weekday 1')",
     }[bucket]
 
 
