@@ -1,18 +1,21 @@
-"""Analytics over the goal_progress and goal_history read models: system-wide and per agent."""
+"""Analytics over the goal_progress, goal_history and event_facts read models: system-wide and per agent."""
 
 from __future__ import annotations
 
 import json
 import statistics
+from bisect import bisect_right
 from collections import Counter
-from collections.abc import Iterable
-from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Literal, NamedTuple
 
-from application.ports import ReadStore, Tx
+from application.ports import ReadStore, Row
 from domain.objectives import OVERALL
 from domain.status import Status
 from projections import forecasting
+from projections.analytics_memory import AnalyticsMemory, GoalNote, ProgressWindow
+from projections.event_facts import EventFactsQueries
 from projections.forecasting import Forecast
 
 Bucket = Literal["hour", "day"]
@@ -24,18 +27,23 @@ MILESTONE_DAYS = 90
 MILESTONE_WEEKS = 26
 DONE = 100.0
 
-_BINS = " ".join(f"WHEN overall_progress < {edge} THEN {i}" for i, edge in enumerate(range(10, 100, 10)))
-_BIN = f"CASE {_BINS} ELSE 9 END"
-
 # (observed_at, overall_progress, position) of one progress_updated history row.
 Point = tuple[datetime, float, int]
-# (agent_id, overall_progress, created_at, view) of one active goal.
-Active = tuple[str, float, str, dict[str, Any]]
+
+
+class ActiveGoal(NamedTuple):
+    """What stagnation and risk need of one active goal."""
+
+    agent_id: str
+    overall: float
+    note: GoalNote
 
 
 class AnalyticsQueries:
     def __init__(self, store: ReadStore) -> None:
         self._store = store
+        self._events = EventFactsQueries(store)
+        self._memory = AnalyticsMemory()
 
     def system(
         self,
@@ -51,53 +59,81 @@ class AnalyticsQueries:
         With `extended` (the default; what the HTTP API serves), also:
         - `progress_distribution`: agents per 10-point bin of overall progress, [0,10) ..
           [90,100] (100 falls in the last bin), every bin listed;
-        - `milestones_per_day` / `milestones_per_week`: milestone_reached history rows by the
-          UTC day / week (starting Monday) they were recorded, over the last 90 days / 26 weeks
-          ending with the day of `now` (whole days), oldest first, only buckets with milestones;
-        - `status_transitions`: status_changed history rows counted per (from, to);
+        - `milestones_per_day` / `milestones_per_week`: milestones reached by the UTC day /
+          week (starting Monday) they were recorded, over the last 90 days / 26 weeks ending
+          with the day of `now` (whole days), oldest first, only buckets with milestones;
+        - `status_transitions`: status changes counted per (from, to);
         - `stagnant`: active goals whose last progress (or creation, without progress) is more
           than `stagnation_hours` before `now`, longest-stagnant first;
         - `at_risk`: active goals with a target date that `forecasting.at_risk` flags, with
           velocities fitted over the last `window_days` (see `agent`), by target date.
+
+        Read from goal_progress (the goals, their status and progress) and event_facts (the
+        milestones, transitions and progress points). What a request learns of the goal
+        views, the progress points and the fits is remembered (see `analytics_memory`), so the
+        next request reads and fits again only what changed in between.
         """
+        at = _utc(now)
         with self._store.read() as tx:
             rows = tx.fetchall(
-                "SELECT status, overall_progress, milestones, updates FROM goal_progress WHERE tenant = ?",
+                "SELECT agent_id, status, overall_progress, milestones, updates, position"
+                " FROM goal_progress WHERE tenant = ?",
                 (tenant,),
             )
-            progress = [float(r[1]) for r in rows]
-            by_status = {s.value: 0 for s in Status}
-            for row in rows:
-                by_status[row[0]] = by_status.get(row[0], 0) + 1
-            figures: dict[str, Any] = {
-                "agents_with_goals": len(rows),
-                "by_status": by_status,
-                "mean_progress": round(statistics.fmean(progress), 2) if progress else None,
-                "median_progress": round(statistics.median(progress), 2) if progress else None,
-                "milestones_achieved": sum(int(r[2]) for r in rows),
-                "progress_updates": sum(int(r[3]) for r in rows),
-            }
             if not extended:
-                return figures
-            at = _utc(now)
-            per_day, per_week = _milestones(tx, tenant, at.date())
-            active = [
-                (r[0], float(r[1]), r[2], json.loads(r[3]))
-                for r in tx.fetchall(
-                    "SELECT agent_id, overall_progress, created_at, view FROM goal_progress"
-                    " WHERE tenant = ? AND status = ? ORDER BY agent_id",
-                    (tenant, Status.ACTIVE.value),
+                return _figures(rows)
+            since = at - timedelta(days=window_days)
+            memory = self._memory.of(tenant)
+            with memory.lock:
+                notes = memory.notes.refresh(tx, tenant, rows)
+                window = memory.window
+                window.refresh(tx, since)
+                figures = memory.recall("figures", rows, lambda: _figures(rows))
+                distribution = memory.recall("distribution", rows, lambda: _distribution(r[2] for r in rows))
+                per_day, per_week = memory.recall(
+                    "milestones", (at.date(), window.seen), lambda: self._milestones(tenant, at.date())
                 )
-            ]
-            figures.update(
-                progress_distribution=_distribution(tx, tenant),
-                milestones_per_day=per_day,
-                milestones_per_week=per_week,
-                status_transitions=_transitions(tx, tenant),
-                stagnant=_stagnant(active, at, stagnation_hours),
-                at_risk=_at_risk(tx, tenant, active, at, window_days),
-            )
-        return figures
+                status = Status.ACTIVE.value
+                active = [
+                    ActiveGoal(r[0], float(r[2]), notes[r[0]])
+                    for r in rows
+                    if r[1] == status and r[0] in notes
+                ]
+                at_risk = memory.remembered_at_risk(at.date(), since, at)
+                if at_risk is None:
+                    at_risk = _at_risk(window, active, since, at)
+                    memory.remember_at_risk(at.date(), since, at, at_risk)
+                return {
+                    **figures,
+                    "by_status": dict(figures["by_status"]),
+                    "progress_distribution": [dict(b) for b in distribution],
+                    "milestones_per_day": [dict(b) for b in per_day],
+                    "milestones_per_week": [dict(b) for b in per_week],
+                    "status_transitions": _transitions(window.transitions),
+                    "stagnant": _stagnant(active, at, stagnation_hours),
+                    "at_risk": at_risk,
+                }
+
+    def _milestones(self, tenant: str, today: date) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Milestones recorded per UTC day (last 90 days) and per week from Monday (last 26 weeks)."""
+        first_day = today - timedelta(days=MILESTONE_DAYS - 1)
+        first_week = today - timedelta(days=today.weekday(), weeks=MILESTONE_WEEKS - 1)
+        buckets = self._events.buckets(
+            tenant,
+            type="MilestoneReached",
+            start=datetime.combine(min(first_day, first_week), time(), UTC),
+            end=datetime.combine(today + timedelta(days=1), time(), UTC),
+            bucket="day",
+        )
+        days = [(date.fromisoformat(b["bucket"][:10]), int(b["count"])) for b in buckets]
+        weeks: Counter[date] = Counter()
+        for day, count in days:
+            if day >= first_week:
+                weeks[day - timedelta(days=day.weekday())] += count
+        return (
+            [{"bucket": d.isoformat(), "count": n} for d, n in days if d >= first_day],
+            [{"bucket": w.isoformat(), "count": n} for w, n in sorted(weeks.items())],
+        )
 
     def agent(
         self,
@@ -201,56 +237,46 @@ def _day(text: str | None) -> date | None:
         return None
 
 
-def _distribution(tx: Tx, tenant: str) -> list[dict[str, int]]:
-    counts = {
-        int(r[0]): int(r[1])
-        for r in tx.fetchall(
-            f"SELECT {_BIN}, COUNT(*) FROM goal_progress WHERE tenant = ? GROUP BY {_BIN}", (tenant,)
-        )
+def _figures(rows: Sequence[Row]) -> dict[str, Any]:
+    """The figures of goal_progress rows (agent_id, status, overall_progress, milestones, updates, ...)."""
+    progress = [float(r[2]) for r in rows]
+    by_status = {s.value: 0 for s in Status}
+    for row in rows:
+        by_status[row[1]] = by_status.get(row[1], 0) + 1
+    return {
+        "agents_with_goals": len(rows),
+        "by_status": by_status,
+        "mean_progress": round(statistics.fmean(progress), 2) if progress else None,
+        "median_progress": round(statistics.median(progress), 2) if progress else None,
+        "milestones_achieved": sum(int(r[3]) for r in rows),
+        "progress_updates": sum(int(r[4]) for r in rows),
     }
+
+
+_EDGES = tuple(range(10, 100, 10))
+
+
+def _distribution(progress: Iterable[float]) -> list[dict[str, int]]:
+    # bin i holds [10i, 10i + 10); the last one [90, 100]
+    counts = Counter(bisect_right(_EDGES, p) for p in progress)
     return [{"from": 10 * i, "to": 10 * (i + 1), "agents": counts.get(i, 0)} for i in range(10)]
 
 
-def _milestones(tx: Tx, tenant: str, today: date) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Milestones recorded per UTC day (last 90 days) and per week from Monday (last 26 weeks)."""
-    first_day = today - timedelta(days=MILESTONE_DAYS - 1)
-    first_week = today - timedelta(days=today.weekday(), weeks=MILESTONE_WEEKS - 1)
-    rows = tx.fetchall(
-        "SELECT SUBSTR(timestamp, 1, 10), COUNT(*) FROM goal_history"
-        " WHERE tenant = ? AND action = 'milestone_reached' AND timestamp >= ? AND timestamp < ?"
-        " GROUP BY SUBSTR(timestamp, 1, 10)",
-        (tenant, min(first_day, first_week).isoformat(), (today + timedelta(days=1)).isoformat()),
-    )
-    days = sorted((date.fromisoformat(r[0]), int(r[1])) for r in rows)
-    weeks: Counter[date] = Counter()
-    for day, count in days:
-        if day >= first_week:
-            weeks[day - timedelta(days=day.weekday())] += count
-    return (
-        [{"bucket": d.isoformat(), "count": n} for d, n in days if d >= first_day],
-        [{"bucket": w.isoformat(), "count": n} for w, n in sorted(weeks.items())],
-    )
+def _transitions(counts: Counter[tuple[str, str]]) -> list[dict[str, Any]]:
+    return [{"from": f, "to": t, "count": n} for (f, t), n in sorted(counts.items()) if n]
 
 
-def _transitions(tx: Tx, tenant: str) -> list[dict[str, Any]]:
-    rows = tx.fetchall(
-        "SELECT data FROM goal_history WHERE tenant = ? AND action = 'status_changed'", (tenant,)
-    )
-    counts = Counter((d["from"], d["to"]) for d in (json.loads(r[0]) for r in rows))
-    return [{"from": f, "to": t, "count": n} for (f, t), n in sorted(counts.items())]
-
-
-def _stagnant(active: Iterable[Active], now: datetime, hours: float) -> list[dict[str, Any]]:
+def _stagnant(active: Iterable[ActiveGoal], now: datetime, hours: float) -> list[dict[str, Any]]:
     found = []
-    for agent_id, overall, created_at, view in active:
-        last = _instant(view["progress"]["last_updated"] or created_at)
+    for goal in active:
+        last = goal.note.last_active
         since = (now - last).total_seconds() / 3600
         if since > hours:
             found.append(
                 {
-                    "agent_id": agent_id,
-                    "overall_progress": overall,
-                    "last_progress_at": last.isoformat(),
+                    "agent_id": goal.agent_id,
+                    "overall_progress": goal.overall,
+                    "last_progress_at": goal.note.last_active_iso,
                     "hours_since": round(since, 2),
                 }
             )
@@ -258,30 +284,32 @@ def _stagnant(active: Iterable[Active], now: datetime, hours: float) -> list[dic
 
 
 def _at_risk(
-    tx: Tx, tenant: str, active: Iterable[Active], now: datetime, window_days: int
+    window: ProgressWindow, active: Iterable[ActiveGoal], since: datetime, now: datetime
 ) -> list[dict[str, Any]]:
-    since = now - timedelta(days=window_days)
-    history = tx.fetchall(
-        "SELECT h.agent_id, h.position, h.data FROM goal_history h"
-        " JOIN goal_progress g ON g.tenant = h.tenant AND g.agent_id = h.agent_id"
-        " WHERE h.tenant = ? AND g.status = ? AND h.action = 'progress_updated' AND h.timestamp >= ?"
-        " ORDER BY h.position",
-        (tenant, Status.ACTIVE.value, since.isoformat()),
-    )
-    points = _points(history, since, now)
-    found = []
-    for agent_id, overall, _, view in active:
-        if not view["target_date"]:
+    """What `_outlook` says of active goals, which have not finished: a goal at 100 is never
+    at risk, so only the others are fitted."""
+    found, today = [], now.date()
+    for goal in active:
+        target_date = goal.note.target_date
+        if not target_date or goal.overall >= DONE:
             continue
-        # status_since only matters to completed goals, and these are active
-        _, outlook, risky = _outlook(view, now, points.get(agent_id, []), now.date())
-        if risky:
+        velocity = window.velocity(goal.agent_id, since, now, DONE)
+        fit, outlook = velocity.fit, velocity.forecast
+        if forecasting.at_risk(
+            completion=outlook.completion if outlook else None,
+            target_date=_day(target_date),
+            slope=fit.slope if fit else None,
+            value=goal.overall,
+            today=today,
+            horizon_days=RISK_HORIZON_DAYS,
+            target=DONE,
+        ):
             found.append(
                 {
-                    "agent_id": agent_id,
-                    "target_date": view["target_date"],
-                    "forecast_completion": outlook.as_json()["completion"] if outlook else None,
-                    "overall_progress": overall,
+                    "agent_id": goal.agent_id,
+                    "target_date": target_date,
+                    "forecast_completion": velocity.completion,
+                    "overall_progress": goal.overall,
                 }
             )
     return sorted(found, key=lambda r: (r["target_date"], r["agent_id"]))

@@ -20,6 +20,7 @@ from application.goals import ProgressUpdate
 from domain.errors import InvalidGoals
 from domain.goals import AgentGoals
 from interfaces.bootstrap import System
+from projections.event_facts import EventFactsProjection
 from projections.goal_history import GoalHistoryProjection
 from projections.goal_progress import GoalProgressProjection
 from tests.integration.support import meta, one_objective
@@ -273,10 +274,11 @@ def timeline(system: System, tenant: str) -> Iterator[Timeline]:
     with system.store.transaction() as tx:
         GoalProgressProjection().apply(tx, page)
         GoalHistoryProjection().apply(tx, page)
+        EventFactsProjection().apply(tx, page)
     yield t
     with system.store.transaction() as tx:
-        tx.execute("DELETE FROM goal_history WHERE tenant = ?", (tenant,))
-        tx.execute("DELETE FROM goal_progress WHERE tenant = ?", (tenant,))
+        for table in ("goal_history", "goal_progress", "event_facts", "event_facts_hourly"):
+            tx.execute(f"DELETE FROM {table} WHERE tenant = ?", (tenant,))
 
 
 def _system(system: System, tenant: str, **options: Any) -> dict[str, Any]:

@@ -26,7 +26,7 @@ def system_analytics(
 ) -> dict[str, Any]:
     """Agents with goals, counts by status, mean and median progress, milestones achieved, the
     progress distribution, milestones per day and week, status transitions, stagnant and at-risk goals."""
-    _fresh(system, ["goal_progress", "goal_history"], min_position)
+    _fresh(system, ["goal_progress", "event_facts"], min_position)
     return system.analytics.system(
         who.tenant, extended=True, stagnation_hours=system.settings.stagnation_hours
     )
