@@ -26,6 +26,10 @@ DDL = (
     " PRIMARY KEY (tenant, agent_id))",
     "CREATE INDEX IF NOT EXISTS goal_progress_by_status ON goal_progress (tenant, status, agent_id)",
 )
+# Every page rewrites the rows it touched. A view (2-4 kB of JSON) would be compressed on each
+# write past PostgreSQL's 2 kB default; kept inline up to a page instead, and with room left
+# in each page so that an update can stay on it (a HOT update, no index write).
+POSTGRES_STORAGE = "ALTER TABLE goal_progress SET (toast_tuple_target = 8160, fillfactor = 70)"
 COLUMNS = (
     "tenant, agent_id, status, overall_progress, goal_version, version, milestones, updates,"
     " created_at, updated_at, status_since, status_durations, position, view"
@@ -83,6 +87,8 @@ class GoalProgressProjection:
     def create_tables(self, tx: Tx) -> None:
         for statement in DDL:
             tx.execute(statement)
+        if tx.dialect == "postgres":
+            tx.execute(POSTGRES_STORAGE)
 
     def apply(self, tx: Tx, events: LogPage) -> None:
         goal_events = [(p, e) for p, e in events if isinstance(e, AgentGoals.Event)]
