@@ -11,12 +11,12 @@ from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording, Transcoder
 
 from application.errors import ConcurrencyConflict, GoalsNotFound, VersionMismatch
 from application.ports import PositionLookup
 from application.results import CommandResult, Written
-from application.transcodings import register_domain_transcodings
+from application.transcodings import FastJSONTranscoder, register_domain_transcodings
 from domain.errors import DomainError, InvalidGoals
 from domain.goals import AgentGoals, AutoUpdate, Meta
 from domain.idempotency import IdempotencyRecord
@@ -70,6 +70,11 @@ class GoalsApp(Application[UUID]):
         self._position_of = position_of
         self._on_saved = on_saved
         self._version_hint = version_hint
+
+    def construct_transcoder(self) -> Transcoder:
+        transcoder = FastJSONTranscoder()
+        self.register_transcodings(transcoder)
+        return transcoder
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
