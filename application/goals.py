@@ -198,7 +198,12 @@ class GoalsApp(Application[UUID]):
 
     def read_log(self, after: int, limit: int) -> list[tuple[int, Any]]:
         """Up to `limit` events recorded after log position `after`, with their positions."""
-        notifications = self.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
+        select_page = getattr(self.recorder, "select_page", None)
+        notifications = (
+            select_page(after, limit)
+            if select_page is not None
+            else self.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
+        )
         return [(n.id, self.mapper.to_domain_event(n)) for n in notifications]
 
     def log_position(self) -> int:

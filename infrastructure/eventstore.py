@@ -10,10 +10,11 @@ from urllib.parse import unquote, urlsplit
 from uuid import UUID
 
 import psycopg
-from eventsourcing.persistence import ApplicationRecorder, IntegrityError, StoredEvent
+from eventsourcing.persistence import ApplicationRecorder, IntegrityError, Notification, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 from prometheus_client import Histogram
+from psycopg.rows import tuple_row
 
 from infrastructure.settings import Settings
 
@@ -127,6 +128,10 @@ class OrderedInsertRecorder(PostgresApplicationRecorder):
             ident(self.datastore.schema), ident(self.pg_function_name_insert_events)
         )
         self._group = GroupCommit(self._insert_now)
+        self._sql_select_page = psycopg.sql.SQL(
+            "SELECT notification_id, originator_id, originator_version, topic, state FROM {}.{}"
+            " WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
+        ).format(ident(self.datastore.schema), ident(self.events_table_name))
         self.sql_create_statements[self.create_insert_function_statement_index] = psycopg.sql.SQL(
             "CREATE OR REPLACE FUNCTION {schema}.{function}(events {schema}.{event}[]) "
             "RETURNS SETOF bigint LANGUAGE plpgsql AS $BODY$ "
@@ -146,6 +151,18 @@ class OrderedInsertRecorder(PostgresApplicationRecorder):
             channel=ident(self.channel_name),
             lock_timeout=self.datastore.lock_timeout,
         )
+
+    def select_page(self, after: int, limit: int) -> list[Notification]:
+        """Up to `limit` notifications after position `after`: select_notifications for the
+        projection runner, fetched in binary (no hex decoding of every event's bytes)."""
+        with self.datastore.get_connection() as conn, conn.cursor(binary=True, row_factory=tuple_row) as curs:
+            curs.execute(self._sql_select_page, (after, limit), prepare=True)
+            return [
+                Notification(
+                    id=r[0], originator_id=r[1], originator_version=r[2], topic=r[3], state=bytes(r[4])
+                )
+                for r in curs.fetchall()
+            ]
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         if kwargs.get("tracking") is not None:  # process applications: keep the library's path

@@ -1,6 +1,7 @@
-"""Group commit on PostgreSQL: saves that queue behind a commit in flight are committed
-together, each keeps exactly its own events and positions, and a conflict fails only the
-save that conflicts."""
+"""The PostgreSQL recorder. Group commit: saves that queue behind a commit in flight are
+committed together, each keeps exactly its own events and positions, and a conflict fails
+only the save that conflicts. The runner's binary page read returns what the library's
+notification select returns."""
 
 from __future__ import annotations
 
@@ -165,3 +166,16 @@ def _blocked(url: str) -> int:
             "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
         ).fetchone()
     return int(row[0]) if row else 0
+
+
+def test_the_runners_binary_page_read_returns_what_select_notifications_returns(
+    pg_system: System, tenant: str
+) -> None:
+    for agent in ("a1", "a2", "a3"):
+        pg_system.goals.set_goals(tenant, agent, one_objective(), meta())
+    recorder = _recorder(pg_system)
+    end = pg_system.goals.log_position()
+    for after, limit in ((0, 100), (1, 2), (end - 1, 5), (end, 5)):
+        assert recorder.select_page(after, limit) == recorder.select_notifications(
+            start=after, limit=limit, inclusive_of_start=False
+        )
