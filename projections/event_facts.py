@@ -97,17 +97,14 @@ def fact_observed(event: AgentGoals.Event) -> datetime | None:
 
 def utc(moment: datetime) -> datetime:
     """An aware instant in UTC (a naive one is taken to be UTC already)."""
+    if moment.tzinfo is UTC:  # what events carry: no conversion
+        return moment
     return moment.replace(tzinfo=UTC) if moment.utcoffset() is None else moment.astimezone(UTC)
 
 
 def sqlite_instant(moment: datetime) -> str:
     """Fixed-width ISO-8601 UTC text, so that text order is time order."""
     return utc(moment).isoformat(timespec="microseconds")
-
-
-def month_start(moment: datetime) -> tuple[int, int]:
-    at = utc(moment)
-    return at.year, at.month
 
 
 def partition_name(year: int, month: int) -> str:
@@ -213,15 +210,16 @@ class EventFactsProjection:
             overall, value = fact_numbers(event)
             observed = fact_observed(event)
             at = utc(event.timestamp)
-            months.add(month_start(at))
-            hours.add(event.tenant, fact_type(event), hour_of(at), overall, value)
+            kind = fact_type(event)
+            months.add((at.year, at.month))
+            hours.add(event.tenant, kind, at, overall, value)
             rows.append(
                 (
                     position,
                     at if postgres else sqlite_instant(at),
                     event.tenant,
                     event.agent_id,
-                    fact_type(event),
+                    kind,
                     event.originator_version,
                     event.actor,
                     fact_payload(event),

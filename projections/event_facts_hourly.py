@@ -9,7 +9,7 @@ partitioned: it is small.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from application.ports import Tx
@@ -98,9 +98,13 @@ class Stats:
         self.low = float(low) if self.low is None else min(self.low, float(low))
         self.high = float(high) if self.high is None else max(self.high, float(high))
 
-    def add_one(self, number: float | None) -> None:
-        if number is not None:
-            self.add(1, number, number, number)
+    def add_one(self, number: float) -> None:
+        self.count += 1
+        self.total += number
+        if self.low is None or number < self.low:
+            self.low = number
+        if self.high is None or number > self.high:
+            self.high = number
 
     def row(self) -> tuple[int, float, float | None, float | None]:
         """(count, sum, min, max) as the rollup stores them."""
@@ -117,12 +121,23 @@ class Hours:
 
     def __init__(self) -> None:
         self._hours: dict[tuple[str, str, datetime], tuple[list[int], Stats, Stats]] = {}
+        # the hour of the last fact: a page's facts come in time order, mostly in few hours
+        self._hour = self._next = datetime.min.replace(tzinfo=UTC)
 
-    def add(self, tenant: str, type: str, hour: datetime, overall: float | None, value: float | None) -> None:
-        events, overalls, values = self._hours.setdefault((tenant, type, hour), ([0], Stats(), Stats()))
-        events[0] += 1
-        overalls.add_one(overall)
-        values.add_one(value)
+    def add(self, tenant: str, type: str, at: datetime, overall: float | None, value: float | None) -> None:
+        """Count one fact of `type` recorded at `at` (a UTC instant)."""
+        if not self._hour <= at < self._next:
+            self._hour = at.replace(minute=0, second=0, microsecond=0)
+            self._next = self._hour + timedelta(hours=1)
+        key = (tenant, type, self._hour)
+        found = self._hours.get(key)
+        if found is None:
+            found = self._hours[key] = ([0], Stats(), Stats())
+        found[0][0] += 1
+        if overall is not None:
+            found[1].add_one(overall)
+        if value is not None:
+            found[2].add_one(value)
 
     def write(self, tx: Tx) -> None:
         postgres = tx.dialect == "postgres"
