@@ -323,8 +323,11 @@ class EventFactsQueries:
         the audit replay checks against the log)."""
         postgres = self._store.dialect == "postgres"
         with self._store.read() as tx:
+            # The newest fact at or before `as_of`: one step back along (tenant, agent_id, at),
+            # where MAX(version) would read every earlier fact of the agent.
             row = tx.fetchone(
-                "SELECT MAX(version) FROM event_facts WHERE tenant = ? AND agent_id = ? AND at <= ?",
+                "SELECT version FROM event_facts WHERE tenant = ? AND agent_id = ? AND at <= ?"
+                " ORDER BY at DESC, version DESC LIMIT 1",
                 (tenant, agent_id, utc(as_of) if postgres else sqlite_instant(as_of)),
             )
         return int(row[0]) if row and row[0] is not None else None
