@@ -105,21 +105,21 @@ class Authenticator:
         self._cache_size = cache_size
         self._lock = threading.Lock()
 
-    def answers_at_once(self, token: str) -> bool:
-        """Whether `claims(token)` needs no I/O: the token is cached and unexpired and the
-        disabled set is fresh (else it may verify against a remote key set or read the store)."""
+    def claims_at_once(self, token: str) -> Claims | None:
+        """The claims of a cached, unexpired token while the disabled set is fresh: no I/O.
+        None when `claims()` would have to verify the token or re-read the disabled set."""
         now = time.time()
-        with self._lock:
-            cached = self._cache.get(token)
-        return cached is not None and cached.expires_at > now and now - self._refreshed_at < self._refresh_s
+        if now - self._refreshed_at >= self._refresh_s:
+            return None
+        cached = self._cached(token, now)
+        if cached is not None and cached.subject in self._disabled:
+            raise ClientDisabled(cached.subject)
+        return cached
 
     def claims(self, token: str) -> Claims:
         now = time.time()
-        with self._lock:
-            cached = self._cache.get(token)
-            if cached is not None:
-                self._cache.move_to_end(token)
-        if cached is None or cached.expires_at <= now:
+        cached = self._cached(token, now)
+        if cached is None:
             cached = self._verify(token)
             with self._lock:
                 self._cache[token] = cached
@@ -128,6 +128,13 @@ class Authenticator:
         if cached.subject in self._disabled_ids(now):
             raise ClientDisabled(cached.subject)
         return cached
+
+    def _cached(self, token: str, now: float) -> Claims | None:
+        with self._lock:
+            cached = self._cache.get(token)
+            if cached is not None:
+                self._cache.move_to_end(token)
+        return cached if cached is not None and cached.expires_at > now else None
 
     def _verify(self, token: str) -> Claims:
         """Our own tokens first; then, when configured, the external issuer's."""
@@ -194,9 +201,9 @@ async def authenticated(
         raise Unauthorized("a bearer token is required", has_token=False)
     token = token.strip()
     try:
-        claims = (
-            auth.claims(token) if auth.answers_at_once(token) else await run_in_threadpool(auth.claims, token)
-        )
+        claims = auth.claims_at_once(token)
+        if claims is None:
+            claims = await run_in_threadpool(auth.claims, token)
     except InvalidToken as e:
         auth.security.record("auth_denied", request_id=request_id, reason=e.reason, path=request.url.path)
         raise Unauthorized(e.reason, has_token=True) from None
