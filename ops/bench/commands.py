@@ -41,12 +41,10 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import psycopg
@@ -66,6 +64,7 @@ from domain.goals import AgentGoals, Meta  # noqa: E402
 from domain.objectives import GoalDefinition, Objective  # noqa: E402
 from infrastructure.eventstore import eventsourcing_env  # noqa: E402
 from infrastructure.settings import Settings  # noqa: E402
+from ops.bench.scratch import create_database, drop_database  # noqa: E402
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 TENANT = "bench"
@@ -206,23 +205,6 @@ class BenchGoalsApp(GoalsApp):
 
 
 # --- database lifecycle ----------------------------------------------------------------------
-
-
-def _with_db(url: str, dbname: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{dbname}"))
-
-
-def create_database(admin_url: str) -> tuple[str, str]:
-    name = f"a2a_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return name, _with_db(admin_url, name)
-
-
-def drop_database(admin_url: str, name: str) -> None:
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 class LogPosition:
@@ -894,7 +876,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.projector is None:
         args.projector = "inprocess" if args.workers == 1 else "separate"
 
-    name, url = create_database(args.database_url)
+    name, url = create_database(args.database_url, "a2a_bench_")
     settings = Settings(DATABASE_URL=url, APP_ENV="test")
     console.print(
         f"database {name}; concurrency={args.concurrency} agents={args.agents} seconds={args.seconds} "

@@ -65,7 +65,6 @@ import signal
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -73,7 +72,6 @@ from itertools import accumulate
 from pathlib import Path
 from types import FrameType
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from eventsourcing.domain import CanCreateTimestamp
@@ -102,6 +100,7 @@ from domain.objectives import GoalDefinition, Kpi, Objective  # noqa: E402
 from infrastructure.readstore import TRANSIENT_ERRORS  # noqa: E402
 from infrastructure.settings import Settings  # noqa: E402
 from interfaces.bootstrap import System, build_system  # noqa: E402
+from ops.bench.scratch import create_database, drop_database, with_db  # noqa: E402
 from projections.analytics import AnalyticsQueries  # noqa: E402
 from projections.runner import LogPage, Projection, ProjectionRunner  # noqa: E402
 
@@ -147,38 +146,13 @@ KPIS = (
 # --- database lifecycle ----------------------------------------------------------------------
 
 
-def _with_db(url: str, dbname: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{dbname}"))
-
-
-def create_database(admin_url: str) -> tuple[str, str]:
-    name = f"a2a_bench_proj_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return name, _with_db(admin_url, name)
-
-
-def drop_database(admin_url: str, name: str) -> None:
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-READ_MODEL_TABLES = (
-    "goal_progress",
-    "goal_history",
-    "oauth_clients",
-    "event_facts",
-    "event_facts_hourly",
-    "projection_tracking",
-)
-
-
-def reset_read_models(url: str) -> None:
+def reset_read_models(system: System) -> None:
     """Drop a kept database's read models (and any rebuild shadow), keeping its log."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        for table in READ_MODEL_TABLES:
-            conn.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
-        conn.execute("DROP SCHEMA IF EXISTS a2a_rebuild CASCADE")
+    tables = [t for p in system.runner.projections for t in p.tables]
+    with system.store.transaction() as tx:
+        for table in [*tables, "projection_tracking", "projection_skips"]:
+            tx.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
+        tx.execute("DROP SCHEMA IF EXISTS a2a_rebuild CASCADE")
 
 
 def log_end(url: str) -> int:
@@ -828,7 +802,7 @@ def calibrate(args: argparse.Namespace, data_dir: str) -> dict[str, float]:
     scratch database: CALIBRATION_AGENTS agents, then CALIBRATION_BATCHES batches."""
     found: dict[str, float] = {}
     for label, env in (("deployed", None), ("single_writer", SINGLE_WRITER_ENV)):
-        name, url = create_database(args.database_url)
+        name, url = create_database(args.database_url, "a2a_bench_proj_")
         system: System | None = None
         try:
             system = build(url, data_dir, env)
@@ -871,10 +845,9 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, _interrupt)
     if args.reuse:
-        name, url = args.reuse, _with_db(args.database_url, args.reuse)
-        reset_read_models(url)
+        name, url = args.reuse, with_db(args.database_url, args.reuse)
     else:
-        name, url = create_database(args.database_url)
+        name, url = create_database(args.database_url, "a2a_bench_proj_")
     data_dir = tempfile.mkdtemp(prefix="a2a-bench-proj-")
     system: System | None = None
     console.print(f"database {name}; {args.events:,} events, {args.agents:,} agents, seed {args.seed}")
@@ -889,6 +862,7 @@ def main() -> None:
             )
         if args.reuse:
             system = build(url, data_dir)
+            reset_read_models(system)
             figures = measure(system, args, log_end(url))
             report(figures)
             print(f"projections: server autovacuum={autovacuum}")
