@@ -9,6 +9,7 @@ import httpx
 from tests.conftest import Server
 
 API = "/api/v1/goals"
+PROBLEM = "application/problem+json"
 
 
 def login(server: Server, tenant: str) -> tuple[str, dict[str, str]]:
@@ -27,4 +28,13 @@ def login(server: Server, tenant: str) -> tuple[str, dict[str, str]]:
 def ok(response: httpx.Response, status: int = 200) -> dict[str, Any]:
     assert response.status_code == status, response.text
     body: dict[str, Any] = response.json()
+    return body
+
+
+def problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    """The response is an RFC 9457 problem with this status."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
     return body

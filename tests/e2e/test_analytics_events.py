@@ -8,7 +8,6 @@ a count-weighted mean combine) and compare the merge with the figures worked out
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -16,47 +15,15 @@ import httpx
 import pytest
 
 from tests.conftest import Server
+from tests.e2e.support import API, ok, problem
 
-API = "/api/v1/goals"
 EVENTS = "/analytics/events"
-PROBLEM = "application/problem+json"
 GOALS: dict[str, Any] = {
     "goals": {
         "purpose_statement": "Answer every question",
         "primary_objectives": [{"id": "o1", "title": "Answers"}],
     }
 }
-
-
-@pytest.fixture
-def server(store_kind: str, start_server: Callable[..., Server], request: pytest.FixtureRequest) -> Server:
-    env: dict[str, str] = {}
-    if store_kind == "postgres":
-        env["DATABASE_URL"] = request.getfixturevalue("pg_url")
-    return start_server(**env)
-
-
-@pytest.fixture
-def api(server: Server, tenant: str) -> Iterator[httpx.Client]:
-    """A client of the server with a token of `tenant` carrying every scope."""
-    with httpx.Client(
-        base_url=f"{server.url}{API}", headers=server.auth_headers(tenant), timeout=30
-    ) as client:
-        yield client
-
-
-def ok(response: httpx.Response, status: int = 200) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-def problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM)
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    return body
 
 
 def invalid_fields(response: httpx.Response) -> list[str]:

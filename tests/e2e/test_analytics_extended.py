@@ -5,14 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import httpx
 import pytest
 
 from tests.conftest import Server
-
-API = "/api/v1/goals"
+from tests.e2e.support import API, ok
 
 
 @pytest.fixture
@@ -22,12 +20,6 @@ def api(start_server: Callable[..., Server], tenant: str) -> Iterator[httpx.Clie
         base_url=f"{server.url}{API}", headers=server.auth_headers(tenant), timeout=30
     ) as client:
         yield client
-
-
-def ok(response: httpx.Response, status: int = 200) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body: dict[str, Any] = response.json()
-    return body
 
 
 def create(api: httpx.Client, agent_id: str, target_date: str | None = None) -> None:

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.conftest import Server
+from tests.e2e.support import ok
 
 API = "/api/v1/goals"
 GOALS: dict[str, Any] = {
@@ -51,12 +52,6 @@ def api_on_each_store(
     headers = server.auth_headers(tenant)
     with httpx.Client(base_url=f"{server.url}{API}", headers=headers, timeout=30) as client:
         yield client
-
-
-def ok(response: httpx.Response, status: int = 200) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body: dict[str, Any] = response.json()
-    return body
 
 
 def log_position(api: httpx.Client) -> int:

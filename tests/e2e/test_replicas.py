@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from tests.conftest import ROOT, Server
+from tests.e2e.support import ok
 
 API = "/api/v1/goals"
 GOALS: dict[str, Any] = {
@@ -24,12 +25,6 @@ GOALS: dict[str, Any] = {
 
 def client(server: Server, headers: dict[str, str]) -> httpx.Client:
     return httpx.Client(base_url=f"{server.url}{API}", headers=headers, timeout=30)
-
-
-def ok(response: httpx.Response, status: int = 200) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body: dict[str, Any] = response.json()
-    return body
 
 
 @pytest.fixture

@@ -15,10 +15,10 @@ import httpx
 import pytest
 
 from tests.conftest import Server
+from tests.e2e.support import ok, problem
 
 API = "/api/v1/goals"
 ADMIN = "/api/v1/admin"
-PROBLEM = "application/problem+json"
 READ = ("goals:read",)
 READ_WRITE = ("goals:read", "goals:write")
 GOALS: dict[str, Any] = {
@@ -33,21 +33,6 @@ PROGRESS: dict[str, Any] = {"objective_progress": {"o1": 40}}
 def store_env(store_kind: str, request: pytest.FixtureRequest) -> dict[str, str]:
     """Server environment for the store under test."""
     return {"DATABASE_URL": request.getfixturevalue("pg_url")} if store_kind == "postgres" else {}
-
-
-def ok(response: httpx.Response, status: int = 200) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-def problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    """The response is an RFC 9457 problem with this status."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM)
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    return body
 
 
 def log_position(server: Server) -> int:
