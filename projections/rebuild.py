@@ -70,10 +70,9 @@ class Rebuilder:
             )
             runner.setup()
             started, at_start = time.perf_counter(), _position(runner)
+            report = None if progress is None else lambda: progress(runner.reached, self._log_end())
             try:
-                while runner.run_page():
-                    if progress is not None:
-                        progress(_position(runner), self._log_end())
+                runner.catch_up(on_page=report)
             finally:
                 runner.close()
             reached = _position(runner)

@@ -3,6 +3,12 @@
 Each page is applied to every projection and their tracking positions are written in the
 same transaction, so an event is applied exactly once however the process dies. A
 projection that raises stops the runner where it is: it never skips an event.
+
+While all its projections are healthy, the runner pipelines: a page's SQL runs on the
+write-behind thread (see `projections.write_behind`) while the next page is folded, on top
+of the tracking rows the page in flight will leave. Each page checks, under the tracking
+lock, that the rows are exactly those; if not, or if a page fails, everything goes back to
+what is committed and the runner carries on page by page, as it does with a failed projection.
 """
 
 from __future__ import annotations
@@ -13,11 +19,13 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol
 
 from prometheus_client import Counter, Gauge
 
 from application.ports import ReadStore, Tx
+from projections.write_behind import Superseded, WriteBehind
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +118,18 @@ TRACKING_DDL = (
 )
 
 
+Tokens = dict[str, tuple[int, float]]  # projection name -> (position, updated_at) of its tracking row
+
+
+@dataclass
+class _InFlight:
+    """A page queued on the write-behind thread, and the tracking rows it leaves."""
+
+    done: Future[None]
+    tokens: Tokens
+    events: int
+
+
 class ProjectionRunner:
     def __init__(
         self,
@@ -144,6 +164,12 @@ class ProjectionRunner:
         self._skips: dict[str, set[int]] = {k: set(v) for k, v in (skips or {}).items()}
         self._reader: ThreadPoolExecutor | None = None
         self._ahead: tuple[int, Future[LogPage]] | None = None
+        self._writer: WriteBehind | None = None
+        self._in_flight: list[_InFlight] = []
+        # The tracking rows as they will be once the pages in flight commit; None when
+        # pipelining is off (a projection failed, or nothing is known yet).
+        self._predicted: Tokens | None = None
+        self._applied = 0
 
     @property
     def names(self) -> list[str]:
@@ -152,6 +178,13 @@ class ProjectionRunner:
     @property
     def projections(self) -> list[Projection]:
         return list(self._projections)
+
+    @property
+    def reached(self) -> int:
+        """The lowest position the projections have reached, counting the page in flight
+        (for progress reports; statuses() tells what is committed)."""
+        tokens = self._predicted or self._committed
+        return min((position for position, _ in tokens.values()), default=0)
 
     def setup(self) -> None:
         with self._store.transaction() as tx:
@@ -180,7 +213,106 @@ class ProjectionRunner:
         ]
 
     def run_page(self) -> int:
-        """Apply the next page of the log; returns how many events it held (0: caught up).
+        """Apply the next page of the log and wait for its commit; returns how many events it
+        held (0: caught up)."""
+        try:
+            return self._step()
+        finally:
+            self._settle()
+
+    def _step(self) -> int:
+        """Apply the next page, or queue it behind the one in flight; how many events it held.
+
+        Pipelining needs every projection healthy; otherwise (and after anything went
+        wrong) the page is applied here, in a transaction of its own.
+        """
+        if self._predicted is None or self._retrying or self._stopping.is_set():
+            self._settle()
+            return self._run_page_now()
+        page = self._read_page(min(position for position, _ in self._predicted.values()))
+        if not page:
+            return 0
+        try:
+            self._submit(page, self._predicted)
+        except Exception:
+            # A projection raised while folding (or a read it made failed): from what is
+            # committed, page by page, to find the exact event.
+            self._settle()
+            self._recover()
+            return self._run_page_now()
+        self._settle(keep=1)
+        return len(page)
+
+    def _submit(self, page: LogPage, expected: Tokens) -> None:
+        """Fold `page` on top of the `expected` tracking rows and queue its writes."""
+        if self._writer is None:
+            self._writer = WriteBehind(self._store)
+        tx = self._writer.begin()
+        tx.queue(partial(self._check_tracking, expected))
+        tokens: Tokens = {}
+        try:
+            for projection in self._projections:
+                position, updated_at = expected[projection.name]
+                pending = self._pending(projection.name, page, position)
+                if pending:
+                    projection.apply(tx, pending)
+                if page[-1][0] > position:
+                    now = time.time()
+                    tx.queue(partial(self._advance, name=projection.name, position=page[-1][0], now=now))
+                    tokens[projection.name] = (page[-1][0], now)
+                else:
+                    tokens[projection.name] = (position, updated_at)
+        except BaseException:
+            tx.rollback()
+            raise
+        self._in_flight.append(_InFlight(tx.commit(), tokens, len(page)))
+        self._predicted = tokens
+
+    def _check_tracking(self, expected: Tokens, tx: Tx) -> None:
+        tracked = self._lock_tracking(tx)
+        for name, token in expected.items():
+            found = tracked.get(name)
+            if found is None or (found[0], found[2]) != token:
+                raise Superseded(f"{name}'s tracking row moved: {found} instead of {token}")
+
+    def _settle(self, keep: int = 0) -> bool:
+        """Wait for the pages in flight but the last `keep`. False if one of them failed:
+        then every page in flight has ended, and memory and predictions are dropped."""
+        while len(self._in_flight) > keep:
+            flight = self._in_flight.pop(0)
+            error = flight.done.exception()
+            if error is not None:
+                for later in self._in_flight:
+                    later.done.exception()
+                self._in_flight.clear()
+                self._recover()
+                if not isinstance(error, Superseded):
+                    log.warning("a pipelined page failed (%s); going on page by page", error)
+                return False
+            self._committed.update(flight.tokens)
+            self._applied += flight.events
+            for name, (position, _) in flight.tokens.items():
+                PROJECTED.labels(projection=name).set(position)
+        return True
+
+    def _recover(self) -> None:
+        """Back to what is committed: drop memory, predictions and the writer's failure."""
+        for projection in self._projections:
+            _forget(projection)
+        self._committed.clear()
+        self._predicted = None
+        if self._writer is not None:
+            self._writer.reset()
+
+    def _pending(self, name: str, page: LogPage, position: int) -> LogPage:
+        """The events of `page` that `name` has yet to apply (after `position`, not skipped)."""
+        skipped = self._skips.get(name)
+        if page[0][0] > position and not skipped:
+            return page
+        return [(pos, e) for pos, e in page if pos > position and not (skipped and pos in skipped)]
+
+    def _run_page_now(self) -> int:
+        """Apply the next page in a transaction of its own.
 
         A failed projection is left where it is while the others go on. When a projection
         raises, the page is applied again event by event, so everything before the failing
@@ -200,17 +332,27 @@ class ProjectionRunner:
             return 0
         try:
             self._apply(page, retrying)
+            self._applied += len(page)
             for name in self.names:
                 PROJECTED.labels(projection=name).set(page[-1][0])
         except ProjectionFailed:
             for item in page:
-                try:
-                    self._apply([item], retrying)
-                except ProjectionFailed as error:
-                    retrying.discard(error.name)
-                    self._fail(error)
-                    self._failed_now.append(error)
+                self._apply_alone(item, retrying)
         return len(page)
+
+    def _apply_alone(self, item: tuple[int, Any], retrying: set[str]) -> None:
+        """Apply one event in a transaction of its own. A projection that fails on it is
+        recorded, and the event is applied again to the others: its transaction took back
+        what they had done with it."""
+        for _ in range(len(self._projections) + 1):
+            try:
+                self._apply([item], retrying)
+                return
+            except ProjectionFailed as error:
+                retrying.discard(error.name)
+                self._fail(error)
+                self._failed_now.append(error)
+        raise RuntimeError(f"could not apply or record the failure of event {item[0]}")
 
     def _read_page(self, after: int) -> LogPage:
         """The page after `after`. While catching up (a full page came back), the next page is
@@ -230,7 +372,8 @@ class ProjectionRunner:
         return page
 
     def _apply(self, page: LogPage, retrying: set[str]) -> None:
-        advanced: dict[str, tuple[int, float]] = {}
+        advanced: Tokens = {}
+        healthy = True
         try:
             with self._store.transaction() as tx:
                 tracked = self._lock_tracking(tx)
@@ -239,12 +382,10 @@ class ProjectionRunner:
                     if self._committed.get(projection.name) != (position, updated_at):
                         _forget(projection)
                     if state == "failed" and projection.name not in retrying:
+                        healthy = False
+                        advanced[projection.name] = (position, updated_at)
                         continue
-                    skipped = self._skips.get(projection.name, set())
-                    if page[0][0] > position and not skipped:
-                        pending: LogPage = page
-                    else:
-                        pending = [(pos, e) for pos, e in page if pos > position and pos not in skipped]
+                    pending = self._pending(projection.name, page, position)
                     if pending:
                         try:
                             projection.apply(tx, pending)
@@ -258,15 +399,15 @@ class ProjectionRunner:
                     else:
                         advanced[projection.name] = (position, updated_at)
         except BaseException:
-            for projection in self._projections:
-                _forget(projection)
-            self._committed.clear()
+            self._recover()
             raise
         self._committed.update(advanced)
+        # Healthy projections all known: the next pages can be pipelined on top of these rows.
+        self._predicted = advanced if healthy and set(advanced) == set(self.names) else None
 
     @staticmethod
-    def _advance(tx: Tx, name: str, position: int) -> tuple[int, float]:
-        now = time.time()
+    def _advance(tx: Tx, name: str, position: int, now: float | None = None) -> tuple[int, float]:
+        now = time.time() if now is None else now
         tx.execute(
             "UPDATE projection_tracking SET position = ?, error = NULL, failed_position = NULL,"
             " state = CASE WHEN state = 'failed' THEN 'live' ELSE state END, updated_at = ? WHERE name = ?",
@@ -309,16 +450,24 @@ class ProjectionRunner:
         self._skips.setdefault(name, set()).add(position)
         self.failure = None
 
-    def catch_up(self) -> int:
-        """Apply pages until the log is exhausted. A projection that fails is recorded and left
-        behind while the others finish; the first such failure is raised at the end."""
-        total = 0
+    def catch_up(self, on_page: Callable[[], None] | None = None) -> int:
+        """Apply pages until the log is exhausted; how many events were applied. A projection
+        that fails is recorded and left behind while the others finish; the first such failure
+        is raised at the end. `on_page` is called after each page (one may still be in flight)."""
         self._failed_now.clear()
-        while n := self.run_page():
-            total += n
+        self._applied = 0
+        try:
+            while True:
+                while self._step():
+                    if on_page is not None:
+                        on_page()
+                if self._settle():
+                    break
+        finally:
+            self._settle()
         if self._failed_now:
             raise self._failed_now[0]
-        return total
+        return self._applied
 
     def _lock_tracking(self, tx: Tx) -> dict[str, tuple[int, str, float]]:
         # FOR UPDATE serialises runners in several processes on PostgreSQL; SQLite's
@@ -348,11 +497,17 @@ class ProjectionRunner:
         self.close()
 
     def close(self) -> None:
-        """Let go of the read-ahead thread (a runner driven by catch_up() alone calls this)."""
+        """Let go of the read-ahead and write-behind threads (a runner driven by catch_up()
+        alone calls this)."""
         self._ahead = None
         if self._reader is not None:
             self._reader.shutdown(wait=False, cancel_futures=True)
             self._reader = None
+        self._settle()
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        self._predicted = None
 
     def run_forever(self) -> None:
         self._loop()
@@ -379,6 +534,7 @@ class ProjectionRunner:
     def _fail(self, error: Exception) -> None:
         """Record the failure where admins see it; the runner stops and never skips ahead."""
         self.failure = error
+        self._predicted = None
         log.exception("projection runner stopped: it will not skip the failing event")
         if isinstance(error, ProjectionFailed):
             FAILURES.labels(projection=error.name).inc()

@@ -597,13 +597,15 @@ def catch_up(system: System, args: argparse.Namespace, progress: Progress, end: 
     )
     runner.setup()
     task = progress.add_task("catch-up", total=end)
-    total = 0
     started = time.perf_counter()
-    # What catch_up() does (run_page until the log is exhausted), with a progress bar.
-    while n := runner.run_page():
-        total += n
+
+    def shown() -> None:
+        done = runner.reached
         elapsed = time.perf_counter() - started
-        progress.update(task, completed=total, description=f"catch-up {total / elapsed:,.0f} ev/s")
+        progress.update(task, completed=done, description=f"catch-up {done / elapsed:,.0f} ev/s")
+
+    total = runner.catch_up(on_page=shown)
+    runner.close()
     seconds = time.perf_counter() - started
     split = decode_split(system, args.page_size, end)
     return CatchUp(total, seconds, read_log.seconds, {p.name: p.seconds for p in timed}, split)
