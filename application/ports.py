@@ -30,6 +30,14 @@ class Tx(Protocol):
         conflict handling: a duplicate key fails the transaction."""
         ...
 
+    def upsert_rows(
+        self, table: str, columns: Sequence[str], key: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """Insert rows, or overwrite every other column of the row with the same `key`, the
+        fastest way the store has (COPY into a staging table on PostgreSQL). At most one row
+        per key."""
+        ...
+
 
 class ReadStore(Protocol):
     """Where read models live: SQLite (embedded) or PostgreSQL."""

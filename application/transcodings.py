@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import asdict, fields
+from datetime import datetime
 from typing import Any
 
 import orjson
-from eventsourcing.persistence import JSONTranscoder, Transcoding
+from eventsourcing.persistence import DatetimeAsISO, JSONTranscoder, Transcoding
 
 from domain.goals import AutoUpdate
 from domain.objectives import GoalDefinition, Kpi, Objective
@@ -69,14 +70,23 @@ class FastJSONTranscoder(JSONTranscoder):
 
     def _revive(self, value: Any) -> Any:
         if type(value) is dict:
-            for key, item in value.items():
-                if type(item) is dict or type(item) is list:
-                    value[key] = self._revive(item)
             if len(value) == 2 and "_type_" in value and "_data_" in value:
+                data = value["_data_"]
+                if type(data) is str and value["_type_"] == "datetime_iso" and self._iso_is_standard():
+                    return datetime.fromisoformat(data)  # most of what is transcoded: no lookups
+                if type(data) is dict or type(data) is list:
+                    value["_data_"] = self._revive(data)
                 return self._decode_obj(value)
+            for key, item in value.items():
+                if (type(item) is dict or type(item) is list) and item:
+                    value[key] = self._revive(item)
             return value
         if type(value) is list:
             for index, item in enumerate(value):
-                if type(item) is dict or type(item) is list:
+                if (type(item) is dict or type(item) is list) and item:
                     value[index] = self._revive(item)
         return value
+
+    def _iso_is_standard(self) -> bool:
+        """Whether "datetime_iso" is still the library's own transcoding (it can be replaced)."""
+        return type(self.names.get("datetime_iso")) is DatetimeAsISO

@@ -50,6 +50,11 @@ class SQLiteTx:
         marks = ", ".join("?" * len(columns))
         self._cur.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
 
+    def upsert_rows(
+        self, table: str, columns: Sequence[str], key: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        self._cur.executemany(_upsert_sql(table, tuple(columns), tuple(key), "?"), rows)
+
 
 class SQLiteReadStore:
     """One connection per thread on a WAL-mode file: readers never block the projector."""
@@ -145,6 +150,16 @@ def _copy_table(conn: sqlite3.Connection, table: str) -> None:
     conn.execute(f'INSERT INTO main."{table}" SELECT * FROM shadow."{table}"')
 
 
+@lru_cache(maxsize=64)
+def _upsert_sql(table: str, columns: tuple[str, ...], key: tuple[str, ...], source: str) -> str:
+    """INSERT of `columns` from VALUES (source "?") or from a staging table, overwriting the
+    other columns of a row with the same `key`."""
+    names = ", ".join(columns)
+    rows = f"VALUES ({', '.join('?' * len(columns))})" if source == "?" else f"SELECT {names} FROM {source}"
+    sets = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
+    return f"INSERT INTO {table} ({names}) {rows} ON CONFLICT ({', '.join(key)}) DO UPDATE SET {sets}"
+
+
 @lru_cache(maxsize=512)
 def _pg_sql(sql: str) -> str:
     return sql.replace("?", "%s")
@@ -177,6 +192,20 @@ class PostgresTx:
         with self._cur.copy(statement) as copy:
             for row in rows:
                 copy.write_row(row)
+
+    def upsert_rows(
+        self, table: str, columns: Sequence[str], key: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """COPY into a temporary staging table (emptied at commit), then one INSERT ... ON
+        CONFLICT from it: the rows cross as COPY text, not as a statement each."""
+        stage = f"stage_{table}"
+        self._cur.execute(
+            psycopg.sql.SQL(
+                "CREATE TEMPORARY TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+            ).format(psycopg.sql.Identifier(stage), psycopg.sql.Identifier(table))
+        )
+        self.append_rows(stage, columns, rows)
+        self._cur.execute(_upsert_sql(table, tuple(columns), tuple(key), stage))
 
 
 class PostgresReadStore:

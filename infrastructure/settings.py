@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     run_projections: bool = Field(True, alias="RUN_PROJECTIONS_IN_PROCESS")
     projection_page_size: int = Field(5000, alias="PROJECTION_PAGE_SIZE", ge=1, le=100_000)
     projection_poll_s: float = Field(0.5, alias="PROJECTION_POLL_S", gt=0)
+    # Processes a rebuild of several read models replays in, each a share of them (PostgreSQL).
+    rebuild_jobs: int = Field(2, alias="REBUILD_JOBS", ge=1, le=16)
     min_position_timeout_s: float = Field(5.0, alias="MIN_POSITION_TIMEOUT_S", ge=0, le=60)
     stagnation_hours: float = Field(24, alias="STAGNATION_HOURS", gt=0)
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import redis
 from redis.backoff import NoBackoff
@@ -138,9 +140,25 @@ def build_system(settings: Settings | None = None) -> System:
         auth=auth,
         security=security,
         events=EventFactsQueries(store),
-        rebuilder=Rebuilder(goals.read_log, goals.log_position, store, projections),
+        rebuilder=Rebuilder(
+            goals.read_log,
+            goals.log_position,
+            store,
+            projections,
+            page_size=settings.projection_page_size,
+            replay_elsewhere=partial(replay_share, settings),
+        ),
         listener=listener,
     )
+
+
+def replay_share(settings: Settings, names: Sequence[str]) -> int:
+    """A rebuild's share, in a process of its own: replay `names` into the shadow store."""
+    system = build_system(settings)
+    try:
+        return system.rebuilder.replay(names)
+    finally:
+        system.close()
 
 
 def _keys(settings: Settings) -> KeyRing:

@@ -182,8 +182,20 @@ def add_observed_at(tx: Tx) -> None:
 
 
 class EventFactsProjection:
+    """Remembers the months whose partitions it has seen, so that a page reads nothing
+    (a read in a pipelined page waits for the page before it to commit)."""
+
     name = "event_facts"
     tables = ("event_facts", hourly.TABLE)
+
+    def __init__(self) -> None:
+        self._months: set[tuple[int, int]] = set()
+
+    def fresh(self) -> EventFactsProjection:
+        return EventFactsProjection()
+
+    def forget(self) -> None:
+        self._months.clear()
 
     def create_tables(self, tx: Tx) -> None:
         postgres = tx.dialect == "postgres"
@@ -231,8 +243,9 @@ class EventFactsProjection:
         if not rows:
             return
         if postgres:
-            for year, month in sorted(months):
+            for year, month in sorted(months - self._months):
                 ensure_month_partition(tx, year, month)
+            self._months |= months
         tx.append_rows("event_facts", COLUMNS.split(", "), rows)
         hours.write(tx)
 

@@ -31,9 +31,22 @@ DDL = (
 # in each page so that an update can stay on it (a HOT update, no index write).
 POSTGRES_STORAGE = "ALTER TABLE goal_progress SET (toast_tuple_target = 8160, fillfactor = 70)"
 COLUMNS = (
-    "tenant, agent_id, status, overall_progress, goal_version, version, milestones, updates,"
-    " created_at, updated_at, status_since, status_durations, position, view"
+    "tenant",
+    "agent_id",
+    "status",
+    "overall_progress",
+    "goal_version",
+    "version",
+    "milestones",
+    "updates",
+    "created_at",
+    "updated_at",
+    "status_since",
+    "status_durations",
+    "position",
+    "view",
 )
+KEY = ("tenant", "agent_id")
 
 
 @dataclass
@@ -44,9 +57,14 @@ class _Row:
     status_since: str
     durations: dict[str, float]
     position: int = 0
+    # view["goals"] as JSON: the bulk of a view, which changes only with a GoalsSet
+    goals_json: orjson.Fragment | None = None
 
     def values(self) -> tuple[Any, ...]:
         v = self.view
+        if v["goals"] is not None and self.goals_json is None:
+            self.goals_json = orjson.Fragment(orjson.dumps(v["goals"]))
+        view_json = orjson.dumps(v if self.goals_json is None else {**v, "goals": self.goals_json})
         return (
             self.tenant,
             v["agent_id"],
@@ -61,7 +79,7 @@ class _Row:
             self.status_since,
             orjson.dumps(self.durations).decode(),
             self.position,
-            orjson.dumps(v).decode(),
+            view_json.decode(),
         )
 
 
@@ -93,9 +111,12 @@ class GoalProgressProjection:
     def apply(self, tx: Tx, events: LogPage) -> None:
         goal_events = [(p, e) for p, e in events if isinstance(e, AgentGoals.Event)]
         cached = self._rows
-        wanted = {(e.tenant, e.agent_id) for _, e in goal_events}
-        # One query loads every row the page touches that memory does not hold.
-        loaded = self._load_many(tx, {k for k in wanted if k not in cached})
+        # One query loads every row the page touches that memory does not hold, but for
+        # agents the page registers: they have no row yet.
+        wanted: dict[tuple[str, str], bool] = {}
+        for _, e in goal_events:
+            wanted.setdefault((e.tenant, e.agent_id), isinstance(e, AgentGoals.Registered))
+        loaded = self._load_many(tx, {k for k, new in wanted.items() if not new and k not in cached})
         touched: dict[tuple[str, str], _Row] = {}
         for position, event in goal_events:
             key = (event.tenant, event.agent_id)
@@ -106,18 +127,7 @@ class GoalProgressProjection:
             row.view["updated_at"] = iso(event.timestamp)
             touched[key] = row
         if touched:
-            placeholders = ", ".join("?" * 14)
-            tx.executemany(
-                f"INSERT INTO goal_progress ({COLUMNS}) VALUES ({placeholders})"
-                " ON CONFLICT (tenant, agent_id) DO UPDATE SET"
-                " status = excluded.status, overall_progress = excluded.overall_progress,"
-                " goal_version = excluded.goal_version, version = excluded.version,"
-                " milestones = excluded.milestones, updates = excluded.updates,"
-                " updated_at = excluded.updated_at, status_since = excluded.status_since,"
-                " status_durations = excluded.status_durations, position = excluded.position,"
-                " view = excluded.view",
-                [row.values() for row in touched.values()],
-            )
+            tx.upsert_rows("goal_progress", COLUMNS, KEY, [row.values() for row in touched.values()])
         for key, row in touched.items():
             cached[key] = row
             cached.move_to_end(key)
@@ -158,6 +168,7 @@ class GoalProgressProjection:
                 progress["objective_progress"] = objective_progress
                 progress["overall_progress"] = weighted_overall(definition.objectives, objective_progress)
                 view["goals"] = definition_json(definition)
+                row.goals_json = None
                 view["target_date"] = definition.target_date
                 view["goal_version"] = event.goal_version
             case AgentGoals.ProgressRecorded():

@@ -5,18 +5,27 @@ PostgreSQL schema) with the same page-per-transaction runner, then swaps them in
 the live tracking positions in one transaction. The live runner then applies whatever was
 written after the shadow's position. An interrupted rebuild resumes from the shadow's own
 tracking position.
+
+On PostgreSQL, several read models can be replayed in several processes at once (`jobs`),
+each process a share of them into the same shadow schema, each with its own tracking rows; a
+last pass brings them all to the same position before the swap.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
+from multiprocessing import get_context
 
 from application.ports import ReadStore
 from projections.runner import Projection, ProjectionRunner, ReadLog, load_skips
 
 Progress = Callable[[int, int], None]  # (position reached, log end)
+# Replays the named read models into the shadow store, in the process it is called in (it is
+# sent to another process: a module-level function, or a partial of one).
+Replay = Callable[[Sequence[str]], int]
 
 
 @dataclass(frozen=True)
@@ -40,44 +49,52 @@ class Rebuilder:
         projections: Sequence[Projection],
         *,
         page_size: int = 5000,
+        replay_elsewhere: Replay | None = None,
     ) -> None:
         self._read_log = read_log
         self._log_end = log_end
         self._store = store
         self._projections = {p.name: p for p in projections}
         self._page_size = page_size
+        self._replay_elsewhere = replay_elsewhere
 
     @property
     def names(self) -> list[str]:
         return list(self._projections)
 
     def rebuild(
-        self, names: Sequence[str], *, restart: bool = False, progress: Progress | None = None
+        self,
+        names: Sequence[str],
+        *,
+        restart: bool = False,
+        progress: Progress | None = None,
+        jobs: int = 1,
     ) -> RebuildResult:
-        """Rebuild the named read models (resuming an interrupted rebuild unless `restart`)."""
+        """Rebuild the named read models (resuming an interrupted rebuild unless `restart`),
+        replaying them in up to `jobs` processes when the store allows it."""
         unknown = sorted(set(names) - set(self._projections))
         if unknown or not names:
             raise KeyError(f"unknown projections {unknown}; known: {sorted(self._projections)}")
-        chosen = [self._projections[n] for n in names]
         shadow = self._store.open_shadow()
         if restart:
             self._store.drop_shadow(shadow)
             shadow = self._store.open_shadow()
         self._mark(names, "rebuilding")
         try:
-            runner = ProjectionRunner(
-                self._read_log, shadow, chosen, page_size=self._page_size, skips=load_skips(self._store)
-            )
+            runner = self._runner(shadow, names)
             runner.setup()
             started, at_start = time.perf_counter(), _position(runner)
+            groups = self._groups(names, jobs)
+            if len(groups) > 1:
+                self._replay_in_processes(groups, runner, progress)
             report = None if progress is None else lambda: progress(runner.reached, self._log_end())
             try:
-                runner.catch_up(on_page=report)
+                runner.catch_up(on_page=report)  # everything, or what the processes left
             finally:
                 runner.close()
             reached = _position(runner)
             seconds = time.perf_counter() - started
-            tables = [t for p in chosen for t in p.tables]
+            tables = [t for n in names for t in self._projections[n].tables]
             self._store.swap_in(shadow, tables, {n: reached for n in names})
         except BaseException:
             self._mark(names, "live")
@@ -85,6 +102,49 @@ class Rebuilder:
             raise
         self._store.drop_shadow(shadow)
         return RebuildResult(tuple(names), reached - at_start, seconds, reached)
+
+    def replay(self, names: Sequence[str]) -> int:
+        """Replay the named read models into the shadow store up to the end of the log (a
+        share of a rebuild, in the process that calls it); the position reached."""
+        shadow = self._store.open_shadow()
+        try:
+            runner = self._runner(shadow, names)
+            try:
+                runner.catch_up()
+            finally:
+                runner.close()
+            return _position(runner)
+        finally:
+            shadow.close()
+
+    def _runner(self, shadow: ReadStore, names: Sequence[str]) -> ProjectionRunner:
+        return ProjectionRunner(
+            self._read_log,
+            shadow,
+            [self._projections[n] for n in names],
+            page_size=self._page_size,
+            skips=load_skips(self._store),
+        )
+
+    def _groups(self, names: Sequence[str], jobs: int) -> list[list[str]]:
+        """`names` dealt into up to `jobs` shares, in order (one share unless replaying in
+        other processes is possible: PostgreSQL, and a way to start them)."""
+        if jobs <= 1 or self._replay_elsewhere is None or self._store.dialect != "postgres":
+            return [list(names)]
+        count = min(jobs, len(names))
+        return [list(names[i::count]) for i in range(count)]
+
+    def _replay_in_processes(
+        self, groups: list[list[str]], runner: ProjectionRunner, progress: Progress | None
+    ) -> None:
+        assert self._replay_elsewhere is not None
+        with ProcessPoolExecutor(len(groups), mp_context=get_context("spawn")) as pool:
+            futures: list[Future[int]] = [pool.submit(self._replay_elsewhere, g) for g in groups]
+            while wait(futures, timeout=0.5).not_done:
+                if progress is not None:
+                    progress(_position(runner), self._log_end())
+            for future in futures:
+                future.result()  # the first failure, as it was raised there
 
     def _mark(self, names: Sequence[str], state: str) -> None:
         marks = ", ".join("?" * len(names))

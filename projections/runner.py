@@ -470,10 +470,18 @@ class ProjectionRunner:
         return self._applied
 
     def _lock_tracking(self, tx: Tx) -> dict[str, tuple[int, str, float]]:
-        # FOR UPDATE serialises runners in several processes on PostgreSQL; SQLite's
-        # BEGIN IMMEDIATE already holds the write lock.
+        # FOR UPDATE serialises runners of the same read models in several processes on
+        # PostgreSQL (runners of other read models go on); SQLite's BEGIN IMMEDIATE already
+        # holds the write lock.
         lock = " FOR UPDATE" if tx.dialect == "postgres" else ""
-        rows = tx.fetchall(f"SELECT name, position, state, updated_at FROM projection_tracking{lock}")
+        names = self.names
+        if not names:
+            return {}
+        rows = tx.fetchall(
+            "SELECT name, position, state, updated_at FROM projection_tracking"
+            f" WHERE name IN ({', '.join('?' * len(names))}){lock}",
+            names,
+        )
         return {r[0]: (int(r[1]), r[2], float(r[3])) for r in rows}
 
     # --- background loop -----------------------------------------------------------------

@@ -58,6 +58,12 @@ class QueuedTx:
         rows = list(rows)
         self._steps.put(lambda tx: tx.append_rows(table, columns, rows))
 
+    def upsert_rows(
+        self, table: str, columns: Sequence[str], key: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        rows = list(rows)
+        self._steps.put(lambda tx: tx.upsert_rows(table, columns, key, rows))
+
     def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         found: Row | None = self.call(lambda tx: tx.fetchone(sql, params))
         return found

@@ -133,6 +133,12 @@ def projections_rebuild(
     restart: Annotated[
         bool, typer.Option(help="Discard an interrupted rebuild instead of resuming it.")
     ] = False,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Processes to replay several read models in (PostgreSQL); default REBUILD_JOBS."
+        ),
+    ] = None,
 ) -> None:
     """Replay the log into shadow tables and swap them in atomically."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -147,7 +153,10 @@ def projections_rebuild(
         with Progress(*columns, console=console) as bar:
             task = bar.add_task(f"rebuilding {', '.join(names)}", total=system.goals.log_position())
             result = system.rebuilder.rebuild(
-                names, restart=restart, progress=lambda at, end: bar.update(task, completed=at, total=end)
+                names,
+                restart=restart,
+                progress=lambda at, end: bar.update(task, completed=at, total=end),
+                jobs=jobs or system.settings.rebuild_jobs,
             )
     finally:
         system.close()

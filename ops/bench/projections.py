@@ -34,7 +34,8 @@ Phases:
   2. catch-up: a fresh ProjectionRunner (all projections, --page-size) over the whole log into
      the live, empty read store, with a System built as deployed; events/s, and the time each
      projection's apply() and the log read took (measured around those calls in the same run).
-  3. rebuild: system.rebuilder.rebuild(all names): seconds and events/s.
+  3. rebuild: system.rebuilder.rebuild(all names) in --rebuild-jobs processes (REBUILD_JOBS, 2
+     as deployed): seconds and events/s.
   4. replay: goals_at(agent-hot, as_of=...) at 50 random instants of its lifetime, and
      goals_at(version=...) at 50 random versions: p50/p99.
   5. queries: analytics.system(tenant) with its defaults (and with the other value of
@@ -837,6 +838,12 @@ def main() -> None:
         action="store_true",
         help="generate with eventsourcing's default cache settings too (about 5x slower)",
     )
+    parser.add_argument(
+        "--rebuild-jobs",
+        type=int,
+        default=Settings.model_fields["rebuild_jobs"].default,
+        help="processes the rebuild replays in (REBUILD_JOBS; default as deployed)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the database at the end (prints its name)")
     parser.add_argument(
         "--reuse",
@@ -982,13 +989,16 @@ def measure(system: System, args: argparse.Namespace, end_position: int) -> list
             system.rebuilder.names,
             restart=True,
             progress=lambda at, _end: progress.update(task, completed=at),
+            jobs=args.rebuild_jobs,
         )
         wall = time.perf_counter() - started
     console.print(
-        f"rebuild {', '.join(result.names)}: {result.events:,} events, {result.seconds:.1f}s replaying,"
-        f" {wall:.1f}s with the swap"
+        f"rebuild {', '.join(result.names)} in {args.rebuild_jobs} process(es): {result.events:,} events,"
+        f" {result.seconds:.1f}s replaying, {wall:.1f}s with the swap"
     )
-    figures.append(Figure("rebuild_all", "rebuild all projections", wall, "s", 60.0))
+    figures.append(
+        Figure("rebuild_all", f"rebuild all projections ({args.rebuild_jobs} jobs)", wall, "s", 60.0)
+    )
     figures.append(Figure("rebuild_rate", "  rebuild rate", result.events / wall, "ev/s"))
     sanity(system, args)
 

@@ -103,7 +103,7 @@ def rows(store: ReadStore, sql: str, params: tuple[Any, ...] = ()) -> list[tuple
 
 def progress_rows(store: ReadStore, tenant: str) -> list[tuple[Any, ...]]:
     """Every column of the tenant's goal_progress rows."""
-    sql = f"SELECT {PROGRESS_COLUMNS} FROM goal_progress WHERE tenant = ? ORDER BY agent_id"
+    sql = f"SELECT {', '.join(PROGRESS_COLUMNS)} FROM goal_progress WHERE tenant = ? ORDER BY agent_id"
     return rows(store, sql, (tenant,))
 
 

@@ -16,6 +16,7 @@ from tests.integration.support import (
     meta,
     progress_rows,
     rebuilt_rows,
+    rows,
     tenant_events,
     two_objectives,
     wait_until,
@@ -40,28 +41,42 @@ def _shadow_exists(system: System, tmp_path: Path) -> bool:
     return system.settings.read_models_path.with_name("read_models.rebuild.sqlite").exists()
 
 
+@pytest.mark.parametrize("jobs", [1, 2])
 def test_rebuild_all_swaps_in_models_equal_to_the_live_ones(
-    system: System, tenant: str, tmp_path: Path
+    system: System, tenant: str, tmp_path: Path, jobs: int
 ) -> None:
     _seed(system, tenant)
     system.runner.catch_up()
     live_progress, live_history = progress_rows(system.store, tenant), history_rows(system.store, tenant)
+    facts = "SELECT position, type, payload FROM event_facts WHERE tenant = ? ORDER BY position"
+    live_facts = rows(system.store, facts, (tenant,))
 
-    result = system.rebuilder.rebuild(system.rebuilder.names)
+    result = system.rebuilder.rebuild(system.rebuilder.names, jobs=jobs)
 
     end = system.goals.log_position()
     assert result.position == end
     assert result.events == end
     assert progress_rows(system.store, tenant) == live_progress
     assert history_rows(system.store, tenant) == live_history
+    assert rows(system.store, facts, (tenant,)) == live_facts
     assert {(s.name, s.position, s.state) for s in system.runner.statuses()} == {
         (name, end, "live") for name in system.rebuilder.names
     }
     assert not _shadow_exists(system, tmp_path)
 
 
+def test_a_rebuild_is_shared_among_processes_on_postgres_only(system: System) -> None:
+    names = system.rebuilder.names
+    shares = system.rebuilder._groups(names, 2)
+    if system.settings.is_postgres:
+        assert len(shares) == 2 and sorted(n for share in shares for n in share) == sorted(names)
+    else:  # one SQLite file takes one writer at a time: nothing to share
+        assert shares == [names]
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
 def test_a_rebuild_while_writes_continue_loses_and_doubles_nothing(
-    system: System, tenant: str, tmp_path: Path
+    system: System, tenant: str, tmp_path: Path, jobs: int
 ) -> None:
     _seed(system, tenant, batches=5)
     system.runner.catch_up()
@@ -70,7 +85,7 @@ def test_a_rebuild_while_writes_continue_loses_and_doubles_nothing(
     writer.start()
     try:
         wait_until(lambda: writer.batches >= 5, 30, "writes to start")
-        system.rebuilder.rebuild(["goal_progress", "goal_history"])
+        system.rebuilder.rebuild(["goal_progress", "goal_history"], jobs=jobs)
         wait_until(lambda: writer.batches >= 10, 30, "writes after the swap")
     finally:
         writer.halt.set()
