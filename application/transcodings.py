@@ -61,6 +61,15 @@ class FastJSONTranscoder(JSONTranscoder):
     What orjson refuses (NaN or Infinity tokens, integers beyond 64 bits), the library decodes.
     """
 
+    def __init__(self) -> None:
+        self._iso_standard = False  # until the library's DatetimeAsISO is registered
+        super().__init__()
+
+    def register(self, transcoding: Transcoding) -> None:
+        super().register(transcoding)
+        # "datetime_iso" decoded without a lookup while it is still the library's own
+        self._iso_standard = type(self.names.get("datetime_iso")) is DatetimeAsISO
+
     def decode(self, data: bytes) -> Any:
         try:
             parsed = orjson.loads(data)
@@ -72,7 +81,7 @@ class FastJSONTranscoder(JSONTranscoder):
         if type(value) is dict:
             if len(value) == 2 and "_type_" in value and "_data_" in value:
                 data = value["_data_"]
-                if type(data) is str and value["_type_"] == "datetime_iso" and self._iso_is_standard():
+                if type(data) is str and value["_type_"] == "datetime_iso" and self._iso_standard:
                     return datetime.fromisoformat(data)  # most of what is transcoded: no lookups
                 if type(data) is dict or type(data) is list:
                     value["_data_"] = self._revive(data)
@@ -87,6 +96,3 @@ class FastJSONTranscoder(JSONTranscoder):
                     value[index] = self._revive(item)
         return value
 
-    def _iso_is_standard(self) -> bool:
-        """Whether "datetime_iso" is still the library's own transcoding (it can be replaced)."""
-        return type(self.names.get("datetime_iso")) is DatetimeAsISO

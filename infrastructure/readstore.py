@@ -53,7 +53,7 @@ class SQLiteTx:
     def upsert_rows(
         self, table: str, columns: Sequence[str], key: Sequence[str], rows: Sequence[Sequence[Any]]
     ) -> None:
-        self._cur.executemany(_upsert_sql(table, tuple(columns), tuple(key), "?"), rows)
+        self._cur.executemany(_upsert_sql(table, tuple(columns), tuple(key), None), rows)
 
 
 class SQLiteReadStore:
@@ -151,11 +151,11 @@ def _copy_table(conn: sqlite3.Connection, table: str) -> None:
 
 
 @lru_cache(maxsize=64)
-def _upsert_sql(table: str, columns: tuple[str, ...], key: tuple[str, ...], source: str) -> str:
-    """INSERT of `columns` from VALUES (source "?") or from a staging table, overwriting the
-    other columns of a row with the same `key`."""
+def _upsert_sql(table: str, columns: tuple[str, ...], key: tuple[str, ...], stage: str | None) -> str:
+    """INSERT of `columns` from a staging table (or from VALUES with `?` marks), overwriting
+    the other columns of a row with the same `key`."""
     names = ", ".join(columns)
-    rows = f"VALUES ({', '.join('?' * len(columns))})" if source == "?" else f"SELECT {names} FROM {source}"
+    rows = f"VALUES ({', '.join('?' * len(columns))})" if stage is None else f"SELECT {names} FROM {stage}"
     sets = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
     return f"INSERT INTO {table} ({names}) {rows} ON CONFLICT ({', '.join(key)}) DO UPDATE SET {sets}"
 
