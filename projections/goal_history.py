@@ -19,7 +19,9 @@ DDL = (
     " version INTEGER NOT NULL, action TEXT NOT NULL, timestamp TEXT NOT NULL,"
     " actor TEXT NOT NULL, request_id TEXT NOT NULL, data TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS goal_history_by_agent ON goal_history (tenant, agent_id, position)",
-    "CREATE INDEX IF NOT EXISTS goal_history_by_action ON goal_history (tenant, action, timestamp)",
+    # Every read of the history names its agent; an index by action served no query and cost
+    # each event an index entry.
+    "DROP INDEX IF EXISTS goal_history_by_action",
 )
 
 

@@ -14,7 +14,7 @@ import uvicorn
 from rich.console import Console
 
 from infrastructure.settings import Settings
-from interfaces.bootstrap import build_system
+from interfaces.bootstrap import build_system, settle_heap
 
 app = typer.Typer(help="Event-sourced goals and registry for A2A agents.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -47,6 +47,7 @@ def serve(
 def project() -> None:
     """Run the projections as their own process until interrupted (SIGTERM/SIGINT)."""
     system = build_system()
+    settle_heap()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -148,6 +149,7 @@ def projections_rebuild(
     if not names or any(n not in system.rebuilder.names for n in names):
         system.close()
         raise typer.BadParameter(f"name one of {', '.join(system.rebuilder.names)}, or --all")
+    settle_heap()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     try:
         with Progress(*columns, console=console) as bar:

@@ -11,7 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import make_asgi_app
 
 from infrastructure.settings import Settings
-from interfaces.bootstrap import System, build_system
+from interfaces.bootstrap import System, build_system, settle_heap
 from interfaces.devclient import ensure_dev_client
 from interfaces.http import problems
 from interfaces.http.middleware import BodyLimitMiddleware, RequestIdMiddleware, SecurityHeadersMiddleware
@@ -31,6 +31,8 @@ def create_app(system: System | None = None, settings: Settings | None = None) -
         owned = system is None
         sys = system or build_system(settings)
         app.state.system = sys
+        if owned:
+            settle_heap()  # a server process of its own: what start-up built stays
         if owned and sys.settings.run_projections:
             # In the background: a long backlog or a failed read model must not keep the API
             # (and its operator endpoints) from starting.

@@ -100,7 +100,7 @@ from domain.goals import Meta  # noqa: E402
 from domain.objectives import GoalDefinition, Kpi, Objective  # noqa: E402
 from infrastructure.readstore import TRANSIENT_ERRORS  # noqa: E402
 from infrastructure.settings import Settings  # noqa: E402
-from interfaces.bootstrap import System, build_system  # noqa: E402
+from interfaces.bootstrap import System, build_system, settle_heap  # noqa: E402
 from ops.bench.scratch import create_database, drop_database, with_db  # noqa: E402
 from projections.analytics import AnalyticsQueries  # noqa: E402
 from projections.runner import LogPage, Projection, ProjectionRunner  # noqa: E402
@@ -871,6 +871,7 @@ def main() -> None:
             )
         if args.reuse:
             system = build(url, data_dir)
+            settle_heap()  # as `a2a-goals project` and `serve` do once started
             reset_read_models(system)
             figures = measure(system, args, log_end(url))
             report(figures)
@@ -897,6 +898,7 @@ def main() -> None:
         system.close()
         # The measurements use the System exactly as deployed.
         system = build(url, data_dir)
+        settle_heap()
         figures += measure(system, args, gen.log_position)
         report(figures)
         print(f"projections: server autovacuum={autovacuum}")
