@@ -11,7 +11,7 @@ import orjson
 from application.ports import ReadStore, Tx
 from domain.goals import AgentGoals
 from projections.runner import LogPage
-from projections.views import auto_update_json, definition_json, iso
+from projections.views import auto_update_json, definition_json
 
 DDL = (
     "CREATE TABLE IF NOT EXISTS goal_history ("
@@ -26,7 +26,8 @@ DDL = (
 
 
 def history_entry(event: AgentGoals.Event) -> tuple[str, dict[str, Any]] | None:
-    """The action name and data of an event as the history shows it."""
+    """The action name and data of an event as the history shows it. The data is for orjson,
+    which writes a datetime as ISO 8601 text, exactly as `datetime.isoformat()` does."""
     match event:
         case AgentGoals.GoalsSet():
             return "goals_set", {
@@ -41,7 +42,7 @@ def history_entry(event: AgentGoals.Event) -> tuple[str, dict[str, Any]] | None:
                 "previous_overall_progress": event.previous_overall,
                 "kpi_values": event.kpi_values,
                 "source": event.source,
-                "observed_at": iso(event.observed_at),
+                "observed_at": event.observed_at,
             }
         case AgentGoals.MilestoneReached():
             return "milestone_reached", {
@@ -118,7 +119,7 @@ class GoalHistoryProjection:
                     event.agent_id,
                     event.originator_version,
                     action,
-                    iso(event.timestamp),
+                    event.timestamp.isoformat(),
                     event.actor,
                     event.request_id,
                     data,

@@ -61,6 +61,8 @@ class _Row:
     goals_json: orjson.Fragment | None = None
 
     def values(self) -> tuple[Any, ...]:
+        """The row's columns. The view's instants may still be datetimes (see `_fold`):
+        orjson writes them as ISO 8601 text, and the text columns get the same."""
         v = self.view
         if v["goals"] is not None and self.goals_json is None:
             self.goals_json = orjson.Fragment(orjson.dumps(v["goals"]))
@@ -74,8 +76,8 @@ class _Row:
             v["version"],
             len(v["progress"]["milestones_achieved"]),
             self.updates,
-            v["created_at"],
-            v["updated_at"],
+            _text(v["created_at"]),
+            _text(v["updated_at"]),
             self.status_since,
             orjson.dumps(self.durations).decode(),
             self.position,
@@ -124,7 +126,7 @@ class GoalProgressProjection:
             row = self._fold(current, event)
             row.position = position
             row.view["version"] = event.originator_version
-            row.view["updated_at"] = iso(event.timestamp)
+            row.view["updated_at"] = event.timestamp
             touched[key] = row
         if touched:
             tx.upsert_rows("goal_progress", COLUMNS, KEY, [row.values() for row in touched.values()])
@@ -156,6 +158,9 @@ class GoalProgressProjection:
 
     @staticmethod
     def _fold(row: _Row | None, event: AgentGoals.Event) -> _Row:
+        """`row` with `event` applied. Instants go into the view as datetimes, formatted
+        when the row is written: most events' instants are overwritten by the next event
+        within the same page, and orjson formats the rest in C."""
         if isinstance(event, AgentGoals.Registered):
             at = iso(event.timestamp) or ""
             return _Row(event.tenant, new_view(event.agent_id, event.timestamp, event.actor), 0, at, {})
@@ -175,7 +180,7 @@ class GoalProgressProjection:
                 progress["objective_progress"].update(event.objective_progress)
                 progress["overall_progress"] = event.overall_progress
                 progress["kpi_values"].update(event.kpi_values)
-                progress["last_updated"] = iso(event.observed_at)
+                progress["last_updated"] = event.observed_at
                 row.updates += 1
             case AgentGoals.MilestoneReached():
                 progress["milestones_achieved"].append(
@@ -183,7 +188,7 @@ class GoalProgressProjection:
                         "objective_id": event.objective_id,
                         "threshold": event.threshold,
                         "goal_version": event.goal_version,
-                        "reached_at": iso(event.timestamp),
+                        "reached_at": event.timestamp,
                     }
                 )
             case AgentGoals.StatusChanged():
@@ -195,6 +200,10 @@ class GoalProgressProjection:
             case AgentGoals.AutoUpdateConfigured():
                 view["auto_update"] = auto_update_json(event.config)
         return row
+
+
+def _text(moment: str | datetime) -> str:
+    return moment if isinstance(moment, str) else moment.isoformat()
 
 
 def _seconds_between(since_iso: str, until: datetime) -> float:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
 from domain.goals import AgentGoals, AutoUpdate
@@ -35,9 +34,8 @@ def auto_update_json(config: AutoUpdate | None) -> dict[str, Any] | None:
     return {**asdict(config), "kpi_metrics": dict(config.kpi_metrics)} if config else None
 
 
-@lru_cache(maxsize=8192)
 def iso(moment: datetime | None) -> str | None:
-    """ISO 8601 text of an instant; cached, as a page formats each event's time several times."""
+    """ISO 8601 text of an instant (what orjson writes for a datetime, too)."""
     return moment.isoformat() if moment else None
 
 
