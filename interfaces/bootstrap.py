@@ -27,7 +27,7 @@ from interfaces.http.auth import Authenticator, RateLimits
 from projections.analytics import AnalyticsQueries
 from projections.clients import ClientQueries, ClientsProjection
 from projections.event_facts import EventFactsProjection, EventFactsQueries
-from projections.goal_history import GoalHistoryProjection, GoalHistoryQueries
+from projections.goal_history import GoalHistoryQueries
 from projections.goal_progress import GoalProgressProjection, GoalProgressQueries
 from projections.rebuild import Rebuilder
 from projections.runner import Projection, ProjectionRunner
@@ -91,7 +91,6 @@ def build_system(settings: Settings | None = None) -> System:
         )
         projections: list[Projection] = [
             GoalProgressProjection(),
-            GoalHistoryProjection(),
             ClientsProjection(),
             EventFactsProjection(),
         ]

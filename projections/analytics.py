@@ -1,4 +1,4 @@
-"""Analytics over the goal_progress, goal_history and event_facts read models: system-wide and per agent."""
+"""Analytics over the goal_progress and event_facts read models: system-wide and per agent."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from domain.objectives import OVERALL
 from domain.status import Status
 from projections import forecasting
 from projections.analytics_memory import AnalyticsMemory, GoalNote, ProgressWindow
-from projections.event_facts import EventFactsQueries
+from projections.event_facts import EventFactsQueries, sqlite_instant, utc
 from projections.forecasting import Forecast
 
 Bucket = Literal["hour", "day"]
@@ -171,12 +171,12 @@ class AnalyticsQueries:
             )
             if row is None:
                 return None
-            history = tx.fetchall(
-                "SELECT agent_id, position, data FROM goal_history WHERE tenant = ? AND agent_id = ?"
-                " AND action = 'progress_updated' AND timestamp >= ? ORDER BY position",
-                (tenant, agent_id, since.isoformat()),
+            facts = tx.fetchall(
+                "SELECT agent_id, position, observed_at, overall FROM event_facts WHERE tenant = ?"
+                " AND agent_id = ? AND type = 'ProgressRecorded' AND at >= ? ORDER BY position",
+                (tenant, agent_id, utc(since) if tx.dialect == "postgres" else sqlite_instant(since)),
             )
-        points = _points(history, since, at).get(agent_id, [])
+        points = _points(facts, since, at).get(agent_id, [])
         view = json.loads(row[0])
         durations: dict[str, float] = json.loads(row[3])
         current = view["status"]
@@ -224,8 +224,9 @@ def _utc(moment: datetime | None) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _instant(text: str) -> datetime:
-    return _utc(datetime.fromisoformat(text))
+def _instant(value: str | datetime) -> datetime:
+    """An instant from ISO 8601 text (SQLite) or a datetime (PostgreSQL), in UTC."""
+    return _utc(value if isinstance(value, datetime) else datetime.fromisoformat(value))
 
 
 def _day(text: str | None) -> date | None:
@@ -318,15 +319,15 @@ def _at_risk(
 def _points(rows: Iterable[tuple[Any, ...]], since: datetime, now: datetime) -> dict[str, list[Point]]:
     """Progress points per agent observed in [since, now], oldest observation first.
 
-    The SQL keeps history rows recorded since `since`: an observation is never recorded
-    before it is observed, so no row observed in the window is left out.
+    `rows` are (agent_id, position, observed_at, overall) of ProgressRecorded facts recorded
+    since `since`: an observation is never recorded before it is observed, so no fact
+    observed in the window is left out.
     """
     found: dict[str, list[Point]] = {}
-    for agent_id, position, raw in rows:
-        data = json.loads(raw)
-        observed = _instant(data["observed_at"])
+    for agent_id, position, observed_at, overall in rows:
+        observed = _instant(observed_at)
         if since <= observed <= now:
-            found.setdefault(agent_id, []).append((observed, float(data["overall_progress"]), int(position)))
+            found.setdefault(agent_id, []).append((observed, float(overall), int(position)))
     for points in found.values():
         points.sort(key=lambda p: (p[0], p[2]))
     return found

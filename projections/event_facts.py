@@ -1,9 +1,11 @@
-"""event_facts: one row per AgentGoals event, for aggregates over the event stream.
+"""event_facts: one row per AgentGoals event, for aggregates over the event stream and for
+each agent's timeline (the goal history reads its pages from here, see `goal_history`).
 
 Each fact keeps the event's type, agent, recorded instant (`at`), log position, aggregate
-version, actor and data (`payload`, JSON), plus the numbers bucketed aggregates need without
-opening the JSON: `overall` (overall progress of a ProgressRecorded) and `value` (threshold of
-a MilestoneReached), and `observed_at` (when a ProgressRecorded was observed).
+version, actor, request id and data (`payload`, JSON, as the history shows it), plus the
+numbers bucketed aggregates need without opening the JSON: `overall` (overall progress of a
+ProgressRecorded) and `value` (threshold of a MilestoneReached), and `observed_at` (when a
+ProgressRecorded was observed).
 
 The facts are rolled up per tenant, type and UTC hour in `event_facts_hourly` (see that
 module), in the same transaction: buckets read whole hours from there.
@@ -20,11 +22,13 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+import orjson
+
 from application.ports import ReadStore, Row, Tx
 from domain.goals import AgentGoals
 from projections import event_facts_hourly as hourly
 from projections.event_facts_hourly import Hours, Stats
-from projections.goal_history import encoded_entry
+from projections.goal_history import history_data
 from projections.runner import LogPage
 
 Bucket = Literal["hour", "day", "week"]
@@ -43,26 +47,31 @@ EVENT_TYPES: tuple[str, ...] = tuple(
     )
 )
 
-COLUMNS = "position, at, tenant, agent_id, type, version, actor, payload, overall, value, observed_at"
+COLUMNS = (
+    "position, at, tenant, agent_id, type, version, actor, request_id, payload, overall, value, observed_at"
+)
 INDEXES = (
     "CREATE INDEX IF NOT EXISTS event_facts_by_type ON event_facts (tenant, type, at)",
+    # an agent's facts over time (per-agent buckets, the version at an instant)
     "CREATE INDEX IF NOT EXISTS event_facts_by_agent ON event_facts (tenant, agent_id, at)",
+    # an agent's timeline in log order (the history's pages)
+    "CREATE INDEX IF NOT EXISTS event_facts_timeline ON event_facts (tenant, agent_id, position)",
 )
 SQLITE_DDL = (
     "CREATE TABLE IF NOT EXISTS event_facts ("
     " position BIGINT PRIMARY KEY, at TEXT NOT NULL, tenant TEXT NOT NULL, agent_id TEXT NOT NULL,"
-    " type TEXT NOT NULL, version INTEGER NOT NULL, actor TEXT NOT NULL, payload TEXT NOT NULL,"
+    " type TEXT NOT NULL, version INTEGER NOT NULL, actor TEXT NOT NULL,"
+    " request_id TEXT NOT NULL DEFAULT '', payload TEXT NOT NULL,"
     " overall DOUBLE PRECISION, value DOUBLE PRECISION, observed_at TEXT)",
-    *INDEXES,
 )
 POSTGRES_DDL = (
     "CREATE TABLE IF NOT EXISTS event_facts ("
     " position BIGINT NOT NULL, at TIMESTAMPTZ NOT NULL, tenant TEXT NOT NULL, agent_id TEXT NOT NULL,"
-    " type TEXT NOT NULL, version INTEGER NOT NULL, actor TEXT NOT NULL, payload JSONB NOT NULL,"
+    " type TEXT NOT NULL, version INTEGER NOT NULL, actor TEXT NOT NULL,"
+    " request_id TEXT NOT NULL DEFAULT '', payload JSONB NOT NULL,"
     " overall DOUBLE PRECISION, value DOUBLE PRECISION, observed_at TIMESTAMPTZ,"
     " PRIMARY KEY (position, at)) PARTITION BY RANGE (at)",
     "CREATE TABLE IF NOT EXISTS event_facts_default PARTITION OF event_facts DEFAULT",
-    *INDEXES,
 )
 
 
@@ -72,8 +81,8 @@ def fact_type(event: AgentGoals.Event) -> str:
 
 def fact_payload(event: AgentGoals.Event) -> str:
     """The event's data as JSON, as the goal history shows it ({} for Registered)."""
-    entry = encoded_entry(event)
-    return entry[1] if entry is not None else "{}"
+    data = history_data(event)
+    return orjson.dumps(data).decode() if data is not None else "{}"
 
 
 def fact_numbers(event: AgentGoals.Event) -> tuple[float | None, float | None]:
@@ -164,6 +173,20 @@ def _has_column(tx: Tx, table: str, column: str) -> bool:
     return bool(found and found[0])
 
 
+def add_request_id(tx: Tx) -> None:
+    """Give facts written before they carried it their request id, from the goal_history table
+    of that time (which the facts now replace): then that table and its tracking row go."""
+    tx.execute("ALTER TABLE event_facts ADD COLUMN request_id TEXT NOT NULL DEFAULT ''")
+    if not _table_exists(tx, "goal_history"):
+        return
+    tx.execute(
+        "UPDATE event_facts SET request_id = goal_history.request_id FROM goal_history"
+        " WHERE event_facts.position = goal_history.position"
+    )
+    tx.execute("DROP TABLE goal_history")
+    tx.execute("DELETE FROM projection_tracking WHERE name = 'goal_history'")
+
+
 def add_observed_at(tx: Tx) -> None:
     """Add `observed_at` to facts written before it existed, from their payload."""
     if tx.dialect == "postgres":
@@ -208,6 +231,10 @@ class EventFactsProjection:
         tx.execute(hourly.ddl(postgres))
         if had_facts and not _has_column(tx, "event_facts", "observed_at"):
             add_observed_at(tx)
+        if had_facts and not _has_column(tx, "event_facts", "request_id"):
+            add_request_id(tx)
+        for statement in INDEXES:
+            tx.execute(statement)
         if had_facts and not had_rollup:
             hourly.fill(tx)
 
@@ -234,6 +261,7 @@ class EventFactsProjection:
                     kind,
                     event.originator_version,
                     event.actor,
+                    event.request_id,
                     fact_payload(event),
                     overall,
                     value,

@@ -1,42 +1,35 @@
-"""goal_history: the timeline of every agent's goals, one row per event, with its actor."""
+"""goal_history: the timeline of every agent's goals, one entry per event, with its actor.
+
+The entries are the event facts of the agent (see `event_facts`), read in log order: the
+facts keep each event's data exactly as the history shows it, so the timeline is not stored a
+second time. An entry's `action` is named after its event type; the Registered fact that
+opens every timeline is not an entry.
+"""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-
-from application.ports import ReadStore, Tx
+from application.ports import ReadStore
 from domain.goals import AgentGoals
-from projections.runner import LogPage
 from projections.views import auto_update_json, definition_json
 
-DDL = (
-    "CREATE TABLE IF NOT EXISTS goal_history ("
-    " position BIGINT PRIMARY KEY, tenant TEXT NOT NULL, agent_id TEXT NOT NULL,"
-    " version INTEGER NOT NULL, action TEXT NOT NULL, timestamp TEXT NOT NULL,"
-    " actor TEXT NOT NULL, request_id TEXT NOT NULL, data TEXT NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS goal_history_by_agent ON goal_history (tenant, agent_id, position)",
-    # Every read of the history names its agent; an index by action served no query and cost
-    # each event an index entry.
-    "DROP INDEX IF EXISTS goal_history_by_action",
-)
 
-
-def history_entry(event: AgentGoals.Event) -> tuple[str, dict[str, Any]] | None:
-    """The action name and data of an event as the history shows it. The data is for orjson,
+def history_data(event: AgentGoals.Event) -> dict[str, Any] | None:
+    """The data of an event as the history shows it (None for Registered). It is for orjson,
     which writes a datetime as ISO 8601 text, exactly as `datetime.isoformat()` does."""
     match event:
         case AgentGoals.GoalsSet():
-            return "goals_set", {
+            return {
                 "goal_version": event.goal_version,
                 "goals": definition_json(event.definition),
                 "target_date": event.definition.target_date,
             }
         case AgentGoals.ProgressRecorded():
-            return "progress_updated", {
+            return {
                 "objective_progress": event.objective_progress,
                 "overall_progress": event.overall_progress,
                 "previous_overall_progress": event.previous_overall,
@@ -45,88 +38,44 @@ def history_entry(event: AgentGoals.Event) -> tuple[str, dict[str, Any]] | None:
                 "observed_at": event.observed_at,
             }
         case AgentGoals.MilestoneReached():
-            return "milestone_reached", {
+            return {
                 "objective_id": event.objective_id,
                 "threshold": event.threshold,
                 "goal_version": event.goal_version,
                 "progress": event.progress,
             }
         case AgentGoals.StatusChanged():
-            return "status_changed", {
+            return {
                 "from": event.from_status,
                 "to": event.to_status,
                 "reason": event.reason,
             }
         case AgentGoals.AutoUpdateConfigured():
-            return "auto_update_configured", auto_update_json(event.config) or {}
+            return auto_update_json(event.config) or {}
     return None
 
 
-# The last page's entries, by event identity: goal_history and event_facts store the same
-# JSON for an event, so it is encoded once. Bounded; entries keep their event alive so an id
-# is never reused while it is in here.
-_ENCODED: dict[int, tuple[AgentGoals.Event, tuple[str, str] | None]] = {}
-_ENCODED_MAX = 20_000
+# The history's action for each type of fact (Registered has none).
+ACTIONS = {
+    AgentGoals.GoalsSet.__name__: "goals_set",
+    AgentGoals.ProgressRecorded.__name__: "progress_updated",
+    AgentGoals.MilestoneReached.__name__: "milestone_reached",
+    AgentGoals.StatusChanged.__name__: "status_changed",
+    AgentGoals.AutoUpdateConfigured.__name__: "auto_update_configured",
+}
+TYPES = {action: type_ for type_, action in ACTIONS.items()}
+_ENTRY_TYPES = ", ".join(f"'{t}'" for t in ACTIONS)
 
 
-def encoded_entry(event: AgentGoals.Event) -> tuple[str, str] | None:
-    """(action, data as compact JSON) of `history_entry`, encoded once per event object."""
-    found = _ENCODED.get(id(event))
-    if found is not None and found[0] is event:
-        return found[1]
-    entry = history_entry(event)
-    encoded = (entry[0], orjson.dumps(entry[1]).decode()) if entry is not None else None
-    if len(_ENCODED) >= _ENCODED_MAX:
-        _ENCODED.clear()
-    _ENCODED[id(event)] = (event, encoded)
-    return encoded
+def _timestamp(at: Any) -> str:
+    """A fact's `at` as the event's timestamp text (ISO 8601, UTC)."""
+    moment = at if isinstance(at, datetime) else datetime.fromisoformat(str(at))
+    return moment.astimezone(UTC).isoformat()
 
 
-HISTORY_COLUMNS = (
-    "position",
-    "tenant",
-    "agent_id",
-    "version",
-    "action",
-    "timestamp",
-    "actor",
-    "request_id",
-    "data",
-)
-
-
-class GoalHistoryProjection:
-    name = "goal_history"
-    tables = ("goal_history",)
-
-    def create_tables(self, tx: Tx) -> None:
-        for statement in DDL:
-            tx.execute(statement)
-
-    def apply(self, tx: Tx, events: LogPage) -> None:
-        rows = []
-        for position, event in events:
-            if not isinstance(event, AgentGoals.Event):
-                continue
-            entry = encoded_entry(event)
-            if entry is None:
-                continue
-            action, data = entry
-            rows.append(
-                (
-                    position,
-                    event.tenant,
-                    event.agent_id,
-                    event.originator_version,
-                    action,
-                    event.timestamp.isoformat(),
-                    event.actor,
-                    event.request_id,
-                    data,
-                )
-            )
-        if rows:
-            tx.append_rows("goal_history", HISTORY_COLUMNS, rows)
+def _data(payload: Any) -> dict[str, Any]:
+    """A fact's payload: parsed already from PostgreSQL's jsonb, text from SQLite."""
+    return payload if isinstance(payload, dict) else dict(json.loads(payload))
 
 
 @dataclass(frozen=True)
@@ -145,21 +94,23 @@ class GoalHistoryQueries:
         """Entries after the `after` position, oldest first; `next_cursor` continues the page."""
         where, params = "tenant = ? AND agent_id = ? AND position > ?", [tenant, agent_id, after]
         if action is not None:
-            where += " AND action = ?"
-            params.append(action)
+            where += " AND type = ?"
+            params.append(TYPES[action])
+        else:
+            where += f" AND type IN ({_ENTRY_TYPES})"
         with self._store.read() as tx:
             rows = tx.fetchall(
-                "SELECT position, action, timestamp, actor, data, version, request_id"
-                f" FROM goal_history WHERE {where} ORDER BY position LIMIT ?",
+                "SELECT position, type, at, actor, payload, version, request_id"
+                f" FROM event_facts WHERE {where} ORDER BY position LIMIT ?",
                 [*params, limit + 1],
             )
         items = [
             {
                 "position": int(r[0]),
-                "action": r[1],
-                "timestamp": r[2],
+                "action": ACTIONS[r[1]],
+                "timestamp": _timestamp(r[2]),
                 "actor": r[3],
-                "data": json.loads(r[4]),
+                "data": _data(r[4]),
                 "version": int(r[5]),
                 "request_id": r[6] or None,
             }
@@ -171,7 +122,8 @@ class GoalHistoryQueries:
     def count_by_action(self, tenant: str, agent_id: str) -> dict[str, int]:
         with self._store.read() as tx:
             rows = tx.fetchall(
-                "SELECT action, COUNT(*) FROM goal_history WHERE tenant = ? AND agent_id = ? GROUP BY action",
+                "SELECT type, COUNT(*) FROM event_facts WHERE tenant = ? AND agent_id = ?"
+                f" AND type IN ({_ENTRY_TYPES}) GROUP BY type",
                 (tenant, agent_id),
             )
-        return {r[0]: int(r[1]) for r in rows}
+        return {ACTIONS[r[0]]: int(r[1]) for r in rows}

@@ -22,19 +22,19 @@ def test_cli_status_and_rebuild_report_positions_and_a_rate(tmp_path: Path) -> N
 
     status = cli(data_dir, "projections", "status")
     assert status.returncode == 0, status.stderr
-    for name in ("goal_progress", "goal_history", "oauth_clients", "event_facts"):
+    for name in ("goal_progress", "oauth_clients", "event_facts"):
         assert name in status.stdout
     assert "live" in status.stdout
 
     rebuilt = cli(data_dir, "projections", "rebuild", "--all")
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert "events/s" in rebuilt.stderr
-    one = cli(data_dir, "projections", "rebuild", "goal_history")
-    assert one.returncode == 0 and "rebuilt goal_history" in one.stderr
+    one = cli(data_dir, "projections", "rebuild", "event_facts")
+    assert one.returncode == 0 and "rebuilt event_facts" in one.stderr
     unknown = cli(data_dir, "projections", "rebuild", "nope")
     assert unknown.returncode != 0
     # nothing failed, so there is nothing to skip
-    refused = cli(data_dir, "projections", "skip", "goal_history", "--position", "3", "--reason", "test")
+    refused = cli(data_dir, "projections", "skip", "event_facts", "--position", "3", "--reason", "test")
     assert refused.returncode != 0
 
 
@@ -60,7 +60,7 @@ def test_operator_endpoints_show_status_and_rebuild_in_the_background(
         status = api.get(OPS)
         assert status.status_code == 200, status.text
         names = {p["name"] for p in status.json()["projections"]}
-        assert names == {"goal_progress", "goal_history", "oauth_clients", "event_facts"}
+        assert names == {"goal_progress", "oauth_clients", "event_facts"}
         for entry in status.json()["projections"]:
             assert set(entry) >= {"position", "lag_events", "lag_s", "state", "error"}
 
@@ -73,9 +73,9 @@ def test_operator_endpoints_show_status_and_rebuild_in_the_background(
         assert after.status_code == 200 and after.json()["agent_id"] == "a1"
 
         assert api.post(f"{OPS}/nope/rebuild").status_code == 404
-        skip = api.post(f"{OPS}/goal_history/skip", json={"position": 1, "reason": "nothing failed"})
+        skip = api.post(f"{OPS}/event_facts/skip", json={"position": 1, "reason": "nothing failed"})
         assert skip.status_code == 409
-        assert api.post(f"{OPS}/goal_history/skip", json={"position": 1}).status_code == 422
+        assert api.post(f"{OPS}/event_facts/skip", json={"position": 1}).status_code == 422
 
 
 def test_admins_of_other_tenants_do_not_see_the_operator_endpoints(

@@ -46,7 +46,7 @@ def test_health_lists_the_projections_and_the_store(api: httpx.Client, store_kin
     assert health["store"] == {"sqlite": "sqlite", "postgres": "postgresql"}[store_kind]
     assert health["log_position"] >= written["position"]
     projections = {p["name"]: p for p in health["projections"]}
-    assert set(projections) == {"goal_progress", "goal_history", "oauth_clients", "event_facts"}
+    assert set(projections) == {"goal_progress", "oauth_clients", "event_facts"}
     for projection in projections.values():
         assert projection["state"] == "live"
         assert "error" not in projection  # public: no error text

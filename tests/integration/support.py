@@ -21,12 +21,11 @@ from domain.objectives import GoalDefinition, Kpi, Objective
 from infrastructure.readstore import PostgresReadStore, SQLiteReadStore
 from infrastructure.settings import Settings
 from interfaces.bootstrap import System, build_system
-from projections.goal_history import GoalHistoryProjection
+from projections.event_facts import COLUMNS as FACT_COLUMNS
+from projections.event_facts import EventFactsProjection
 from projections.goal_progress import COLUMNS as PROGRESS_COLUMNS
 from projections.goal_progress import GoalProgressProjection
 from projections.runner import ProjectionRunner
-
-HISTORY_COLUMNS = "position, tenant, agent_id, version, action, timestamp, actor, request_id, data"
 
 
 def two_objectives(label: str = "v1") -> GoalDefinition:
@@ -108,8 +107,10 @@ def progress_rows(store: ReadStore, tenant: str) -> list[tuple[Any, ...]]:
 
 
 def history_rows(store: ReadStore, tenant: str) -> list[tuple[Any, ...]]:
-    """Every column of the tenant's goal_history rows."""
-    sql = f"SELECT {HISTORY_COLUMNS} FROM goal_history WHERE tenant = ? ORDER BY position"
+    """Every column of the tenant's history as stored: its event facts but Registered."""
+    sql = (
+        f"SELECT {FACT_COLUMNS} FROM event_facts WHERE tenant = ? AND type <> 'Registered' ORDER BY position"
+    )
     return rows(store, sql, (tenant,))
 
 
@@ -125,10 +126,11 @@ def tenant_events(system: System, tenant: str, after: int) -> list[tuple[int, Ag
 def rebuilt_rows(
     system: System, tenant: str, tmp_path: Path
 ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """The tenant's goal_progress and goal_history rows as a fresh rebuild from the log gives them."""
+    """The tenant's goal_progress rows and history (`history_rows`) as a fresh rebuild from the
+    log gives them."""
     with fresh_read_store(system.settings, tmp_path) as store:
         runner = ProjectionRunner(
-            system.goals.read_log, store, [GoalProgressProjection(), GoalHistoryProjection()], page_size=1000
+            system.goals.read_log, store, [GoalProgressProjection(), EventFactsProjection()], page_size=1000
         )
         runner.setup()
         runner.catch_up()

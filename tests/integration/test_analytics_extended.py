@@ -21,7 +21,6 @@ from domain.errors import InvalidGoals
 from domain.goals import AgentGoals
 from interfaces.bootstrap import System
 from projections.event_facts import EventFactsProjection
-from projections.goal_history import GoalHistoryProjection
 from projections.goal_progress import GoalProgressProjection
 from tests.integration.support import meta, one_objective
 
@@ -273,11 +272,10 @@ def timeline(system: System, tenant: str) -> Iterator[Timeline]:
     page = [(base + i, event) for i, event in enumerate(t.events)]
     with system.store.transaction() as tx:
         GoalProgressProjection().apply(tx, page)
-        GoalHistoryProjection().apply(tx, page)
         EventFactsProjection().apply(tx, page)
     yield t
     with system.store.transaction() as tx:
-        for table in ("goal_history", "goal_progress", "event_facts", "event_facts_hourly"):
+        for table in ("goal_progress", "event_facts", "event_facts_hourly"):
             tx.execute(f"DELETE FROM {table} WHERE tenant = ?", (tenant,))
 
 

@@ -15,7 +15,6 @@ from domain.goals import AgentGoals
 from interfaces.bootstrap import System
 from projections.analytics import AnalyticsQueries
 from projections.event_facts import EventFactsProjection
-from projections.goal_history import GoalHistoryProjection
 from projections.goal_progress import GoalProgressProjection
 from tests.integration.support import fresh_read_store, meta, one_objective
 
@@ -69,7 +68,7 @@ class Fleet:
             found = tx.fetchone("SELECT MAX(position) FROM event_facts")
             base = max(10**15, int(found[0]) + 1 if found and found[0] is not None else 0)
             page = [(base + i, event) for i, event in enumerate(self.pending)]
-            for projection in (GoalProgressProjection(), GoalHistoryProjection(), EventFactsProjection()):
+            for projection in (GoalProgressProjection(), EventFactsProjection()):
                 projection.apply(tx, page)
         self.pending = []
 
@@ -227,14 +226,14 @@ def test_a_new_day_brings_a_target_date_within_the_risk_horizon(system: System, 
 
 def test_facts_that_went_back_are_read_again(system: System, tenant: str, tmp_path: Path) -> None:
     with fresh_read_store(system.settings, tmp_path) as store:
-        projections = (GoalProgressProjection(), GoalHistoryProjection(), EventFactsProjection())
+        projections = (GoalProgressProjection(), EventFactsProjection())
         with store.transaction() as tx:
             for projection in projections:
                 projection.create_tables(tx)
 
         def project(events: list[AgentGoals.Event]) -> None:
             with store.transaction() as tx:
-                for table in ("goal_progress", "goal_history", "event_facts", "event_facts_hourly"):
+                for table in ("goal_progress", "event_facts", "event_facts_hourly"):
                     tx.execute(f"DELETE FROM {table}")
                 for projection in projections:
                     projection.apply(tx, [(i + 1, e) for i, e in enumerate(events)])

@@ -27,6 +27,8 @@ from projections.event_facts import (
     EventFactsProjection,
     EventFactsQueries,
 )
+from projections.goal_history import GoalHistoryQueries
+from projections.runner import TRACKING_DDL
 from tests.integration.support import (
     fresh_read_store,
     meta,
@@ -514,6 +516,44 @@ def test_facts_written_before_the_rollup_and_observed_at_get_both_when_set_up(
             projection.create_tables(tx)
         assert hourly_rows(store, tenant) == []
         assert queries.buckets(tenant, bucket="day") == []
+
+
+def test_facts_written_before_they_kept_request_ids_take_them_from_the_old_history_table(
+    system: System, tenant: str, tmp_path: Path
+) -> None:
+    """The history used to be a table of its own (goal_history); the facts now serve it."""
+    events = [dataclasses.replace(e, request_id=f"req-{i}") for i, e in enumerate(fixed_history(tenant))]
+    page = [(i + 1, e) for i, e in enumerate(events)]
+    with fresh_read_store(system.settings, tmp_path) as store:
+        projection = EventFactsProjection()
+        with store.transaction() as tx:
+            tx.execute(TRACKING_DDL)
+            projection.create_tables(tx)
+            projection.apply(tx, page)
+        history = GoalHistoryQueries(store)
+        expected = [history.history(tenant, agent, after=0, limit=100).items for agent in ("a1", "a2")]
+        assert {item["request_id"] for items in expected for item in items} >= {"req-1", "req-2"}
+        with store.transaction() as tx:  # the layout of that time
+            tx.execute("CREATE TABLE goal_history (position BIGINT PRIMARY KEY, request_id TEXT NOT NULL)")
+            tx.executemany(
+                "INSERT INTO goal_history (position, request_id) VALUES (?, ?)",
+                [(p, e.request_id) for p, e in page if not isinstance(e, AgentGoals.Registered)],
+            )
+            tx.execute(
+                "INSERT INTO projection_tracking (name, position, state, updated_at)"
+                " VALUES ('goal_history', ?, 'live', 0)",
+                (len(page),),
+            )
+            tx.execute("ALTER TABLE event_facts DROP COLUMN request_id")
+
+        with store.transaction() as tx:
+            projection.create_tables(tx)
+        assert [
+            history.history(tenant, agent, after=0, limit=100).items for agent in ("a1", "a2")
+        ] == expected
+        assert rows(store, "SELECT name FROM projection_tracking WHERE name = 'goal_history'") == []
+        with store.transaction() as tx, pytest.raises(Exception, match="goal_history"):
+            tx.execute("SELECT 1 FROM goal_history")
 
 
 def hourly_rows(store: ReadStore, tenant: str) -> list[tuple[Any, ...]]:

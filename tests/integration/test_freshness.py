@@ -17,5 +17,5 @@ def test_a_read_model_that_does_not_catch_up_in_time_is_reported(system: System,
     assert late.value.wanted == written.position
     assert late.value.reached < written.position
     system.runner.catch_up()
-    wait_for_position(system.store, ["goal_progress", "goal_history"], written.position, 0.2)
+    wait_for_position(system.store, ["goal_progress", "event_facts"], written.position, 0.2)
     assert system.progress.goal_json(tenant, "slow") is not None

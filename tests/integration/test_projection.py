@@ -1,4 +1,4 @@
-"""Commands are projected into goal_progress (the GET view) and goal_history (the timeline)."""
+"""Commands are projected into goal_progress (the GET view) and event_facts (the timeline the history pages through)."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ import pytest
 from application.goals import ProgressUpdate
 from application.ports import ReadStore, Tx
 from interfaces.bootstrap import System
-from projections.goal_history import GoalHistoryProjection
+from projections.event_facts import EventFactsProjection
 from projections.goal_progress import GoalProgressProjection
 from projections.rebuild import Rebuilder
 from projections.runner import LogPage, NotSkippable, ProjectionFailed, ProjectionRunner
@@ -20,11 +20,15 @@ from tests.integration.support import fresh_read_store, meta, rows, tracking, tw
 AGENT = "fragile"
 
 
-class FailsAt(GoalHistoryProjection):
-    """goal_history, except that it raises on one log position."""
+class FailsAt(EventFactsProjection):
+    """event_facts, except that it raises on one log position."""
 
     def __init__(self, position: int | None) -> None:
+        super().__init__()
         self.position = position
+
+    def fresh(self) -> FailsAt:
+        return FailsAt(self.position)
 
     def apply(self, tx: Tx, events: LogPage) -> None:
         if any(p == self.position for p, _ in events):
@@ -57,7 +61,9 @@ def _write(system: System, tenant: str) -> list[int]:
 
 
 def _history_positions(store: ReadStore, tenant: str) -> list[int]:
-    found = rows(store, "SELECT position FROM goal_history WHERE tenant = ? ORDER BY position", (tenant,))
+    """The positions of the facts that are history entries (all but Registered)."""
+    sql = "SELECT position FROM event_facts WHERE tenant = ? AND type <> 'Registered' ORDER BY position"
+    found = rows(store, sql, (tenant,))
     return [int(r[0]) for r in found]
 
 
@@ -75,7 +81,7 @@ def test_failing_projection_stops_without_advancing(system: System, store: ReadS
     assert isinstance(runner.failure.cause, RuntimeError)
     marks = {s.name: s for s in runner.statuses()}
     # the projection that raised is failed at exactly that event, everything before it applied
-    history = marks["goal_history"]
+    history = marks["event_facts"]
     assert (history.state, history.failed_position) == ("failed", fail_at)
     assert history.error == f"RuntimeError: cannot project event {fail_at}"
     assert history.position == fail_at - 1
@@ -95,7 +101,7 @@ def test_failing_projection_stops_without_advancing(system: System, store: ReadS
     runner.retry_failed()
     with pytest.raises(ProjectionFailed, match=str(fail_at)):
         runner.catch_up()
-    assert tracking(store)["goal_history"][0] == fail_at - 1
+    assert tracking(store)["event_facts"][0] == fail_at - 1
 
 
 def test_an_operator_skip_passes_exactly_the_failing_event(
@@ -107,16 +113,16 @@ def test_an_operator_skip_passes_exactly_the_failing_event(
     with pytest.raises(ProjectionFailed):
         runner.catch_up()
     with pytest.raises(NotSkippable):
-        runner.skip("goal_history", fail_at + 1)
+        runner.skip("event_facts", fail_at + 1)
     with pytest.raises(NotSkippable):
         runner.skip("goal_progress", fail_at)
 
-    runner.skip("goal_history", fail_at)
+    runner.skip("event_facts", fail_at)
     runner.catch_up()
     system.runner.catch_up()
     everything = [e["position"] for e in system.history.history(tenant, AGENT, after=0, limit=100).items]
     assert _history_positions(store, tenant) == [p for p in everything if p != fail_at]
-    assert {s.name: s.state for s in runner.statuses()} == {"goal_progress": "live", "goal_history": "live"}
+    assert {s.name: s.state for s in runner.statuses()} == {"goal_progress": "live", "event_facts": "live"}
     sql = "SELECT view FROM goal_progress WHERE tenant = ?"
     assert rows(store, sql, (tenant,)) == rows(system.store, sql, (tenant,)), (
         "other projections kept the event"
@@ -126,7 +132,7 @@ def test_an_operator_skip_passes_exactly_the_failing_event(
     rebuilder = Rebuilder(
         system.goals.read_log, system.goals.log_position, store, [GoalProgressProjection(), FailsAt(fail_at)]
     )
-    rebuilder.rebuild(["goal_history"])
+    rebuilder.rebuild(["event_facts"])
     assert _history_positions(store, tenant) == [p for p in everything if p != fail_at]
 
 
@@ -153,5 +159,5 @@ def test_fixed_projection_resumes_from_where_it_stopped(
     # the projector is healthy again: it must not keep reporting the old failure
     assert {s.name: (s.state, s.error) for s in fixed.statuses()} == {
         "goal_progress": ("live", None),
-        "goal_history": ("live", None),
+        "event_facts": ("live", None),
     }

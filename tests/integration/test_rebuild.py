@@ -85,7 +85,7 @@ def test_a_rebuild_while_writes_continue_loses_and_doubles_nothing(
     writer.start()
     try:
         wait_until(lambda: writer.batches >= 5, 30, "writes to start")
-        system.rebuilder.rebuild(["goal_progress", "goal_history"], jobs=jobs)
+        system.rebuilder.rebuild(["goal_progress", "event_facts"], jobs=jobs)
         wait_until(lambda: writer.batches >= 10, 30, "writes after the swap")
     finally:
         writer.halt.set()
@@ -125,12 +125,12 @@ def test_an_interrupted_rebuild_resumes_where_it_stopped(system: System, tenant:
             raise Interrupt
 
     with pytest.raises(Interrupt):
-        small.rebuild(["goal_history"], progress=stop_after_three)
+        small.rebuild(["event_facts"], progress=stop_after_three)
     # the live model is untouched and still live
     assert history_rows(system.store, tenant) == live_history
-    assert {s.name: s.state for s in system.runner.statuses()}["goal_history"] == "live"
+    assert {s.name: s.state for s in system.runner.statuses()}["event_facts"] == "live"
 
-    resumed = small.rebuild(["goal_history"])
+    resumed = small.rebuild(["event_facts"])
     end = system.goals.log_position()
     # Three pages of 50 events were already in the shadow. Positions are log positions, and
     # the log may have gaps (ids taken by transactions that rolled back, e.g. on a conflict).
@@ -138,7 +138,7 @@ def test_an_interrupted_rebuild_resumes_where_it_stopped(system: System, tenant:
     assert resumed.events == end - third_page_end
     assert history_rows(system.store, tenant) == live_history
 
-    again = small.rebuild(["goal_history"], restart=True)
+    again = small.rebuild(["event_facts"], restart=True)
     assert again.events == end
 
 

@@ -15,11 +15,14 @@ from application.goals import ProgressUpdate
 from application.ports import ReadStore, Tx
 from domain.goals import AgentGoals
 from interfaces.bootstrap import System
-from projections.goal_history import GoalHistoryProjection
+from projections.event_facts import EventFactsProjection
 from projections.goal_progress import GoalProgressProjection
 from projections.runner import LogPage, ProjectionFailed, ProjectionRunner, ProjectionStatus
 from projections.write_behind import QueuedTx
 from tests.integration.support import fresh_read_store, meta, rows, tracking, two_objectives
+
+# the positions of a tenant's history entries: its facts but Registered
+ENTRIES = "SELECT position FROM event_facts WHERE tenant = ? AND type <> 'Registered' ORDER BY position"
 
 AGENTS = ["wb-1", "wb-2", "wb-3"]
 
@@ -74,7 +77,7 @@ def test_a_read_in_a_pipelined_page_sees_the_pages_before_it(
     system: System, store: ReadStore, tenant: str
 ) -> None:
     counter = RunningCount()
-    runner = ProjectionRunner(system.goals.read_log, store, [counter, GoalHistoryProjection()], page_size=2)
+    runner = ProjectionRunner(system.goals.read_log, store, [counter, EventFactsProjection()], page_size=2)
     start = system.goals.log_position()
     _start_at_log_end(system, runner, store)
     _write(system, tenant)
@@ -86,7 +89,7 @@ def test_a_read_in_a_pipelined_page_sees_the_pages_before_it(
         runner.close()
     assert counter.pipelined_pages > 0, "the pages after the first are pipelined"
     assert rows(store, "SELECT events FROM running_count") == [(len(logged),)]
-    history = rows(store, "SELECT position FROM goal_history WHERE tenant = ? ORDER BY position", (tenant,))
+    history = rows(store, ENTRIES, (tenant,))
     assert [int(r[0]) for r in history] == [p for p in logged if p not in registered]
 
 
@@ -115,7 +118,7 @@ def test_a_page_refused_by_the_database_fails_exactly_at_its_event(
     start = system.goals.log_position()
     refused_at = start + 2 * len(AGENTS) + 5  # a page well after the first
     runner = ProjectionRunner(
-        system.goals.read_log, store, [RefusedInTheDatabase(refused_at), GoalHistoryProjection()], page_size=2
+        system.goals.read_log, store, [RefusedInTheDatabase(refused_at), EventFactsProjection()], page_size=2
     )
     _start_at_log_end(system, runner, store)
     _write(system, tenant)
@@ -133,11 +136,11 @@ def test_a_page_refused_by_the_database_fails_exactly_at_its_event(
     assert marks["refusing"].position == refused_at - 1
     stored = [int(r[0]) for r in rows(store, "SELECT position FROM refusing ORDER BY position")]
     assert stored == [p for p in written if p < refused_at], "everything before it, once"
-    history = rows(store, "SELECT position FROM goal_history WHERE tenant = ? ORDER BY position", (tenant,))
+    history = rows(store, ENTRIES, (tenant,))
     assert [int(r[0]) for r in history] == [p for p in written if p not in registered], (
         "the other read model went on to the end"
     )
-    assert tracking(store)["goal_history"][0] == system.goals.log_position()
+    assert tracking(store)["event_facts"][0] == system.goals.log_position()
 
 
 def test_a_tracking_row_moved_between_pages_drops_what_the_runner_remembers(

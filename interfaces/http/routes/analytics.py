@@ -87,7 +87,7 @@ def agent_analytics(
 ) -> dict[str, Any]:
     """Progress per objective, milestones, number of updates, time spent in each status, the
     velocity (Theil-Sen, points per day), the forecast completion, at-risk, and the progress series."""
-    _fresh(system, ["goal_progress", "goal_history"], min_position)
+    _fresh(system, ["goal_progress", "event_facts"], min_position)
     found = system.analytics.agent(who.tenant, agent_id, window_days=window_days, bucket=bucket)
     if found is None:
         raise GoalsNotFound(agent_id)

@@ -270,7 +270,7 @@ def history(
     min_position: MinPosition = None,
 ) -> HistoryOut:
     """The agent's timeline, oldest first, cursor-paged by log position."""
-    _fresh(system, ["goal_progress", "goal_history"], min_position)
+    _fresh(system, ["goal_progress", "event_facts"], min_position)
     if system.progress.goal_json(who.tenant, agent_id) is None:
         raise GoalsNotFound(agent_id)
     page = system.history.history(who.tenant, agent_id, after=cursor, limit=limit, action=action)
