@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -187,3 +189,33 @@ class ProgressWriter(threading.Thread):
                 self.write_batch()
         except BaseException as error:  # surfaced by the test
             self.error = error
+
+
+class Timeline:
+    """Events of in-memory aggregates, each stamped with the instant it is said to happen,
+    in `events` (in that order): for read models fed with recorded times set by hand."""
+
+    def __init__(self, tenant: str) -> None:
+        self.tenant = tenant
+        self.goals: dict[str, AgentGoals] = {}
+        self.events: list[AgentGoals.Event] = []
+
+    def _stamp(self, agent: str, at: datetime) -> None:
+        for event in self.goals[agent].collect_events():
+            assert isinstance(event, AgentGoals.Event)
+            self.events.append(dataclasses.replace(event, timestamp=at))
+
+    def start(self, agent: str, at: datetime, target_date: str | None = None) -> None:
+        definition = dataclasses.replace(one_objective(), target_date=target_date)
+        self.goals[agent] = AgentGoals.start(self.tenant, agent, definition, meta())
+        self._stamp(agent, at)
+
+    def progress(self, agent: str, at: datetime, value: float, observed_at: datetime | None = None) -> None:
+        self.goals[agent].record_progress(
+            meta(), objective_progress={"o1": value}, observed_at=observed_at or at
+        )
+        self._stamp(agent, at)
+
+    def status(self, agent: str, at: datetime, to: str) -> None:
+        self.goals[agent].change_status(to, "because", meta())
+        self._stamp(agent, at)

@@ -18,11 +18,10 @@ import pytest
 
 from application.goals import ProgressUpdate
 from domain.errors import InvalidGoals
-from domain.goals import AgentGoals
 from interfaces.bootstrap import System
 from projections.event_facts import EventFactsProjection
 from projections.goal_progress import GoalProgressProjection
-from tests.integration.support import meta, one_objective
+from tests.integration.support import Timeline, meta, one_objective
 
 # --- per agent: progress recorded through the application, observed at fixed instants --------
 
@@ -204,33 +203,6 @@ T_NOW = datetime(2024, 6, 12, 12, tzinfo=UTC)  # a Wednesday; its week starts Mo
 
 def _at(month: int, day: int, hour: int = 0) -> datetime:
     return datetime(2024, month, day, hour, tzinfo=UTC)
-
-
-class Timeline:
-    """Events of in-memory aggregates, each stamped with the instant it is said to happen."""
-
-    def __init__(self, tenant: str) -> None:
-        self.tenant = tenant
-        self.goals: dict[str, AgentGoals] = {}
-        self.events: list[AgentGoals.Event] = []
-
-    def _stamp(self, agent: str, at: datetime) -> None:
-        for event in self.goals[agent].collect_events():
-            assert isinstance(event, AgentGoals.Event)
-            self.events.append(dataclasses.replace(event, timestamp=at))
-
-    def start(self, agent: str, at: datetime, target_date: str | None = None) -> None:
-        definition = dataclasses.replace(one_objective(), target_date=target_date)
-        self.goals[agent] = AgentGoals.start(self.tenant, agent, definition, meta())
-        self._stamp(agent, at)
-
-    def progress(self, agent: str, at: datetime, value: float) -> None:
-        self.goals[agent].record_progress(meta(), objective_progress={"o1": value}, observed_at=at)
-        self._stamp(agent, at)
-
-    def status(self, agent: str, at: datetime, to: str) -> None:
-        self.goals[agent].change_status(to, "because", meta())
-        self._stamp(agent, at)
 
 
 @pytest.fixture

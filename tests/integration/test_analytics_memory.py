@@ -16,7 +16,7 @@ from interfaces.bootstrap import System
 from projections.analytics import AnalyticsQueries
 from projections.event_facts import EventFactsProjection
 from projections.goal_progress import GoalProgressProjection
-from tests.integration.support import fresh_read_store, meta, one_objective
+from tests.integration.support import Timeline, fresh_read_store, meta, one_objective
 
 START = datetime(2024, 6, 1, tzinfo=UTC)
 
@@ -33,44 +33,23 @@ def same_answers(remembered: AnalyticsQueries, system: System, tenant: str, **op
     return first
 
 
-class Fleet:
-    """In-memory aggregates whose events are stamped by hand and projected in as many pages as
-    the test likes, each at positions beyond any in the store (and the log's), as the runner
-    would: the analytics follow the facts by position."""
+class Fleet(Timeline):
+    """A timeline projected in as many pages as the test likes, each at positions beyond any
+    in the store (and the log's), as the runner would: the analytics follow the facts by
+    position."""
 
     def __init__(self, system: System, tenant: str) -> None:
-        self.system, self.tenant = system, tenant
-        self.goals: dict[str, AgentGoals] = {}
-        self.pending: list[AgentGoals.Event] = []
-
-    def _stamp(self, agent: str, at: datetime) -> None:
-        for event in self.goals[agent].collect_events():
-            assert isinstance(event, AgentGoals.Event)
-            self.pending.append(dataclasses.replace(event, timestamp=at))
-
-    def start(self, agent: str, at: datetime, target_date: str | None = None) -> None:
-        definition = dataclasses.replace(one_objective(), target_date=target_date)
-        self.goals[agent] = AgentGoals.start(self.tenant, agent, definition, meta())
-        self._stamp(agent, at)
-
-    def progress(self, agent: str, at: datetime, value: float, observed_at: datetime | None = None) -> None:
-        self.goals[agent].record_progress(
-            meta(), objective_progress={"o1": value}, observed_at=observed_at or at
-        )
-        self._stamp(agent, at)
-
-    def status(self, agent: str, at: datetime, to: str) -> None:
-        self.goals[agent].change_status(to, "because", meta())
-        self._stamp(agent, at)
+        super().__init__(tenant)
+        self.system = system
 
     def project(self) -> None:
         with self.system.store.transaction() as tx:
             found = tx.fetchone("SELECT MAX(position) FROM event_facts")
             base = max(10**15, int(found[0]) + 1 if found and found[0] is not None else 0)
-            page = [(base + i, event) for i, event in enumerate(self.pending)]
+            page = [(base + i, event) for i, event in enumerate(self.events)]
             for projection in (GoalProgressProjection(), EventFactsProjection()):
                 projection.apply(tx, page)
-        self.pending = []
+        self.events = []
 
 
 def day(n: float) -> datetime:
@@ -242,7 +221,7 @@ def test_facts_that_went_back_are_read_again(system: System, tenant: str, tmp_pa
         fleet.start("a1", day(0), "2024-06-20")
         for n in range(5):
             fleet.progress("a1", day(n), 10 * n)
-        project(fleet.pending)
+        project(fleet.events)
         remembered = AnalyticsQueries(store)
         assert risk(remembered.system(tenant, now=day(5)), "a1") is None  # 10 a day: done by June 15
 
@@ -251,7 +230,7 @@ def test_facts_that_went_back_are_read_again(system: System, tenant: str, tmp_pa
         slow.start("a1", day(0), "2024-06-20")
         slow.progress("a1", day(1), 1)
         slow.progress("a1", day(4), 2)
-        project(slow.pending)
+        project(slow.events)
         answer = remembered.system(tenant, now=day(5))
         assert answer == AnalyticsQueries(store).system(tenant, now=day(5))
         assert risk(answer, "a1") is not None
