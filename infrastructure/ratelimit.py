@@ -171,14 +171,14 @@ def _decision(rate: Rate, allowed: bool, remaining: int, reset_us: int, retry_us
 
 
 class InProcessRateLimiter:
-    blocking = False
-
     """GCRA limiter held in this process's memory: the embedded default, thread-safe.
 
     Limits are per process: with several workers each enforces its own budget (use
     :class:`RedisRateLimiter` to share one). ``clock`` returns seconds and must not go backwards;
     it is injectable for tests. Keys whose bucket is full again are forgotten, amortised over hits.
     """
+
+    blocking = False
 
     _MIN_SWEEP = 1024
 
@@ -233,8 +233,6 @@ return {1, remaining, new_tat - now, 0}
 
 
 class RedisRateLimiter:
-    blocking = True
-
     """GCRA limiter shared through Redis: one atomic Lua script per hit, on the server's clock.
 
     Each key (``prefix + key``) holds its TAT in microseconds of Redis server time, written only
@@ -244,6 +242,8 @@ class RedisRateLimiter:
     count it) or raises :class:`RateLimiterUnavailable`. Give ``client`` short socket timeouts and
     few retries: redis-py's default retry policy backs off for seconds on a refused connection.
     """
+
+    blocking = True
 
     def __init__(
         self,

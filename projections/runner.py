@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from prometheus_client import Counter, Gauge
 
@@ -48,6 +48,7 @@ class Projection(Protocol):
     def apply(self, tx: Tx, events: LogPage) -> None: ...
 
 
+@runtime_checkable
 class Remembering(Protocol):
     """A projection that keeps state in memory between pages (optional methods)."""
 
@@ -61,9 +62,8 @@ class Remembering(Protocol):
 
 
 def _forget(projection: Projection) -> None:
-    forget = getattr(projection, "forget", None)
-    if forget is not None:
-        forget()
+    if isinstance(projection, Remembering):
+        projection.forget()
 
 
 @dataclass(frozen=True)
@@ -147,7 +147,7 @@ class ProjectionRunner:
         self._read_log = read_log
         self._store = store
         # Each runner owns its remembering projections' memory (a rebuild runs beside the live one).
-        self._projections = [p.fresh() if hasattr(p, "fresh") else p for p in projections]
+        self._projections = [p.fresh() if isinstance(p, Remembering) else p for p in projections]
         # (position, updated_at) of the tracking rows as this runner last committed them: a
         # projection's memory is trusted only while its row still says exactly that.
         self._committed: dict[str, tuple[int, float]] = {}
