@@ -15,7 +15,7 @@ from domain.objectives import OVERALL
 from domain.status import Status
 from projections import forecasting
 from projections.analytics_memory import AnalyticsMemory, GoalNote, ProgressWindow
-from projections.event_facts import EventFactsQueries, sqlite_instant, utc
+from projections.event_facts import EventFactsQueries, instant, stored_instant, utc
 from projections.forecasting import Forecast
 
 Bucket = Literal["hour", "day"]
@@ -27,7 +27,7 @@ MILESTONE_DAYS = 90
 MILESTONE_WEEKS = 26
 DONE = 100.0
 
-# (observed_at, overall_progress, position) of one progress_updated history row.
+# (observed_at, overall_progress, position) of one ProgressRecorded fact.
 Point = tuple[datetime, float, int]
 
 
@@ -174,7 +174,7 @@ class AnalyticsQueries:
             facts = tx.fetchall(
                 "SELECT agent_id, position, observed_at, overall FROM event_facts WHERE tenant = ?"
                 " AND agent_id = ? AND type = 'ProgressRecorded' AND at >= ? ORDER BY position",
-                (tenant, agent_id, utc(since) if tx.dialect == "postgres" else sqlite_instant(since)),
+                (tenant, agent_id, stored_instant(tx.dialect == "postgres", since)),
             )
         points = _points(facts, since, at).get(agent_id, [])
         view = json.loads(row[0])
@@ -220,20 +220,14 @@ class AnalyticsQueries:
 
 def _utc(moment: datetime | None) -> datetime:
     """`moment` (now when None) as an aware UTC instant; a zoneless one is taken as UTC."""
-    moment = moment or datetime.now(UTC)
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _instant(value: str | datetime) -> datetime:
-    """An instant from ISO 8601 text (SQLite) or a datetime (PostgreSQL), in UTC."""
-    return _utc(value if isinstance(value, datetime) else datetime.fromisoformat(value))
+    return utc(moment or datetime.now(UTC))
 
 
 def _day(text: str | None) -> date | None:
     if not text:
         return None
     try:
-        return date.fromisoformat(text[:10]) if len(text) == 10 else _instant(text).date()
+        return date.fromisoformat(text[:10]) if len(text) == 10 else instant(text).date()
     except ValueError:
         return None
 
@@ -325,7 +319,7 @@ def _points(rows: Iterable[tuple[Any, ...]], since: datetime, now: datetime) -> 
     """
     found: dict[str, list[Point]] = {}
     for agent_id, position, observed_at, overall in rows:
-        observed = _instant(observed_at)
+        observed = instant(observed_at)
         if since <= observed <= now:
             found.setdefault(agent_id, []).append((observed, float(overall), int(position)))
     for points in found.values():

@@ -22,14 +22,14 @@ from bisect import bisect_left, bisect_right, insort
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import cached_property
 from operator import itemgetter
 from typing import Any, TypeVar
 
 from application.ports import Row, Tx
 from projections import forecasting
-from projections.event_facts import sqlite_instant, utc
+from projections.event_facts import instant, stored_instant
 from projections.forecasting import Forecast, SlopeFit
 
 T = TypeVar("T")
@@ -45,18 +45,12 @@ PRUNE_AFTER = timedelta(days=1)
 CHUNK = 500
 
 
-def _instant(value: Any) -> datetime:
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def _order(point: Point) -> tuple[datetime, int]:
     return point[0], point[2]
 
 
 def _bound(tx: Tx, moment: datetime) -> Any:
-    """An instant as the facts' `at` column compares with it."""
-    return utc(moment) if tx.dialect == "postgres" else sqlite_instant(moment)
+    return stored_instant(tx.dialect == "postgres", moment)
 
 
 def _payload_text(tx: Tx, key: str) -> str:
@@ -121,7 +115,7 @@ class GoalNotes:
         for agent_id, position, raw in rows:
             view = json.loads(raw)
             last = view["progress"]["last_updated"] or view["created_at"]
-            self._notes[agent_id] = GoalNote(int(position), _instant(last), view["target_date"])
+            self._notes[agent_id] = GoalNote(int(position), instant(last), view["target_date"])
 
 
 @dataclass(frozen=True)
@@ -297,7 +291,7 @@ class ProgressWindow:
                 return
 
     def _add(self, rows: Iterable[Sequence[Any]]) -> None:
-        added = [(a, (_instant(o), float(v), int(p), _instant(at))) for a, o, v, p, at in rows]
+        added = [(a, (instant(o), float(v), int(p), instant(at))) for a, o, v, p, at in rows]
         for agent_id, point in added:
             self._agents.setdefault(agent_id, _Agent()).add(point)
         if len(added) > 100:

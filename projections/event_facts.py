@@ -28,8 +28,8 @@ from application.ports import ReadStore, Row, Tx
 from domain.goals import AgentGoals
 from projections import event_facts_hourly as hourly
 from projections.event_facts_hourly import Hours, Stats
-from projections.goal_history import history_data
 from projections.runner import LogPage
+from projections.views import auto_update_json, definition_json
 
 Bucket = Literal["hour", "day", "week"]
 BUCKETS: tuple[Bucket, ...] = ("hour", "day", "week")
@@ -79,6 +79,43 @@ def fact_type(event: AgentGoals.Event) -> str:
     return type(event).__name__
 
 
+def history_data(event: AgentGoals.Event) -> dict[str, Any] | None:
+    """The data of an event as the history shows it (None for Registered). It is for orjson,
+    which writes a datetime as ISO 8601 text, exactly as `datetime.isoformat()` does."""
+    match event:
+        case AgentGoals.GoalsSet():
+            return {
+                "goal_version": event.goal_version,
+                "goals": definition_json(event.definition),
+                "target_date": event.definition.target_date,
+            }
+        case AgentGoals.ProgressRecorded():
+            return {
+                "objective_progress": event.objective_progress,
+                "overall_progress": event.overall_progress,
+                "previous_overall_progress": event.previous_overall,
+                "kpi_values": event.kpi_values,
+                "source": event.source,
+                "observed_at": event.observed_at,
+            }
+        case AgentGoals.MilestoneReached():
+            return {
+                "objective_id": event.objective_id,
+                "threshold": event.threshold,
+                "goal_version": event.goal_version,
+                "progress": event.progress,
+            }
+        case AgentGoals.StatusChanged():
+            return {
+                "from": event.from_status,
+                "to": event.to_status,
+                "reason": event.reason,
+            }
+        case AgentGoals.AutoUpdateConfigured():
+            return auto_update_json(event.config) or {}
+    return None
+
+
 def fact_payload(event: AgentGoals.Event) -> str:
     """The event's data as JSON, as the goal history shows it ({} for Registered)."""
     data = history_data(event)
@@ -114,6 +151,17 @@ def utc(moment: datetime) -> datetime:
 def sqlite_instant(moment: datetime) -> str:
     """Fixed-width ISO-8601 UTC text, so that text order is time order."""
     return utc(moment).isoformat(timespec="microseconds")
+
+
+def stored_instant(postgres: bool, moment: datetime) -> Any:
+    """An instant as the facts' instant columns (`at`, `observed_at`) compare with it."""
+    return utc(moment) if postgres else sqlite_instant(moment)
+
+
+def instant(value: Any) -> datetime:
+    """An instant read back from a read model, in UTC: a datetime from PostgreSQL, ISO 8601
+    text from SQLite (or from a stored view)."""
+    return utc(value if isinstance(value, datetime) else datetime.fromisoformat(str(value)))
 
 
 def partition_name(year: int, month: int) -> str:
@@ -318,7 +366,7 @@ class EventFactsQueries:
         for op, moment in ((">=", first), ("<", last)):
             if moment is not None:
                 where += f" AND hour {op} ?"
-                params.append(moment if postgres else sqlite_instant(moment))
+                params.append(stored_instant(postgres, moment))
         parts = [
             f"SELECT {_bucket_sql(bucket, postgres, 'hour')} AS b, type, events, overall_n, overall_sum,"
             " overall_min, overall_max, value_n, value_sum, value_min, value_max"
@@ -369,7 +417,7 @@ class EventFactsQueries:
             row = tx.fetchone(
                 "SELECT version FROM event_facts WHERE tenant = ? AND agent_id = ? AND at <= ?"
                 " ORDER BY at DESC, version DESC LIMIT 1",
-                (tenant, agent_id, utc(as_of) if postgres else sqlite_instant(as_of)),
+                (tenant, agent_id, stored_instant(postgres, as_of)),
             )
         return int(row[0]) if row and row[0] is not None else None
 
@@ -393,7 +441,7 @@ class EventFactsQueries:
         for op, moment in ((">=", start), ("<", end)):
             if moment is not None:
                 clauses.append(f"at {op} ?")
-                params.append(utc(moment) if postgres else sqlite_instant(moment))
+                params.append(stored_instant(postgres, moment))
         return " AND ".join(clauses), params
 
 

@@ -10,50 +10,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from application.ports import ReadStore
 from domain.goals import AgentGoals
-from projections.views import auto_update_json, definition_json
-
-
-def history_data(event: AgentGoals.Event) -> dict[str, Any] | None:
-    """The data of an event as the history shows it (None for Registered). It is for orjson,
-    which writes a datetime as ISO 8601 text, exactly as `datetime.isoformat()` does."""
-    match event:
-        case AgentGoals.GoalsSet():
-            return {
-                "goal_version": event.goal_version,
-                "goals": definition_json(event.definition),
-                "target_date": event.definition.target_date,
-            }
-        case AgentGoals.ProgressRecorded():
-            return {
-                "objective_progress": event.objective_progress,
-                "overall_progress": event.overall_progress,
-                "previous_overall_progress": event.previous_overall,
-                "kpi_values": event.kpi_values,
-                "source": event.source,
-                "observed_at": event.observed_at,
-            }
-        case AgentGoals.MilestoneReached():
-            return {
-                "objective_id": event.objective_id,
-                "threshold": event.threshold,
-                "goal_version": event.goal_version,
-                "progress": event.progress,
-            }
-        case AgentGoals.StatusChanged():
-            return {
-                "from": event.from_status,
-                "to": event.to_status,
-                "reason": event.reason,
-            }
-        case AgentGoals.AutoUpdateConfigured():
-            return auto_update_json(event.config) or {}
-    return None
-
+from projections.event_facts import instant
 
 # The history's action for each type of fact (Registered has none).
 ACTIONS = {
@@ -65,12 +26,6 @@ ACTIONS = {
 }
 TYPES = {action: type_ for type_, action in ACTIONS.items()}
 _ENTRY_TYPES = ", ".join(f"'{t}'" for t in ACTIONS)
-
-
-def _timestamp(at: Any) -> str:
-    """A fact's `at` as the event's timestamp text (ISO 8601, UTC)."""
-    moment = at if isinstance(at, datetime) else datetime.fromisoformat(str(at))
-    return moment.astimezone(UTC).isoformat()
 
 
 def _data(payload: Any) -> dict[str, Any]:
@@ -108,7 +63,7 @@ class GoalHistoryQueries:
             {
                 "position": int(r[0]),
                 "action": ACTIONS[r[1]],
-                "timestamp": _timestamp(r[2]),
+                "timestamp": instant(r[2]).isoformat(),
                 "actor": r[3],
                 "data": _data(r[4]),
                 "version": int(r[5]),
