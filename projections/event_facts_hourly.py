@@ -10,6 +10,7 @@ partitioned: it is small.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from application.ports import Tx
@@ -46,6 +47,7 @@ def ddl(postgres: bool) -> str:
     )
 
 
+@lru_cache(maxsize=2)
 def _upsert(postgres: bool) -> str:
     """Add hours to the rollup: counts and sums add up, min/max combine."""
     least, greatest = ("LEAST", "GREATEST") if postgres else ("MIN", "MAX")

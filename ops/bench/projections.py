@@ -691,27 +691,17 @@ def profile_catch_up(system: System, args: argparse.Namespace, events: int) -> N
     def cumulative(file_part: str, func: str) -> float:
         return float(sum(v[3] for (f, _, name), v in raw.items() if file_part in f and name == func))
 
-    def own(file_part: str, func: str) -> float:
-        return float(sum(v[2] for (f, _, name), v in raw.items() if file_part in f and name == func))
-
     profiled = cumulative("projections/runner.py", "run_page") or wall
     rows = [
         ("run_page (everything)", cumulative("projections/runner.py", "run_page")),
         ("  read_log", cumulative("application/goals.py", "read_log")),
-        (
-            "    select_notifications (SQL + rows)",
-            cumulative("eventsourcing/postgres.py", "select_notifications"),
-        ),
+        ("    select_page (SQL + rows)", cumulative("infrastructure/eventstore.py", "select_page")),
         ("    mapper.to_domain_event", cumulative("eventsourcing/persistence.py", "to_domain_event")),
-        (
-            "      transcoder.decode (JSON + transcodings)",
-            cumulative("eventsourcing/persistence.py", "decode"),
-        ),
-        ("      json.loads inside decode", own("json/decoder.py", "raw_decode")),
+        ("      reviving transcoded values (_revive)", cumulative("application/transcodings.py", "_revive")),
         ("  goal_progress.apply", cumulative("projections/goal_progress.py", "apply")),
-        ("    _load_many (SELECT + json.loads)", cumulative("projections/goal_progress.py", "_load_many")),
+        ("    _load_many (SELECT + orjson.loads)", cumulative("projections/goal_progress.py", "_load_many")),
         ("    _fold", cumulative("projections/goal_progress.py", "_fold")),
-        ("    values() (json.dumps of views)", cumulative("projections/goal_progress.py", "values")),
+        ("    values() (orjson of views)", cumulative("projections/goal_progress.py", "values")),
         ("  event_facts.apply", cumulative("projections/event_facts.py", "apply")),
         ("  clients.apply", cumulative("projections/clients.py", "apply")),
         (
@@ -723,7 +713,10 @@ def profile_catch_up(system: System, args: argparse.Namespace, events: int) -> N
             cumulative("infrastructure/readstore.py", "fetchall")
             + cumulative("infrastructure/readstore.py", "fetchone"),
         ),
-        ("  json.dumps (all callers)", cumulative("json/__init__.py", "dumps")),
+        (
+            "  PostgresTx.append_rows (COPY, every table)",
+            cumulative("infrastructure/readstore.py", "append_rows"),
+        ),
         (
             "  definition_json / iso (views.py)",
             cumulative("projections/views.py", "definition_json") + cumulative("projections/views.py", "iso"),
