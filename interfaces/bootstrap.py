@@ -89,7 +89,6 @@ def build_system(settings: Settings | None = None) -> System:
             on_saved=lambda position: runner_ref[0].wake(position) if runner_ref else None,
             version_hint=EventFactsQueries(store).version_at,
         )
-        # In order of cost, heaviest first: a rebuild deals them alternately into its processes.
         projections: list[Projection] = [
             GoalProgressProjection(),
             EventFactsProjection(),

@@ -257,6 +257,8 @@ class EventFactsProjection:
     (a read in a pipelined page waits for the page before it to commit)."""
 
     name = "event_facts"
+    # µs of replay per event (ops/bench/projections.py, 1M events): how rebuilds share the work
+    replay_cost = 13
     tables = ("event_facts", hourly.TABLE)
 
     def __init__(self) -> None:

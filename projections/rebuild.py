@@ -127,12 +127,19 @@ class Rebuilder:
         )
 
     def _groups(self, names: Sequence[str], jobs: int) -> list[list[str]]:
-        """`names` dealt into up to `jobs` shares, in order (one share unless replaying in
-        other processes is possible: PostgreSQL, and a way to start them)."""
+        """`names` shared among up to `jobs` processes so that their replays take about as
+        long: the costliest first, each to the share with the least cost so far (a read
+        model's `replay_cost`, 1 when it has none). One share unless replaying in other
+        processes is possible: PostgreSQL, and a way to start them."""
         if jobs <= 1 or self._replay_elsewhere is None or self._store.dialect != "postgres":
             return [list(names)]
-        count = min(jobs, len(names))
-        return [list(names[i::count]) for i in range(count)]
+        cost = {n: float(getattr(self._projections[n], "replay_cost", 1.0)) for n in names}
+        shares: list[tuple[float, list[str]]] = [(0.0, []) for _ in range(min(jobs, len(names)))]
+        for name in sorted(names, key=lambda n: -cost[n]):
+            lightest = min(range(len(shares)), key=lambda i: shares[i][0])
+            total, share = shares[lightest]
+            shares[lightest] = (total + cost[name], [*share, name])
+        return [share for _, share in shares]
 
     def _replay_in_processes(
         self, groups: list[list[str]], runner: ProjectionRunner, progress: Progress | None
