@@ -16,7 +16,7 @@ from domain.status import Status
 from projections import forecasting
 from projections.analytics_memory import AnalyticsMemory, GoalNote, ProgressWindow
 from projections.event_facts import EventFactsQueries, instant, stored_instant, utc
-from projections.forecasting import Forecast
+from projections.forecasting import Forecast, SlopeFit
 
 Bucket = Literal["hour", "day"]
 
@@ -281,24 +281,15 @@ def _stagnant(active: Iterable[ActiveGoal], now: datetime, hours: float) -> list
 def _at_risk(
     window: ProgressWindow, active: Iterable[ActiveGoal], since: datetime, now: datetime
 ) -> list[dict[str, Any]]:
-    """What `_outlook` says of active goals, which have not finished: a goal at 100 is never
-    at risk, so only the others are fitted."""
+    """Active goals at risk (`_risky`), from the fits the window remembers: a goal at 100 is
+    never at risk, so only the others are fitted."""
     found, today = [], now.date()
     for goal in active:
         target_date = goal.note.target_date
         if not target_date or goal.overall >= DONE:
             continue
         velocity = window.velocity(goal.agent_id, since, now, DONE)
-        fit, outlook = velocity.fit, velocity.forecast
-        if forecasting.at_risk(
-            completion=outlook.completion if outlook else None,
-            target_date=_day(target_date),
-            slope=fit.slope if fit else None,
-            value=goal.overall,
-            today=today,
-            horizon_days=RISK_HORIZON_DAYS,
-            target=DONE,
-        ):
+        if _risky(velocity.fit, velocity.forecast, target_date, goal.overall, today):
             found.append(
                 {
                     "agent_id": goal.agent_id,
@@ -343,16 +334,25 @@ def _outlook(
     else:
         last_at, last_value, _ = points[-1]
         outlook = forecasting.forecast(last_at, last_value, fit, DONE)
-    risky = status in (Status.ACTIVE.value, Status.PAUSED.value) and forecasting.at_risk(
+    risky = status in (Status.ACTIVE.value, Status.PAUSED.value) and _risky(
+        fit, outlook, view["target_date"], float(view["progress"]["overall_progress"]), today
+    )
+    return velocity, outlook, risky
+
+
+def _risky(
+    fit: SlopeFit | None, outlook: Forecast | None, target_date: str | None, value: float, today: date
+) -> bool:
+    """The at-risk rule, for the system figures and an agent's alike."""
+    return forecasting.at_risk(
         completion=outlook.completion if outlook else None,
-        target_date=_day(view["target_date"]),
+        target_date=_day(target_date),
         slope=fit.slope if fit else None,
-        value=float(view["progress"]["overall_progress"]),
+        value=value,
         today=today,
         horizon_days=RISK_HORIZON_DAYS,
         target=DONE,
     )
-    return velocity, outlook, risky
 
 
 def _done_on(view: dict[str, Any], status_since: datetime) -> date | None:
