@@ -88,8 +88,9 @@ class AnalyticsQueries:
                 notes = memory.notes.refresh(tx, tenant, rows)
                 window = memory.window
                 window.refresh(tx, since)
-                figures = memory.recall("figures", rows, lambda: _figures(rows))
-                distribution = memory.recall("distribution", rows, lambda: _distribution(r[2] for r in rows))
+                rows_seen = memory.notes.generation  # changes if and only if the rows did
+                figures = memory.recall("figures", rows_seen, lambda: _figures(rows))
+                distribution = memory.recall("distribution", rows_seen, lambda: _distribution(r[2] for r in rows))
                 per_day, per_week = memory.recall(
                     "milestones", (at.date(), window.seen), lambda: self._milestones(tenant, at.date())
                 )

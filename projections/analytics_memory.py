@@ -197,7 +197,8 @@ class ProgressWindow:
             return
         if self.horizon is None or since < self.horizon:
             self._load_points(tx, since)
-        self._follow(tx)
+        if last > self.position:
+            self._follow(tx)
         if self.horizon is not None and since - self.horizon > PRUNE_AFTER:
             self._prune(since)
 
