@@ -22,6 +22,7 @@ import base64
 import binascii
 import contextlib
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -123,22 +124,37 @@ class _RingKey:
     created_at: float | None  # None: a configured key, which never retires by age
 
 
+def _public_members(key: ECKey) -> dict[str, str]:
+    """The required public members of a P-256 JWK, each coordinate as its full 32 octets
+    (RFC 7518 section 6.2.1.2). authlib drops a coordinate's leading zero octets, which about
+    one key in 64 has; strict verifiers refuse such a JWK, and its thumbprint is not RFC 7638's."""
+    numbers = key.get_private_key().public_key().public_numbers()
+
+    def octets(value: int) -> str:
+        return base64.urlsafe_b64encode(value.to_bytes(32, "big")).rstrip(b"=").decode()
+
+    return {"crv": _CURVE, "kty": "EC", "x": octets(numbers.x), "y": octets(numbers.y)}
+
+
+def _thumbprint(key: ECKey) -> str:
+    """RFC 7638: SHA-256 of the required members, in lexical order and without whitespace."""
+    members = json.dumps(_public_members(key), sort_keys=True, separators=(",", ":"))
+    return base64.urlsafe_b64encode(hashlib.sha256(members.encode()).digest()).rstrip(b"=").decode()
+
+
 def _with_params(raw_private_key: Any, kid: str) -> ECKey:
     return ECKey.import_key(raw_private_key, {"kid": kid, "use": "sig", "alg": SIGNING_ALGORITHM})
 
 
 def _new_key(created_at: float) -> _RingKey:
     generated = JsonWebKey.generate_key("EC", _CURVE, is_private=True)
-    kid: str = generated.thumbprint()  # RFC 7638
+    kid = _thumbprint(generated)
     return _RingKey(kid, _with_params(generated.get_private_key(), kid), created_at)
 
 
 def _public_jwk(entry: _RingKey) -> dict[str, Any]:
-    public = entry.key.as_dict(is_private=False)
-    # Whitelist the public members explicitly so that no private part can ever leak.
-    jwk = {name: public[name] for name in ("kty", "crv", "x", "y")}
-    jwk.update(kid=entry.kid, use="sig", alg=SIGNING_ALGORITHM)
-    return jwk
+    # Built from the public numbers only, so that no private part can ever leak.
+    return {**_public_members(entry.key), "kid": entry.kid, "use": "sig", "alg": SIGNING_ALGORITHM}
 
 
 @contextlib.contextmanager
@@ -257,7 +273,7 @@ class KeyRing:
                     raise ValueError("not a P-256 key")
             except (ValueError, TypeError) as exc:  # never echo the key material itself
                 raise ValueError(f"PEM key #{index} is not an unencrypted EC P-256 private key") from exc
-            kid = imported.thumbprint()
+            kid = _thumbprint(imported)
             entries.append(_RingKey(kid, _with_params(private, kid), None))
         return cls(
             entries, path=None, rotate_after_s=rotate_after_s, retire_after_s=retire_after_s, clock=clock
@@ -343,8 +359,10 @@ class KeyRing:
                 private = key.get_private_key()
                 if private is None or ECKey.CURVES_DSS.get(private.curve.name) != _CURVE:
                     raise ValueError("not an EC P-256 private key")
-                kid = key.thumbprint()
-                if item["jwk"].get("kid") != kid:
+                kid = item["jwk"].get("kid")
+                # Files written before kids were computed on full-length coordinates keep their
+                # kid, which tokens already issued carry.
+                if kid not in (_thumbprint(key), key.thumbprint()):
                     raise ValueError("kid does not match the key's thumbprint")
                 entries.append(_RingKey(kid, _with_params(private, kid), float(created_at)))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:

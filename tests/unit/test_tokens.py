@@ -689,6 +689,59 @@ def rfc7638_thumbprint(key: ec.EllipticCurvePrivateKey) -> str:
     return b64(hashlib.sha256(members.encode()).digest())
 
 
+def key_with_a_short_coordinate() -> tuple[str, ec.EllipticCurvePrivateKey]:
+    """A P-256 key whose x or y has a leading zero octet (about one key in 64)."""
+    while True:
+        pem, key = pem_key()
+        numbers = key.public_key().public_numbers()
+        if min(numbers.x, numbers.y) < 1 << 248:
+            return pem, key
+
+
+def test_coordinates_with_leading_zero_octets_keep_their_full_length(clock: FakeClock) -> None:
+    pem, key = key_with_a_short_coordinate()
+    ring = KeyRing.from_pem([pem], clock=clock)
+    assert ring.kids == (rfc7638_thumbprint(key),)
+    (jwk,) = ring.jwks()["keys"]
+    numbers = key.public_key().public_numbers()
+    assert (jwk["x"], jwk["y"]) == (b64(numbers.x.to_bytes(32, "big")), b64(numbers.y.to_bytes(32, "big")))
+    token, _ = TokenIssuer(ring, issuer=ISS, audience=AUD, clock=clock).issue("c", "t", [])
+    assert TokenVerifier(ring, issuer=ISS, audience=AUD, clock=clock).verify(token).subject == "c"
+
+
+def test_a_key_file_keeps_a_kid_computed_on_shortened_coordinates(tmp_path: Path, clock: FakeClock) -> None:
+    """Key files written before coordinates were kept at full length hold such kids, and
+    tokens that carry them must go on verifying."""
+    path = tmp_path / "signing.json"
+    KeyRing.load_or_create(path, clock=clock)
+    version = json.loads(path.read_text())["version"]
+    _, key = key_with_a_short_coordinate()
+    numbers = key.private_numbers()
+    public = numbers.public_numbers
+
+    def short(value: int) -> str:
+        return b64(value.to_bytes((value.bit_length() + 7) // 8, "big"))
+
+    members = f'{{"crv":"P-256","kty":"EC","x":"{short(public.x)}","y":"{short(public.y)}"}}'
+    earlier_kid = b64(hashlib.sha256(members.encode()).digest())
+    assert earlier_kid != rfc7638_thumbprint(key)
+    jwk = {
+        "kty": "EC",
+        "crv": "P-256",
+        "x": short(public.x),
+        "y": short(public.y),
+        "d": b64(numbers.private_value.to_bytes(32, "big")),
+        "kid": earlier_kid,
+    }
+    path.write_text(json.dumps({"version": version, "keys": [{"created_at": T0, "jwk": jwk}]}))
+    ring = KeyRing.load_or_create(path, clock=clock)
+    assert ring.kids == (earlier_kid,)
+    token, _ = TokenIssuer(ring, issuer=ISS, audience=AUD, clock=clock).issue("c", "t", [])
+    assert TokenVerifier(ring, issuer=ISS, audience=AUD, clock=clock).verify(token).subject == "c"
+    (published,) = ring.jwks()["keys"]
+    assert published["kid"] == earlier_kid and len(base64.urlsafe_b64decode(published["y"] + "==")) == 32
+
+
 def test_from_pem(clock: FakeClock) -> None:
     (old_pem, old_key), (new_pem, new_key) = pem_key(), pem_key()
     ring = KeyRing.from_pem([old_pem, new_pem], clock=clock)
