@@ -34,6 +34,12 @@ class Settings(BaseSettings):
     rebuild_jobs: int = Field(2, alias="REBUILD_JOBS", ge=1, le=16)
     min_position_timeout_s: float = Field(5.0, alias="MIN_POSITION_TIMEOUT_S", ge=0, le=60)
     stagnation_hours: float = Field(24, alias="STAGNATION_HOURS", gt=0)
+    analytics_warm_tenants: int = Field(
+        16,
+        alias="ANALYTICS_WARM_TENANTS",
+        ge=0,
+        description="tenants whose system analytics a server computes at start-up, busiest first (0: none)",
+    )
 
     snapshot_interval: int = Field(100, alias="SNAPSHOT_INTERVAL", ge=0)
     command_retries: int = Field(8, alias="COMMAND_RETRIES", ge=1, le=100)

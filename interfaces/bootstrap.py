@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gc
+import logging
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -35,6 +37,7 @@ from projections.runner import Projection, ProjectionRunner
 DAY_S = 86_400
 # Collections of the oldest generation between two full collections (Python's default is 10).
 FULL_COLLECTION_EVERY = 1000
+log = logging.getLogger(__name__)
 PEM_BLOCK = re.compile(r"-----BEGIN [A-Z ]+-----.+?-----END [A-Z ]+-----", re.S)
 
 
@@ -56,12 +59,37 @@ class System:
     events: EventFactsQueries
     rebuilder: Rebuilder
     listener: PostgresListener | None = None
+    # "on demand" until warm_analytics starts; then "warming", and "warm" or "failed"
+    analytics_warmth: str = "on demand"
 
     def start_projections(self) -> None:
         """Run the projections in this process, woken by our own saves and by NOTIFY."""
         self.runner.start()
         if self.listener is not None:
             self.listener.start()
+
+    def warm_analytics(self) -> threading.Thread | None:
+        """Compute the system analytics of the busiest tenants (ANALYTICS_WARM_TENANTS) in the
+        background, so that the first requests after start-up do not each read and fit a
+        whole window of progress. A failure is logged and leaves requests to compute on demand."""
+        limit = self.settings.analytics_warm_tenants
+        if limit == 0:
+            return None
+        self.analytics_warmth = "warming"
+
+        def warm() -> None:
+            try:
+                tenants = self.analytics.busiest_tenants(limit)
+                self.analytics.warm(tenants, stagnation_hours=self.settings.stagnation_hours)
+            except Exception:
+                self.analytics_warmth = "failed"
+                log.exception("warming the analytics failed; requests compute them on demand")
+            else:
+                self.analytics_warmth = "warm"
+
+        thread = threading.Thread(target=warm, name="analytics-warm", daemon=True)
+        thread.start()
+        return thread
 
     def close(self) -> None:
         self.runner.stop()

@@ -40,10 +40,15 @@ class ActiveGoal(NamedTuple):
 
 
 class AnalyticsQueries:
-    def __init__(self, store: ReadStore) -> None:
+    def __init__(self, store: ReadStore, memory: AnalyticsMemory | None = None) -> None:
         self._store = store
         self._events = EventFactsQueries(store)
-        self._memory = AnalyticsMemory()
+        self._memory = memory or AnalyticsMemory()
+
+    @property
+    def remembered(self) -> list[str]:
+        """The tenants whose system analytics are remembered, the one asked longest ago first."""
+        return self._memory.tenants()
 
     def system(
         self,
@@ -114,6 +119,29 @@ class AnalyticsQueries:
                     "stagnant": _stagnant(active, at, stagnation_hours),
                     "at_risk": at_risk,
                 }
+
+    def busiest_tenants(self, limit: int) -> list[str]:
+        """The tenants with the most goals, at most `limit` and no more than the memory holds,
+        busiest first."""
+        with self._store.read() as tx:
+            rows = tx.fetchall(
+                "SELECT tenant FROM goal_progress GROUP BY tenant ORDER BY COUNT(*) DESC, tenant LIMIT ?",
+                (min(limit, self._memory.capacity),),
+            )
+        return [str(r[0]) for r in rows]
+
+    def warm(
+        self,
+        tenants: Sequence[str],
+        *,
+        now: datetime | None = None,
+        stagnation_hours: float = DEFAULT_STAGNATION_HOURS,
+    ) -> None:
+        """Compute the system analytics of `tenants` once, for what that leaves remembered: the
+        first request then reads and fits only what changed since. The first tenant is warmed
+        last, so that it is the last the memory would let go of."""
+        for tenant in reversed(tenants):
+            self.system(tenant, now=now, stagnation_hours=stagnation_hours)
 
     def _milestones(self, tenant: str, today: date) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Milestones recorded per UTC day (last 90 days) and per week from Monday (last 26 weeks)."""

@@ -376,6 +376,16 @@ class AnalyticsMemory:
         self._memories: OrderedDict[str, TenantMemory] = OrderedDict()
         self._lock = threading.Lock()
 
+    @property
+    def capacity(self) -> int:
+        """How many tenants are remembered at most."""
+        return self._tenants
+
+    def tenants(self) -> list[str]:
+        """The tenants remembered, the one asked longest ago first."""
+        with self._lock:
+            return list(self._memories)
+
     def of(self, tenant: str) -> TenantMemory:
         with self._lock:
             memory = self._memories.get(tenant)

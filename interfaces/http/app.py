@@ -37,6 +37,8 @@ def create_app(system: System | None = None, settings: Settings | None = None) -
             # In the background: a long backlog or a failed read model must not keep the API
             # (and its operator endpoints) from starting.
             sys.start_projections()
+        if owned:
+            sys.warm_analytics()
         if owned and (hint := ensure_dev_client(sys)):
             # Straight to the terminal, not through logging: log lines never carry secrets.
             print(hint, file=sys_module.stderr, flush=True)

@@ -154,4 +154,6 @@ def test_ops_run_serves_the_api(ops_run: tuple[subprocess.Popen[bytes], str, Pat
         time.sleep(0.2)
     assert health is not None and health.status_code == 200, log_path.read_text()
     assert health.json()["store"] == "sqlite"
+    # the server computes the busiest tenants' analytics at start-up (none yet: done at once)
+    assert health.json()["analytics"] in {"warming", "warm"}
     assert (log_path.parent / "run-data" / "events.sqlite").exists()

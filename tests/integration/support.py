@@ -219,3 +219,22 @@ class Timeline:
     def status(self, agent: str, at: datetime, to: str) -> None:
         self.goals[agent].change_status(to, "because", meta())
         self._stamp(agent, at)
+
+
+class Fleet(Timeline):
+    """A timeline projected into `store` in as many pages as the test likes, each at positions
+    beyond any in the store (and the log's), as the runner would: the analytics follow the
+    facts by position."""
+
+    def __init__(self, store: ReadStore, tenant: str) -> None:
+        super().__init__(tenant)
+        self.store = store
+
+    def project(self) -> None:
+        with self.store.transaction() as tx:
+            found = tx.fetchone("SELECT MAX(position) FROM event_facts")
+            base = max(10**15, int(found[0]) + 1 if found and found[0] is not None else 0)
+            page = [(base + i, event) for i, event in enumerate(self.events)]
+            for projection in (GoalProgressProjection(), EventFactsProjection()):
+                projection.apply(tx, page)
+        self.events = []

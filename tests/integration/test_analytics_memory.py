@@ -16,7 +16,7 @@ from interfaces.bootstrap import System
 from projections.analytics import AnalyticsQueries
 from projections.event_facts import EventFactsProjection
 from projections.goal_progress import GoalProgressProjection
-from tests.integration.support import Timeline, fresh_read_store, meta, one_objective
+from tests.integration.support import Fleet, fresh_read_store, meta, one_objective
 
 START = datetime(2024, 6, 1, tzinfo=UTC)
 
@@ -33,25 +33,6 @@ def same_answers(remembered: AnalyticsQueries, system: System, tenant: str, **op
     return first
 
 
-class Fleet(Timeline):
-    """A timeline projected in as many pages as the test likes, each at positions beyond any
-    in the store (and the log's), as the runner would: the analytics follow the facts by
-    position."""
-
-    def __init__(self, system: System, tenant: str) -> None:
-        super().__init__(tenant)
-        self.system = system
-
-    def project(self) -> None:
-        with self.system.store.transaction() as tx:
-            found = tx.fetchone("SELECT MAX(position) FROM event_facts")
-            base = max(10**15, int(found[0]) + 1 if found and found[0] is not None else 0)
-            page = [(base + i, event) for i, event in enumerate(self.events)]
-            for projection in (GoalProgressProjection(), EventFactsProjection()):
-                projection.apply(tx, page)
-        self.events = []
-
-
 def day(n: float) -> datetime:
     return START + timedelta(days=n)
 
@@ -61,7 +42,7 @@ def risk(answer: dict[str, Any], agent: str) -> dict[str, Any] | None:
 
 
 def test_remembered_answers_follow_the_moving_window(system: System, tenant: str) -> None:
-    fleet = Fleet(system, tenant)
+    fleet = Fleet(system.store, tenant)
     for name, target in (
         ("fading", "2024-06-25"),
         ("steady", "2024-07-30"),
@@ -112,7 +93,7 @@ def test_remembered_answers_follow_the_moving_window(system: System, tenant: str
 
 
 def test_remembered_answers_follow_new_facts(system: System, tenant: str) -> None:
-    fleet = Fleet(system, tenant)
+    fleet = Fleet(system.store, tenant)
     for name, target in (("risky", "2024-06-25"), ("steady", "2024-07-30"), ("none", None)):
         fleet.start(name, day(0), target)
     for n in range(10):
@@ -145,7 +126,7 @@ def test_remembered_answers_follow_new_facts(system: System, tenant: str) -> Non
 def test_a_progress_recorded_before_it_is_observed_counts_from_its_recording(
     system: System, tenant: str
 ) -> None:
-    fleet = Fleet(system, tenant)
+    fleet = Fleet(system.store, tenant)
     fleet.start("ahead", day(0), "2024-06-20")
     fleet.progress("ahead", day(1), 10)
     fleet.progress("ahead", day(2.5), 20, observed_at=day(3.5))  # a reporter's clock a day ahead
@@ -191,7 +172,7 @@ def test_remembered_answers_survive_a_rebuild_and_see_what_follows(system: Syste
 
 
 def test_a_new_day_brings_a_target_date_within_the_risk_horizon(system: System, tenant: str) -> None:
-    fleet = Fleet(system, tenant)
+    fleet = Fleet(system.store, tenant)
     fleet.start("far", day(0), "2024-07-16")
     fleet.progress("far", day(0.5), 10)  # out of both windows below: no velocity
     fleet.project()
@@ -217,7 +198,7 @@ def test_facts_that_went_back_are_read_again(system: System, tenant: str, tmp_pa
                 for projection in projections:
                     projection.apply(tx, [(i + 1, e) for i, e in enumerate(events)])
 
-        fleet = Fleet(system, tenant)
+        fleet = Fleet(system.store, tenant)
         fleet.start("a1", day(0), "2024-06-20")
         for n in range(5):
             fleet.progress("a1", day(n), 10 * n)
@@ -226,7 +207,7 @@ def test_facts_that_went_back_are_read_again(system: System, tenant: str, tmp_pa
         assert risk(remembered.system(tenant, now=day(5)), "a1") is None  # 10 a day: done by June 15
 
         # the read models are replaced by those of a shorter history (a reset, another log)
-        slow = Fleet(system, tenant)
+        slow = Fleet(system.store, tenant)
         slow.start("a1", day(0), "2024-06-20")
         slow.progress("a1", day(1), 1)
         slow.progress("a1", day(4), 2)

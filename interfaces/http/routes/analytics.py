@@ -98,7 +98,9 @@ def agent_analytics(
 def health(system: SystemDep) -> JSONResponse:
     """Liveness of the event store, the read models and the projections (503 when unhealthy).
 
-    Public, so it names states and lags only; errors are on the operator endpoint."""
+    Public, so it names states and lags only; errors are on the operator endpoint. `analytics`
+    says whether the system analytics of the busiest tenants were computed at start-up
+    ("warming", "warm", "failed", or "on demand" when the server does not warm them)."""
     log_position = system.goals.log_position()
     projections = [
         {
@@ -117,6 +119,7 @@ def health(system: SystemDep) -> JSONResponse:
         "store": "postgresql" if system.settings.is_postgres else "sqlite",
         "log_position": log_position,
         "projections": projections,
+        "analytics": system.analytics_warmth,
     }
     unhealthy = bool(failed) or stopped
     return JSONResponse(
