@@ -95,7 +95,9 @@ class AnalyticsQueries:
                 window.refresh(tx, since)
                 rows_seen = memory.notes.generation  # changes if and only if the rows did
                 figures = memory.recall("figures", rows_seen, lambda: _figures(rows))
-                distribution = memory.recall("distribution", rows_seen, lambda: _distribution(r[2] for r in rows))
+                distribution = memory.recall(
+                    "distribution", rows_seen, lambda: _distribution(r[2] for r in rows)
+                )
                 per_day, per_week = memory.recall(
                     "milestones", (at.date(), window.seen), lambda: self._milestones(tenant, at.date())
                 )
