@@ -165,11 +165,31 @@ def _pg_sql(sql: str) -> str:
     return sql.replace("?", "%s")
 
 
+class JsonTextBinaryDumper(psycopg.adapt.Dumper):
+    """JSON text (str or bytes) for a jsonb column in binary COPY: the text behind jsonb's
+    format version byte."""
+
+    format = psycopg.pq.Format.BINARY
+    oid = psycopg.postgres.types["jsonb"].oid
+
+    def dump(self, obj: Any) -> bytes:
+        return b"\x01" + (obj.encode() if isinstance(obj, str) else bytes(obj))
+
+
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    # Only where the type is known (a binary COPY's set_types): the text is JSON already.
+    conn.adapters.register_dumper(None, JsonTextBinaryDumper)
+
+
+ColumnTypes = dict[str, dict[str, int]]  # table -> column -> type oid
+
+
 class PostgresTx:
     dialect = "postgres"
 
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], types: ColumnTypes) -> None:
         self._cur = conn.cursor()
+        self._types = types
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         self._cur.execute(_pg_sql(sql), params)
@@ -186,12 +206,29 @@ class PostgresTx:
         return self._cur.fetchall()
 
     def append_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-        statement = psycopg.sql.SQL("COPY {} ({}) FROM STDIN").format(
+        """Binary COPY: values cross as the column types' binary form, not as text to escape
+        and parse (about a tenth of a catch-up's CPU went to formatting COPY text)."""
+        statement = psycopg.sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
             psycopg.sql.Identifier(table), psycopg.sql.SQL(", ").join(map(psycopg.sql.Identifier, columns))
         )
+        types = self._column_types(table, columns)
         with self._cur.copy(statement) as copy:
+            copy.set_types(types)
             for row in rows:
                 copy.write_row(row)
+
+    def _column_types(self, table: str, columns: Sequence[str]) -> list[int]:
+        """The type oids of `columns`, remembered per table by the store; a column it does not
+        know (one added since) is looked up again."""
+        known = self._types.get(table)
+        if known is None or any(c not in known for c in columns):
+            found = self._cur.execute(
+                "SELECT attname, atttypid FROM pg_attribute"
+                " WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+                (table,),
+            ).fetchall()
+            known = self._types[table] = {str(name): int(oid) for name, oid in found}
+        return [known[c] for c in columns]
 
     def upsert_rows(
         self, table: str, columns: Sequence[str], key: Sequence[str], rows: Sequence[Sequence[Any]]
@@ -228,17 +265,19 @@ class PostgresReadStore:
             open=True,
             name=f"read-models-{schema or 'live'}",
             kwargs=kwargs,
+            configure=_configure,
         )
+        self._types: ColumnTypes = {}
 
     @contextmanager
     def transaction(self) -> Iterator[PostgresTx]:
         with self._pool.connection() as conn, conn.transaction():
-            yield PostgresTx(conn)
+            yield PostgresTx(conn, self._types)
 
     @contextmanager
     def read(self) -> Iterator[PostgresTx]:
         with self._pool.connection() as conn:
-            yield PostgresTx(conn)
+            yield PostgresTx(conn, self._types)
 
     def close(self) -> None:
         self._pool.close()
