@@ -3,7 +3,7 @@
 Run from the repo root:
 
     .venv/bin/python ops/bench/projections.py [--events 1000000] [--agents 10000] [--database-url URL]
-        [--seed 7] [--page-size 2000] [--batch-size 300] [--real-clock] [--as-deployed] [--profile N]
+        [--seed 7] [--page-size 20000] [--batch-size 300] [--real-clock] [--as-deployed] [--profile N]
 
 It creates a fresh database `a2a_bench_proj_<random>` on the server named by --database-url
 (default: $BENCH_DATABASE_URL or postgresql://postgres@127.0.0.1:5432/postgres) and drops it
@@ -824,7 +824,12 @@ def main() -> None:
         "--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL), help="an admin URL"
     )
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--page-size", type=int, default=5000, help="catch-up page size")
+    parser.add_argument(
+        "--page-size",
+        type=int,
+        default=Settings.model_fields["projection_page_size"].default,
+        help="catch-up page size (default: PROJECTION_PAGE_SIZE's; rebuilds use the setting)",
+    )
     parser.add_argument("--batch-size", type=int, default=300, help="updates per record_progress_batch")
     parser.add_argument("--real-clock", action="store_true", help="do not simulate 90 days of timestamps")
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="cProfile a catch-up of N events")
