@@ -66,6 +66,14 @@ def _forget(projection: Projection) -> None:
         projection.forget()
 
 
+def _fresh(projection: Projection) -> Projection:
+    return projection.fresh() if isinstance(projection, Remembering) else projection
+
+
+class _Probed(Exception):
+    """Rolls back a transaction that only looked."""
+
+
 @dataclass(frozen=True)
 class ProjectionStatus:
     name: str
@@ -147,7 +155,7 @@ class ProjectionRunner:
         self._read_log = read_log
         self._store = store
         # Each runner owns its remembering projections' memory (a rebuild runs beside the live one).
-        self._projections = [p.fresh() if isinstance(p, Remembering) else p for p in projections]
+        self._projections = [_fresh(p) for p in projections]
         # (position, updated_at) of the tracking rows as this runner last committed them: a
         # projection's memory is trusted only while its row still says exactly that.
         self._committed: dict[str, tuple[int, float]] = {}
@@ -330,15 +338,63 @@ class ProjectionRunner:
         page = self._read_page(min(s.position for s in healthy))
         if not page:
             return 0
+        self._apply_around_failures(page, retrying)
+        return len(page)
+
+    def _apply_around_failures(self, page: LogPage, retrying: set[str]) -> None:
+        """Apply `page` in one transaction; if a projection fails in it, apply what precedes
+        the event it fails on the same way, that event alone (which records the failure),
+        and then the rest: a failure costs a few transactions, not one per event."""
         try:
             self._apply(page, retrying)
-            self._applied += len(page)
-            for name in self.names:
-                PROJECTED.labels(projection=name).set(page[-1][0])
-        except ProjectionFailed:
-            for item in page:
-                self._apply_alone(item, retrying)
-        return len(page)
+        except ProjectionFailed as error:
+            if len(page) == 1:
+                self._apply_alone(page[0], retrying)
+                return
+            at = self._failing_index(page, error.name)
+            if at > 0:
+                self._apply_around_failures(page[:at], retrying)
+            self._apply_alone(page[at], retrying)
+            if at + 1 < len(page):
+                self._apply_around_failures(page[at + 1 :], retrying)
+            return
+        self._applied += len(page)
+        for name in self.names:
+            PROJECTED.labels(projection=name).set(page[-1][0])
+
+    def _failing_index(self, page: LogPage, name: str) -> int:
+        """Where in `page` the projection `name` fails, found by halving in a transaction
+        that is rolled back: a half that applies is kept (under a savepoint) and the search
+        goes on after it; a half that fails is undone and searched. Each attempt applies
+        through a fresh memory, which reads what the kept halves wrote."""
+        projection = next(p for p in self._projections if p.name == name)
+        found = 0
+        try:
+            with self._store.transaction() as tx:
+                position = self._lock_tracking(tx)[name][0]
+                pending = self._pending(name, page, position)
+                lo, hi = 0, len(pending)  # pending[:lo] applies; it fails in pending[lo:hi]
+                while hi - lo > 1:
+                    mid = (lo + hi) // 2
+                    tx.execute("SAVEPOINT probe")
+                    try:
+                        _fresh(projection).apply(tx, pending[lo:mid])
+                    except self._transient:
+                        raise
+                    except Exception:
+                        tx.execute("ROLLBACK TO SAVEPOINT probe")
+                        hi = mid
+                    else:
+                        lo = mid
+                    tx.execute("RELEASE SAVEPOINT probe")
+                if pending:
+                    found = next(i for i, (p, _) in enumerate(page) if p == pending[lo][0])
+                raise _Probed
+        except _Probed:
+            pass
+        finally:
+            _forget(projection)
+        return found
 
     def _apply_alone(self, item: tuple[int, Any], retrying: set[str]) -> None:
         """Apply one event in a transaction of its own. A projection that fails on it is

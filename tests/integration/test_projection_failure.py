@@ -23,14 +23,16 @@ AGENT = "fragile"
 class FailsAt(EventFactsProjection):
     """event_facts, except that it raises on one log position."""
 
-    def __init__(self, position: int | None) -> None:
+    def __init__(self, position: int | None, calls: list[int] | None = None) -> None:
         super().__init__()
         self.position = position
+        self.calls = [] if calls is None else calls  # events per apply(), shared by fresh copies
 
     def fresh(self) -> FailsAt:
-        return FailsAt(self.position)
+        return FailsAt(self.position, self.calls)
 
     def apply(self, tx: Tx, events: LogPage) -> None:
+        self.calls.append(len(events))
         if any(p == self.position for p, _ in events):
             raise RuntimeError(f"cannot project event {self.position}")
         super().apply(tx, events)
@@ -161,3 +163,36 @@ def test_fixed_projection_resumes_from_where_it_stopped(
         "goal_progress": ("live", None),
         "event_facts": ("live", None),
     }
+
+
+def test_a_failure_in_a_large_page_is_found_in_a_few_transactions(
+    system: System, store: ReadStore, tenant: str
+) -> None:
+    results = [system.goals.set_goals(tenant, AGENT, two_objectives(), meta())]
+    for value in range(1, 81):
+        update = ProgressUpdate(AGENT, {"speed": value, "accuracy": value})
+        results.append(system.goals.record_progress(tenant, update, meta()))
+    start = tracking(store)["event_facts"][0]
+    end = system.goals.log_position()
+    fail_at = results[50].position
+    calls: list[int] = []
+    failing = FailsAt(fail_at, calls)
+    runner = ProjectionRunner(
+        system.goals.read_log, store, [GoalProgressProjection(), failing], page_size=1000
+    )
+    with pytest.raises(ProjectionFailed, match=str(fail_at)):
+        runner.catch_up()
+
+    marks = {s.name: s for s in runner.statuses()}
+    assert (marks["event_facts"].state, marks["event_facts"].failed_position) == ("failed", fail_at)
+    assert marks["event_facts"].position == fail_at - 1
+    assert (marks["goal_progress"].state, marks["goal_progress"].position) == ("live", end)
+    system.runner.catch_up()
+    assert _history_positions(store, tenant) == [
+        p for p in _history_positions(system.store, tenant) if p < fail_at
+    ]
+    # the page, a halving search, what precedes the failing event as one page, then that
+    # event alone: not one transaction per event of the page
+    events = end - start
+    assert events > 80
+    assert len(calls) <= 3 + events.bit_length(), calls
