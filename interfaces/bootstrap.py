@@ -7,7 +7,7 @@ import logging
 import re
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 import redis
@@ -61,6 +61,7 @@ class System:
     listener: PostgresListener | None = None
     # "on demand" until warm_analytics starts; then "warming", and "warm" or "failed"
     analytics_warmth: str = "on demand"
+    closing: threading.Event = field(default_factory=threading.Event)
 
     def start_projections(self) -> None:
         """Run the projections in this process, woken by our own saves and by NOTIFY."""
@@ -82,6 +83,8 @@ class System:
                 tenants = self.analytics.busiest_tenants(limit)
                 self.analytics.warm(tenants, stagnation_hours=self.settings.stagnation_hours)
             except Exception:
+                if self.closing.is_set():
+                    return  # the store closed under it: the process is stopping
                 self.analytics_warmth = "failed"
                 log.exception("warming the analytics failed; requests compute them on demand")
             else:
@@ -92,6 +95,7 @@ class System:
         return thread
 
     def close(self) -> None:
+        self.closing.set()
         self.runner.stop()
         if self.listener is not None:
             self.listener.stop()
