@@ -33,9 +33,21 @@ class FailsAt(EventFactsProjection):
 
     def apply(self, tx: Tx, events: LogPage) -> None:
         self.calls.append(len(events))
+        super().apply(tx, events)  # written, then taken back with the transaction
         if any(p == self.position for p, _ in events):
             raise RuntimeError(f"cannot project event {self.position}")
+
+
+class FailsOnBigPages(EventFactsProjection):
+    """event_facts, except that it raises on a page of more than 3 events."""
+
+    def fresh(self) -> FailsOnBigPages:
+        return FailsOnBigPages()
+
+    def apply(self, tx: Tx, events: LogPage) -> None:
         super().apply(tx, events)
+        if len(events) > 3:
+            raise RuntimeError("page too big")
 
 
 def _runner(system: System, store: ReadStore, fail_at: int | None) -> ProjectionRunner:
@@ -191,8 +203,24 @@ def test_a_failure_in_a_large_page_is_found_in_a_few_transactions(
     assert _history_positions(store, tenant) == [
         p for p in _history_positions(system.store, tenant) if p < fail_at
     ]
-    # the page, a halving search, what precedes the failing event as one page, then that
-    # event alone: not one transaction per event of the page
+    # the page, then at each halving the half without the failing event as one page and the
+    # half with it, down to that event alone: not one transaction per event of the page
     events = end - start
     assert events > 80
-    assert len(calls) <= 3 + events.bit_length(), calls
+    assert len(calls) <= 2 + 2 * events.bit_length(), calls
+
+
+def test_a_failure_only_big_pages_meet_ends_with_the_page_applied_in_smaller_ones(
+    system: System, store: ReadStore, tenant: str
+) -> None:
+    _write(system, tenant)
+    runner = ProjectionRunner(system.goals.read_log, store, [GoalProgressProjection(), FailsOnBigPages()])
+    runner.catch_up()
+
+    end = system.goals.log_position()
+    assert {s.name: (s.state, s.position) for s in runner.statuses()} == {
+        "goal_progress": ("live", end),
+        "event_facts": ("live", end),
+    }
+    system.runner.catch_up()
+    assert _history_positions(store, tenant) == _history_positions(system.store, tenant)
