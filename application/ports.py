@@ -28,8 +28,8 @@ class Tx(Protocol):
     def append_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
         """Insert many new rows the fastest way the store has (binary COPY on PostgreSQL).
         No conflict handling: a duplicate key fails the transaction. Each value is of its
-        column's type, as the database would return it: str for text, an aware datetime for
-        a timestamp with time zone, JSON text for jsonb."""
+        column's type: str for text, int or float for numbers, an aware datetime for a
+        timestamp with time zone, JSON text (str) for jsonb."""
         ...
 
     def upsert_rows(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import struct
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -176,9 +177,27 @@ class JsonTextBinaryDumper(psycopg.adapt.Dumper):
         return b"\x01" + (obj.encode() if isinstance(obj, str) else bytes(obj))
 
 
+class CheckedInt4BinaryDumper(psycopg.adapt.Dumper):
+    """An int for an integer column in binary COPY, refused when out of its range (the
+    driver's own dumper would wrap it around)."""
+
+    format = psycopg.pq.Format.BINARY
+    oid = psycopg.postgres.types["int4"].oid
+
+    def dump(self, obj: Any) -> bytes:
+        try:
+            return _INT4(obj)
+        except struct.error as error:
+            raise psycopg.DataError(f"{obj!r} is out of range for type integer") from error
+
+
+_INT4 = struct.Struct("!i").pack
+
+
 def _configure(conn: psycopg.Connection[Any]) -> None:
-    # Only where the type is known (a binary COPY's set_types): the text is JSON already.
-    conn.adapters.register_dumper(None, JsonTextBinaryDumper)
+    # Only where the type is known (a binary COPY's set_types).
+    for dumper in (JsonTextBinaryDumper, CheckedInt4BinaryDumper):
+        conn.adapters.register_dumper(None, dumper)
 
 
 ColumnTypes = dict[str, dict[str, int]]  # table -> column -> type oid
@@ -190,6 +209,7 @@ class PostgresTx:
     def __init__(self, conn: psycopg.Connection[Any], types: ColumnTypes) -> None:
         self._cur = conn.cursor()
         self._types = types
+        self._staged: set[str] = set()
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         self._cur.execute(_pg_sql(sql), params)
@@ -212,10 +232,14 @@ class PostgresTx:
             psycopg.sql.Identifier(table), psycopg.sql.SQL(", ").join(map(psycopg.sql.Identifier, columns))
         )
         types = self._column_types(table, columns)
-        with self._cur.copy(statement) as copy:
-            copy.set_types(types)
-            for row in rows:
-                copy.write_row(row)
+        try:
+            with self._cur.copy(statement) as copy:
+                copy.set_types(types)
+                for row in rows:
+                    copy.write_row(row)
+        except Exception:
+            self._types.pop(table, None)  # a column's type may have changed: look it up again
+            raise
 
     def _column_types(self, table: str, columns: Sequence[str]) -> list[int]:
         """The type oids of `columns`, remembered per table by the store; a column it does not
@@ -233,9 +257,12 @@ class PostgresTx:
     def upsert_rows(
         self, table: str, columns: Sequence[str], key: Sequence[str], rows: Sequence[Sequence[Any]]
     ) -> None:
-        """COPY into a temporary staging table (emptied at commit), then one INSERT ... ON
-        CONFLICT from it: the rows cross as COPY text, not as a statement each."""
+        """Binary COPY into a temporary staging table (emptied at commit), then one INSERT ...
+        ON CONFLICT from it: the rows cross in one stream, not as a statement each."""
         stage = f"stage_{table}"
+        if stage in self._staged:  # used before in this transaction: emptied only at commit
+            self._cur.execute(psycopg.sql.SQL("TRUNCATE {}").format(psycopg.sql.Identifier(stage)))
+        self._staged.add(stage)
         self._cur.execute(
             psycopg.sql.SQL(
                 "CREATE TEMPORARY TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
