@@ -41,6 +41,7 @@ class Settings(BaseSettings):
         16,
         alias="ANALYTICS_WARM_TENANTS",
         ge=0,
+        le=16,  # what the analytics memory keeps
         description="tenants whose system analytics a server computes at start-up, busiest first (0: none)",
     )
 

@@ -38,6 +38,8 @@ DAY_S = 86_400
 # Collections of the oldest generation between two full collections (Python's default is 10).
 FULL_COLLECTION_EVERY = 1000
 log = logging.getLogger(__name__)
+# How long closing waits for the analytics warm-up to finish the tenant it is on.
+WARM_UP_STOP_S = 5.0
 PEM_BLOCK = re.compile(r"-----BEGIN [A-Z ]+-----.+?-----END [A-Z ]+-----", re.S)
 
 
@@ -62,6 +64,7 @@ class System:
     # "on demand" until warm_analytics starts; then "warming", and "warm" or "failed"
     analytics_warmth: str = "on demand"
     closing: threading.Event = field(default_factory=threading.Event)
+    warming: threading.Thread | None = None
 
     def start_projections(self) -> None:
         """Run the projections in this process, woken by our own saves and by NOTIFY."""
@@ -81,21 +84,25 @@ class System:
         def warm() -> None:
             try:
                 tenants = self.analytics.busiest_tenants(limit)
-                self.analytics.warm(tenants, stagnation_hours=self.settings.stagnation_hours)
+                self.analytics.warm(
+                    tenants, stagnation_hours=self.settings.stagnation_hours, stop=self.closing
+                )
             except Exception:
                 if self.closing.is_set():
                     return  # the store closed under it: the process is stopping
                 self.analytics_warmth = "failed"
                 log.exception("warming the analytics failed; requests compute them on demand")
             else:
-                self.analytics_warmth = "warm"
+                self.analytics_warmth = "on demand" if self.closing.is_set() else "warm"
 
-        thread = threading.Thread(target=warm, name="analytics-warm", daemon=True)
-        thread.start()
-        return thread
+        self.warming = threading.Thread(target=warm, name="analytics-warm", daemon=True)
+        self.warming.start()
+        return self.warming
 
     def close(self) -> None:
         self.closing.set()
+        if self.warming is not None:
+            self.warming.join(WARM_UP_STOP_S)  # it stops before its next tenant
         self.runner.stop()
         if self.listener is not None:
             self.listener.stop()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import threading
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -138,11 +139,15 @@ class AnalyticsQueries:
         *,
         now: datetime | None = None,
         stagnation_hours: float = DEFAULT_STAGNATION_HOURS,
+        stop: threading.Event | None = None,
     ) -> None:
         """Compute the system analytics of `tenants` once, for what that leaves remembered: the
         first request then reads and fits only what changed since. The first tenant is warmed
-        last, so that it is the last the memory would let go of."""
+        last, so that it is the last the memory would let go of. Once `stop` is set, no
+        further tenant is started."""
         for tenant in reversed(tenants):
+            if stop is not None and stop.is_set():
+                return
             self.system(tenant, now=now, stagnation_hours=stagnation_hours)
 
     def _milestones(self, tenant: str, today: date) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

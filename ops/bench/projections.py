@@ -829,8 +829,8 @@ def main() -> None:
     parser.add_argument(
         "--page-size",
         type=int,
-        default=Settings.model_fields["projection_page_size"].default,
-        help="catch-up page size (default: PROJECTION_PAGE_SIZE's; rebuilds use the setting)",
+        default=Settings().projection_page_size,
+        help="catch-up page size (default: PROJECTION_PAGE_SIZE, which rebuilds use)",
     )
     parser.add_argument("--batch-size", type=int, default=300, help="updates per record_progress_batch")
     parser.add_argument("--real-clock", action="store_true", help="do not simulate 90 days of timestamps")

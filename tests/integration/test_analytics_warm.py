@@ -3,6 +3,7 @@ first request finds them remembered; on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 
 from application.ports import ReadStore
 from infrastructure.settings import Settings
+from interfaces.bootstrap import build_system
 from projections.analytics import AnalyticsQueries
 from projections.analytics_memory import AnalyticsMemory
 from projections.event_facts import EventFactsProjection
@@ -105,3 +107,23 @@ def test_a_failed_warm_up_is_reported_and_leaves_requests_to_compute_on_demand(
                 tx.execute("ALTER TABLE goal_progress_away RENAME TO goal_progress")
             fleet_of(system.store, "busy", 1)
             assert system.analytics.system("busy")["agents_with_goals"] == 1
+
+
+def test_a_warm_up_stops_before_its_next_tenant_once_told_and_a_closing_server_waits_for_it(
+    make_settings: Callable[..., Settings], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with fresh_settings(make_settings(), tmp_path) as fresh:
+        where = {"DATA_DIR": str(fresh.data_dir), "DATABASE_URL": fresh.database_url}
+        system = build_system(make_settings(RUN_PROJECTIONS_IN_PROCESS="false", **where))
+        for tenant, agents in (("busy", 2), ("quiet", 1)):
+            fleet_of(system.store, tenant, agents)
+        stopped = threading.Event()
+        stopped.set()
+        system.analytics.warm(["busy", "quiet"], stop=stopped)
+        assert system.analytics.remembered == []
+
+        thread = system.warm_analytics()
+        assert thread is not None
+        system.close()
+        assert not thread.is_alive()
+        assert "warming the analytics failed" not in caplog.text
