@@ -29,7 +29,7 @@ class Tx(Protocol):
         """Insert many new rows the fastest way the store has (binary COPY on PostgreSQL).
         No conflict handling: a duplicate key fails the transaction. Each value is of its
         column's type: str for text, int or float for numbers, an aware datetime for a
-        timestamp with time zone, JSON text (str) for jsonb."""
+        timestamp with time zone, JSON text (str or UTF-8 bytes) for jsonb."""
         ...
 
     def upsert_rows(

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Literal
 
 import redis
 from redis.backoff import NoBackoff
@@ -38,6 +39,9 @@ DAY_S = 86_400
 # Collections of the oldest generation between two full collections (Python's default is 10).
 FULL_COLLECTION_EVERY = 1000
 log = logging.getLogger(__name__)
+# Of the start-up analytics warm-up: "on demand" until warm_analytics starts (or when it is
+# off, or the server stopped it), then "warming", and "warm" or "failed".
+Warmth = Literal["on demand", "warming", "warm", "failed"]
 # How long closing waits for the analytics warm-up to finish the tenant it is on.
 WARM_UP_STOP_S = 5.0
 PEM_BLOCK = re.compile(r"-----BEGIN [A-Z ]+-----.+?-----END [A-Z ]+-----", re.S)
@@ -61,8 +65,7 @@ class System:
     events: EventFactsQueries
     rebuilder: Rebuilder
     listener: PostgresListener | None = None
-    # "on demand" until warm_analytics starts; then "warming", and "warm" or "failed"
-    analytics_warmth: str = "on demand"
+    analytics_warmth: Warmth = "on demand"
     closing: threading.Event = field(default_factory=threading.Event)
     warming: threading.Thread | None = None
 

@@ -116,10 +116,10 @@ def history_data(event: AgentGoals.Event) -> dict[str, Any] | None:
     return None
 
 
-def fact_payload(event: AgentGoals.Event) -> str:
-    """The event's data as JSON, as the goal history shows it ({} for Registered)."""
+def fact_payload(event: AgentGoals.Event) -> bytes:
+    """The event's data as JSON (UTF-8), as the goal history shows it ({} for Registered)."""
     data = history_data(event)
-    return orjson.dumps(data).decode() if data is not None else "{}"
+    return orjson.dumps(data) if data is not None else b"{}"
 
 
 def fact_numbers(event: AgentGoals.Event) -> tuple[float | None, float | None]:
@@ -300,6 +300,7 @@ class EventFactsProjection:
             observed = fact_observed(event)
             at = utc(event.timestamp)
             kind = fact_type(event)
+            payload = fact_payload(event)  # jsonb takes the bytes as they are
             months.add((at.year, at.month))
             hours.add(event.tenant, kind, at, overall, value)
             rows.append(
@@ -312,7 +313,7 @@ class EventFactsProjection:
                     event.originator_version,
                     event.actor,
                     event.request_id,
-                    fact_payload(event),
+                    payload if postgres else payload.decode(),
                     overall,
                     value,
                     observed if postgres or observed is None else sqlite_instant(observed),
