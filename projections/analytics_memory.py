@@ -154,20 +154,23 @@ class _Agent:
         self.revision += 1
         self.recorded_early = self.recorded_early or point[3] < point[0]
 
-    def window(self, since: datetime, now: datetime) -> tuple[tuple[int, ...], list[Point]]:
-        """The points recorded at or after `since` and observed in [since, now], and a key that
-        is equal for equal sets of points: their positions, or, when they are a run of the
-        list, -1, the revision, the positions at its ends and its length (between additions
-        the list only loses points that are out of the window, so equal ends and length mean
-        an equal run)."""
+    def window(
+        self, since: datetime, now: datetime, last: int = forecasting.MAX_POINTS
+    ) -> tuple[tuple[int, ...], list[Point]]:
+        """The latest `last` of the points recorded at or after `since` and observed in
+        [since, now] (all a fit uses), and a key that is equal for equal sets of points: their
+        positions, or, when they are a run of the list, -1, the revision, the positions at its
+        ends and its length (between additions the list only loses points that are out of the
+        window, so equal ends and length mean an equal run). A window that slides past points
+        older than the latest `last` keeps its key."""
         lo = bisect_left(self.points, since, key=_OBSERVED)
         hi = bisect_right(self.points, now, key=_OBSERVED)
         if lo >= hi:
             return (), []
         if not self.recorded_early:
-            run = self.points
+            run, lo = self.points, max(lo, hi - last)
             return (-1, self.revision, run[lo][2], run[hi - 1][2], hi - lo), run[lo:hi]
-        found = [p for p in self.points[lo:hi] if p[3] >= since]
+        found = [p for p in self.points[lo:hi] if p[3] >= since][-last:]
         return tuple(map(_POSITION, found)), found
 
 

@@ -13,8 +13,10 @@ from datetime import UTC, date, datetime, timedelta
 
 MAX_POINTS = 500
 """At most this many of the latest points enter a fit."""
-MAX_PAIRS = 50_000
-"""Above this many pairs, a fixed-seed sample of this many pairs stands in for all of them."""
+MAX_PAIRS = 10_000
+"""Above this many pairs, a fixed-seed sample of this many pairs stands in for all of them:
+the sample's median is within half a percentile of all the pairs' (one standard error), a
+fiftieth of the interquartile band, and a fit of 500 points takes a few milliseconds."""
 DAY_S = 86_400.0
 
 
@@ -78,13 +80,17 @@ def pairwise_slopes(xs: Sequence[float], ys: Sequence[float], *, max_pairs: int 
                 if xs[j] != xi:
                     slopes.append((ys[j] - yi) / (xs[j] - xi))
         return slopes
-    rng = random.Random(n)  # noqa: S311 - reproducible sampling, not security
+    draw = random.Random(n).random  # noqa: S311 - reproducible sampling, not security
+    others = n - 1
+    append = slopes.append
     for _ in range(max_pairs):
-        i = rng.randrange(n)
-        j = rng.randrange(n - 1)
+        # uniform over the ordered pairs of distinct points (random() < 1, so i < n, j < n - 1)
+        i = int(draw() * n)
+        j = int(draw() * others)
         j += j >= i
-        if xs[j] != xs[i]:
-            slopes.append((ys[j] - ys[i]) / (xs[j] - xs[i]))
+        dx = xs[j] - xs[i]
+        if dx:
+            append((ys[j] - ys[i]) / dx)
     return slopes
 
 
@@ -113,7 +119,10 @@ def theil_sen(
 
 
 def fit_per_day(points: Sequence[tuple[datetime, float]], *, max_points: int = MAX_POINTS) -> SlopeFit | None:
-    """Theil-Sen over (instant, value) points, in value units per day; points oldest first."""
+    """Theil-Sen over the latest `max_points` (instant, value) points, in value units per day;
+    points oldest first. Days are counted from the first point used, so the fit depends on
+    those points only."""
+    points = points[-max_points:]
     if len(points) < 2:
         return None
     origin = points[0][0]

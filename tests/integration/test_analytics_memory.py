@@ -10,11 +10,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from application.goals import ProgressUpdate
 from domain.goals import AgentGoals
 from interfaces.bootstrap import System
+from projections import forecasting
 from projections.analytics import AnalyticsQueries
 from projections.event_facts import EventFactsProjection
+from projections.forecasting import MAX_POINTS
 from projections.goal_progress import GoalProgressProjection
 from tests.integration.support import Fleet, fresh_read_store, meta, one_objective
 
@@ -121,6 +125,32 @@ def test_remembered_answers_follow_new_facts(system: System, tenant: str) -> Non
     fleet.project()
     for hours in (1, 2, 48):
         same_answers(remembered, system, tenant, now=day(10.6) + timedelta(hours=hours))
+
+
+def test_a_window_sliding_past_points_a_fit_leaves_out_fits_nothing_again(
+    system: System, tenant: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fleet = Fleet(system.store, tenant)
+    fleet.start("busy", day(0), "2024-06-20")  # more points in the window than a fit takes
+    fleet.start("quiet", day(0), "2024-06-20")
+    for n in range(MAX_POINTS + 30):
+        fleet.progress("busy", day(n / 100), n / 20)
+    for n in range(10):
+        fleet.progress("quiet", day(n / 2), 2 * n)
+    fleet.project()
+    fits: list[int] = []
+    fit = forecasting.fit_per_day
+    monkeypatch.setattr(forecasting, "fit_per_day", lambda points: fits.append(len(points)) or fit(points))
+    remembered = AnalyticsQueries(system.store)
+    same_answers(remembered, system, tenant, now=day(5.3))  # the 14-day window holds every point
+    fits.clear()
+    # the window starts at day 0.195: 20 of busy's oldest points and 1 of quiet's leave it
+    answer = same_answers(remembered, system, tenant, now=day(14.195))
+    assert sorted(fits) == [9, 9, MAX_POINTS]  # quiet again, busy only by the fresh one
+    fits.clear()
+    remembered.system(tenant, now=day(14.245))  # 5 more of busy's leave
+    assert fits == []
+    assert risk(answer, "quiet") is not None and risk(answer, "busy") is not None
 
 
 def test_a_progress_recorded_before_it_is_observed_counts_from_its_recording(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -9,6 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from projections.forecasting import (
+    MAX_PAIRS,
+    MAX_POINTS,
     Forecast,
     SlopeFit,
     at_risk,
@@ -108,13 +111,37 @@ def test_only_the_latest_points_enter_the_fit() -> None:
 
 
 def test_many_pairs_are_sampled_deterministically() -> None:
-    xs = [float(x) for x in range(400)]  # 79,800 pairs, above the 50,000 sampled
+    xs = [float(x) for x in range(400)]  # 79,800 pairs, above the MAX_PAIRS sampled
     ys = [3.0 * x + (500.0 if x % 7 == 0 else 0.0) for x in range(400)]
     first, again = theil_sen(xs, ys), theil_sen(xs, ys)
     assert first is not None
     assert first == again
-    assert first.pairs <= 50_000
+    assert first.pairs <= MAX_PAIRS < 79_800
     assert first.slope == 3.0
+
+
+def test_a_sampled_fit_is_close_to_the_fit_over_every_pair() -> None:
+    rng = random.Random(11)
+    xs = sorted(rng.uniform(0.0, 30.0) for _ in range(MAX_POINTS))
+    ys = [2.5 * x + rng.gauss(0.0, 8.0) for x in xs]
+    every = theil_sen(xs, ys, max_pairs=MAX_POINTS * MAX_POINTS)
+    sampled = theil_sen(xs, ys)
+    assert every is not None and sampled is not None
+    assert (every.pairs, sampled.pairs) == (MAX_POINTS * (MAX_POINTS - 1) // 2, MAX_PAIRS)
+    band = every.high - every.low
+    # within a twentieth of the interquartile band, each of the three slopes
+    assert abs(sampled.slope - every.slope) < band / 20
+    assert abs(sampled.low - every.low) < band / 20
+    assert abs(sampled.high - every.high) < band / 20
+
+
+def test_a_fit_depends_only_on_the_points_it_uses() -> None:
+    rng, at, points = random.Random(3), START, []
+    for k in range(MAX_POINTS + 40):
+        at += timedelta(seconds=rng.uniform(60, 40_000))
+        points.append((at, 10.0 + 0.001 * k**1.5 + rng.random()))
+    # days counted from the first point used, not the first given: the same to the last bit
+    assert fit_per_day(points) == fit_per_day(points[40:])
 
 
 def test_forecast_from_the_latest_point_with_an_interquartile_band() -> None:
