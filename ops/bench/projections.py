@@ -3,7 +3,7 @@
 Run from the repo root:
 
     .venv/bin/python ops/bench/projections.py [--events 1000000] [--agents 10000] [--database-url URL]
-        [--seed 7] [--page-size 20000] [--batch-size 300] [--real-clock] [--as-deployed] [--profile N]
+        [--seed 7] [--page-size 40000] [--batch-size 300] [--real-clock] [--as-deployed] [--profile N]
 
 It creates a fresh database `a2a_bench_proj_<random>` on the server named by --database-url
 (default: $BENCH_DATABASE_URL or postgresql://postgres@127.0.0.1:5432/postgres) and drops it
