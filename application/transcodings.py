@@ -95,4 +95,3 @@ class FastJSONTranscoder(JSONTranscoder):
                 if (type(item) is dict or type(item) is list) and item:
                     value[index] = self._revive(item)
         return value
-
