@@ -16,7 +16,7 @@ MAX_POINTS = 500
 MAX_PAIRS = 10_000
 """Above this many pairs, a fixed-seed sample of this many pairs stands in for all of them:
 the sample's median is within half a percentile of all the pairs' (one standard error), a
-fiftieth of the interquartile band, and a fit of 500 points takes a few milliseconds."""
+hundredth of the interquartile band, and a fit of 500 points takes a few milliseconds."""
 DAY_S = 86_400.0
 
 
