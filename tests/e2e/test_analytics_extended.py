@@ -88,3 +88,26 @@ def test_new_figures_are_served_and_parameters_validated(api: httpx.Client) -> N
     for bad in (0, 366, "soon"):
         assert fields(api.get("/analytics/e1", params={"window_days": bad})) == {"query.window_days"}
     assert fields(api.get("/analytics/e1", params={"bucket": "week"})) == {"query.bucket"}
+
+
+def test_an_agent_named_events_reads_its_analytics_under_its_own_path(api: httpx.Client) -> None:
+    last = datetime.now(UTC) - timedelta(minutes=1)
+    create(api, "events")
+    progress(api, "events", 20, last - timedelta(days=1))
+    position = progress(api, "events", 40, last)
+    own = ok(api.get("/agents/events/analytics", params={"min_position": position}))
+    assert (own["agent_id"], own["velocity"]) == ("events", 20.0)
+    # /analytics/events stays the event-stream query; the other agents' path answers the same
+    assert "buckets" in ok(api.get("/analytics/events"))
+    create(api, "other")
+    progress(api, "other", 20, last - timedelta(days=1))
+    position = progress(api, "other", 40, last)
+    both = [
+        ok(api.get(path, params={"min_position": position}))
+        for path in ("/analytics/other", "/agents/other/analytics")
+    ]
+    for answer in both:  # the time spent in the current status grows between the two calls
+        answer.pop("time_in_status_s")
+    assert both[0] == both[1] and both[0]["velocity"] == 20.0
+    missing = api.get("/agents/nobody/analytics")
+    assert missing.status_code == 404, missing.text

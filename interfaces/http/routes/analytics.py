@@ -75,6 +75,7 @@ def event_analytics(
 
 
 @router.get("/analytics/{agent_id}", responses={404: {}})
+@router.get("/agents/{agent_id}/analytics", responses={404: {}})
 def agent_analytics(
     agent_id: AgentId,
     system: SystemDep,
@@ -86,7 +87,10 @@ def agent_analytics(
     bucket: Annotated[SeriesBucket, Query(description="Bucket of the progress series.")] = "day",
 ) -> dict[str, Any]:
     """Progress per objective, milestones, number of updates, time spent in each status, the
-    velocity (Theil-Sen, points per day), the forecast completion, at-risk, and the progress series."""
+    velocity (Theil-Sen, points per day), the forecast completion, at-risk, and the progress series.
+
+    Also served under the agent's own path, where an agent named `events` is not taken for
+    `/analytics/events`."""
     _fresh(system, ["goal_progress", "event_facts"], min_position)
     found = system.analytics.agent(who.tenant, agent_id, window_days=window_days, bucket=bucket)
     if found is None:
