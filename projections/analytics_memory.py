@@ -40,6 +40,13 @@ _OBSERVED = itemgetter(0)
 _POSITION = itemgetter(2)
 
 TAIL_PAGE = 5000
+# Following the facts walks every tenant's since the last refresh (about 2.6 µs a fact on the
+# bench); reading a tenant's window again from scratch reads its own only (about 10 µs a point,
+# fits included). A tenant further behind than FOLLOW_AT_MOST facts and than REREAD_PER_POINT
+# facts per point it remembers is read again: a small tenant asked rarely in a busy store
+# costs what its own facts cost, not what everyone wrote in between.
+FOLLOW_AT_MOST = 20_000
+REREAD_PER_POINT = 4
 # Facts recorded this long before the window's start are dropped from memory.
 PRUNE_AFTER = timedelta(days=1)
 CHUNK = 500
@@ -191,11 +198,13 @@ class ProgressWindow:
         self._recorded: list[datetime] = []
 
     def refresh(self, tx: Tx, since: datetime) -> None:
-        """Read what the facts gained since the last refresh (everything, the first time or
-        after the facts went back), and the points of a window that starts before `horizon`."""
+        """Read what the facts gained since the last refresh (everything, the first time,
+        after the facts went back, or when that is cheaper than following them: see
+        FOLLOW_AT_MOST), and the points of a window that starts before `horizon`."""
         end = tx.fetchone("SELECT MAX(position) FROM event_facts")
         last = int(end[0]) if end and end[0] is not None else 0
-        if self.position < 0 or last < self.position:
+        behind = last - self.position
+        if self.position < 0 or behind < 0 or behind > max(FOLLOW_AT_MOST, REREAD_PER_POINT * self.size):
             self._load(tx, last, since)
             return
         if self.horizon is None or since < self.horizon:

@@ -15,7 +15,7 @@ import pytest
 from application.goals import ProgressUpdate
 from domain.goals import AgentGoals
 from interfaces.bootstrap import System
-from projections import forecasting
+from projections import analytics_memory, forecasting
 from projections.analytics import AnalyticsQueries
 from projections.event_facts import EventFactsProjection
 from projections.forecasting import MAX_POINTS
@@ -151,6 +151,51 @@ def test_a_window_sliding_past_points_a_fit_leaves_out_fits_nothing_again(
     remembered.system(tenant, now=day(14.245))  # 5 more of busy's leave
     assert fits == []
     assert risk(answer, "quiet") is not None and risk(answer, "busy") is not None
+
+
+def test_a_tenant_far_behind_a_busy_store_reads_its_own_facts_again_instead_of_everyones(
+    system: System, tenant: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mine, busy = Fleet(system.store, tenant), Fleet(system.store, f"{tenant}-busy")
+    mine.start("a", day(0), "2024-06-12")
+    for n in range(4):
+        mine.progress("a", day(n), 5 * n)
+    busy.start("b", day(0))
+    mine.project()
+    busy.project()
+    monkeypatch.setattr(analytics_memory, "FOLLOW_AT_MOST", 10)
+    followed: list[int] = []
+    follow = analytics_memory.ProgressWindow._follow
+
+    def counted(window: analytics_memory.ProgressWindow, tx: Any) -> None:
+        followed.append(window.position)
+        follow(window, tx)
+
+    monkeypatch.setattr(analytics_memory.ProgressWindow, "_follow", counted)
+    remembered = AnalyticsQueries(system.store)
+    same_answers(remembered, system, tenant, now=day(4))
+    # a few facts of the other tenant, and one of ours: followed
+    for n in range(3):
+        busy.progress("b", day(4 + n / 10), n)
+    busy.project()
+    mine.progress("a", day(4.5), 25)
+    mine.project()
+    followed.clear()
+    answer = same_answers(remembered, system, tenant, now=day(5))
+    assert len(followed) == 1
+    # more of the other tenant's facts than FOLLOW_AT_MOST (and than 4 per point of ours), and
+    # a status change of ours among them: read again, not followed
+    for n in range(30):
+        busy.progress("b", day(5 + n / 100), 10 + n)
+    busy.project()
+    mine.progress("a", day(5.5), 30)
+    mine.status("a", day(5.6), "paused")
+    mine.project()
+    followed.clear()
+    after = same_answers(remembered, system, tenant, now=day(6))
+    assert followed == []
+    assert after["status_transitions"] == [{"from": "active", "to": "paused", "count": 1}]
+    assert after["progress_updates"] == answer["progress_updates"] + 1
 
 
 def test_a_progress_recorded_before_it_is_observed_counts_from_its_recording(
