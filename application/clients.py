@@ -78,8 +78,15 @@ class ClientsService:
         if not self._scheme.verify(secret, client.secret_hash):
             return None
         if client.disabled:
-            raise ClientDisabled(client_id)
+            raise ClientDisabled(client_id, client.tenant)
         return client
+
+    def tenant_of(self, client_id: str) -> str | None:
+        """The tenant of a client, None for an id no client has: whose denials name it."""
+        try:
+            return self.get(client_id).tenant
+        except ClientNotFound:
+            return None
 
     def get(self, client_id: str, *, tenant: str | None = None) -> OAuthClient:
         """A client; with `tenant`, one of that tenant's only (others are not found)."""

@@ -21,9 +21,10 @@ SCOPES = frozenset(
 
 
 class ClientDisabled(Exception):
-    def __init__(self, client_id: str) -> None:
+    def __init__(self, client_id: str, tenant: str | None = None) -> None:
         super().__init__(f"client {client_id!r} is disabled")
         self.client_id = client_id
+        self.tenant = tenant
 
 
 class OAuthClient(Aggregate):

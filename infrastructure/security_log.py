@@ -70,8 +70,17 @@ class SecurityLog:
                     (KEEP_ROWS,),
                 )
 
-    def recent_denials(self, *, limit: int = 100, tenant: str | None = None) -> list[dict[str, Any]]:
-        where, params = ("WHERE tenant = ?", [tenant]) if tenant else ("", [])
+    def recent_denials(
+        self, *, limit: int = 100, tenant: str | None = None, unattributed: bool = False
+    ) -> list[dict[str, Any]]:
+        """The newest denials: all, or `tenant`'s, and with `unattributed` also those that name
+        no tenant (a token that failed verification, a client id no client has)."""
+        where, params = ("", [])
+        if tenant:
+            where, params = (
+                ("WHERE (tenant = ? OR tenant IS NULL)" if unattributed else "WHERE tenant = ?"),
+                [tenant],
+            )
         with self._store.read() as tx:
             rows = tx.fetchall(
                 "SELECT at, kind, client_id, tenant, request_id, detail FROM security_events"

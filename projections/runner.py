@@ -92,7 +92,12 @@ class ProjectionFailed(Exception):
 
 class NotSkippable(Exception):
     def __init__(self, name: str, position: int, status: ProjectionStatus | None) -> None:
-        found = f"{status.state} at {status.failed_position}" if status else "unknown"
+        if status is None:
+            found = "not a read model here"
+        elif status.state == "failed":
+            found = f"failed at position {status.failed_position}"
+        else:
+            found = f"{status.state}, at position {status.position}"
         super().__init__(f"{name} has no failure at position {position} to skip (it is {found})")
 
 

@@ -28,7 +28,9 @@ def serve(
 ) -> None:
     """Serve the HTTP API (embedded SQLite store unless DATABASE_URL names PostgreSQL)."""
     settings = Settings()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # DEBUG: every logger at debug level, and an access line per request (never in prod)
+    level = logging.DEBUG if settings.debug else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     console.print(
         f"a2a-goals on http://{host or settings.host}:{port or settings.port} "
         f"(store: {settings.redacted_database_url()}); docs at /docs"
@@ -38,8 +40,8 @@ def serve(
         host=host or settings.host,
         port=port or settings.port,
         workers=workers,
-        log_level="warning",
-        access_log=False,
+        log_level="debug" if settings.debug else "warning",
+        access_log=settings.debug,
     )
 
 
@@ -177,12 +179,16 @@ def projections_skip(
 ) -> None:
     """Let a failed read model pass over the one event it failed on; the decision is logged."""
     from application.operations import record_skip
+    from projections.runner import NotSkippable
 
     system = build_system()
     try:
         system.runner.skip_check(name, position)
         recorded = record_skip(system.goals, name, position, reason, actor)
         system.runner.skip(name, position)
+    except NotSkippable as e:
+        console.print(f"[red]{e}[/]")
+        raise typer.Exit(1) from None
     finally:
         system.close()
     console.print(f"{name} skips position {position}; recorded at log position {recorded}")

@@ -113,7 +113,7 @@ class Authenticator:
             return None
         cached = self._cached(token, now)
         if cached is not None and cached.subject in self._disabled:
-            raise ClientDisabled(cached.subject)
+            raise ClientDisabled(cached.subject, cached.tenant)
         return cached
 
     def claims(self, token: str) -> Claims:
@@ -126,7 +126,7 @@ class Authenticator:
                 if len(self._cache) > self._cache_size:
                     self._cache.popitem(last=False)
         if cached.subject in self._disabled_ids(now):
-            raise ClientDisabled(cached.subject)
+            raise ClientDisabled(cached.subject, cached.tenant)
         return cached
 
     def _cached(self, token: str, now: float) -> Claims | None:
@@ -208,7 +208,7 @@ async def authenticated(
         auth.security.record("auth_denied", request_id=request_id, reason=e.reason, path=request.url.path)
         raise Unauthorized(e.reason, has_token=True) from None
     except ClientDisabled as e:
-        auth.security.record("client_disabled", client_id=e.client_id, request_id=request_id)
+        auth.security.record("client_disabled", client_id=e.client_id, tenant=e.tenant, request_id=request_id)
         raise Unauthorized("client_disabled", has_token=True) from None
     missing = sorted(set(security_scopes.scopes) - claims.scopes)
     if missing:

@@ -35,7 +35,9 @@ def test_cli_status_and_rebuild_report_positions_and_a_rate(tmp_path: Path) -> N
     assert unknown.returncode != 0
     # nothing failed, so there is nothing to skip
     refused = cli(data_dir, "projections", "skip", "event_facts", "--position", "3", "--reason", "test")
-    assert refused.returncode != 0
+    assert refused.returncode == 1
+    assert "has no failure at position 3 to skip (it is live, at position" in refused.stderr
+    assert "Traceback" not in refused.stderr
 
 
 def _wait_for_rebuild(api: httpx.Client, name: str) -> dict[str, Any]:
@@ -75,6 +77,7 @@ def test_operator_endpoints_show_status_and_rebuild_in_the_background(
         assert api.post(f"{OPS}/nope/rebuild").status_code == 404
         skip = api.post(f"{OPS}/event_facts/skip", json={"position": 1, "reason": "nothing failed"})
         assert skip.status_code == 409
+        assert "(it is live, at position" in skip.text
         assert api.post(f"{OPS}/event_facts/skip", json={"position": 1}).status_code == 422
 
 

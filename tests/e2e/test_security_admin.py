@@ -121,6 +121,36 @@ def test_denials_list_the_tenants_own_refusals_only(start_server: Callable[..., 
             assert foreign not in b_answer.text
 
 
+def test_wrong_secrets_and_disabled_clients_reach_the_tenants_admins_and_unattributed_the_operators(
+    start_server: Callable[..., Server], tenant: str
+) -> None:
+    operators = f"{tenant}-ops"
+    server = start_server(OPERATOR_TENANT=operators)
+    victim, victim_secret = server.client(tenant, READ)
+    _, _, admin = login(server, tenant, ("admin",))
+    _, _, ops_admin = login(server, operators, ("admin",))
+    stranger = "c_" + "0" * 24
+    assert request_token(server, victim, "not-its-secret").status_code == 401
+    assert request_token(server, stranger, "guess").status_code == 401
+    with http(server, {}) as api:
+        ok(api.post(f"{ADMIN}/clients/{victim}/disable", json={"reason": "leaked"}, headers=admin))
+        assert request_token(server, victim, victim_secret).status_code == 401
+        assert problem(api.get(f"{API}/agents/a1", headers=bearer("not.a.token")), 401)
+
+        mine = ok(api.get(f"{ADMIN}/security/denials", headers=admin))["items"]
+        assert {(d["kind"], d["client_id"], d["tenant"]) for d in mine} == {
+            ("token_denied", victim, tenant),
+            ("client_disabled", victim, tenant),
+        }
+        assert [d["detail"] for d in mine if d["kind"] == "token_denied"] == [{"reason": "bad_credentials"}]
+        # what names no tenant goes to the operator tenant's admins, and nothing of the tenant's
+        theirs = ok(api.get(f"{ADMIN}/security/denials", headers=ops_admin))["items"]
+        assert {(d["kind"], d["client_id"], d["tenant"]) for d in theirs} == {
+            ("token_denied", stranger, None),
+            ("auth_denied", None, None),
+        }
+
+
 # -- disabled clients --------------------------------------------------------------------------
 
 
@@ -172,10 +202,11 @@ def test_a_disabled_clients_live_token_and_credentials_stop_working(
 # -- secrets in the log ------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("debug", ["false", "true"])
 def test_the_server_log_never_contains_a_secret_or_a_token(
-    start_server: Callable[..., Server], tenant: str, tmp_path: Path
+    start_server: Callable[..., Server], tenant: str, tmp_path: Path, debug: str
 ) -> None:
-    server = start_server()
+    server = start_server(DEBUG=debug)
     _, admin_secret, admin = login(server, tenant, ALL_SCOPES)
     admin_token = admin["Authorization"].removeprefix("Bearer ")
     sensitive = [admin_secret, admin_token]
@@ -221,5 +252,7 @@ def test_the_server_log_never_contains_a_secret_or_a_token(
     server.stop()
     log = "\n".join(p.read_text() for p in sorted(tmp_path.glob("server-*.log")))
     assert '"event": "token_issued"' in log and '"event": "auth_denied"' in log  # the log is on
+    # DEBUG logs every request (and libraries' debug lines), still without a secret
+    assert (f'"POST /api/v1/admin/clients/{bot}/disable HTTP/1.1" 200' in log) == (debug == "true")
     leaked = [s[:12] + "..." for s in sensitive if s in log]
     assert not leaked, f"secrets or tokens in the server log: {leaked}"

@@ -80,5 +80,8 @@ def disable_client(
 def denials(
     system: SystemDep, who: AdminCaller, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> dict[str, Any]:
-    """Recent denied requests in the tenant: bad tokens, missing scopes, rate limits."""
-    return {"items": system.security.recent_denials(limit=limit, tenant=who.tenant)}
+    """Recent denied requests in the tenant: wrong secrets and disabled clients, missing scopes,
+    rate limits. The operator tenant's admins also see those that name no tenant (tokens that
+    failed verification, client ids no client has)."""
+    operator = who.tenant == system.settings.operator_tenant
+    return {"items": system.security.recent_denials(limit=limit, tenant=who.tenant, unattributed=operator)}

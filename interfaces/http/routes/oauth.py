@@ -90,7 +90,10 @@ def _grant(request: Request, system: System, form: dict[str, str]) -> JSONRespon
         auth.check_rate(f"token-address:{address}", "token_address")
         auth.check_rate(f"token:{client_id}:{address}", "token")
     except RateLimited:
-        auth.security.record("rate_limited", client_id=client_id, request_id=request_id, route_class="token")
+        tenant = system.clients.tenant_of(client_id) if credentials else None
+        auth.security.record(
+            "rate_limited", client_id=client_id, tenant=tenant, request_id=request_id, route_class="token"
+        )
         raise
     if credentials is None:
         return _error(401, "invalid_client", "client authentication is required", basic=True)
@@ -99,12 +102,17 @@ def _grant(request: Request, system: System, form: dict[str, str]) -> JSONRespon
     client_id, secret, basic = credentials
     try:
         client = system.clients.authenticate(client_id, secret)
-    except ClientDisabled:
-        auth.security.record("client_disabled", client_id=client_id, request_id=request_id)
+    except ClientDisabled as e:
+        auth.security.record("client_disabled", client_id=client_id, tenant=e.tenant, request_id=request_id)
         return _error(401, "invalid_client", "client authentication failed", basic=basic)
     if client is None:
+        # a wrong secret for a real client goes to its tenant's admins: someone holds its id
         auth.security.record(
-            "token_denied", client_id=client_id, request_id=request_id, reason="bad_credentials"
+            "token_denied",
+            client_id=client_id,
+            tenant=system.clients.tenant_of(client_id),
+            request_id=request_id,
+            reason="bad_credentials",
         )
         return _error(401, "invalid_client", "client authentication failed", basic=basic)
     granted = set(client.scopes)
