@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from uuid import UUID
@@ -91,7 +92,10 @@ class ClientsService:
     def get(self, client_id: str, *, tenant: str | None = None) -> OAuthClient:
         """A client; with `tenant`, one of that tenant's only (others are not found)."""
         try:
-            client: OAuthClient = self._app.repository.get(client_id_to_uuid(client_id))
+            # What the log holds now, never a copy cached in this process: another replica may
+            # have rotated the secret or disabled the client since (the aggregate cache is not
+            # fast-forwarded, see infrastructure.eventstore); an explicit version bypasses it.
+            client: OAuthClient = self._app.repository.get(client_id_to_uuid(client_id), version=LATEST)
         except AggregateNotFoundError:
             raise ClientNotFound(client_id) from None
         if tenant is not None and client.tenant != tenant:
@@ -99,4 +103,5 @@ class ClientsService:
         return client
 
 
+LATEST = sys.maxsize  # a version no aggregate reaches: "up to the last event"
 _DUMMY_HASH = "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from application.clients import ClientNotFound
 from domain.clients import ClientDisabled
-from interfaces.bootstrap import System
+from infrastructure.settings import Settings
+from interfaces.bootstrap import System, build_system
 
 
 def test_created_client_authenticates_with_its_secret_only(system: System, tenant: str) -> None:
@@ -23,6 +26,29 @@ def test_rotation_retires_the_old_secret(system: System, tenant: str) -> None:
     assert rotated.client_secret != issued.client_secret
     assert system.clients.authenticate(issued.client_id, issued.client_secret) is None
     assert system.clients.authenticate(issued.client_id, rotated.client_secret) is not None
+
+
+def test_another_replica_sees_a_rotation_and_a_disabling_at_once(
+    system: System, make_settings: Callable[..., Settings], tenant: str
+) -> None:
+    issued = system.clients.create(tenant, "ci", ["goals:read"], actor="admin")
+    replica = build_system(make_settings(RUN_PROJECTIONS_IN_PROCESS="false"))
+    try:
+        # the replica has read the client (and may keep it in memory) ...
+        assert replica.clients.authenticate(issued.client_id, issued.client_secret) is not None
+        # ... when the secret is rotated through the other process
+        rotated = system.clients.rotate_secret(issued.client_id, "admin", tenant=tenant)
+        assert replica.clients.authenticate(issued.client_id, issued.client_secret) is None
+        assert replica.clients.authenticate(issued.client_id, rotated.client_secret) is not None
+        # the replica's own changes start from what the log holds, and the first process sees them
+        again = replica.clients.rotate_secret(issued.client_id, "admin", tenant=tenant)
+        assert system.clients.authenticate(issued.client_id, rotated.client_secret) is None
+        assert system.clients.authenticate(issued.client_id, again.client_secret) is not None
+        system.clients.disable(issued.client_id, "leaked", "admin", tenant=tenant)
+        with pytest.raises(ClientDisabled):
+            replica.clients.authenticate(issued.client_id, again.client_secret)
+    finally:
+        replica.close()
 
 
 def test_disabled_client_is_refused_and_listed_as_disabled(system: System, tenant: str) -> None:
