@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from uuid import UUID
@@ -38,12 +40,25 @@ class ClientNotFound(Exception):
         self.client_id = client_id
 
 
+@dataclass(frozen=True)
+class Authentication:
+    """What a credentials check found: the client when they hold, and whose client the id
+    names either way (None for an id no client has)."""
+
+    client: OAuthClient | None
+    tenant: str | None
+
+
 class ClientsService:
     """Clients live in the same log as goals, so their history is audited the same way."""
 
-    def __init__(self, app: Application[UUID], scheme: SecretScheme) -> None:
+    def __init__(self, app: Application[UUID], scheme: SecretScheme, *, remember: int = 10_000) -> None:
         self._app = app
         self._scheme = scheme
+        # client id -> tenant of the clients seen (a client's tenant never changes)
+        self._tenants: OrderedDict[str, str] = OrderedDict()
+        self._remember = remember
+        self._lock = threading.Lock()
 
     def create(self, tenant: str, name: str, scopes: list[str], actor: str) -> IssuedCredentials:
         """Register a client; the secret is returned once and only its hash is kept."""
@@ -70,24 +85,28 @@ class ClientsService:
 
     def authenticate(self, client_id: str, secret: str) -> OAuthClient | None:
         """The client when the secret matches and it is enabled; None otherwise."""
+        return self.attempt(client_id, secret).client
+
+    def attempt(self, client_id: str, secret: str) -> Authentication:
+        """`authenticate`, telling also whose client a wrong secret was tried on; raises
+        ClientDisabled (with the tenant) for a disabled client's right secret."""
         try:
             client = self.get(client_id)
         except ClientNotFound:
             # Spend the same time as a real check, so timing does not reveal which ids exist.
             self._scheme.verify(secret, _DUMMY_HASH)
-            return None
+            return Authentication(None, None)
         if not self._scheme.verify(secret, client.secret_hash):
-            return None
+            return Authentication(None, client.tenant)
         if client.disabled:
             raise ClientDisabled(client_id, client.tenant)
-        return client
+        return Authentication(client, client.tenant)
 
-    def tenant_of(self, client_id: str) -> str | None:
-        """The tenant of a client, None for an id no client has: whose denials name it."""
-        try:
-            return self.get(client_id).tenant
-        except ClientNotFound:
-            return None
+    def known_tenant(self, client_id: str) -> str | None:
+        """The tenant of a client this process has seen, without reading the log (for
+        denials that must stay cheap, such as a flood of rate-limited requests)."""
+        with self._lock:
+            return self._tenants.get(client_id)
 
     def get(self, client_id: str, *, tenant: str | None = None) -> OAuthClient:
         """A client; with `tenant`, one of that tenant's only (others are not found)."""
@@ -98,6 +117,11 @@ class ClientsService:
             client: OAuthClient = self._app.repository.get(client_id_to_uuid(client_id), version=LATEST)
         except AggregateNotFoundError:
             raise ClientNotFound(client_id) from None
+        with self._lock:
+            self._tenants[client_id] = client.tenant
+            self._tenants.move_to_end(client_id)
+            if len(self._tenants) > self._remember:
+                self._tenants.popitem(last=False)
         if tenant is not None and client.tenant != tenant:
             raise ClientNotFound(client_id)
         return client

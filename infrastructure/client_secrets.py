@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 
 # scrypt cost: ~15 ms a hash here, enough to make offline guessing of a leaked hash expensive
@@ -16,8 +17,18 @@ def new_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
+CLIENT_ID_PATTERN = r"^c_[0-9a-f]{24}$"
+_CLIENT_ID = re.compile(CLIENT_ID_PATTERN)
+
+
 def new_client_id() -> str:
     return "c_" + secrets.token_hex(12)
+
+
+def looks_like_client_id(text: str) -> bool:
+    """Whether `text` has the form of a client id: what a denial may record of what a caller
+    sent as its id (a secret pasted in its place must not be kept)."""
+    return _CLIENT_ID.fullmatch(text) is not None
 
 
 def hash_secret(secret: str) -> str:

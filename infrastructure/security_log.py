@@ -48,11 +48,21 @@ class SecurityLog:
         client_id: str | None = None,
         tenant: str | None = None,
         request_id: str | None = None,
+        logged: dict[str, Any] | None = None,
         **detail: Any,
     ) -> None:
-        """Count, log and (for denials) store one security event. Never carries secrets."""
+        """Count, log and (for denials) store one security event. Never carries secrets.
+        `logged` fields go to the log line only (what the operator tenant's admins, who see
+        denials naming no tenant, must not read of other tenants' requests)."""
         SECURITY_EVENTS.labels(kind=kind).inc()
-        fields = {"event": kind, "client_id": client_id, "tenant": tenant, "request_id": request_id, **detail}
+        fields = {
+            "event": kind,
+            "client_id": client_id,
+            "tenant": tenant,
+            "request_id": request_id,
+            **detail,
+            **(logged or {}),
+        }
         log.info(json.dumps(fields, default=str, sort_keys=True))
         if kind not in DENIALS:
             return
@@ -71,16 +81,12 @@ class SecurityLog:
                 )
 
     def recent_denials(
-        self, *, limit: int = 100, tenant: str | None = None, unattributed: bool = False
+        self, tenant: str, *, limit: int = 100, unattributed: bool = False
     ) -> list[dict[str, Any]]:
-        """The newest denials: all, or `tenant`'s, and with `unattributed` also those that name
-        no tenant (a token that failed verification, a client id no client has)."""
-        where, params = ("", [])
-        if tenant:
-            where, params = (
-                ("WHERE (tenant = ? OR tenant IS NULL)" if unattributed else "WHERE tenant = ?"),
-                [tenant],
-            )
+        """The newest denials of `tenant`, and with `unattributed` also those that name no
+        tenant (a token that failed verification, a client id no client has)."""
+        where = "WHERE (tenant = ? OR tenant IS NULL)" if unattributed else "WHERE tenant = ?"
+        params: list[Any] = [tenant]
         with self._store.read() as tx:
             rows = tx.fetchall(
                 "SELECT at, kind, client_id, tenant, request_id, detail FROM security_events"

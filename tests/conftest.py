@@ -88,14 +88,14 @@ def free_port() -> int:
 class Server:
     """A real `a2a-goals serve` process on a free port."""
 
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+    def __init__(self, env: dict[str, str], log: Path, args: Sequence[str] = ()) -> None:
         self.env = env
         self._tokens: dict[tuple[str, tuple[str, ...]], dict[str, str]] = {}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._log = log.open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "interfaces.cli.main", "serve", "--port", str(self.port)],
+            [sys.executable, "-m", "interfaces.cli.main", "serve", "--port", str(self.port), *args],
             cwd=ROOT,
             env={**os.environ, **env},
             stdout=self._log,
@@ -153,9 +153,10 @@ class Server:
 def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     servers: list[Server] = []
 
-    def start(**env: str) -> Server:
+    def start(*args: str, **env: str) -> Server:
+        """A server with `env` over the test defaults; `args` go to `serve` (`--workers 2`)."""
         base = {"APP_ENV": "test", "DATA_DIR": str(tmp_path / "server-data")}
-        server = Server({**base, **env}, tmp_path / f"server-{len(servers)}.log")
+        server = Server({**base, **env}, tmp_path / f"server-{len(servers)}.log", args)
         servers.append(server)
         return server
 

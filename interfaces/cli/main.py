@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import signal
 import threading
 from datetime import datetime
@@ -15,6 +14,7 @@ from rich.console import Console
 
 from infrastructure.settings import Settings
 from interfaces.bootstrap import build_system, settle_heap
+from interfaces.logs import configure_logging
 
 app = typer.Typer(help="Event-sourced goals and registry for A2A agents.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -29,8 +29,7 @@ def serve(
     """Serve the HTTP API (embedded SQLite store unless DATABASE_URL names PostgreSQL)."""
     settings = Settings()
     # DEBUG: every logger at debug level, and an access line per request (never in prod)
-    level = logging.DEBUG if settings.debug else logging.INFO
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(settings.debug)
     console.print(
         f"a2a-goals on http://{host or settings.host}:{port or settings.port} "
         f"(store: {settings.redacted_database_url()}); docs at /docs"
@@ -49,6 +48,7 @@ def serve(
 def project() -> None:
     """Run the projections as their own process until interrupted (SIGTERM/SIGINT)."""
     system = build_system()
+    configure_logging(system.settings.debug)
     settle_heap()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

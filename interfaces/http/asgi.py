@@ -1,5 +1,9 @@
 """ASGI entry point for uvicorn/gunicorn: `interfaces.http.asgi:app`."""
 
+from infrastructure.settings import Settings
 from interfaces.http.app import create_app
+from interfaces.logs import configure_logging
 
-app = create_app()
+settings = Settings()
+configure_logging(settings.debug)
+app = create_app(settings=settings)

@@ -205,7 +205,9 @@ async def authenticated(
         if claims is None:
             claims = await run_in_threadpool(auth.claims, token)
     except InvalidToken as e:
-        auth.security.record("auth_denied", request_id=request_id, reason=e.reason, path=request.url.path)
+        auth.security.record(
+            "auth_denied", request_id=request_id, reason=e.reason, logged={"path": request.url.path}
+        )
         raise Unauthorized(e.reason, has_token=True) from None
     except ClientDisabled as e:
         auth.security.record("client_disabled", client_id=e.client_id, tenant=e.tenant, request_id=request_id)

@@ -132,6 +132,7 @@ def test_wrong_secrets_and_disabled_clients_reach_the_tenants_admins_and_unattri
     stranger = "c_" + "0" * 24
     assert request_token(server, victim, "not-its-secret").status_code == 401
     assert request_token(server, stranger, "guess").status_code == 401
+    assert request_token(server, victim_secret, victim).status_code == 401  # id and secret swapped
     with http(server, {}) as api:
         ok(api.post(f"{ADMIN}/clients/{victim}/disable", json={"reason": "leaked"}, headers=admin))
         assert request_token(server, victim, victim_secret).status_code == 401
@@ -147,8 +148,12 @@ def test_wrong_secrets_and_disabled_clients_reach_the_tenants_admins_and_unattri
         theirs = ok(api.get(f"{ADMIN}/security/denials", headers=ops_admin))["items"]
         assert {(d["kind"], d["client_id"], d["tenant"]) for d in theirs} == {
             ("token_denied", stranger, None),
+            ("token_denied", "-", None),  # what was sent as the id was not one: not kept
             ("auth_denied", None, None),
         }
+        unattributed = api.get(f"{ADMIN}/security/denials", headers=ops_admin).text
+        assert victim_secret not in unattributed
+        assert "/agents/a1" not in unattributed  # the path of a failed request is logged, not listed
 
 
 # -- disabled clients --------------------------------------------------------------------------
@@ -202,11 +207,12 @@ def test_a_disabled_clients_live_token_and_credentials_stop_working(
 # -- secrets in the log ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("debug", ["false", "true"])
+@pytest.mark.parametrize(("debug", "workers"), [("false", "1"), ("true", "1"), ("false", "2")])
 def test_the_server_log_never_contains_a_secret_or_a_token(
-    start_server: Callable[..., Server], tenant: str, tmp_path: Path, debug: str
+    start_server: Callable[..., Server], tenant: str, tmp_path: Path, debug: str, workers: str
 ) -> None:
-    server = start_server(DEBUG=debug)
+    # with several workers, each configures its own logging (the security events are log lines)
+    server = start_server("--workers", workers, DEBUG=debug)
     _, admin_secret, admin = login(server, tenant, ALL_SCOPES)
     admin_token = admin["Authorization"].removeprefix("Bearer ")
     sensitive = [admin_secret, admin_token]
@@ -248,6 +254,14 @@ def test_the_server_log_never_contains_a_secret_or_a_token(
             lambda: httpx.get(f"{server.url}{API}/", headers=bearer(new_token), timeout=30).status_code == 401
         )
         assert request_token(server, bot, rotated).status_code == 401
+        assert request_token(server, rotated, bot).status_code == 401  # the secret sent as the id
+        in_query = httpx.post(
+            f"{server.url}/oauth/token",
+            params={"client_secret": rotated},
+            data={"grant_type": "client_credentials", "client_id": bot},
+            timeout=30,
+        )
+        assert in_query.status_code == 401  # and the access line names the path only
 
     server.stop()
     log = "\n".join(p.read_text() for p in sorted(tmp_path.glob("server-*.log")))

@@ -81,7 +81,7 @@ def test_security_denials_are_kept_per_tenant(system: System, tenant: str) -> No
     system.security.record("scope_denied", client_id="c_a", tenant=tenant, request_id="r1", missing=["admin"])
     system.security.record("token_issued", client_id="c_a", tenant=tenant)  # counted, not stored
     system.security.record("rate_limited", client_id="c_b", tenant=tenant + "b", route_class="reads")
-    denials = system.security.recent_denials(tenant=tenant)
+    denials = system.security.recent_denials(tenant)
     assert [(d["kind"], d["client_id"], d["detail"]) for d in denials] == [
         ("scope_denied", "c_a", {"missing": ["admin"]})
     ]

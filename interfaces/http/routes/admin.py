@@ -8,12 +8,13 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field, StringConstraints
 
 from domain.clients import SCOPES
+from infrastructure.client_secrets import CLIENT_ID_PATTERN
 from interfaces.http.auth import AdminCaller
 from interfaces.http.deps import SystemDep
 from projections.freshness import wait_for_position
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
-ClientId = Annotated[str, Path(pattern=r"^c_[0-9a-f]{24}$")]
+ClientId = Annotated[str, Path(pattern=CLIENT_ID_PATTERN)]
 
 
 class ClientIn(BaseModel):
@@ -84,4 +85,4 @@ def denials(
     rate limits. The operator tenant's admins also see those that name no tenant (tokens that
     failed verification, client ids no client has)."""
     operator = who.tenant == system.settings.operator_tenant
-    return {"items": system.security.recent_denials(limit=limit, tenant=who.tenant, unattributed=operator)}
+    return {"items": system.security.recent_denials(who.tenant, limit=limit, unattributed=operator)}

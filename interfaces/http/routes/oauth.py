@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from domain.clients import SCOPES, ClientDisabled
+from infrastructure.client_secrets import looks_like_client_id
 from interfaces.bootstrap import System
 from interfaces.http.auth import Authenticator, RateLimited
 from interfaces.http.deps import SystemDep
@@ -84,15 +85,17 @@ def _grant(request: Request, system: System, form: dict[str, str]) -> JSONRespon
     address = request.client.host if request.client else "-"
     credentials = _client_credentials(request, form)
     client_id = credentials[0] if credentials else "-"
+    # what denials record of the id sent: never something else (a secret pasted in its place)
+    named = client_id if looks_like_client_id(client_id) else "-"
     try:
         # Per address first (random client ids must not buy fresh buckets), then per client
         # and address: a stranger guessing one client's secret does not lock the client out.
         auth.check_rate(f"token-address:{address}", "token_address")
         auth.check_rate(f"token:{client_id}:{address}", "token")
     except RateLimited:
-        tenant = system.clients.tenant_of(client_id) if credentials else None
+        tenant = system.clients.known_tenant(named)
         auth.security.record(
-            "rate_limited", client_id=client_id, tenant=tenant, request_id=request_id, route_class="token"
+            "rate_limited", client_id=named, tenant=tenant, request_id=request_id, route_class="token"
         )
         raise
     if credentials is None:
@@ -101,16 +104,17 @@ def _grant(request: Request, system: System, form: dict[str, str]) -> JSONRespon
         return _error(400, "unsupported_grant_type", "only client_credentials is supported")
     client_id, secret, basic = credentials
     try:
-        client = system.clients.authenticate(client_id, secret)
+        attempt = system.clients.attempt(client_id, secret)
     except ClientDisabled as e:
-        auth.security.record("client_disabled", client_id=client_id, tenant=e.tenant, request_id=request_id)
+        auth.security.record("client_disabled", client_id=named, tenant=e.tenant, request_id=request_id)
         return _error(401, "invalid_client", "client authentication failed", basic=basic)
+    client = attempt.client
     if client is None:
         # a wrong secret for a real client goes to its tenant's admins: someone holds its id
         auth.security.record(
             "token_denied",
-            client_id=client_id,
-            tenant=system.clients.tenant_of(client_id),
+            client_id=named,
+            tenant=attempt.tenant,
             request_id=request_id,
             reason="bad_credentials",
         )

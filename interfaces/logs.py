@@ -1,0 +1,28 @@
+"""Where log lines go: stderr, one format, in every process that serves or projects."""
+
+from __future__ import annotations
+
+import logging
+
+FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+class WithoutQuery(logging.Filter):
+    """uvicorn's access lines with the path only: a query string may carry what a caller
+    should not have put there (a secret sent as a parameter)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
+            record.args = (args[0], args[1], args[2].partition("?")[0], args[3], args[4])
+        return True
+
+
+def configure_logging(debug: bool) -> None:
+    """Info lines (debug lines with DEBUG) to stderr. Called where a process starts: `serve`,
+    and the ASGI module each server worker imports (workers do not inherit the parent's
+    handlers, and the security events are log lines)."""
+    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, format=FORMAT)
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, WithoutQuery) for f in access.filters):
+        access.addFilter(WithoutQuery())
