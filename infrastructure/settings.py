@@ -107,6 +107,11 @@ class Settings(BaseSettings):
                 )
             if not self.redis_url:
                 raise ValueError("APP_ENV=prod needs REDIS_URL: rate limits must be shared by all replicas")
+            if "operator_tenant" not in self.model_fields_set:
+                raise ValueError(
+                    "APP_ENV=prod needs OPERATOR_TENANT: whose admins may rebuild read models and see"
+                    " denials that name no tenant must be chosen, not a default any tenant may be given"
+                )
         if self.database_url and not self.is_postgres:
             raise ValueError("DATABASE_URL must be a postgresql:// URL (or unset for SQLite)")
         return self

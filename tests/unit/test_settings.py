@@ -25,6 +25,7 @@ PROD: dict[str, Any] = {
     "DATABASE_URL": f"postgresql://app:{PASSWORD}@db:5432/goals",
     "SIGNING_KEYS": PEM,
     "REDIS_URL": f"redis://:{REDIS_PASSWORD}@redis:6379/0",
+    "OPERATOR_TENANT": "platform-ops",
 }
 ENV_NAMES = (
     "APP_ENV",
@@ -34,6 +35,7 @@ ENV_NAMES = (
     "DEBUG",
     "CORS_ORIGINS",
     "CORS_ALLOW_CREDENTIALS",
+    "OPERATOR_TENANT",
 )
 
 
@@ -66,6 +68,7 @@ def test_a_complete_production_configuration_is_accepted() -> None:
         ({"DATABASE_URL": "postgresql://postgres:password@db.internal/goals"}, "default password"),
         ({"REDIS_URL": None}, "REDIS_URL"),
         ({"CORS_ORIGINS": "*", "CORS_ALLOW_CREDENTIALS": "true"}, "CORS"),
+        ({"OPERATOR_TENANT": None}, "OPERATOR_TENANT"),
     ],
     ids=[
         "no-signing-keys",
@@ -78,6 +81,7 @@ def test_a_complete_production_configuration_is_accepted() -> None:
         "password-password",
         "no-redis",
         "cors-wildcard-with-credentials",
+        "no-operator-tenant",
     ],
 )
 def test_an_insecure_production_configuration_is_refused(change: dict[str, Any], reason: str) -> None:
