@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
+from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import Counter
@@ -29,12 +32,21 @@ DDL = (
 )
 # Kinds worth a row; successes (token issued) are counted and logged only.
 DENIALS = frozenset({"token_denied", "auth_denied", "scope_denied", "rate_limited", "client_disabled"})
+# A flood of 429s is one row (and log line) per client, tenant and route class every this
+# many seconds, the next telling how many it stands for; the counter counts every one. A
+# flood neither buries a tenant's other denials nor costs a write per refused request.
+REPEAT_WINDOW_S = 10.0
+REPEATS_TRACKED = 10_000
 
 
 class SecurityLog:
-    def __init__(self, store: ReadStore) -> None:
+    def __init__(self, store: ReadStore, *, clock: Callable[[], float] = time.time) -> None:
         self._store = store
         self._writes = 0
+        self._clock = clock
+        # (client_id, tenant, route_class) -> (start of its window, 429s not recorded in it)
+        self._repeats: OrderedDict[tuple[Any, ...], tuple[float, int]] = OrderedDict()
+        self._lock = threading.Lock()
 
     def setup(self) -> None:
         with self._store.transaction() as tx:
@@ -55,6 +67,13 @@ class SecurityLog:
         `logged` fields go to the log line only (what the operator tenant's admins, who see
         denials naming no tenant, must not read of other tenants' requests)."""
         SECURITY_EVENTS.labels(kind=kind).inc()
+        now = self._clock()
+        if kind == "rate_limited":
+            repeated = self._repeated((client_id, tenant, detail.get("route_class")), now)
+            if repeated is None:
+                return
+            if repeated:
+                detail = {**detail, "repeated": repeated}
         fields = {
             "event": kind,
             "client_id": client_id,
@@ -70,7 +89,7 @@ class SecurityLog:
             tx.execute(
                 "INSERT INTO security_events (at, kind, client_id, tenant, request_id, detail)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (time.time(), kind, client_id, tenant, request_id, json.dumps(detail, default=str)),
+                (now, kind, client_id, tenant, request_id, json.dumps(detail, default=str)),
             )
             self._writes += 1
             if self._writes % 1000 == 0:
@@ -79,6 +98,20 @@ class SecurityLog:
                     " security_events ORDER BY at DESC LIMIT ?) AS newest)",
                     (KEEP_ROWS,),
                 )
+
+    def _repeated(self, key: tuple[Any, ...], now: float) -> int | None:
+        """None when a 429 of `key` was recorded less than REPEAT_WINDOW_S ago (it is counted
+        for the next row); else how many went unrecorded since the last row."""
+        with self._lock:
+            started, unrecorded = self._repeats.get(key, (float("-inf"), 0))
+            if now - started < REPEAT_WINDOW_S:
+                self._repeats[key] = (started, unrecorded + 1)
+                return None
+            self._repeats[key] = (now, 0)
+            self._repeats.move_to_end(key)
+            if len(self._repeats) > REPEATS_TRACKED:
+                self._repeats.popitem(last=False)
+            return unrecorded
 
     def recent_denials(
         self, tenant: str, *, limit: int = 100, unattributed: bool = False

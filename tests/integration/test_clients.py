@@ -8,6 +8,7 @@ import pytest
 
 from application.clients import ClientNotFound
 from domain.clients import ClientDisabled
+from infrastructure.security_log import REPEAT_WINDOW_S, SecurityLog
 from infrastructure.settings import Settings
 from interfaces.bootstrap import System, build_system
 
@@ -84,4 +85,29 @@ def test_security_denials_are_kept_per_tenant(system: System, tenant: str) -> No
     denials = system.security.recent_denials(tenant)
     assert [(d["kind"], d["client_id"], d["detail"]) for d in denials] == [
         ("scope_denied", "c_a", {"missing": ["admin"]})
+    ]
+
+
+def test_a_flood_of_429s_is_a_row_per_window_telling_how_many_it_stands_for(
+    system: System, tenant: str
+) -> None:
+    ticks = iter(range(10_000))
+    offset = [0.0]
+    security = SecurityLog(system.store, clock=lambda: 1000.0 + next(ticks) / 1000 + offset[0])
+    for _ in range(50):
+        security.record("rate_limited", client_id="c_a", tenant=tenant, route_class="writes")
+    security.record("rate_limited", client_id="c_b", tenant=tenant, route_class="writes")  # its own row
+    security.record("rate_limited", client_id="c_a", tenant=tenant, route_class="reads")  # and this
+    security.record("scope_denied", client_id="c_a", tenant=tenant, missing=["admin"])  # never held back
+    security.record("scope_denied", client_id="c_a", tenant=tenant, missing=["admin"])
+    offset[0] = REPEAT_WINDOW_S
+    security.record("rate_limited", client_id="c_a", tenant=tenant, route_class="writes")
+    rows = [(d["kind"], d["client_id"], d["detail"]) for d in security.recent_denials(tenant)]
+    assert rows == [
+        ("rate_limited", "c_a", {"route_class": "writes", "repeated": 49}),
+        ("scope_denied", "c_a", {"missing": ["admin"]}),
+        ("scope_denied", "c_a", {"missing": ["admin"]}),
+        ("rate_limited", "c_a", {"route_class": "reads"}),
+        ("rate_limited", "c_b", {"route_class": "writes"}),
+        ("rate_limited", "c_a", {"route_class": "writes"}),
     ]
