@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import sys
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from uuid import UUID
@@ -52,13 +50,9 @@ class Authentication:
 class ClientsService:
     """Clients live in the same log as goals, so their history is audited the same way."""
 
-    def __init__(self, app: Application[UUID], scheme: SecretScheme, *, remember: int = 10_000) -> None:
+    def __init__(self, app: Application[UUID], scheme: SecretScheme) -> None:
         self._app = app
         self._scheme = scheme
-        # client id -> tenant of the clients seen (a client's tenant never changes)
-        self._tenants: OrderedDict[str, str] = OrderedDict()
-        self._remember = remember
-        self._lock = threading.Lock()
 
     def create(self, tenant: str, name: str, scopes: list[str], actor: str) -> IssuedCredentials:
         """Register a client; the secret is returned once and only its hash is kept."""
@@ -102,12 +96,6 @@ class ClientsService:
             raise ClientDisabled(client_id, client.tenant)
         return Authentication(client, client.tenant)
 
-    def known_tenant(self, client_id: str) -> str | None:
-        """The tenant of a client this process has seen, without reading the log (for
-        denials that must stay cheap, such as a flood of rate-limited requests)."""
-        with self._lock:
-            return self._tenants.get(client_id)
-
     def get(self, client_id: str, *, tenant: str | None = None) -> OAuthClient:
         """A client; with `tenant`, one of that tenant's only (others are not found)."""
         try:
@@ -117,11 +105,6 @@ class ClientsService:
             client: OAuthClient = self._app.repository.get(client_id_to_uuid(client_id), version=LATEST)
         except AggregateNotFoundError:
             raise ClientNotFound(client_id) from None
-        with self._lock:
-            self._tenants[client_id] = client.tenant
-            self._tenants.move_to_end(client_id)
-            if len(self._tenants) > self._remember:
-                self._tenants.popitem(last=False)
         if tenant is not None and client.tenant != tenant:
             raise ClientNotFound(client_id)
         return client

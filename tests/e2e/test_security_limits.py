@@ -18,6 +18,7 @@ import redis
 
 from tests.conftest import Server
 from tests.e2e.test_security import (
+    ADMIN,
     API,
     GOALS,
     PROGRESS,
@@ -136,6 +137,7 @@ def test_guessing_a_secret_at_the_token_endpoint_is_throttled(
     start_server: Callable[..., Server], tenant: str
 ) -> None:
     server = start_server(RATE_LIMIT_TOKEN="3/minute")
+    _, _, admin = login(server, tenant, ("admin",))
     target, secret = server.client(tenant, READ_WRITE)
     other, other_secret = server.client(tenant, READ_WRITE)
     guesses = [request_token(server, target, f"guess-{i}") for i in range(3)]
@@ -147,6 +149,12 @@ def test_guessing_a_secret_at_the_token_endpoint_is_throttled(
     assert request_token(server, target, secret).status_code == 429
     token = ok(request_token(server, other, other_secret))["access_token"]
     assert ok(httpx.get(f"{server.url}{API}/", headers=bearer(token), timeout=30))["total"] == 0
+    # the tenant's admins see the guesses, and the two throttled requests as one denial
+    denials = ok(httpx.get(f"{server.url}{ADMIN}/security/denials", headers=admin, timeout=30))["items"]
+    about_target = [(d["kind"], d["detail"].get("reason")) for d in denials if d["client_id"] == target]
+    assert sorted(about_target, key=str) == sorted(
+        [("rate_limited", None)] + [("token_denied", "bad_credentials")] * 3, key=str
+    )
 
 
 # -- body size ---------------------------------------------------------------------------------
