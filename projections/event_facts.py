@@ -221,15 +221,12 @@ def _has_column(tx: Tx, table: str, column: str) -> bool:
     return bool(found and found[0])
 
 
-def add_request_id(tx: Tx) -> None:
-    """Give facts written before they carried it their request id, from the goal_history table
-    of that time (which the facts now replace): then that table and its tracking row go."""
-    tx.execute("ALTER TABLE event_facts ADD COLUMN request_id TEXT NOT NULL DEFAULT ''")
-    if not _table_exists(tx, "goal_history"):
-        return
+def retire_goal_history(tx: Tx) -> None:
+    """The goal_history table of earlier versions, which the facts replace: the facts take
+    their request ids from it, then it and its tracking row go."""
     tx.execute(
         "UPDATE event_facts SET request_id = goal_history.request_id FROM goal_history"
-        " WHERE event_facts.position = goal_history.position"
+        " WHERE event_facts.position = goal_history.position AND event_facts.request_id = ''"
     )
     tx.execute("DROP TABLE goal_history")
     tx.execute("DELETE FROM projection_tracking WHERE name = 'goal_history'")
@@ -282,7 +279,9 @@ class EventFactsProjection:
         if had_facts and not _has_column(tx, "event_facts", "observed_at"):
             add_observed_at(tx)
         if had_facts and not _has_column(tx, "event_facts", "request_id"):
-            add_request_id(tx)
+            tx.execute("ALTER TABLE event_facts ADD COLUMN request_id TEXT NOT NULL DEFAULT ''")
+        if _table_exists(tx, "goal_history"):
+            retire_goal_history(tx)
         for statement in INDEXES:
             tx.execute(statement)
         if had_facts and not had_rollup:

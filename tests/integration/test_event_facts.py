@@ -556,6 +556,26 @@ def test_facts_written_before_they_kept_request_ids_take_them_from_the_old_histo
             tx.execute("SELECT 1 FROM goal_history")
 
 
+def test_an_old_history_table_beside_facts_that_keep_request_ids_is_retired_too(
+    system: System, tenant: str, tmp_path: Path
+) -> None:
+    page = [(i + 1, e) for i, e in enumerate(fixed_history(tenant))]
+    with fresh_read_store(system.settings, tmp_path) as store:
+        projection = EventFactsProjection()
+        with store.transaction() as tx:
+            tx.execute(TRACKING_DDL)
+            tx.execute("CREATE TABLE goal_history (position BIGINT PRIMARY KEY, request_id TEXT NOT NULL)")
+            tx.execute(
+                "INSERT INTO projection_tracking (name, position, state, updated_at)"
+                " VALUES ('goal_history', 3, 'live', 0)"
+            )
+            projection.create_tables(tx)
+            projection.apply(tx, page)
+        assert rows(store, "SELECT name FROM projection_tracking WHERE name = 'goal_history'") == []
+        with store.transaction() as tx, pytest.raises(Exception, match="goal_history"):
+            tx.execute("SELECT 1 FROM goal_history")
+
+
 def hourly_rows(store: ReadStore, tenant: str) -> list[tuple[Any, ...]]:
     return rows(
         store,
