@@ -19,10 +19,8 @@ class WithoutQuery(logging.Filter):
 
 
 def configure_logging(debug: bool) -> None:
-    """Info lines (debug lines with DEBUG) to stderr. Called where a process starts: `serve`,
-    and the ASGI module each server worker imports (workers do not inherit the parent's
-    handlers, and the security events are log lines)."""
+    """Info lines (debug lines with DEBUG) to stderr, once per process, where it starts: the
+    ASGI module each server process imports (workers do not inherit their parent's handlers,
+    and the security events are log lines), and `project`."""
     logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, format=FORMAT)
-    access = logging.getLogger("uvicorn.access")
-    if not any(isinstance(f, WithoutQuery) for f in access.filters):
-        access.addFilter(WithoutQuery())
+    logging.getLogger("uvicorn.access").addFilter(WithoutQuery())

@@ -28,8 +28,6 @@ def serve(
 ) -> None:
     """Serve the HTTP API (embedded SQLite store unless DATABASE_URL names PostgreSQL)."""
     settings = Settings()
-    # DEBUG: every logger at debug level, and an access line per request (never in prod)
-    configure_logging(settings.debug)
     console.print(
         f"a2a-goals on http://{host or settings.host}:{port or settings.port} "
         f"(store: {settings.redacted_database_url()}); docs at /docs"
@@ -39,6 +37,8 @@ def serve(
         host=host or settings.host,
         port=port or settings.port,
         workers=workers,
+        # DEBUG: uvicorn's debug lines and an access line per request (never in prod); each
+        # server process sets up its own logging as it imports the app (interfaces.http.asgi)
         log_level="debug" if settings.debug else "warning",
         access_log=settings.debug,
     )
@@ -47,8 +47,9 @@ def serve(
 @app.command()
 def project() -> None:
     """Run the projections as their own process until interrupted (SIGTERM/SIGINT)."""
-    system = build_system()
-    configure_logging(system.settings.debug)
+    settings = Settings()
+    configure_logging(settings.debug)  # before start-up, whose migrations log too
+    system = build_system(settings)
     settle_heap()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
