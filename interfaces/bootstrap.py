@@ -190,6 +190,7 @@ def build_system(settings: Settings | None = None) -> System:
             store,
             projections,
             page_size=settings.projection_page_size,
+            jobs=settings.rebuild_jobs,
             replay_elsewhere=partial(replay_share, settings),
         ),
         listener=listener,

@@ -49,6 +49,7 @@ class Rebuilder:
         projections: Sequence[Projection],
         *,
         page_size: int = 5000,
+        jobs: int = 1,
         replay_elsewhere: Replay | None = None,
     ) -> None:
         self._read_log = read_log
@@ -56,6 +57,7 @@ class Rebuilder:
         self._store = store
         self._projections = {p.name: p for p in projections}
         self._page_size = page_size
+        self._jobs = jobs
         self._replay_elsewhere = replay_elsewhere
 
     @property
@@ -68,10 +70,11 @@ class Rebuilder:
         *,
         restart: bool = False,
         progress: Progress | None = None,
-        jobs: int = 1,
+        jobs: int | None = None,
     ) -> RebuildResult:
         """Rebuild the named read models (resuming an interrupted rebuild unless `restart`),
-        replaying them in up to `jobs` processes when the store allows it."""
+        replaying them in up to `jobs` processes (default: the rebuilder's) when the store
+        allows it."""
         unknown = sorted(set(names) - set(self._projections))
         if unknown or not names:
             raise KeyError(f"unknown projections {unknown}; known: {sorted(self._projections)}")
@@ -84,7 +87,7 @@ class Rebuilder:
             runner = self._runner(shadow, names)
             runner.setup()
             started, at_start = time.perf_counter(), _position(runner)
-            groups = self._groups(names, jobs)
+            groups = self._groups(names, jobs or self._jobs)
             if len(groups) > 1:
                 self._replay_in_processes(groups, runner, progress)
             report = None if progress is None else lambda: progress(runner.reached, self._log_end())

@@ -161,7 +161,7 @@ def projections_rebuild(
                 names,
                 restart=restart,
                 progress=lambda at, end: bar.update(task, completed=at, total=end),
-                jobs=jobs or system.settings.rebuild_jobs,
+                jobs=jobs,
             )
     finally:
         system.close()

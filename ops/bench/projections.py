@@ -843,7 +843,7 @@ def main() -> None:
     parser.add_argument(
         "--rebuild-jobs",
         type=int,
-        default=Settings.model_fields["rebuild_jobs"].default,
+        default=Settings().rebuild_jobs,
         help="processes the rebuild replays in (REBUILD_JOBS; default as deployed)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the database at the end (prints its name)")

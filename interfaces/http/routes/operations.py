@@ -58,7 +58,7 @@ class RebuildJobs:
 
     def _run(self, system: System, names: list[str], job: RebuildJob) -> None:
         try:
-            result = system.rebuilder.rebuild(names, jobs=system.settings.rebuild_jobs)
+            result = system.rebuilder.rebuild(names)
             job.events, job.events_per_s, job.state = result.events, round(result.events_per_s), "done"
         except Exception as error:
             job.state, job.error = "failed", f"{type(error).__name__}: {error}"
