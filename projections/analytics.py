@@ -184,8 +184,9 @@ class AnalyticsQueries:
 
         - `velocity`: points of overall progress per day, the Theil-Sen slope (median of the
           pairwise slopes; at most the last `forecasting.MAX_POINTS` points, and a fixed-seed
-          sample of `forecasting.MAX_PAIRS` pairs when they make more pairs than that) of the (observed_at, overall_progress) points of progress updates
-          observed in the `window_days` before `now`; None with fewer than two points;
+          sample of `forecasting.MAX_PAIRS` pairs when they make more pairs than that) of the
+          (observed_at, overall_progress) points of progress updates observed in the
+          `window_days` before `now`; None with fewer than two points;
         - `forecast`: {"completion", "low", "high"} UTC dates when overall progress reaches 100,
           from the latest point at the fitted velocity; the band uses the 25th/75th percentile
           pairwise slopes (`low`, the earliest date, at the 75th; `high`, the latest, at the

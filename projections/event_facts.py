@@ -501,5 +501,4 @@ def _bucket_sql(bucket: Bucket, postgres: bool, column: str = "at") -> str:
 
 
 def _bucket_iso(value: Any) -> str:
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    return utc(moment).isoformat()
+    return instant(value).isoformat()
