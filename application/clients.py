@@ -96,6 +96,13 @@ class ClientsService:
             raise ClientDisabled(client_id, client.tenant)
         return Authentication(client, client.tenant)
 
+    def tenant_of(self, client_id: str) -> str | None:
+        """The tenant of a client, None for an id no client has."""
+        try:
+            return self.get(client_id).tenant
+        except ClientNotFound:
+            return None
+
     def get(self, client_id: str, *, tenant: str | None = None) -> OAuthClient:
         """A client; with `tenant`, one of that tenant's only (others are not found)."""
         try:

@@ -58,22 +58,26 @@ class SecurityLog:
         kind: str,
         *,
         client_id: str | None = None,
-        tenant: str | None = None,
+        tenant: str | Callable[[], str | None] | None = None,
         request_id: str | None = None,
         logged: dict[str, Any] | None = None,
         **detail: Any,
     ) -> None:
         """Count, log and (for denials) store one security event. Never carries secrets.
         `logged` fields go to the log line only (what the operator tenant's admins, who see
-        denials naming no tenant, must not read of other tenants' requests)."""
+        denials naming no tenant, must not read of other tenants' requests). A `tenant` to
+        look up is looked up only if the event is recorded (not for a 429 held back)."""
         SECURITY_EVENTS.labels(kind=kind).inc()
         now = self._clock()
         if kind == "rate_limited":
-            repeated = self._repeated((client_id, tenant, detail.get("route_class")), now)
+            named = tenant if isinstance(tenant, str) else None  # a client id names its tenant
+            repeated = self._repeated((client_id, named, detail.get("route_class")), now)
             if repeated is None:
                 return
             if repeated:
                 detail = {**detail, "repeated": repeated}
+        if callable(tenant):
+            tenant = tenant()
         fields = {
             "event": kind,
             "client_id": client_id,

@@ -88,12 +88,6 @@ class ClientQueries:
             for r in rows
         ]
 
-    def tenant_of(self, client_id: str) -> str | None:
-        """The tenant of a client, None for an id no client has (yet)."""
-        with self._store.read() as tx:
-            row = tx.fetchone("SELECT tenant FROM oauth_clients WHERE client_id = ?", (client_id,))
-        return str(row[0]) if row else None
-
     def disabled_ids(self) -> set[str]:
         with self._store.read() as tx:
             return {str(r[0]) for r in tx.fetchall("SELECT client_id FROM oauth_clients WHERE disabled = 1")}

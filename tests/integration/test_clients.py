@@ -100,11 +100,21 @@ def test_a_flood_of_429s_is_a_row_per_window_telling_how_many_it_stands_for(
     security.record("rate_limited", client_id="c_a", tenant=tenant, route_class="reads")  # and this
     security.record("scope_denied", client_id="c_a", tenant=tenant, missing=["admin"])  # never held back
     security.record("scope_denied", client_id="c_a", tenant=tenant, missing=["admin"])
+    lookups: list[str] = []
+
+    def look_up() -> str:
+        lookups.append("c_t")
+        return tenant
+
+    for _ in range(20):  # a tenant to look up is looked up for the recorded 429 only
+        security.record("rate_limited", client_id="c_t", tenant=look_up, route_class="token")
+    assert lookups == ["c_t"]
     offset[0] = REPEAT_WINDOW_S
     security.record("rate_limited", client_id="c_a", tenant=tenant, route_class="writes")
     rows = [(d["kind"], d["client_id"], d["detail"]) for d in security.recent_denials(tenant)]
     assert rows == [
         ("rate_limited", "c_a", {"route_class": "writes", "repeated": 49}),
+        ("rate_limited", "c_t", {"route_class": "token"}),
         ("scope_denied", "c_a", {"missing": ["admin"]}),
         ("scope_denied", "c_a", {"missing": ["admin"]}),
         ("rate_limited", "c_a", {"route_class": "reads"}),

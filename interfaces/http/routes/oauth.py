@@ -93,8 +93,8 @@ def _grant(request: Request, system: System, form: dict[str, str]) -> JSONRespon
         auth.check_rate(f"token-address:{address}", "token_address")
         auth.check_rate(f"token:{client_id}:{address}", "token")
     except RateLimited:
-        # the read model's copy (one row by key), not the log: a flood stays cheap
-        tenant = system.client_queries.tenant_of(named) if named != "-" else None
+        # looked up in the log only for the 429s recorded (one per client every few seconds)
+        tenant = (lambda: system.clients.tenant_of(named)) if named != "-" else None
         auth.security.record(
             "rate_limited", client_id=named, tenant=tenant, request_id=request_id, route_class="token"
         )
