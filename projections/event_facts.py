@@ -22,8 +22,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-import orjson
-
+from application.json_encoding import encode_json
 from application.ports import ReadStore, Row, Tx
 from domain.goals import AgentGoals
 from projections import event_facts_hourly as hourly
@@ -119,7 +118,7 @@ def history_data(event: AgentGoals.Event) -> dict[str, Any] | None:
 def fact_payload(event: AgentGoals.Event) -> bytes:
     """The event's data as JSON (UTF-8), as the goal history shows it ({} for Registered)."""
     data = history_data(event)
-    return orjson.dumps(data) if data is not None else b"{}"
+    return encode_json(data) if data is not None else b"{}"
 
 
 def fact_numbers(event: AgentGoals.Event) -> tuple[float | None, float | None]:
