@@ -4,24 +4,30 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from eventsourcing.domain import Aggregate
 
 from domain.errors import GoalNotActive, InvalidGoals, TransitionRefused
 from domain.ids import goals_id
+from domain.limits import MAX_METRIC, MAX_REASON, MAX_URL, OVERALL, number_problem, text_problem
 from domain.objectives import (
     DEFAULT_MILESTONES,
-    OVERALL,
     GoalDefinition,
     clamp_percent,
     crossed,
+    revised_progress,
     weighted_overall,
 )
 from domain.status import Status, can_transition
 
 SOURCES = frozenset({"manual", "metrics", "bulk"})
+# How far ahead of our clock an observation may say it was made: a clock a little fast is
+# forgiven, an instant in the future is not (it would pin "last updated" and hide a stall).
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+EARLIEST_OBSERVATION = datetime(1970, 1, 1, tzinfo=UTC)
+MIN_INTERVAL_S, MAX_INTERVAL_S = 5, 86_400
 
 
 @dataclass(frozen=True)
@@ -62,12 +68,8 @@ class AgentGoals(Aggregate):
         def apply(self, aggregate: AgentGoals) -> None:
             aggregate.definition = self.definition
             aggregate.goal_version = self.goal_version
-            kept = set(self.definition.objective_ids())
-            aggregate.objective_progress = {
-                k: v for k, v in aggregate.objective_progress.items() if k in kept
-            }
-            aggregate.overall_progress = weighted_overall(
-                self.definition.objectives, aggregate.objective_progress
+            aggregate.objective_progress, aggregate.overall_progress = revised_progress(
+                self.definition, aggregate.objective_progress
             )
 
     class ProgressRecorded(Event):
@@ -176,9 +178,13 @@ class AgentGoals(Aggregate):
         return goals
 
     def set_goals(self, definition: GoalDefinition, meta: Meta) -> None:
-        """Set or revise the goals; a revision increments the goal version."""
+        """Set or revise the goals; a revision increments the goal version. A revision that
+        moves overall progress past a threshold (new weights, objectives removed) reaches
+        that milestone of the new version in the same save."""
         _check(definition)
+        before_overall = self.overall_progress
         self._trigger(self.GoalsSet, meta, definition=definition, goal_version=self.goal_version + 1)
+        self._reach(meta, OVERALL, DEFAULT_MILESTONES, before_overall, self.overall_progress)
 
     def record_progress(
         self,
@@ -201,8 +207,8 @@ class AgentGoals(Aggregate):
             raise InvalidGoals({"overall_progress": f"disagrees with the derived overall progress {derived}"})
         if source not in SOURCES:
             raise InvalidGoals({"source": f"must be one of {sorted(SOURCES)}"})
-        if observed_at is not None and observed_at.utcoffset() is None:
-            raise InvalidGoals({"observed_at": "must carry a time zone offset (RFC 3339)"})
+        if observed_at is not None:
+            _check_observed_at(observed_at, self._now())
         before = dict(self.objective_progress)
         before_overall = self.overall_progress
         self._trigger(
@@ -232,6 +238,8 @@ class AgentGoals(Aggregate):
             target = Status(to_status)
         except ValueError:
             raise InvalidGoals({"status": f"must be one of {[s.value for s in Status]}"}) from None
+        if problem := text_problem(reason, MAX_REASON):
+            raise InvalidGoals({"reason": problem})
         if not can_transition(Status(self.status), target, reopen=reopen):
             raise TransitionRefused(self.agent_id, self.status, target.value)
         self._trigger(
@@ -239,11 +247,13 @@ class AgentGoals(Aggregate):
         )
 
     def configure_auto_update(self, config: AutoUpdate, meta: Meta) -> None:
+        """How the agent's health and metrics endpoints are polled for KPI values."""
+        errors = _auto_update_problems(config)
         unknown = sorted(set(config.kpi_metrics) - set(self._definition().objective_ids()))
         if unknown:
-            raise InvalidGoals({"kpi_metrics": f"unknown objective ids: {', '.join(unknown)}"})
-        if config.interval_s < 5:
-            raise InvalidGoals({"interval_s": "must be at least 5 seconds"})
+            errors["kpi_metrics"] = f"unknown objective ids: {', '.join(unknown)}"
+        if errors:
+            raise InvalidGoals(errors)
         self._trigger(self.AutoUpdateConfigured, meta, config=config)
 
     # --- rules ---------------------------------------------------------------------------
@@ -275,6 +285,8 @@ class AgentGoals(Aggregate):
             kpi = objectives[objective_id].kpi if objective_id in objectives else None
             if kpi is None:
                 errors[f"kpi_values.{objective_id}"] = "no objective with a KPI has this id"
+            elif problem := number_problem(value):
+                errors[f"kpi_values.{objective_id}"] = problem
             else:
                 updates[objective_id] = kpi.progress(value)
         if not objective_progress and not kpi_values:
@@ -311,6 +323,28 @@ def milestone_key(goal_version: int, objective_id: str, threshold: float) -> str
 
 def _meta(meta: Meta) -> dict[str, Any]:
     return {"actor": meta.actor, "request_id": meta.request_id, "idempotency_key": meta.idempotency_key}
+
+
+def _check_observed_at(observed_at: datetime, now: datetime) -> None:
+    if observed_at.utcoffset() is None:
+        raise InvalidGoals({"observed_at": "must carry a time zone offset (RFC 3339)"})
+    if observed_at > now + MAX_CLOCK_SKEW:
+        raise InvalidGoals({"observed_at": f"is in the future (after {now.isoformat()} and its leeway)"})
+    if observed_at < EARLIEST_OBSERVATION:
+        raise InvalidGoals({"observed_at": "must not be before 1970"})
+
+
+def _auto_update_problems(config: AutoUpdate) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    if not MIN_INTERVAL_S <= config.interval_s <= MAX_INTERVAL_S:
+        errors["interval_s"] = f"must be between {MIN_INTERVAL_S} and {MAX_INTERVAL_S} seconds"
+    for name, url in (("health_url", config.health_url), ("metrics_url", config.metrics_url)):
+        if url is not None and (problem := text_problem(url, MAX_URL, required=True)):
+            errors[name] = problem
+    for objective_id, metric in config.kpi_metrics.items():
+        if problem := text_problem(metric, MAX_METRIC, required=True):
+            errors[f"kpi_metrics.{objective_id}"] = problem
+    return errors
 
 
 def _check(definition: GoalDefinition) -> None:

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal, NamedTuple
 
 from application.ports import ReadStore, Row
-from domain.objectives import OVERALL
+from domain.limits import OVERALL
 from domain.status import Status
 from projections import forecasting
 from projections.analytics_memory import AnalyticsMemory, GoalNote, ProgressWindow

@@ -10,9 +10,10 @@ from typing import Any
 
 import orjson
 
+from application.json_encoding import encode_json
 from application.ports import ReadStore, Tx
 from domain.goals import AgentGoals
-from domain.objectives import weighted_overall
+from domain.objectives import revised_progress
 from projections.runner import LogPage
 from projections.views import auto_update_json, definition_json, iso, new_view
 
@@ -65,8 +66,9 @@ class _Row:
         orjson writes them as ISO 8601 text, and the text columns get the same."""
         v = self.view
         if v["goals"] is not None and self.goals_json is None:
-            self.goals_json = orjson.Fragment(orjson.dumps(v["goals"]))
-        view_json = orjson.dumps(v if self.goals_json is None else {**v, "goals": self.goals_json})
+            # Invariant: view["goals"] changes only with a GoalsSet, which drops this (see _fold).
+            self.goals_json = orjson.Fragment(encode_json(v["goals"]))
+        view_json = encode_json(v if self.goals_json is None else {**v, "goals": self.goals_json})
         return (
             self.tenant,
             v["agent_id"],
@@ -79,7 +81,7 @@ class _Row:
             _text(v["created_at"]),
             _text(v["updated_at"]),
             self.status_since,
-            orjson.dumps(self.durations).decode(),
+            encode_json(self.durations).decode(),
             self.position,
             view_json.decode(),
         )
@@ -170,10 +172,9 @@ class GoalProgressProjection:
         view, progress = row.view, row.view["progress"]
         match event:
             case AgentGoals.GoalsSet(definition=definition):
-                kept = set(definition.objective_ids())
-                objective_progress = {k: v for k, v in progress["objective_progress"].items() if k in kept}
-                progress["objective_progress"] = objective_progress
-                progress["overall_progress"] = weighted_overall(definition.objectives, objective_progress)
+                progress["objective_progress"], progress["overall_progress"] = revised_progress(
+                    definition, progress["objective_progress"]
+                )
                 view["goals"] = definition_json(definition)
                 row.goals_json = None
                 view["target_date"] = definition.target_date

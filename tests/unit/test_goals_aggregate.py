@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from domain.errors import DomainError, GoalNotActive, InvalidGoals, TransitionRefused
 from domain.goals import AgentGoals, AutoUpdate, Meta
 from domain.ids import goals_id
-from domain.objectives import DEFAULT_MILESTONES, OVERALL, GoalDefinition, Kpi, Objective
+from domain.limits import OVERALL
+from domain.objectives import DEFAULT_MILESTONES, GoalDefinition, Kpi, Objective
 from domain.status import Status
 
 TENANT = "acme"

@@ -130,13 +130,28 @@ def test_valid_kpis_have_no_problems() -> None:
         Kpi("m", baseline=100.0, target=50.0, direction="increase"),
         Kpi("m", baseline=100.0, target=100.0, direction="decrease"),
         Kpi("m", baseline=100.0, target=150.0, direction="decrease"),
-        Kpi("m", baseline=0.0, target=math.inf),
-        Kpi("m", baseline=math.nan, target=10.0),
     ],
 )
-def test_kpi_with_target_on_the_wrong_side_or_not_finite_is_a_problem(kpi: Kpi) -> None:
+def test_kpi_with_target_on_the_wrong_side_is_a_problem(kpi: Kpi) -> None:
     problems = kpi.problems()
     assert set(problems) == {"target"}
+
+
+@pytest.mark.parametrize(
+    ("kpi", "field"),
+    [
+        (Kpi("m", baseline=0.0, target=math.inf), "target"),
+        (Kpi("m", baseline=math.nan, target=10.0), "baseline"),
+        # a span of 2e308 is infinite: progress would be 0 whatever the value
+        (Kpi("m", baseline=-1e308, target=10.0), "baseline"),
+        (Kpi("m", baseline=0.0, target=1e16), "target"),
+        (Kpi("", target=10.0), "metric"),
+        (Kpi("m\x00", target=10.0), "metric"),
+        (Kpi("m", target=10.0, unit="\ud800"), "unit"),
+    ],
+)
+def test_kpi_with_a_number_or_text_it_cannot_keep_names_the_field(kpi: Kpi, field: str) -> None:
+    assert set(kpi.problems()) == {field}
 
 
 def test_kpi_problem_names_the_baseline_and_direction() -> None:
