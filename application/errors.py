@@ -12,7 +12,7 @@ class GoalsNotFound(Exception):
 class VersionMismatch(Exception):
     """If-Match named a version that is not the current one."""
 
-    def __init__(self, agent_id: str, expected: int, actual: int | None) -> None:
+    def __init__(self, agent_id: str, expected: str, actual: int | None) -> None:
         super().__init__(f"agent {agent_id!r} is at version {actual}, not {expected}")
         self.agent_id = agent_id
         self.expected = expected

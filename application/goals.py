@@ -15,6 +15,7 @@ from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording,
 
 from application.errors import ConcurrencyConflict, GoalsNotFound, VersionMismatch
 from application.ports import PositionLookup
+from application.preconditions import IfMatch
 from application.results import CommandResult, Written
 from application.transcodings import FastJSONTranscoder, register_domain_transcodings
 from domain.errors import DomainError, InvalidGoals
@@ -89,7 +90,7 @@ class GoalsApp(Application[UUID]):
         definition: GoalDefinition,
         meta: Meta,
         *,
-        expected_version: int | None = None,
+        expected_version: int | IfMatch | None = None,
         idempotency: Idempotency | None = None,
     ) -> CommandResult:
         """Set an agent's first goals, or revise them (the goal version increments)."""
@@ -110,7 +111,7 @@ class GoalsApp(Application[UUID]):
         meta: Meta,
         *,
         source: str = "manual",
-        expected_version: int | None = None,
+        expected_version: int | IfMatch | None = None,
         idempotency: Idempotency | None = None,
     ) -> CommandResult:
         """Record objective progress and/or KPI values; milestones crossed are saved with it."""
@@ -163,7 +164,7 @@ class GoalsApp(Application[UUID]):
         meta: Meta,
         *,
         reopen: bool = False,
-        expected_version: int | None = None,
+        expected_version: int | IfMatch | None = None,
         idempotency: Idempotency | None = None,
     ) -> CommandResult:
         """Move a goal through its status machine (reopening a closed goal must be explicit)."""
@@ -182,7 +183,7 @@ class GoalsApp(Application[UUID]):
         config: AutoUpdate,
         meta: Meta,
         *,
-        expected_version: int | None = None,
+        expected_version: int | IfMatch | None = None,
         idempotency: Idempotency | None = None,
     ) -> CommandResult:
         """Store how the collector should poll this agent's health and metrics."""
@@ -282,23 +283,16 @@ class GoalsApp(Application[UUID]):
         agent_ids: list[str],
         change: Change,
         meta: Meta,
-        expected_version: int | None,
+        expected_version: int | IfMatch | None,
         idempotency: Idempotency | None,
         *,
         create: bool = False,
     ) -> CommandResult:
         if idempotency is not None and (replay := self._replay(tenant, meta.actor, idempotency)):
             return replay
+        expected = IfMatch.version(expected_version) if isinstance(expected_version, int) else expected_version
         for _ in range(self.max_retries):
-            loaded = {a: self._load(tenant, a) for a in agent_ids}
-            if expected_version is not None:
-                first = loaded[agent_ids[0]]
-                if first is not None and first.version != expected_version:
-                    # The cache may be behind the log: decide on what the log holds.
-                    self._forget(tenant, agent_ids[:1])
-                    loaded[agent_ids[0]] = first = self._load(tenant, agent_ids[0])
-                _check_version(agent_ids[0], first, expected_version, create)
-            changed = change(loaded)
+            loaded, changed = self._decide(tenant, agent_ids, change, expected, create)
             result = CommandResult(
                 items=tuple(
                     Written(g.agent_id, g.id, g.version, created=loaded[g.agent_id] is None) for g in changed
@@ -319,10 +313,10 @@ class GoalsApp(Application[UUID]):
                 self._forget(tenant, agent_ids)
                 if idempotency is not None and (replay := self._replay(tenant, meta.actor, idempotency)):
                     return replay
-                if expected_version is not None:
+                if expected is not None:
                     current = self._load(tenant, agent_ids[0])
                     raise VersionMismatch(
-                        agent_ids[0], expected_version, current.version if current else None
+                        agent_ids[0], expected.describe(), current.version if current else None
                     ) from None
                 continue
             except BaseException:
@@ -331,6 +325,29 @@ class GoalsApp(Application[UUID]):
                 raise
             return _positioned(result, recordings)
         raise ConcurrencyConflict(agent_ids[0], self.max_retries)
+
+    def _decide(
+        self, tenant: str, agent_ids: list[str], change: Change, expected: IfMatch | None, create: bool
+    ) -> tuple[Loaded, list[AgentGoals]]:
+        """Load the aggregates, check the precondition and apply the change: the aggregates
+        as loaded, and those changed. Loads may come from the cache, which trusts its copies;
+        but a refusal (a failed precondition, a rule saying no) is only ever given on what
+        the log holds. A stale copy (another process resumed a paused goal, say) is corrected
+        when its save fails the version check, but a refused command saves nothing: without
+        this, it would refuse forever."""
+        decided_on_log = self.repository.cache is None
+        while True:
+            loaded = {a: self._load(tenant, a) for a in agent_ids}
+            first = loaded[agent_ids[0]]
+            try:
+                if expected is not None:
+                    _check_version(agent_ids[0], first, expected, create)
+                return loaded, change(loaded)
+            except (DomainError, VersionMismatch):
+                if decided_on_log:
+                    raise
+                decided_on_log = True
+                self._forget(tenant, agent_ids)
 
     def _forget(self, tenant: str, agent_ids: Iterable[str]) -> None:
         """Drop cached aggregates, so that the next load reads them from the log."""
@@ -398,14 +415,12 @@ def _apply_progress(goals: AgentGoals, update: ProgressUpdate, meta: Meta, sourc
     )
 
 
-def _check_version(agent_id: str, goals: AgentGoals | None, expected: int, create: bool) -> None:
+def _check_version(agent_id: str, goals: AgentGoals | None, expected: IfMatch, create: bool) -> None:
     actual = goals.version if goals is not None else None
-    if actual is None and create and expected == 0:
-        return
     if actual is None and not create:
         raise GoalsNotFound(agent_id)
-    if actual != expected:
-        raise VersionMismatch(agent_id, expected, actual)
+    if not expected.admits(actual):
+        raise VersionMismatch(agent_id, expected.describe(), actual)
 
 
 def _positioned(result: CommandResult, recordings: list[Recording[UUID]]) -> CommandResult:

@@ -12,7 +12,9 @@ import pytest
 
 from application.errors import ConcurrencyConflict, GoalsNotFound, VersionMismatch
 from application.goals import ProgressUpdate
+from application.preconditions import IfMatch
 from application.results import CommandResult
+from domain.errors import GoalNotActive, TransitionRefused
 from domain.goals import AgentGoals
 from infrastructure.settings import Settings
 from tests.integration.support import aggregate_events, meta, one_objective, running_system
@@ -31,7 +33,7 @@ def test_stale_expected_version_is_refused(make_settings: Callable[..., Settings
 
         with pytest.raises(VersionMismatch) as stale:
             system.goals.record_progress(tenant, ProgressUpdate("a1", {"o1": 20}), meta(), expected_version=2)
-        assert (stale.value.expected, stale.value.actual) == (2, updated.first.version)
+        assert (stale.value.expected, stale.value.actual) == ("2", updated.first.version)
         with pytest.raises(VersionMismatch):
             system.goals.change_status(tenant, "a1", "paused", "x", meta(), expected_version=99)
         with pytest.raises(VersionMismatch):
@@ -98,6 +100,50 @@ def test_a_replica_with_a_stale_cache_writes_on_what_the_log_holds(
         ]
         assert recorded == [("one", 5.0), ("two", 10.0), ("one", 15.0), ("two", 20.0), ("one", 24.0)]
         assert two.goals.goals_at(tenant, "a1").objective_progress == {"o1": 24.0}
+
+
+def test_a_replica_whose_cache_says_paused_decides_on_the_log_before_refusing(
+    make_settings: Callable[..., Settings], tenant: str
+) -> None:
+    """A refused command saves nothing, so no version check would ever correct a stale copy:
+    a replica that cached "paused" refused progress (and "pause") forever after another
+    replica resumed the goal. A refusal is now only given on what the log holds."""
+    with running_system(make_settings) as one, running_system(make_settings) as two:
+        one.goals.set_goals(tenant, "a1", one_objective(), meta("one"))
+        one.goals.change_status(tenant, "a1", "paused", "night", meta("one"))  # cached in one: paused
+        two.goals.change_status(tenant, "a1", "active", "morning", meta("two"))
+
+        recorded = one.goals.record_progress(tenant, ProgressUpdate("a1", {"o1": 10}), meta("one"))
+        paused = one.goals.change_status(tenant, "a1", "paused", "again", meta("one"))
+        assert paused.first.version == recorded.first.version + 1
+        # What the log holds still refuses what the rules refuse.
+        with pytest.raises(GoalNotActive):
+            one.goals.record_progress(tenant, ProgressUpdate("a1", {"o1": 20}), meta("one"))
+        with pytest.raises(TransitionRefused):
+            two.goals.change_status(tenant, "a1", "paused", "twice", meta("two"))
+        assert two.goals.goals_at(tenant, "a1").status == "paused"
+
+
+def test_if_match_any_version_and_lists_of_tags(make_settings: Callable[..., Settings], tenant: str) -> None:
+    """RFC 9110 If-Match: `*` matches any existing version (never a missing one), a list
+    matches if one of its strong tags is current, weak tags never match."""
+    with running_system(make_settings) as system:
+        with pytest.raises(VersionMismatch):
+            system.goals.set_goals(tenant, "a1", one_objective(), meta(), expected_version=IfMatch(any_version=True))
+        created = system.goals.set_goals(tenant, "a1", one_objective(), meta(), expected_version=IfMatch.version(0))
+        version = created.first.version
+        anyway = system.goals.record_progress(
+            tenant, ProgressUpdate("a1", {"o1": 1}), meta(), expected_version=IfMatch(any_version=True)
+        )
+        assert anyway.first.version == version + 1
+        listed = system.goals.record_progress(
+            tenant, ProgressUpdate("a1", {"o1": 2}), meta(), expected_version=IfMatch(frozenset({1, version + 1}))
+        )
+        assert listed.first.version == version + 2
+        with pytest.raises(VersionMismatch):
+            system.goals.record_progress(
+                tenant, ProgressUpdate("a1", {"o1": 3}), meta(), expected_version=IfMatch(frozenset())
+            )
 
 
 def _race(
