@@ -10,6 +10,7 @@ from fastapi import Depends, Header, Request
 from fastapi.exceptions import RequestValidationError
 
 from application.goals import Idempotency
+from application.preconditions import IfMatch
 from domain.goals import Meta
 from interfaces.bootstrap import System
 
@@ -25,7 +26,10 @@ async def idempotency(
     request: Request,
     idempotency_key: Annotated[
         str | None,
-        Header(description="Retrying with the same key writes nothing and returns the first answer."),
+        Header(
+            pattern=r"^[\x21-\x7e]{1,255}$",
+            description="Retrying with the same key writes nothing and returns the first answer.",
+        ),
     ] = None,
 ) -> Idempotency | None:
     if idempotency_key is None:
@@ -39,17 +43,31 @@ async def idempotency(
     return Idempotency(idempotency_key, fingerprint)
 
 
+# RFC 9110 §13.1.1: "*", or entity tags (weak ones allowed, never matching); a bare version
+# number is taken too.
+IF_MATCH = r'^(\*|\s*(W/)?"[\x21\x23-\x7e]*"(\s*,\s*(W/)?"[\x21\x23-\x7e]*")*\s*|[0-9]{1,18})$'
+_ENTITY_TAG = re.compile(r'\s*(W/)?"([^"]*)"\s*(?:,|\Z)')
+
+
 async def if_match(
     if_match: Annotated[
-        str | None, Header(description="Expected aggregate version (412 when stale).")
+        str | None,
+        Header(
+            pattern=IF_MATCH,
+            description='Apply only to this aggregate version: an ETag such as "3" (several may be'
+            " listed), or * for any existing version; 412 when none is current. Weak tags never match.",
+        ),
     ] = None,
-) -> int | None:
+) -> IfMatch | None:
     if if_match is None:
         return None
-    value = if_match.strip().removeprefix("W/").strip('"')
-    if not value.isdigit():
-        raise _bad_header("if-match", 'an aggregate version number, e.g. "3"')
-    return int(value)
+    value = if_match.strip()
+    if value == "*":
+        return IfMatch(any_version=True)
+    if value.isdigit():
+        return IfMatch.version(int(value))
+    strong = {tag for weak, tag in _ENTITY_TAG.findall(value) if not weak}
+    return IfMatch(frozenset(int(tag) for tag in strong if tag.isdigit() and len(tag) <= 18))
 
 
 def command_meta(request: Request, actor: str, key: Idempotency | None) -> Meta:
@@ -65,4 +83,4 @@ def _bad_header(name: str, expected: str) -> Exception:
 
 SystemDep = Annotated[System, Depends(system)]
 IdempotencyDep = Annotated[Idempotency | None, Depends(idempotency)]
-IfMatchDep = Annotated[int | None, Depends(if_match)]
+IfMatchDep = Annotated[IfMatch | None, Depends(if_match)]

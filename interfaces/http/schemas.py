@@ -6,13 +6,28 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints
 
+from domain import limits
 from domain.objectives import DEFAULT_MILESTONES, GoalDefinition, Kpi, Objective, unique_ids
+from interfaces.http.types import Instant, Magnitude, StorableText
 
 Percent = Annotated[float, Field(ge=0, le=100)]
-ObjectiveId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+ObjectiveId = Annotated[
+    str,
+    Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$", description="Not `overall`, which overall progress uses."),
+]
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=limits.MAX_TEXT), StorableText]
+MetricText = Annotated[str, StringConstraints(min_length=1, max_length=limits.MAX_METRIC), StorableText]
+UnitText = Annotated[str, StringConstraints(max_length=limits.MAX_UNIT), StorableText]
+TitleText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=limits.MAX_TITLE), StorableText]
+NameText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=limits.MAX_METRIC), StorableText]
+DescriptionText = Annotated[str, StringConstraints(max_length=limits.MAX_TEXT), StorableText]
+LabelText = Annotated[str, StringConstraints(max_length=limits.MAX_METRIC), StorableText]
+PurposeText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=limits.MAX_PURPOSE), StorableText]
+VersionLabel = Annotated[str, StringConstraints(max_length=limits.MAX_LABEL), StorableText]
+ReasonText = Annotated[str, StringConstraints(max_length=limits.MAX_REASON), StorableText]
+LabelName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
 AGENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
 
 
@@ -21,27 +36,42 @@ class _In(BaseModel):
 
 
 class KpiIn(_In):
-    metric: Annotated[str, StringConstraints(min_length=1, max_length=200)]
-    unit: Annotated[str, StringConstraints(max_length=32)] = ""
-    baseline: float = 0.0
-    target: float
+    metric: MetricText
+    unit: UnitText = ""
+    baseline: Magnitude = 0.0
+    target: Magnitude
     direction: Literal["increase", "decrease"] = "increase"
 
 
 class ObjectiveIn(_In):
     id: ObjectiveId | None = None
-    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-    weight: float = Field(1.0, gt=0, le=1000)
+    title: TitleText
+    weight: float = Field(1.0, gt=0, le=limits.MAX_WEIGHT)
     kpi: KpiIn | None = None
-    milestones: list[Annotated[float, Field(gt=0, le=100)]] | None = Field(None, max_length=20)
+    milestones: list[Annotated[float, Field(gt=0, le=100)]] | None = Field(
+        None, max_length=limits.MAX_MILESTONES
+    )
+
+
+class KpiNoteIn(_In):
+    """A KPI of the goals as a whole, described rather than measured by an objective."""
+
+    name: NameText
+    description: DescriptionText | None = None
+    metric: LabelText | None = None
+    unit: UnitText | None = None
+    baseline: Magnitude | None = None
+    target: Magnitude | None = None
+    direction: Literal["increase", "decrease"] | None = None
+    labels: dict[LabelName, LabelText] | None = Field(None, max_length=limits.MAX_NOTE_FIELDS)
 
 
 class GoalsBody(_In):
-    purpose_statement: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
-    primary_objectives: list[ShortText | ObjectiveIn] = Field(min_length=1, max_length=50)
-    success_criteria: list[ShortText] = Field(default_factory=list, max_length=50)
-    kpis: list[ShortText | dict[str, Any]] = Field(default_factory=list, max_length=50)
-    version: Annotated[str, StringConstraints(max_length=32)] | int | None = None
+    purpose_statement: PurposeText
+    primary_objectives: list[ShortText | ObjectiveIn] = Field(min_length=1, max_length=limits.MAX_OBJECTIVES)
+    success_criteria: list[ShortText] = Field(default_factory=list, max_length=limits.MAX_ENTRIES)
+    kpis: list[ShortText | KpiNoteIn] = Field(default_factory=list, max_length=limits.MAX_ENTRIES)
+    version: VersionLabel | Annotated[int, Field(ge=0, le=1_000_000_000)] | None = None
 
 
 class GoalsIn(_In):
@@ -73,7 +103,7 @@ class GoalsIn(_In):
             purpose_statement=self.goals.purpose_statement,
             objectives=tuple(objectives),
             success_criteria=tuple(self.goals.success_criteria),
-            kpis=tuple(self.goals.kpis),
+            kpis=tuple(k if isinstance(k, str) else k.model_dump(exclude_none=True) for k in self.goals.kpis),
             label=str(label) if label is not None else None,
             target_date=self.target_date.isoformat() if self.target_date else None,
         )
@@ -82,11 +112,11 @@ class GoalsIn(_In):
 class ProgressIn(_In):
     """Progress per objective (0..100) and/or KPI values; overall progress is derived."""
 
-    objective_progress: dict[ObjectiveId, Percent] = Field(default_factory=dict, max_length=50)
-    kpi_values: dict[ObjectiveId, float] = Field(default_factory=dict, max_length=50)
+    objective_progress: dict[ObjectiveId, Percent] = Field(default_factory=dict, max_length=limits.MAX_OBJECTIVES)
+    kpi_values: dict[ObjectiveId, Magnitude] = Field(default_factory=dict, max_length=limits.MAX_OBJECTIVES)
     overall_progress: Percent | None = None
-    observed_at: AwareDatetime | None = Field(
-        None, description="When it was measured (RFC 3339, with offset)."
+    observed_at: Instant | None = Field(
+        None, description="When it was measured (RFC 3339, with offset; at most minutes ahead of the server)."
     )
 
 
@@ -100,17 +130,17 @@ class BatchIn(_In):
 
 class StatusIn(_In):
     status: Literal["active", "paused", "completed", "cancelled"]
-    reason: Annotated[str, StringConstraints(max_length=1000)] = ""
+    reason: ReasonText = ""
     reopen: bool = Field(False, description="Required to move a completed or cancelled goal back to active.")
 
 
 class AutoUpdateIn(_In):
     enabled: bool = True
     interval_s: int = Field(60, ge=5, le=86_400)
-    health_url: AnyHttpUrl | None = None
-    metrics_url: AnyHttpUrl | None = None
-    kpi_metrics: dict[ObjectiveId, Annotated[str, StringConstraints(min_length=1, max_length=200)]] = Field(
-        default_factory=dict, max_length=50, description="objective id -> Prometheus metric name"
+    health_url: Annotated[AnyHttpUrl, Field(max_length=limits.MAX_URL)] | None = None
+    metrics_url: Annotated[AnyHttpUrl, Field(max_length=limits.MAX_URL)] | None = None
+    kpi_metrics: dict[ObjectiveId, MetricText] = Field(
+        default_factory=dict, max_length=limits.MAX_OBJECTIVES, description="objective id -> Prometheus metric name"
     )
 
 

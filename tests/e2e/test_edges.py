@@ -12,28 +12,31 @@ GOAL_PATH = "/api/v1/goals/agents/edge1"
 
 
 def _log_position(server: Server) -> int:
-    position: int = httpx.get(f"{server.url}/api/v1/goals/health", timeout=30).json()["log_position"]
-    return position
+    """The end of the log, as the operator's status of the read models tells it."""
+    operator = server.auth_headers("default", ["admin"])
+    status = httpx.get(f"{server.url}/api/v1/admin/projections", headers=operator, timeout=30).json()
+    return max(p["position"] + p["lag_events"] for p in status["projections"])
 
 
-def test_nan_infinity_and_nul_are_refused_and_nothing_is_written(
+def test_nan_infinity_and_nul_are_refused_naming_where_and_nothing_is_written(
     start_server: Callable[..., Server], tenant: str
 ) -> None:
     server = start_server()
     headers = {**server.auth_headers(tenant), "content-type": "application/json"}
     before = _log_position(server)
     bodies = [
-        b'{"goals": {"purpose_statement": "p", "primary_objectives": ["A"], "kpis": [{"x": NaN}]}}',
-        b'{"goals": {"purpose_statement": "p", "primary_objectives": ["A"], "kpis": [{"x": -Infinity}]}}',
-        b'{"goals": {"purpose_statement": "p\\u0000q", "primary_objectives": ["A"]}}',
+        (b'{"goals": {"purpose_statement": "p", "primary_objectives": ["A"], "kpis": [{"x": NaN}]}}', "body"),
+        (b'{"goals": {"purpose_statement": "p", "primary_objectives": ["A"], "kpis": [{"x": -Infinity}]}}', "body"),
+        (b'{"goals": {"purpose_statement": "p\\u0000q", "primary_objectives": ["A"]}}', "body.goals.purpose_statement"),
+        (b'{"goals": {"purpose_statement": "p", "primary_objectives": ["A"]}, "target_date": "\xff"}', "body"),
     ]
-    for body in bodies:
+    for body, field in bodies:
         answer = httpx.post(f"{server.url}{GOAL_PATH}", content=body, headers=headers, timeout=30)
         assert answer.status_code == 422, answer.text
         assert answer.headers["content-type"] == "application/problem+json"
-        assert answer.json()["errors"][0]["field"] == "body"
+        assert answer.json()["errors"][0]["field"] == field
     assert _log_position(server) == before
-    fine = b'{"goals": {"purpose_statement": "p", "primary_objectives": ["A"], "kpis": [{"x": 1.5}]}}'
+    fine = b'{"goals": {"purpose_statement": "p", "primary_objectives": ["A"], "kpis": [{"name": "x", "target": 1.5}]}}'
     assert (
         httpx.post(f"{server.url}{GOAL_PATH}", content=fine, headers=headers, timeout=30).status_code == 201
     )

@@ -42,10 +42,10 @@ def test_admin_manages_only_its_own_tenant_and_never_sees_secrets(
     b_admin_id, b_admin_secret, b_admin = login(server, other, ("admin",))
     secrets = [admin_secret, b_admin_secret]
     with http(server, admin) as a, http(server, b_admin) as b:
-        # a tenant smuggled into the body is ignored: the client lands in the caller's tenant
-        made = ok(
-            a.post(f"{ADMIN}/clients", json={"name": "bot", "scopes": list(READ), "tenant": other}), 201
-        )
+        # a tenant smuggled into the body is refused, naming it: the tenant is the token's
+        smuggled = a.post(f"{ADMIN}/clients", json={"name": "bot", "scopes": list(READ), "tenant": other})
+        assert [e["field"] for e in problem(smuggled, 422)["errors"]] == ["body.tenant"]
+        made = ok(a.post(f"{ADMIN}/clients", json={"name": "bot", "scopes": list(READ)}), 201)
         assert made["tenant"] == tenant
         bot, bot_secret = made["client_id"], made["client_secret"]
         secrets.append(bot_secret)

@@ -143,7 +143,15 @@ def test_objectives_with_distinct_explicit_ids_always_get_distinct_ids(
 
 
 @settings(database=None)
-@given(st.lists(st.text(min_size=1, max_size=40).filter(lambda s: s.strip()), min_size=1, max_size=10))
+@given(
+    st.lists(
+        # any text the edge takes: not NUL, no lone surrogate (those are 422s)
+        st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), min_size=1, max_size=40)
+        .filter(lambda s: s.strip()),
+        min_size=1,
+        max_size=10,
+    )
+)
 def test_string_objectives_always_yield_a_valid_definition(titles: list[str]) -> None:
     definition = goals_in(titles).to_definition()
     assert len(definition.objectives) == len(titles)
@@ -257,3 +265,23 @@ def test_auto_update_interval_is_located() -> None:
     with pytest.raises(ValidationError) as info:
         AutoUpdateIn.model_validate({"interval_s": 1})
     assert error_locations(info.value) == [("interval_s",)]
+
+
+def test_free_form_kpis_are_texts_or_described_kpis_with_only_known_fields() -> None:
+    note = {"name": "csat", "target": 4.5, "unit": "points", "labels": {"team": "support"}}
+    definition = goals_in(["A"], kpis=["tickets/day", note]).to_definition()
+    assert definition.kpis == ("tickets/day", note)
+    assert definition.problems() == {}
+    with pytest.raises(ValidationError) as info:
+        goals_in(["A"], kpis=[{"name": "csat", "current": {"nested": [1, 2]}}])
+    assert ("goals", "kpis", 0, "KpiNoteIn", "current") in error_locations(info.value)
+    with pytest.raises(ValidationError) as big:
+        goals_in(["A"], kpis=[{"name": "n", "target": 2**70}])
+    assert ("goals", "kpis", 0, "KpiNoteIn", "target") in error_locations(big.value)
+
+
+@pytest.mark.parametrize("text", ["a\x00b", "a\ud800b"])
+def test_texts_the_store_cannot_hold_are_located(text: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        StatusIn.model_validate({"status": "paused", "reason": text})
+    assert error_locations(info.value) == [("reason",)]

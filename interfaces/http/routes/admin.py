@@ -2,28 +2,40 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, get_args
 
 from fastapi import APIRouter, Path, Query, Request
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from domain.clients import SCOPES
 from infrastructure.client_secrets import CLIENT_ID_PATTERN
 from interfaces.http.auth import AdminCaller
 from interfaces.http.deps import SystemDep
+from interfaces.http.json_body import StrictJSONRoute
+from interfaces.http.types import StorableText
 from projections.freshness import wait_for_position
 
-router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
+router = APIRouter(prefix="/api/v1/admin", tags=["admin"], route_class=StrictJSONRoute)
 ClientId = Annotated[str, Path(pattern=CLIENT_ID_PATTERN)]
 
 
+Scope = Literal[
+    "goals:read", "goals:write", "registry:read", "registry:write", "audit:read", "analytics:read", "admin"
+]
+assert set(get_args(Scope)) == SCOPES
+
+
 class ClientIn(BaseModel):
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-    scopes: list[str] = Field(min_length=1, max_length=len(SCOPES), description=" ".join(sorted(SCOPES)))
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), StorableText]
+    scopes: list[Scope] = Field(min_length=1, max_length=len(SCOPES))
 
 
 class DisableIn(BaseModel):
-    reason: Annotated[str, StringConstraints(max_length=500)] = ""
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Annotated[str, StringConstraints(max_length=500), StorableText] = ""
 
 
 class CredentialsOut(BaseModel):
@@ -43,7 +55,7 @@ def list_clients(system: SystemDep, who: AdminCaller) -> dict[str, Any]:
 @router.post("/clients", status_code=201, response_model=CredentialsOut)
 def create_client(body: ClientIn, system: SystemDep, who: AdminCaller) -> CredentialsOut:
     """Register a client in the caller's tenant; its secret is in this answer only."""
-    issued = system.clients.create(who.tenant, body.name, body.scopes, who.actor)
+    issued = system.clients.create(who.tenant, body.name, list(body.scopes), who.actor)
     return CredentialsOut(
         client_id=issued.client_id,
         client_secret=issued.client_secret,

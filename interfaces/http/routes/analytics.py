@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -11,13 +10,15 @@ from fastapi.responses import JSONResponse
 from application.errors import GoalsNotFound
 from interfaces.http.auth import AnalyticsReader
 from interfaces.http.deps import SystemDep
+from interfaces.http.json_body import StrictJSONRoute
 from interfaces.http.routes.goals import AgentId, MinPosition, _fresh, _one_of
 from interfaces.http.schemas import AGENT_ID_PATTERN
+from interfaces.http.types import Instant
 from projections.analytics import DEFAULT_WINDOW_DAYS
 from projections.analytics import Bucket as SeriesBucket
 from projections.event_facts import EVENT_TYPES, Bucket
 
-router = APIRouter(prefix="/api/v1/goals", tags=["analytics"])
+router = APIRouter(prefix="/api/v1/goals", tags=["analytics"], route_class=StrictJSONRoute)
 
 
 @router.get("/analytics")
@@ -43,10 +44,10 @@ def event_analytics(
         str | None, Query(pattern=AGENT_ID_PATTERN, description="Only this agent's events.")
     ] = None,
     start: Annotated[
-        datetime | None, Query(alias="from", description="Events recorded at or after this RFC 3339 instant.")
+        Instant | None, Query(alias="from", description="Events recorded at or after this RFC 3339 instant.")
     ] = None,
     end: Annotated[
-        datetime | None, Query(alias="to", description="Events recorded before this RFC 3339 instant.")
+        Instant | None, Query(alias="to", description="Events recorded before this RFC 3339 instant.")
     ] = None,
     bucket: Annotated[Bucket, Query(description="Bucket width (UTC; weeks start on Monday).")] = "hour",
     min_position: MinPosition = None,
@@ -55,9 +56,6 @@ def event_analytics(
     avg/min/max of overall progress (ProgressRecorded) and of milestone thresholds (MilestoneReached)."""
     if event_type is not None and event_type not in EVENT_TYPES:
         raise _one_of("type", "type", msg=f"must be one of {', '.join(EVENT_TYPES)}")
-    for field, moment in (("from", start), ("to", end)):
-        if moment is not None and moment.utcoffset() is None:
-            raise _one_of(field, field, msg="must carry a time zone offset (RFC 3339)")
     if start is not None and end is not None and start > end:
         raise _one_of("from", "from", msg="must not be after to")
     _fresh(system, ["event_facts"], min_position)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
@@ -16,6 +15,7 @@ from domain.goals import AutoUpdate
 from interfaces.bootstrap import System
 from interfaces.http.auth import GoalsReader, GoalsWriter
 from interfaces.http.deps import IdempotencyDep, IfMatchDep, SystemDep, command_meta
+from interfaces.http.json_body import StrictJSONRoute
 from interfaces.http.schemas import (
     AGENT_ID_PATTERN,
     AutoUpdateIn,
@@ -30,15 +30,20 @@ from interfaces.http.schemas import (
     ProgressIn,
     StatusIn,
 )
+from interfaces.http.types import MAX_POSITION, Instant
 from projections.freshness import wait_for_position
 from projections.views import view_from_aggregate
 
-router = APIRouter(prefix="/api/v1/goals", tags=["goals"])
+# Aggregate versions are INTEGER (log positions: see MAX_POSITION): a number past either is
+# refused (422) rather than sent to the database, which would refuse it with an error.
+MAX_VERSION = 2**31 - 1
+MAX_OFFSET = 2**31 - 1
+router = APIRouter(prefix="/api/v1/goals", tags=["goals"], route_class=StrictJSONRoute)
 
 AgentId = Annotated[str, Path(pattern=AGENT_ID_PATTERN, description="The agent's id in its tenant.")]
 MinPosition = Annotated[
     int | None,
-    Query(ge=0, description="Wait (bounded) until the read model has reached this log position."),
+    Query(ge=0, le=MAX_POSITION, description="Wait (bounded) until the read model has reached this log position."),
 ]
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     404: {"description": "Unknown agent"},
@@ -213,19 +218,15 @@ def get_goals(
     system: SystemDep,
     who: GoalsReader,
     min_position: MinPosition = None,
-    as_of: Annotated[
-        datetime | None, Query(description="Replay the log up to this RFC 3339 instant.")
-    ] = None,
+    as_of: Annotated[Instant | None, Query(description="Replay the log up to this RFC 3339 instant.")] = None,
     version: Annotated[
-        int | None, Query(ge=1, description="Replay the log up to this aggregate version.")
+        int | None, Query(ge=1, le=MAX_VERSION, description="Replay the log up to this aggregate version.")
     ] = None,
 ) -> Response:
     """An agent's goals and progress; with `as_of` or `version`, as they were then (replayed)."""
     if as_of is not None or version is not None:
         if as_of is not None and version is not None:
             raise _one_of("as_of", "version")
-        if as_of is not None and as_of.tzinfo is None:
-            raise _one_of("as_of", "as_of", msg="must carry a time zone offset (RFC 3339)")
         goals = system.goals.goals_at(who.tenant, agent_id, version=version, as_of=as_of)
         return JSONResponse({**view_from_aggregate(goals), "replayed": True})
     _fresh(system, ["goal_progress"], min_position)
@@ -243,7 +244,7 @@ def list_goals(
         str | None, Query(alias="status", pattern="^(active|paused|completed|cancelled)$")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     min_position: MinPosition = None,
 ) -> GoalListOut:
     """Every agent's goals in the tenant, by agent id, optionally filtered by status."""
@@ -259,7 +260,9 @@ def history(
     agent_id: AgentId,
     system: SystemDep,
     who: GoalsReader,
-    cursor: Annotated[int, Query(ge=0, description="Return entries after this log position.")] = 0,
+    cursor: Annotated[
+        int, Query(ge=0, le=MAX_POSITION, description="Return entries after this log position.")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     action: Annotated[
         str | None,

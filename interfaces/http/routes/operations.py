@@ -13,16 +13,18 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from application.operations import record_skip
 from interfaces.bootstrap import System
 from interfaces.http.auth import AdminCaller, Principal
 from interfaces.http.deps import SystemDep
+from interfaces.http.json_body import StrictJSONRoute
+from interfaces.http.types import MAX_POSITION, StorableText
 from projections.runner import NotSkippable
 from projections.status import projection_status
 
-router = APIRouter(prefix="/api/v1/admin/projections", tags=["operations"])
+router = APIRouter(prefix="/api/v1/admin/projections", tags=["operations"], route_class=StrictJSONRoute)
 Name = Annotated[str, Path(pattern=r"^[a-z_]{1,64}$")]
 
 
@@ -70,8 +72,10 @@ class RebuildJobs:
 
 
 class SkipIn(BaseModel):
-    position: int = Field(ge=1, description="The log position the read model failed on.")
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+    model_config = ConfigDict(extra="forbid")
+
+    position: int = Field(ge=1, le=MAX_POSITION, description="The log position the read model failed on.")
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000), StorableText]
 
 
 def _operator(system: System, who: Principal) -> None:
