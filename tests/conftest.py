@@ -93,6 +93,7 @@ class Server:
         self._tokens: dict[tuple[str, tuple[str, ...]], dict[str, str]] = {}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log
         self._log = log.open("w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "interfaces.cli.main", "serve", "--port", str(self.port), *args],
@@ -139,6 +140,11 @@ class Server:
             answer.raise_for_status()
             self._tokens[key] = {"Authorization": f"Bearer {answer.json()['access_token']}"}
         return self._tokens[key]
+
+    def log_text(self) -> str:
+        """What the server has written to its stdout and stderr so far."""
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
 
     def stop(self) -> None:
         self.proc.terminate()

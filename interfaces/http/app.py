@@ -14,7 +14,13 @@ from infrastructure.settings import Settings
 from interfaces.bootstrap import System, build_system, settle_heap
 from interfaces.devclient import ensure_dev_client
 from interfaces.http import problems
-from interfaces.http.middleware import BodyLimitMiddleware, RequestIdMiddleware, SecurityHeadersMiddleware
+from interfaces.http.middleware import (
+    BodyLimitMiddleware,
+    InternalErrorMiddleware,
+    RequestIdMiddleware,
+    SecurityHeadersMiddleware,
+)
+from interfaces.http.openapi import install_openapi
 from interfaces.http.routes import admin, analytics, goals, oauth, operations
 
 DESCRIPTION = """Goals for A2A agents, event-sourced: every goal, progress update, milestone
@@ -57,7 +63,9 @@ def create_app(system: System | None = None, settings: Settings | None = None) -
     problems.install(app)
     for router in (goals.router, analytics.router, oauth.router, admin.router, operations.router):
         app.include_router(router)
+    install_openapi(app)
     config = system.settings if system else settings or Settings()
+    app.add_middleware(InternalErrorMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
     if config.cors_origin_list:
         app.add_middleware(

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import sqlite3
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import psycopg
@@ -18,6 +20,7 @@ from starlette.exceptions import HTTPException
 
 from application.clients import ClientNotFound
 from application.errors import ConcurrencyConflict, GoalsNotFound, NotCaughtUp, VersionMismatch
+from application.json_encoding import UnstorableValue
 from domain.clients import ClientDisabled
 from domain.errors import GoalNotActive, InvalidGoals, TransitionRefused
 from domain.idempotency import KeyReused
@@ -56,7 +59,6 @@ UNAUTHORIZED = Problem(401, "unauthorized", "Authentication required")
 FORBIDDEN = Problem(403, "insufficient-scope", "The token lacks a required scope")
 TOO_MANY = Problem(429, "rate-limited", "Too many requests")
 CLIENT_DISABLED = Problem(409, "client-disabled", "The client is disabled")
-INTERNAL = Problem(500, "internal", "Internal error")
 
 
 def problem_response(
@@ -86,12 +88,32 @@ def _field(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(str(part) for part in loc)
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods the OpenAPI document lists for the path asked for."""
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        if _template(template).fullmatch(request.url.path):
+            return sorted(method.upper() for method in operations)
+    return []
+
+
+@lru_cache(maxsize=256)
+def _template(path: str) -> re.Pattern[str]:
+    return re.compile(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(path)))
+
+
+def _invalid_field(error: Any) -> dict[str, str]:
+    if error.get("type") == "json_invalid":  # the body as a whole: not JSON this API takes
+        reason = error.get("ctx", {}).get("error", "not valid JSON")
+        return {"field": "body", "message": f"invalid JSON: {reason}"}
+    return {"field": _field(error["loc"]), "message": error["msg"]}
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that turn exceptions into problems."""
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"field": _field(e["loc"]), "message": e["msg"]} for e in exc.errors()]
+        errors = [_invalid_field(e) for e in exc.errors()]
         fields = ", ".join(e["field"] for e in errors)
         return problem_response(request, VALIDATION, f"invalid fields: {fields}", errors=errors)
 
@@ -180,10 +202,17 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         problem = Problem(exc.status_code, "http-" + str(exc.status_code), str(exc.detail))
-        headers = dict(exc.headers) if exc.headers else None
-        return problem_response(request, problem, str(exc.detail), headers=headers)
+        headers = dict(exc.headers) if exc.headers else {}
+        if exc.status_code == 405:
+            # Starlette names the methods of the first route matching the path; a path served
+            # by several routes (GET and POST of /clients) allows the methods of them all.
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        return problem_response(request, problem, str(exc.detail), headers=headers or None)
 
-    @app.exception_handler(Exception)
-    async def internal(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error")
-        return problem_response(request, INTERNAL, "an internal error occurred")
+    @app.exception_handler(UnstorableValue)
+    async def unstorable(request: Request, exc: UnstorableValue) -> JSONResponse:
+        # What the field checks did not catch, the shared encoder refused: nothing was stored.
+        detail = f"the request holds a value that cannot be stored: {exc}"
+        return problem_response(request, VALIDATION, detail, errors=[{"field": "body", "message": str(exc)}])
+
+    # Anything else is a 500 from InternalErrorMiddleware (see interfaces.http.middleware).
