@@ -29,9 +29,10 @@ from infrastructure.tokens import KeyRing, RemoteJWKS, TokenIssuer, TokenVerifie
 from interfaces.http.auth import Authenticator, RateLimits
 from projections.analytics import AnalyticsQueries
 from projections.clients import ClientQueries, ClientsProjection
-from projections.event_facts import EventFactsProjection, EventFactsQueries
-from projections.goal_history import GoalHistoryQueries
+from projections.event_facts import EventFactsProjection
+from projections.event_facts_queries import EventFactsQueries
 from projections.goal_progress import GoalProgressProjection, GoalProgressQueries
+from projections.history_queries import GoalHistoryQueries
 from projections.rebuild import Rebuilder
 from projections.runner import Projection, ProjectionRunner
 

@@ -16,8 +16,9 @@ from domain.limits import OVERALL
 from domain.status import Status
 from projections import forecasting
 from projections.analytics_memory import AnalyticsMemory, GoalNote, ProgressWindow
-from projections.event_facts import EventFactsQueries, instant, stored_instant, utc
+from projections.event_facts_queries import EventFactsQueries
 from projections.forecasting import Forecast, SlopeFit
+from projections.instants import instant, stored_instant, utc
 
 Bucket = Literal["hour", "day"]
 

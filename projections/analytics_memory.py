@@ -29,8 +29,8 @@ from typing import Any, TypeVar
 
 from application.ports import Row, Tx
 from projections import forecasting
-from projections.event_facts import instant, stored_instant
 from projections.forecasting import Forecast, SlopeFit
+from projections.instants import instant, stored_instant
 
 T = TypeVar("T")
 

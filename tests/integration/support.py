@@ -23,8 +23,8 @@ from domain.objectives import GoalDefinition, Kpi, Objective
 from infrastructure.readstore import PostgresReadStore, SQLiteReadStore
 from infrastructure.settings import Settings
 from interfaces.bootstrap import System, build_system
-from projections.event_facts import COLUMNS as FACT_COLUMNS
 from projections.event_facts import EventFactsProjection
+from projections.event_facts_tables import COLUMNS as FACT_COLUMNS
 from projections.goal_progress import COLUMNS as PROGRESS_COLUMNS
 from projections.goal_progress import GoalProgressProjection
 from projections.runner import ProjectionRunner

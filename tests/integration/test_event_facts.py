@@ -21,13 +21,9 @@ from application.ports import ReadStore
 from domain.goals import AgentGoals, AutoUpdate
 from interfaces.bootstrap import System
 from projections import event_facts_hourly as hourly
-from projections.event_facts import (
-    BUCKETS,
-    EVENT_TYPES,
-    EventFactsProjection,
-    EventFactsQueries,
-)
-from projections.goal_history import GoalHistoryQueries
+from projections.event_facts import EVENT_TYPES, EventFactsProjection
+from projections.event_facts_queries import BUCKETS, EventFactsQueries
+from projections.history_queries import GoalHistoryQueries
 from projections.runner import TRACKING_DDL
 from tests.integration.support import (
     fresh_read_store,

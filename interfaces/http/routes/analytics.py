@@ -16,7 +16,8 @@ from interfaces.http.schemas import AGENT_ID_PATTERN
 from interfaces.http.types import Instant
 from projections.analytics import DEFAULT_WINDOW_DAYS
 from projections.analytics import Bucket as SeriesBucket
-from projections.event_facts import EVENT_TYPES, Bucket
+from projections.event_facts import EVENT_TYPES
+from projections.event_facts_queries import Bucket
 
 router = APIRouter(prefix="/api/v1/goals", tags=["analytics"], route_class=StrictJSONRoute)
 

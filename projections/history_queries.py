@@ -1,4 +1,4 @@
-"""goal_history: the timeline of every agent's goals, one entry per event, with its actor.
+"""The goal history: the timeline of every agent's goals, one entry per event, with its actor.
 
 The entries are the event facts of the agent (see `event_facts`), read in log order: the
 facts keep each event's data exactly as the history shows it, so the timeline is not stored a
@@ -14,7 +14,7 @@ from typing import Any
 
 from application.ports import ReadStore
 from domain.goals import AgentGoals
-from projections.event_facts import instant
+from projections.instants import instant
 
 # The history's action for each type of fact (Registered has none).
 ACTIONS = {
