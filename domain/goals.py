@@ -152,7 +152,9 @@ class AgentGoals(Aggregate):
     def __deepcopy__(self, memo: dict[int, Any]) -> AgentGoals:
         """The copy the aggregate cache hands to a command: its containers are copied, and
         everything in them is immutable (numbers, text, instants, frozen definitions) or a
-        milestone record, copied too. Much cheaper than a generic deep copy, on every load."""
+        milestone record, copied too. Much cheaper than a generic deep copy, on every load.
+        Invariant: no other attribute is mutable; a new mutable one must be copied here
+        (test_the_copy_shares_no_mutable_container_with_the_original breaks otherwise)."""
         twin = object.__new__(type(self))
         twin.__dict__.update(self.__dict__)
         twin._pending_events = list(self._pending_events)

@@ -164,7 +164,11 @@ class GoalProgressProjection:
     def _fold(row: _Row | None, event: AgentGoals.Event) -> _Row:
         """`row` with `event` applied. Instants go into the view as datetimes, formatted
         when the row is written: most events' instants are overwritten by the next event
-        within the same page, and orjson formats the rest in C."""
+        within the same page, and orjson formats the rest in C.
+
+        Invariant: the view is changed in place, remembered rows included, before the page
+        commits; a page that does not commit makes the runner forget() them
+        (tests/integration/test_goal_progress_memory.py breaks if it does not)."""
         if isinstance(event, AgentGoals.Registered):
             at = iso(event.timestamp) or ""
             return _Row(event.tenant, new_view(event.agent_id, event.timestamp, event.actor), 0, at, {})
