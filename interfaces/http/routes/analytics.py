@@ -11,7 +11,7 @@ from application.errors import GoalsNotFound
 from interfaces.http.auth import AnalyticsReader
 from interfaces.http.deps import SystemDep
 from interfaces.http.json_body import StrictJSONRoute
-from interfaces.http.routes.goals import AgentId, MinPosition, _fresh, _one_of
+from interfaces.http.queries import AgentId, MinPosition, invalid_query, read_your_writes
 from interfaces.http.schemas import AGENT_ID_PATTERN
 from interfaces.http.types import Instant
 from projections.analytics import DEFAULT_WINDOW_DAYS
@@ -28,7 +28,7 @@ def system_analytics(
 ) -> dict[str, Any]:
     """Agents with goals, counts by status, mean and median progress, milestones achieved, the
     progress distribution, milestones per day and week, status transitions, stagnant and at-risk goals."""
-    _fresh(system, ["goal_progress", "event_facts"], min_position)
+    read_your_writes(system, ["goal_progress", "event_facts"], min_position)
     return system.analytics.system(
         who.tenant, extended=True, stagnation_hours=system.settings.stagnation_hours
     )
@@ -56,10 +56,10 @@ def event_analytics(
     """Goal events per time bucket: counts (by type too, unless filtered by type) and the
     avg/min/max of overall progress (ProgressRecorded) and of milestone thresholds (MilestoneReached)."""
     if event_type is not None and event_type not in EVENT_TYPES:
-        raise _one_of("type", "type", msg=f"must be one of {', '.join(EVENT_TYPES)}")
+        raise invalid_query("type", f"must be one of {', '.join(EVENT_TYPES)}")
     if start is not None and end is not None and start > end:
-        raise _one_of("from", "from", msg="must not be after to")
-    _fresh(system, ["event_facts"], min_position)
+        raise invalid_query("from", "must not be after to")
+    read_your_writes(system, ["event_facts"], min_position)
     buckets = system.events.buckets(
         who.tenant, type=event_type, agent=agent, start=start, end=end, bucket=bucket
     )
@@ -90,7 +90,7 @@ def agent_analytics(
 
     Also served under the agent's own path, where an agent named `events` is not taken for
     `/analytics/events`."""
-    _fresh(system, ["goal_progress", "event_facts"], min_position)
+    read_your_writes(system, ["goal_progress", "event_facts"], min_position)
     found = system.analytics.agent(who.tenant, agent_id, window_days=window_days, bucket=bucket)
     if found is None:
         raise GoalsNotFound(agent_id)

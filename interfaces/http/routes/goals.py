@@ -4,20 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request, Response, status
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
 from application.errors import GoalsNotFound
 from application.goals import ProgressUpdate
 from application.results import CommandResult
 from domain.goals import AutoUpdate
-from interfaces.bootstrap import System
 from interfaces.http.auth import GoalsReader, GoalsWriter
 from interfaces.http.deps import IdempotencyDep, IfMatchDep, SystemDep, command_meta
 from interfaces.http.json_body import StrictJSONRoute
+from interfaces.http.queries import AgentId, MinPosition, invalid_query, read_your_writes
 from interfaces.http.schemas import (
-    AGENT_ID_PATTERN,
     AutoUpdateIn,
     BatchIn,
     BatchItemOut,
@@ -31,7 +29,6 @@ from interfaces.http.schemas import (
     StatusIn,
 )
 from interfaces.http.types import MAX_POSITION, Instant
-from projections.freshness import wait_for_position
 from projections.views import view_from_aggregate
 
 # Aggregate versions are INTEGER (log positions: see MAX_POSITION): a number past either is
@@ -40,26 +37,10 @@ MAX_VERSION = 2**31 - 1
 MAX_OFFSET = 2**31 - 1
 router = APIRouter(prefix="/api/v1/goals", tags=["goals"], route_class=StrictJSONRoute)
 
-AgentId = Annotated[str, Path(pattern=AGENT_ID_PATTERN, description="The agent's id in its tenant.")]
-MinPosition = Annotated[
-    int | None,
-    Query(ge=0, le=MAX_POSITION, description="Wait (bounded) until the read model has reached this log position."),
-]
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     404: {"description": "Unknown agent"},
     422: {"description": "Invalid fields"},
 }
-
-
-def _fresh(system: System, names: list[str], min_position: int | None) -> None:
-    if not min_position:
-        return
-    # A position beyond the log's end was never written: refuse it rather than hold a thread.
-    if min_position > system.goals.log_position():
-        raise RequestValidationError(
-            [{"loc": ("query", "min_position"), "msg": "is beyond the end of the log", "type": "value_error"}]
-        )
-    wait_for_position(system.store, names, min_position, system.settings.min_position_timeout_s)
 
 
 def _answer(result: CommandResult, *, created_status: int = 200, location: str | None = None) -> JSONResponse:
@@ -226,10 +207,10 @@ def get_goals(
     """An agent's goals and progress; with `as_of` or `version`, as they were then (replayed)."""
     if as_of is not None or version is not None:
         if as_of is not None and version is not None:
-            raise _one_of("as_of", "version")
+            raise invalid_query("as_of", "give either as_of or version, not both")
         goals = system.goals.goals_at(who.tenant, agent_id, version=version, as_of=as_of)
         return JSONResponse({**view_from_aggregate(goals), "replayed": True})
-    _fresh(system, ["goal_progress"], min_position)
+    read_your_writes(system, ["goal_progress"], min_position)
     stored = system.progress.goal_json_and_version(who.tenant, agent_id)
     if stored is None:
         raise GoalsNotFound(agent_id)
@@ -248,7 +229,7 @@ def list_goals(
     min_position: MinPosition = None,
 ) -> GoalListOut:
     """Every agent's goals in the tenant, by agent id, optionally filtered by status."""
-    _fresh(system, ["goal_progress"], min_position)
+    read_your_writes(system, ["goal_progress"], min_position)
     page = system.progress.list_goals(who.tenant, status=status_filter, limit=limit, offset=offset)
     return GoalListOut(
         items=[GoalOut.model_validate(v) for v in page.items], total=page.total, limit=limit, offset=offset
@@ -273,15 +254,10 @@ def history(
     min_position: MinPosition = None,
 ) -> HistoryOut:
     """The agent's timeline, oldest first, cursor-paged by log position."""
-    _fresh(system, ["goal_progress", "event_facts"], min_position)
+    read_your_writes(system, ["goal_progress", "event_facts"], min_position)
     if system.progress.goal_json(who.tenant, agent_id) is None:
         raise GoalsNotFound(agent_id)
     page = system.history.history(who.tenant, agent_id, after=cursor, limit=limit, action=action)
     return HistoryOut.model_validate(
         {"agent_id": agent_id, "items": page.items, "next_cursor": page.next_cursor}
     )
-
-
-def _one_of(first: str, second: str, *, msg: str | None = None) -> Exception:
-    message = msg or f"give either {first} or {second}, not both"
-    return RequestValidationError([{"loc": ("query", first), "msg": message, "type": "value_error"}])
