@@ -66,7 +66,8 @@ class _Row:
         orjson writes them as ISO 8601 text, and the text columns get the same."""
         v = self.view
         if v["goals"] is not None and self.goals_json is None:
-            # Invariant: view["goals"] changes only with a GoalsSet, which drops this (see _fold).
+            # Invariant: view["goals"] changes only with a GoalsSet, which drops this (see _fold;
+            # test_revised_goals_replace_the_remembered_goals_json breaks otherwise).
             self.goals_json = orjson.Fragment(encode_json(v["goals"]))
         view_json = encode_json(v if self.goals_json is None else {**v, "goals": self.goals_json})
         return (

@@ -5,6 +5,7 @@ out as a fresh replay makes them, not with the failed page counted twice."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -80,3 +81,24 @@ def test_a_page_that_fails_after_goal_progress_folded_it_is_not_counted_twice(
     assert _view_rows(failing, tenant) == _view_rows(reference, tenant)
     updates = rows(failing, "SELECT agent_id, updates FROM goal_progress WHERE tenant = ?", (tenant,))
     assert dict(updates) == {agent: 5 for agent in AGENTS}
+
+
+def test_revised_goals_replace_the_remembered_goals_json(
+    system: System, stores: tuple[ReadStore, ReadStore], tenant: str
+) -> None:
+    """A remembered row keeps its goals as encoded JSON until a GoalsSet drops it: revised
+    goals must be written as revised, not as the JSON remembered from before."""
+    store, _ = stores
+    runner = ProjectionRunner(system.goals.read_log, store, [GoalProgressProjection()], page_size=100)
+    try:
+        runner.setup()
+        system.goals.set_goals(tenant, "mem-rev", two_objectives("v1"), meta())
+        system.goals.record_progress(tenant, ProgressUpdate("mem-rev", {"speed": 10}), meta())
+        runner.catch_up()  # the row, its goals JSON included, is remembered
+        system.goals.set_goals(tenant, "mem-rev", two_objectives("v2"), meta())
+        system.goals.record_progress(tenant, ProgressUpdate("mem-rev", {"speed": 20}), meta())
+        runner.catch_up()
+    finally:
+        runner.close()
+    (view,) = rows(store, "SELECT view FROM goal_progress WHERE tenant = ?", (tenant,))
+    assert json.loads(view[0])["goals"]["version"] == "v2"
