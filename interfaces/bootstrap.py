@@ -22,10 +22,12 @@ from infrastructure import client_secrets
 from infrastructure.eventstore import PostgresListener, eventsourcing_env, position_of
 from infrastructure.ratelimit import InProcessRateLimiter, Rate, RateLimiter, RedisRateLimiter
 from infrastructure.readstore import TRANSIENT_ERRORS, PostgresReadStore, SQLiteReadStore
+from infrastructure.remote_jwks import RemoteJWKS
 from infrastructure.schema import schema_lock
 from infrastructure.security_log import SecurityLog
 from infrastructure.settings import Settings
-from infrastructure.tokens import KeyRing, RemoteJWKS, TokenIssuer, TokenVerifier
+from infrastructure.signing_keys import KeyRing
+from infrastructure.tokens import TokenIssuer, TokenVerifier
 from interfaces.http.auth import Authenticator, RateLimits
 from projections.analytics import AnalyticsQueries
 from projections.clients import ClientQueries, ClientsProjection

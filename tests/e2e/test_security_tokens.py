@@ -26,7 +26,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from infrastructure.settings import Settings
-from infrastructure.tokens import KeyRing, TokenIssuer
+from infrastructure.signing_keys import KeyRing
+from infrastructure.tokens import TokenIssuer
 from tests.conftest import ALL_SCOPES, Server
 from tests.e2e.test_security import (
     ADMIN,
