@@ -25,6 +25,8 @@ server's clock).
 
 from __future__ import annotations
 
+import hashlib
+import heapq
 import math
 import re
 import threading
@@ -43,9 +45,14 @@ __all__ = [
     "RateLimiter",
     "RateLimiterUnavailable",
     "RedisRateLimiter",
+    "bounded_key",
 ]
 
 _US_PER_S = 1_000_000
+# A key longer than this is stored as its start and a digest of the whole, so what a caller
+# sends (a client id, an address) never decides how much memory or Redis a bucket takes.
+MAX_KEY_CHARS = 128
+_KEPT_START = 64
 
 _UNITS: dict[str, float] = {
     "s": 1.0,
@@ -136,6 +143,15 @@ class RateLimiterUnavailable(RuntimeError):
     """The shared rate-limit store cannot be reached and the limiter is configured to fail closed."""
 
 
+def bounded_key(key: str) -> str:
+    """`key` itself when short, else its start and a 128-bit digest of all of it: two long keys
+    that differ anywhere stay two buckets."""
+    if len(key) <= MAX_KEY_CHARS:
+        return key
+    digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+    return f"{key[:_KEPT_START]}#{digest}"
+
+
 def _gcra_params(rate: Rate) -> tuple[int, int]:
     """Emission interval and burst tolerance of ``rate``, in whole microseconds."""
     period_us = round(rate.period_s * _US_PER_S)
@@ -176,20 +192,27 @@ class InProcessRateLimiter:
     Limits are per process: with several workers each enforces its own budget (use
     :class:`RedisRateLimiter` to share one). ``clock`` returns seconds and must not go backwards;
     it is injectable for tests. Keys whose bucket is full again are forgotten, amortised over hits.
+    At most ``max_keys`` keys are held: when more are in their window, the half whose buckets are
+    nearest to full are forgotten (a forgotten key starts again with a full bucket, so those
+    lose the least), and a key that is being held back is among the last to go.
     """
 
     blocking = False
 
     _MIN_SWEEP = 1024
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, *, max_keys: int = 100_000) -> None:
+        if max_keys < 2:
+            raise ValueError("max_keys must be at least 2")
         self._clock = clock
         self._lock = threading.Lock()
         self._tats: dict[str, int] = {}
-        self._sweep_at = self._MIN_SWEEP
+        self._max_keys = max_keys
+        self._sweep_at = min(self._MIN_SWEEP, max_keys)
 
     def hit(self, key: str, rate: Rate) -> Decision:
         interval_us, tolerance_us = _gcra_params(rate)
+        key = bounded_key(key)
         with self._lock:
             now_us = round(self._clock() * _US_PER_S)
             allowed, remaining, reset_us, retry_us = _decide(
@@ -202,9 +225,15 @@ class InProcessRateLimiter:
         return _decision(rate, allowed, remaining, reset_us, retry_us)
 
     def _sweep(self, now_us: int) -> None:
-        """Drop keys whose TAT has passed: they behave exactly like keys never seen."""
-        self._tats = {k: tat for k, tat in self._tats.items() if tat > now_us}
-        self._sweep_at = max(self._MIN_SWEEP, 2 * len(self._tats))
+        """Drop keys whose TAT has passed: they behave exactly like keys never seen. If more
+        than half of `max_keys` remain, keep the half with the latest TATs, so the next sweep
+        is at least `max_keys / 2` new keys away (amortised, even under a flood of new keys)."""
+        live = {k: tat for k, tat in self._tats.items() if tat > now_us}
+        if len(live) > self._max_keys // 2:
+            kept = heapq.nlargest(self._max_keys // 2, live.items(), key=lambda item: item[1])
+            live = dict(kept)
+        self._tats = live
+        self._sweep_at = min(self._max_keys, max(self._MIN_SWEEP, 2 * len(live)))
 
 
 # KEYS[1]: the key. ARGV[1]: emission interval (µs). ARGV[2]: burst tolerance (µs).
@@ -262,7 +291,7 @@ class RedisRateLimiter:
     def hit(self, key: str, rate: Rate) -> Decision:
         interval_us, tolerance_us = _gcra_params(rate)
         try:
-            reply = self._script(keys=[self._prefix + key], args=[interval_us, tolerance_us])
+            reply = self._script(keys=[self._prefix + bounded_key(key)], args=[interval_us, tolerance_us])
         except (redis.exceptions.RedisError, OSError) as error:
             if not self._fail_open:
                 raise RateLimiterUnavailable(f"rate limiter store unavailable: {error}") from error
