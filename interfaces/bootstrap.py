@@ -111,6 +111,7 @@ class System:
         self.runner.stop()
         if self.listener is not None:
             self.listener.stop()
+        self.security.close()  # the denials recorded so far, before the store goes
         self.store.close()
         self.goals.close()
 

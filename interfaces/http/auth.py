@@ -193,9 +193,12 @@ async def authenticated(
 
     On the event loop: a cached token and an in-process limiter cost microseconds, which is
     less than a hop to the thread pool. What may wait on I/O (a first verification against a
-    remote key set, the disabled-client refresh, a Redis limiter) runs in the thread pool."""
+    remote key set, the disabled-client refresh, a Redis limiter) runs in the thread pool.
+    Denials are handed to the security log, which never waits on the store; a flood of them
+    is a row per client or address every few seconds."""
     auth: Authenticator = request.app.state.system.auth
     request_id = getattr(request.state, "request_id", None)
+    address = request.client.host if request.client else "-"
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("a bearer token is required", has_token=False)
@@ -206,7 +209,11 @@ async def authenticated(
             claims = await run_in_threadpool(auth.claims, token)
     except InvalidToken as e:
         auth.security.record(
-            "auth_denied", request_id=request_id, reason=e.reason, logged={"path": request.url.path}
+            "auth_denied",
+            request_id=request_id,
+            address=address,
+            reason=e.reason,
+            logged={"path": request.url.path},
         )
         raise Unauthorized(e.reason, has_token=True) from None
     except ClientDisabled as e:
