@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     rate_limit_writes: str = Field("120/minute", alias="RATE_LIMIT_WRITES")
     rate_limit_token: str = Field("30/minute", alias="RATE_LIMIT_TOKEN")
     rate_limit_search: str = Field("300/minute", alias="RATE_LIMIT_SEARCH")
+    # Per caller address: bearer tokens a server process has not verified yet (a token's first
+    # use there, and every bad token), counted before any verification work.
+    rate_limit_new_tokens: str = Field("600/minute", alias="RATE_LIMIT_NEW_TOKENS")
     rate_limit_fail_open: bool = Field(True, alias="RATE_LIMIT_FAIL_OPEN")
 
     # Peers whose X-Forwarded-For names the caller (the reverse proxy in front of the API);
@@ -86,7 +89,9 @@ class Settings(BaseSettings):
     cors_origins: str = Field("", alias="CORS_ORIGINS", description="comma-separated allowed origins")
     cors_allow_credentials: bool = Field(False, alias="CORS_ALLOW_CREDENTIALS")
 
-    @field_validator("rate_limit_reads", "rate_limit_writes", "rate_limit_token", "rate_limit_search")
+    @field_validator(
+        "rate_limit_reads", "rate_limit_writes", "rate_limit_token", "rate_limit_search", "rate_limit_new_tokens"
+    )
     @classmethod
     def _rate(cls, value: str) -> str:
         Rate.parse(value)

@@ -69,6 +69,7 @@ class RateLimits:
     token: Rate
     search: Rate
     token_address: Rate
+    new_tokens: Rate  # per caller address: tokens this process has not verified yet
 
     def for_class(self, route_class: str) -> Rate:
         rate: Rate = getattr(self, route_class)
@@ -78,7 +79,9 @@ class RateLimits:
 class Authenticator:
     """Verifies tokens (a bounded cache makes repeated tokens cheap) and refuses tokens of
     disabled clients: the disabled set is re-read from the read model at most every
-    `refresh_s`, so a disable reaches every replica within that time."""
+    `refresh_s`, so a disable reaches every replica within that time. A token not verified
+    yet counts against its caller's address first, so bad tokens cost no verification once
+    an address has sent too many."""
 
     def __init__(
         self,
@@ -116,10 +119,15 @@ class Authenticator:
             raise ClientDisabled(cached.subject, cached.tenant)
         return cached
 
-    def claims(self, token: str) -> Claims:
+    def claims(self, token: str, address: str) -> Claims:
+        """The claims of `token`, refused if its client is disabled. A token this process
+        has not verified yet first counts against the caller's `address` (`new_tokens`):
+        raises RateLimited before any verification work when the address has sent too many.
+        May wait on I/O (the limiter, the disabled set): not for the event loop."""
         now = time.time()
         cached = self._cached(token, now)
         if cached is None:
+            self.check_rate(f"new-token:{address}", "new_tokens")
             cached = self._verify(token)
             with self._lock:
                 self._cache[token] = cached
@@ -130,6 +138,8 @@ class Authenticator:
         return cached
 
     def _cached(self, token: str, now: float) -> Claims | None:
+        # Trusting cached claims until `exp` relies on a signed token never changing: what is
+        # revoked is a client, and the disabled set is checked on every use of its tokens.
         with self._lock:
             cached = self._cache.get(token)
             if cached is not None:
@@ -192,9 +202,9 @@ async def authenticated(
     """The caller of this request, with the scopes the route declared checked.
 
     On the event loop: a cached token and an in-process limiter cost microseconds, which is
-    less than a hop to the thread pool. What may wait on I/O (a first verification against a
-    remote key set, the disabled-client refresh, a Redis limiter) runs in the thread pool.
-    Denials are handed to the security log, which never waits on the store; a flood of them
+    less than a hop to the thread pool. What may wait on I/O (a first verification, counted
+    against the caller's address before it starts; the disabled-client refresh; a Redis
+    limiter) runs in the thread pool. Denials are handed to the security log, which never waits on the store; a flood of them
     is a row per client or address every few seconds."""
     auth: Authenticator = request.app.state.system.auth
     request_id = getattr(request.state, "request_id", None)
@@ -206,7 +216,10 @@ async def authenticated(
     try:
         claims = auth.claims_at_once(token)
         if claims is None:
-            claims = await run_in_threadpool(auth.claims, token)
+            claims = await run_in_threadpool(auth.claims, token, address)
+    except RateLimited as e:
+        auth.security.record("rate_limited", request_id=request_id, address=address, route_class=e.route_class)
+        raise
     except InvalidToken as e:
         auth.security.record(
             "auth_denied",

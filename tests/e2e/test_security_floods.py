@@ -1,5 +1,7 @@
 """Bad bearer tokens against a running server: a refusal never waits on the store, so one
-bad token cannot hold the other requests of the process while the store is busy."""
+bad token cannot hold the other requests of the process while the store is busy; a flood of
+them from one address is one listed denial per address, not a row per request, and is
+refused per address before any verification, while the address's verified tokens still work."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import psycopg
 
 from tests.conftest import Server
 from tests.e2e.test_security import (
+    ADMIN,
     API,
     GOALS,
     READ_WRITE,
@@ -53,3 +56,33 @@ def test_a_bad_token_does_not_hold_other_requests_while_the_store_is_busy(
             assert ok(api.get(f"{API}/agents/a1", timeout=10))["agent_id"] == "a1"
             assert problem(garbage.result(timeout=10), 401)
             busy.rollback()
+
+
+def test_a_flood_of_bad_tokens_is_one_denial_and_is_refused_per_address_before_verification(
+    start_server: Callable[..., Server], tenant: str
+) -> None:
+    operators = f"{tenant}-ops"
+    server = start_server(OPERATOR_TENANT=operators, RATE_LIMIT_NEW_TOKENS="10/minute")
+    _, _, ops_admin = login(server, operators, ("admin",))
+    with http(server, {}) as flooder:
+        assert ok(flooder.get(f"{ADMIN}/security/denials", headers=ops_admin))["items"] == []
+        statuses = [
+            flooder.get(f"{API}/agents/a1", headers=bearer(f"garbage-{i}")).status_code for i in range(30)
+        ]
+        # bad tokens are refused, then the address is: the rest are never verified
+        assert statuses[0] == 401 and statuses[-1] == 429, statuses
+        assert statuses == sorted(statuses), statuses
+        refused = flooder.get(f"{API}/agents/a1", headers=bearer("garbage-again"))
+        assert problem(refused, 429)["type"] == "/problems/rate-limited"
+        assert int(refused.headers["retry-after"]) >= 1
+        # a token this address had verified before still works
+        denials = ok(flooder.get(f"{ADMIN}/security/denials", headers=ops_admin))["items"]
+    # and another address's new token is verified as usual
+    _, _, newcomer = login(server, tenant, READ_WRITE)
+    elsewhere = httpx.HTTPTransport(local_address="127.0.0.2")
+    with httpx.Client(base_url=server.url, transport=elsewhere, headers=newcomer, timeout=30) as other:
+        assert problem(other.get(f"{API}/agents/a1"), 404)["type"] == "/problems/not-found"
+    flood = [d for d in denials if d["client_id"] is None]
+    assert sorted(d["kind"] for d in flood) == ["auth_denied", "rate_limited"], flood
+    # ...each the first of its kind, and the next row of the address tells how many it stands for
+    assert {d["detail"].get("repeated") for d in flood} == {None}
