@@ -107,6 +107,8 @@ class Authenticator:
         self._cache: OrderedDict[str, Claims] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
+        self._refreshing = threading.Lock()
+        self._refreshes = 0  # reads of the disabled set so far
 
     def claims_at_once(self, token: str) -> Claims | None:
         """The claims of a cached, unexpired token while the disabled set is fresh: no I/O.
@@ -166,9 +168,19 @@ class Authenticator:
         self._refreshed_at = 0.0
 
     def _disabled_ids(self, now: float) -> set[str]:
-        if now - self._refreshed_at >= self._refresh_s:
-            self._disabled = self._clients.disabled_ids()
-            self._refreshed_at = now
+        # Reusing the set for `refresh_s` relies on a disable being acted on by the admin
+        # route of the replica that wrote it at once (forget_disabled_cache), by others within
+        # `refresh_s`: a second in which a disabled client's live token still passes.
+        if now - self._refreshed_at < self._refresh_s:
+            return self._disabled
+        seen = self._refreshes
+        with self._refreshing:
+            # One read at a time: the requests that queued behind a read take its result.
+            if self._refreshes == seen:
+                started = time.time()
+                self._disabled = self._clients.disabled_ids()
+                self._refreshed_at = started
+                self._refreshes += 1
         return self._disabled
 
     def check_rate(self, key: str, route_class: str) -> Decision:
