@@ -216,8 +216,8 @@ async def authenticated(
     On the event loop: a cached token and an in-process limiter cost microseconds, which is
     less than a hop to the thread pool. What may wait on I/O (a first verification, counted
     against the caller's address before it starts; the disabled-client refresh; a Redis
-    limiter) runs in the thread pool. Denials are handed to the security log, which never waits on the store; a flood of them
-    is a row per client or address every few seconds."""
+    limiter) runs in the thread pool. Denials are handed to the security log, which never
+    waits on the store; a flood of them is a row per client or address every few seconds."""
     auth: Authenticator = request.app.state.system.auth
     request_id = getattr(request.state, "request_id", None)
     address = request.client.host if request.client else "-"
@@ -244,16 +244,8 @@ async def authenticated(
     except ClientDisabled as e:
         auth.security.record("client_disabled", client_id=e.client_id, tenant=e.tenant, request_id=request_id)
         raise Unauthorized("client_disabled", has_token=True) from None
-    missing = sorted(set(security_scopes.scopes) - claims.scopes)
-    if missing:
-        auth.security.record(
-            "scope_denied",
-            client_id=claims.subject,
-            tenant=claims.tenant,
-            request_id=request_id,
-            missing=missing,
-        )
-        raise Forbidden(missing)
+    # Every request of a client counts against its budget, a refused one too: a client
+    # asking again and again for what its scopes do not allow is limited like any other.
     kind = route_class(request)
     try:
         if auth.limiter.blocking:
@@ -269,6 +261,16 @@ async def authenticated(
             route_class=kind,
         )
         raise
+    missing = sorted(set(security_scopes.scopes) - claims.scopes)
+    if missing:
+        auth.security.record(
+            "scope_denied",
+            client_id=claims.subject,
+            tenant=claims.tenant,
+            request_id=request_id,
+            missing=missing,
+        )
+        raise Forbidden(missing)
     return Principal(tenant=claims.tenant, actor=claims.subject, scopes=claims.scopes)
 
 

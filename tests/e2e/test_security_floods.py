@@ -86,3 +86,21 @@ def test_a_flood_of_bad_tokens_is_one_denial_and_is_refused_per_address_before_v
     assert sorted(d["kind"] for d in flood) == ["auth_denied", "rate_limited"], flood
     # ...each the first of its kind, and the next row of the address tells how many it stands for
     assert {d["detail"].get("repeated") for d in flood} == {None}
+
+
+def test_a_client_asking_again_and_again_beyond_its_scopes_is_limited_like_any_other(
+    start_server: Callable[..., Server], tenant: str
+) -> None:
+    server = start_server(RATE_LIMIT_WRITES="3/minute")
+    reader, _, headers = login(server, tenant, ("goals:read",))
+    _, _, admin = login(server, tenant, ("admin",))
+    with http(server, headers) as api:
+        statuses = [api.post(f"{API}/agents/a{i}", json=GOALS).status_code for i in range(6)]
+        assert statuses == [403, 403, 403, 429, 429, 429]
+        denials = ok(api.get(f"{ADMIN}/security/denials", headers=admin))["items"]
+    assert sorted(d["kind"] for d in denials if d["client_id"] == reader) == [
+        "rate_limited",
+        "scope_denied",
+        "scope_denied",
+        "scope_denied",
+    ]
