@@ -140,8 +140,7 @@ class Authenticator:
         return cached
 
     def _cached(self, token: str, now: float) -> Claims | None:
-        # Trusting cached claims until `exp` relies on a signed token never changing: what is
-        # revoked is a client, and the disabled set is checked on every use of its tokens.
+        # Invariant: a signed token never changes, and revocation is per client (checked on every use).
         with self._lock:
             cached = self._cache.get(token)
             if cached is not None:
@@ -168,9 +167,7 @@ class Authenticator:
         self._refreshed_at = 0.0
 
     def _disabled_ids(self, now: float) -> set[str]:
-        # Reusing the set for `refresh_s` relies on a disable being acted on by the admin
-        # route of the replica that wrote it at once (forget_disabled_cache), by others within
-        # `refresh_s`: a second in which a disabled client's live token still passes.
+        # Invariant: a disable may take `refresh_s` to reach this replica (at once on its own).
         if now - self._refreshed_at < self._refresh_s:
             return self._disabled
         seen = self._refreshes
