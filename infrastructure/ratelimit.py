@@ -26,11 +26,11 @@ server's clock).
 from __future__ import annotations
 
 import hashlib
-import heapq
 import math
 import re
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -191,49 +191,47 @@ class InProcessRateLimiter:
 
     Limits are per process: with several workers each enforces its own budget (use
     :class:`RedisRateLimiter` to share one). ``clock`` returns seconds and must not go backwards;
-    it is injectable for tests. Keys whose bucket is full again are forgotten, amortised over hits.
-    At most ``max_keys`` keys are held: when more are in their window, the half whose buckets are
-    nearest to full are forgotten (a forgotten key starts again with a full bucket, so those
-    lose the least), and a key that is being held back is among the last to go.
+    it is injectable for tests. Keys are kept in the order they were last used; each hit
+    forgets up to two of the least recently used whose bucket is full again, and, beyond
+    ``max_keys``, the least recently used whatever its bucket (it starts again with a full
+    one). So memory is bounded whatever is sent, a key in use is never the one forgotten, and
+    every hit does a bounded amount of work (no sweep holds the event loop).
     """
 
     blocking = False
 
-    _MIN_SWEEP = 1024
+    _FORGET_PER_HIT = 2  # > 1: the table shrinks faster than one new key per hit can grow it
 
     def __init__(self, clock: Callable[[], float] = time.monotonic, *, max_keys: int = 100_000) -> None:
-        if max_keys < 2:
-            raise ValueError("max_keys must be at least 2")
+        if max_keys < 1:
+            raise ValueError("max_keys must be at least 1")
         self._clock = clock
         self._lock = threading.Lock()
-        self._tats: dict[str, int] = {}
+        self._tats: OrderedDict[str, int] = OrderedDict()
         self._max_keys = max_keys
-        self._sweep_at = min(self._MIN_SWEEP, max_keys)
 
     def hit(self, key: str, rate: Rate) -> Decision:
         interval_us, tolerance_us = _gcra_params(rate)
         key = bounded_key(key)
         with self._lock:
             now_us = round(self._clock() * _US_PER_S)
-            allowed, remaining, reset_us, retry_us = _decide(
-                self._tats.get(key), now_us, interval_us, tolerance_us
-            )
+            tats = self._tats
+            tat_us = tats.get(key)
+            allowed, remaining, reset_us, retry_us = _decide(tat_us, now_us, interval_us, tolerance_us)
             if allowed:
-                self._tats[key] = now_us + reset_us
-                if len(self._tats) >= self._sweep_at:
-                    self._sweep(now_us)
+                tats[key] = now_us + reset_us
+            if tat_us is not None or allowed:
+                tats.move_to_end(key)  # a key held back is in use too: it stays
+            # Forget the least recently used keys whose TAT has passed (they behave exactly
+            # like keys never seen), and any beyond max_keys.
+            for _ in range(self._FORGET_PER_HIT):
+                oldest = next(iter(tats))
+                if tats[oldest] > now_us and len(tats) <= self._max_keys:
+                    break
+                del tats[oldest]
+                if not tats:
+                    break
         return _decision(rate, allowed, remaining, reset_us, retry_us)
-
-    def _sweep(self, now_us: int) -> None:
-        """Drop keys whose TAT has passed: they behave exactly like keys never seen. If more
-        than half of `max_keys` remain, keep the half with the latest TATs, so the next sweep
-        is at least `max_keys / 2` new keys away (amortised, even under a flood of new keys)."""
-        live = {k: tat for k, tat in self._tats.items() if tat > now_us}
-        if len(live) > self._max_keys // 2:
-            kept = heapq.nlargest(self._max_keys // 2, live.items(), key=lambda item: item[1])
-            live = dict(kept)
-        self._tats = live
-        self._sweep_at = min(self._max_keys, max(self._MIN_SWEEP, 2 * len(live)))
 
 
 # KEYS[1]: the key. ARGV[1]: emission interval (µs). ARGV[2]: burst tolerance (µs).
