@@ -6,7 +6,8 @@ import re
 from uuid import UUID, uuid5
 
 # Tenants never contain ':', so "tenant:kind:key" names exactly one aggregate.
-TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# \Z, not $: with `match`, $ would also accept a trailing newline ("acme\n").
+TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 NAMESPACE = UUID("6f1c1a52-37a4-4bd6-9a55-0d3f4f7c2b10")
 
 

@@ -25,10 +25,12 @@ server's clock).
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -43,9 +45,14 @@ __all__ = [
     "RateLimiter",
     "RateLimiterUnavailable",
     "RedisRateLimiter",
+    "bounded_key",
 ]
 
 _US_PER_S = 1_000_000
+# A key longer than this is stored as its start and a digest of the whole, so what a caller
+# sends (a client id, an address) never decides how much memory or Redis a bucket takes.
+MAX_KEY_CHARS = 128
+_KEPT_START = 64
 
 _UNITS: dict[str, float] = {
     "s": 1.0,
@@ -136,6 +143,15 @@ class RateLimiterUnavailable(RuntimeError):
     """The shared rate-limit store cannot be reached and the limiter is configured to fail closed."""
 
 
+def bounded_key(key: str) -> str:
+    """`key` itself when short, else its start and a 128-bit digest of all of it: two long keys
+    that differ anywhere stay two buckets."""
+    if len(key) <= MAX_KEY_CHARS:
+        return key
+    digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+    return f"{key[:_KEPT_START]}#{digest}"
+
+
 def _gcra_params(rate: Rate) -> tuple[int, int]:
     """Emission interval and burst tolerance of ``rate``, in whole microseconds."""
     period_us = round(rate.period_s * _US_PER_S)
@@ -175,36 +191,47 @@ class InProcessRateLimiter:
 
     Limits are per process: with several workers each enforces its own budget (use
     :class:`RedisRateLimiter` to share one). ``clock`` returns seconds and must not go backwards;
-    it is injectable for tests. Keys whose bucket is full again are forgotten, amortised over hits.
+    it is injectable for tests. Keys are kept in the order they were last used; each hit
+    forgets up to two of the least recently used whose bucket is full again, and, beyond
+    ``max_keys``, the least recently used whatever its bucket (it starts again with a full
+    one). So memory is bounded whatever is sent, a key in use is never the one forgotten, and
+    every hit does a bounded amount of work (no sweep holds the event loop).
     """
 
     blocking = False
 
-    _MIN_SWEEP = 1024
+    _FORGET_PER_HIT = 2  # > 1: the table shrinks faster than one new key per hit can grow it
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, *, max_keys: int = 100_000) -> None:
+        if max_keys < 1:
+            raise ValueError("max_keys must be at least 1")
         self._clock = clock
         self._lock = threading.Lock()
-        self._tats: dict[str, int] = {}
-        self._sweep_at = self._MIN_SWEEP
+        self._tats: OrderedDict[str, int] = OrderedDict()
+        self._max_keys = max_keys
 
     def hit(self, key: str, rate: Rate) -> Decision:
         interval_us, tolerance_us = _gcra_params(rate)
+        key = bounded_key(key)
         with self._lock:
             now_us = round(self._clock() * _US_PER_S)
-            allowed, remaining, reset_us, retry_us = _decide(
-                self._tats.get(key), now_us, interval_us, tolerance_us
-            )
+            tats = self._tats
+            tat_us = tats.get(key)
+            allowed, remaining, reset_us, retry_us = _decide(tat_us, now_us, interval_us, tolerance_us)
             if allowed:
-                self._tats[key] = now_us + reset_us
-                if len(self._tats) >= self._sweep_at:
-                    self._sweep(now_us)
+                tats[key] = now_us + reset_us
+            if tat_us is not None or allowed:
+                tats.move_to_end(key)  # a key held back is in use too: it stays
+            # Forget the least recently used keys whose TAT has passed (they behave exactly
+            # like keys never seen), and any beyond max_keys.
+            for _ in range(self._FORGET_PER_HIT):
+                oldest = next(iter(tats))
+                if tats[oldest] > now_us and len(tats) <= self._max_keys:
+                    break
+                del tats[oldest]
+                if not tats:
+                    break
         return _decision(rate, allowed, remaining, reset_us, retry_us)
-
-    def _sweep(self, now_us: int) -> None:
-        """Drop keys whose TAT has passed: they behave exactly like keys never seen."""
-        self._tats = {k: tat for k, tat in self._tats.items() if tat > now_us}
-        self._sweep_at = max(self._MIN_SWEEP, 2 * len(self._tats))
 
 
 # KEYS[1]: the key. ARGV[1]: emission interval (µs). ARGV[2]: burst tolerance (µs).
@@ -262,7 +289,7 @@ class RedisRateLimiter:
     def hit(self, key: str, rate: Rate) -> Decision:
         interval_us, tolerance_us = _gcra_params(rate)
         try:
-            reply = self._script(keys=[self._prefix + key], args=[interval_us, tolerance_us])
+            reply = self._script(keys=[self._prefix + bounded_key(key)], args=[interval_us, tolerance_us])
         except (redis.exceptions.RedisError, OSError) as error:
             if not self._fail_open:
                 raise RateLimiterUnavailable(f"rate limiter store unavailable: {error}") from error

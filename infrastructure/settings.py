@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -74,15 +75,40 @@ class Settings(BaseSettings):
     rate_limit_writes: str = Field("120/minute", alias="RATE_LIMIT_WRITES")
     rate_limit_token: str = Field("30/minute", alias="RATE_LIMIT_TOKEN")
     rate_limit_search: str = Field("300/minute", alias="RATE_LIMIT_SEARCH")
+    # Per caller address: bearer tokens a server process has not verified yet (a token's first
+    # use there, and every bad token), counted before any verification work.
+    rate_limit_new_tokens: str = Field("600/minute", alias="RATE_LIMIT_NEW_TOKENS")
     rate_limit_fail_open: bool = Field(True, alias="RATE_LIMIT_FAIL_OPEN")
+
+    # Peers whose X-Forwarded-For names the caller (the reverse proxy in front of the API);
+    # from anyone else the header is ignored. Empty: the peer itself is the caller.
+    trusted_proxies: str = Field(
+        "", alias="TRUSTED_PROXIES", description="comma-separated addresses or networks of reverse proxies"
+    )
 
     cors_origins: str = Field("", alias="CORS_ORIGINS", description="comma-separated allowed origins")
     cors_allow_credentials: bool = Field(False, alias="CORS_ALLOW_CREDENTIALS")
 
-    @field_validator("rate_limit_reads", "rate_limit_writes", "rate_limit_token", "rate_limit_search")
+    @field_validator(
+        "rate_limit_reads", "rate_limit_writes", "rate_limit_token", "rate_limit_search", "rate_limit_new_tokens"
+    )
     @classmethod
     def _rate(cls, value: str) -> str:
         Rate.parse(value)
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: str) -> str:
+        for entry in (e.strip() for e in value.split(",") if e.strip()):
+            if entry == "*":
+                continue
+            try:
+                ipaddress.ip_network(entry)  # an address is a network of one
+            except ValueError:
+                raise ValueError(
+                    f"TRUSTED_PROXIES: {entry!r} is neither an IP address nor a network such as 172.30.0.0/24"
+                ) from None
         return value
 
     @model_validator(mode="after")
@@ -105,6 +131,11 @@ class Settings(BaseSettings):
                 raise ValueError(
                     "EXTERNAL_JWKS_URL must be https:// in prod (keys fetched in clear could be forged)"
                 )
+            if "*" in self.trusted_proxy_list:
+                raise ValueError(
+                    "TRUSTED_PROXIES=* lets any caller choose the address its limits are counted"
+                    " under; name the reverse proxies"
+                )
             if not self.redis_url:
                 raise ValueError("APP_ENV=prod needs REDIS_URL: rate limits must be shared by all replicas")
             if "operator_tenant" not in self.model_fields_set:
@@ -119,6 +150,10 @@ class Settings(BaseSettings):
     @property
     def cors_origin_list(self) -> list[str]:
         return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        return [p.strip() for p in self.trusted_proxies.split(",") if p.strip()]
 
     @property
     def algorithm_list(self) -> list[str]:

@@ -22,10 +22,12 @@ from infrastructure import client_secrets
 from infrastructure.eventstore import PostgresListener, eventsourcing_env, position_of
 from infrastructure.ratelimit import InProcessRateLimiter, Rate, RateLimiter, RedisRateLimiter
 from infrastructure.readstore import TRANSIENT_ERRORS, PostgresReadStore, SQLiteReadStore
+from infrastructure.remote_jwks import RemoteJWKS
 from infrastructure.schema import schema_lock
 from infrastructure.security_log import SecurityLog
 from infrastructure.settings import Settings
-from infrastructure.tokens import KeyRing, RemoteJWKS, TokenIssuer, TokenVerifier
+from infrastructure.signing_keys import KeyRing
+from infrastructure.tokens import TokenIssuer, TokenVerifier
 from interfaces.http.auth import Authenticator, RateLimits
 from projections.analytics import AnalyticsQueries
 from projections.clients import ClientQueries, ClientsProjection
@@ -110,6 +112,7 @@ class System:
         self.runner.stop()
         if self.listener is not None:
             self.listener.stop()
+        self.security.close()  # the denials recorded so far, before the store goes
         self.store.close()
         self.goals.close()
 
@@ -271,6 +274,7 @@ def _limits(settings: Settings) -> RateLimits:
         search=Rate.parse(settings.rate_limit_search),
         # Token requests from one address across all client ids, so spraying ids buys nothing.
         token_address=Rate(token.limit * 4, token.period_s),
+        new_tokens=Rate.parse(settings.rate_limit_new_tokens),
     )
 
 

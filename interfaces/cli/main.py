@@ -41,6 +41,11 @@ def serve(
         # server process sets up its own logging as it imports the app (interfaces.http.asgi)
         log_level="debug" if settings.debug else "warning",
         access_log=settings.debug,
+        # The caller's address (per-address limits, denials) comes from X-Forwarded-For only
+        # when the peer is one of TRUSTED_PROXIES; with none, the header is never read
+        # (uvicorn would otherwise trust loopback, or its own FORWARDED_ALLOW_IPS).
+        proxy_headers=bool(settings.trusted_proxy_list),
+        forwarded_allow_ips=settings.trusted_proxy_list or None,
     )
 
 

@@ -69,6 +69,7 @@ class RateLimits:
     token: Rate
     search: Rate
     token_address: Rate
+    new_tokens: Rate  # per caller address: tokens this process has not verified yet
 
     def for_class(self, route_class: str) -> Rate:
         rate: Rate = getattr(self, route_class)
@@ -78,7 +79,9 @@ class RateLimits:
 class Authenticator:
     """Verifies tokens (a bounded cache makes repeated tokens cheap) and refuses tokens of
     disabled clients: the disabled set is re-read from the read model at most every
-    `refresh_s`, so a disable reaches every replica within that time."""
+    `refresh_s`, so a disable reaches every replica within that time. A token not verified
+    yet counts against its caller's address first, so bad tokens cost no verification once
+    an address has sent too many."""
 
     def __init__(
         self,
@@ -104,6 +107,8 @@ class Authenticator:
         self._cache: OrderedDict[str, Claims] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
+        self._refreshing = threading.Lock()
+        self._refreshes = 0  # reads of the disabled set so far
 
     def claims_at_once(self, token: str) -> Claims | None:
         """The claims of a cached, unexpired token while the disabled set is fresh: no I/O.
@@ -116,10 +121,15 @@ class Authenticator:
             raise ClientDisabled(cached.subject, cached.tenant)
         return cached
 
-    def claims(self, token: str) -> Claims:
+    def claims(self, token: str, address: str) -> Claims:
+        """The claims of `token`, refused if its client is disabled. A token this process
+        has not verified yet first counts against the caller's `address` (`new_tokens`):
+        raises RateLimited before any verification work when the address has sent too many.
+        May wait on I/O (the limiter, the disabled set): not for the event loop."""
         now = time.time()
         cached = self._cached(token, now)
         if cached is None:
+            self.check_rate(f"new-token:{address}", "new_tokens")
             cached = self._verify(token)
             with self._lock:
                 self._cache[token] = cached
@@ -130,6 +140,7 @@ class Authenticator:
         return cached
 
     def _cached(self, token: str, now: float) -> Claims | None:
+        # Invariant: a signed token never changes, and revocation is per client (checked on every use).
         with self._lock:
             cached = self._cache.get(token)
             if cached is not None:
@@ -156,9 +167,17 @@ class Authenticator:
         self._refreshed_at = 0.0
 
     def _disabled_ids(self, now: float) -> set[str]:
-        if now - self._refreshed_at >= self._refresh_s:
-            self._disabled = self._clients.disabled_ids()
-            self._refreshed_at = now
+        # Invariant: a disable may take `refresh_s` to reach this replica (at once on its own).
+        if now - self._refreshed_at < self._refresh_s:
+            return self._disabled
+        seen = self._refreshes
+        with self._refreshing:
+            # One read at a time: the requests that queued behind a read take its result.
+            if self._refreshes == seen:
+                started = time.time()
+                self._disabled = self._clients.disabled_ids()
+                self._refreshed_at = started
+                self._refreshes += 1
         return self._disabled
 
     def check_rate(self, key: str, route_class: str) -> Decision:
@@ -192,10 +211,13 @@ async def authenticated(
     """The caller of this request, with the scopes the route declared checked.
 
     On the event loop: a cached token and an in-process limiter cost microseconds, which is
-    less than a hop to the thread pool. What may wait on I/O (a first verification against a
-    remote key set, the disabled-client refresh, a Redis limiter) runs in the thread pool."""
+    less than a hop to the thread pool. What may wait on I/O (a first verification, counted
+    against the caller's address before it starts; the disabled-client refresh; a Redis
+    limiter) runs in the thread pool. Denials are handed to the security log, which never
+    waits on the store; a flood of them is a row per client or address every few seconds."""
     auth: Authenticator = request.app.state.system.auth
     request_id = getattr(request.state, "request_id", None)
+    address = request.client.host if request.client else "-"
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("a bearer token is required", has_token=False)
@@ -203,25 +225,24 @@ async def authenticated(
     try:
         claims = auth.claims_at_once(token)
         if claims is None:
-            claims = await run_in_threadpool(auth.claims, token)
+            claims = await run_in_threadpool(auth.claims, token, address)
+    except RateLimited as e:
+        auth.security.record("rate_limited", request_id=request_id, address=address, route_class=e.route_class)
+        raise
     except InvalidToken as e:
         auth.security.record(
-            "auth_denied", request_id=request_id, reason=e.reason, logged={"path": request.url.path}
+            "auth_denied",
+            request_id=request_id,
+            address=address,
+            reason=e.reason,
+            logged={"path": request.url.path},
         )
         raise Unauthorized(e.reason, has_token=True) from None
     except ClientDisabled as e:
         auth.security.record("client_disabled", client_id=e.client_id, tenant=e.tenant, request_id=request_id)
         raise Unauthorized("client_disabled", has_token=True) from None
-    missing = sorted(set(security_scopes.scopes) - claims.scopes)
-    if missing:
-        auth.security.record(
-            "scope_denied",
-            client_id=claims.subject,
-            tenant=claims.tenant,
-            request_id=request_id,
-            missing=missing,
-        )
-        raise Forbidden(missing)
+    # Every request of a client counts against its budget, a refused one too: a client
+    # asking again and again for what its scopes do not allow is limited like any other.
     kind = route_class(request)
     try:
         if auth.limiter.blocking:
@@ -237,6 +258,16 @@ async def authenticated(
             route_class=kind,
         )
         raise
+    missing = sorted(set(security_scopes.scopes) - claims.scopes)
+    if missing:
+        auth.security.record(
+            "scope_denied",
+            client_id=claims.subject,
+            tenant=claims.tenant,
+            request_id=request_id,
+            missing=missing,
+        )
+        raise Forbidden(missing)
     return Principal(tenant=claims.tenant, actor=claims.subject, scopes=claims.scopes)
 
 

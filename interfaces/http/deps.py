@@ -14,7 +14,7 @@ from application.preconditions import IfMatch
 from domain.goals import Meta
 from interfaces.bootstrap import System
 
-IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}\Z")  # \Z: $ would let a trailing newline in
 
 
 async def system(request: Request) -> System:

@@ -11,7 +11,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
-REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,128}$")
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,128}\Z")  # \Z: $ would let a trailing newline in
 
 
 def adding_headers(send: Send, headers: list[tuple[bytes, bytes]]) -> Send:

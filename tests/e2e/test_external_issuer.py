@@ -11,7 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from infrastructure.tokens import KeyRing, TokenIssuer
+from infrastructure.signing_keys import KeyRing
+from infrastructure.tokens import TokenIssuer
 from tests.conftest import Server
 
 IDP = "https://idp.example"

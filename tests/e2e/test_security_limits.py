@@ -10,6 +10,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -155,6 +156,29 @@ def test_guessing_a_secret_at_the_token_endpoint_is_throttled(
     assert sorted(about_target, key=str) == sorted(
         [("rate_limited", None)] + [("token_denied", "bad_credentials")] * 3, key=str
     )
+
+
+def resident_mib(server: Server) -> float:
+    """The server process's resident memory (it serves in that process: one worker)."""
+    status = Path(f"/proc/{server.proc.pid}/status").read_text()
+    kib = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
+    return kib / 1024
+
+
+def test_huge_client_ids_sent_to_the_token_endpoint_are_not_kept(
+    start_server: Callable[..., Server],
+) -> None:
+    server = start_server()
+    with httpx.Client(base_url=server.url, timeout=30) as anyone:
+        form = {"grant_type": "client_credentials", "client_secret": "guess"}
+        assert anyone.post("/oauth/token", data={**form, "client_id": "warm-up"}).status_code == 401
+        before = resident_mib(server)
+        for i in range(100):  # 100 ids of 1,000,000 characters, within MAX_BODY_BYTES
+            sent = anyone.post("/oauth/token", data={**form, "client_id": f"{i:03d}" + "x" * 1_000_000})
+            assert sent.status_code in {401, 429}, sent.text
+        grown = resident_mib(server) - before
+    # each id kept as a rate-limit key would hold 1 MB: 100 MB
+    assert grown < 40, f"the server grew by {grown:.0f} MiB"
 
 
 # -- body size ---------------------------------------------------------------------------------

@@ -26,7 +26,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from infrastructure.settings import Settings
-from infrastructure.tokens import KeyRing, TokenIssuer
+from infrastructure.signing_keys import KeyRing
+from infrastructure.tokens import TokenIssuer
 from tests.conftest import ALL_SCOPES, Server
 from tests.e2e.test_security import (
     ADMIN,
@@ -188,6 +189,11 @@ def without_expiry(t: Target) -> str:
     return compact(t.header(), t.claims(exp=None), es256(private_key(t.ring)))
 
 
+def tenant_with_a_trailing_newline(t: Target) -> str:
+    """A tenant one character longer than a real one: its own, empty, tenant if let in."""
+    return compact(t.header(), t.claims(tenant=t.tenant + "\n"), es256(private_key(t.ring)))
+
+
 def not_yet_valid(t: Target) -> str:
     later = int(time.time()) + 3600
     return compact(t.header(), t.claims(nbf=later, iat=later), es256(private_key(t.ring)))
@@ -207,6 +213,7 @@ FORGERIES: dict[Callable[[Target], str], str] = {
     tampered_tenant: "bad_signature",
     without_expiry: "missing_claim:exp",
     not_yet_valid: "not_yet_valid",
+    tenant_with_a_trailing_newline: "invalid_claim:tenant",
 }
 
 

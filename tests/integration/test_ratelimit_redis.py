@@ -134,6 +134,19 @@ def test_keys_are_independent(limiter: RedisRateLimiter) -> None:
     assert not limiter.hit("client:b:writes", rate).allowed
 
 
+def test_a_huge_key_is_stored_under_a_bounded_name(
+    limiter: RedisRateLimiter, client: redis.Redis, prefix: str
+) -> None:
+    rate = Rate(1, 60.0)
+    huge = "token:" + "x" * (1 << 20)
+    assert limiter.hit(huge + "a", rate).allowed
+    assert limiter.hit(huge + "b", rate).allowed  # its own bucket: the end of a key counts
+    assert not limiter.hit(huge + "a", rate).allowed
+    names = list(client.scan_iter(match=prefix + "*"))
+    assert len(names) == 2
+    assert max(len(name) for name in names) <= len(prefix) + 128
+
+
 def test_prefixes_separate_limiters(client: redis.Redis, prefix: str) -> None:
     rate = Rate.parse("1/minute")
     one = RedisRateLimiter(client, prefix=prefix + "one:")

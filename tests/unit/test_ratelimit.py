@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import itertools
 import threading
+import tracemalloc
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -209,6 +211,55 @@ def test_forgotten_keys_behave_like_new_ones() -> None:
         clock.advance(0.01)
     assert len(limiter._tats) < 3000
     assert [limiter.hit("k0", rate).allowed for _ in range(3)] == [True, True, False]
+
+
+def retained_bytes(work: Callable[[], None]) -> int:
+    """Memory still allocated after `work`, over what was before it."""
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        work()
+        return tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_huge_key_is_not_kept_whole() -> None:
+    limiter, _ = make()
+    rate = Rate(2, 60.0)
+
+    def spray() -> None:
+        for i in range(32):  # 32 MiB of keys sent, each one bucket
+            limiter.hit(f"token:{i:04d}{'x' * (1 << 20)}", rate)
+
+    assert retained_bytes(spray) < 256 * 1024
+
+
+def test_huge_keys_that_differ_only_at_their_end_are_separate_buckets() -> None:
+    limiter, _ = make()
+    rate = Rate(1, 60.0)
+    same_start = "client:" + "x" * (1 << 20)
+    assert limiter.hit(same_start + "a", rate).allowed
+    assert limiter.hit(same_start + "b", rate).allowed
+    assert not limiter.hit(same_start + "a", rate).allowed
+
+
+def test_the_keys_held_are_bounded_in_number_and_a_key_held_back_is_not_forgotten() -> None:
+    clock = FakeClock()
+    limiter = InProcessRateLimiter(clock=clock, max_keys=1000)
+    rate = Rate(3, 60.0)
+    while limiter.hit("abuser", rate).allowed:
+        pass
+
+    def spray() -> None:
+        for i in range(50_000):  # distinct keys, each still within its window
+            limiter.hit(f"address:{i}", rate)
+            if i % 100 == 0:  # while the abuser keeps asking, and is refused throughout
+                assert not limiter.hit("abuser", rate).allowed
+
+    # 1,000 keys fit in well under 256 KiB; 50,000 would not
+    assert retained_bytes(spray) < 256 * 1024
+    assert not limiter.hit("abuser", rate).allowed
 
 
 def test_thread_safe_exactly_limit_allowed() -> None:

@@ -90,8 +90,9 @@ def _grant(request: Request, system: System, form: dict[str, str]) -> JSONRespon
     try:
         # Per address first (random client ids must not buy fresh buckets), then per client
         # and address: a stranger guessing one client's secret does not lock the client out.
+        # An id that is not of a client's form is no client: those share one bucket per address.
         auth.check_rate(f"token-address:{address}", "token_address")
-        auth.check_rate(f"token:{client_id}:{address}", "token")
+        auth.check_rate(f"token:{named}:{address}", "token")
     except RateLimited:
         # looked up in the log only for the 429s recorded (one per client every few seconds)
         tenant = (lambda: system.clients.tenant_of(named)) if named != "-" else None
