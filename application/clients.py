@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError
 
+from application.errors import ConcurrencyConflict
 from domain.clients import ClientDisabled, OAuthClient
 from domain.ids import client_id_to_uuid
 
@@ -63,19 +65,35 @@ class ClientsService:
         return IssuedCredentials(client_id, secret, tenant, client.scopes, recordings[-1].notification.id)
 
     def rotate_secret(self, client_id: str, actor: str, *, tenant: str | None = None) -> IssuedCredentials:
-        client = self.get(client_id, tenant=tenant)
         secret = self._scheme.new_secret()
-        client.rotate_secret(self._scheme.hash(secret), actor)
-        recordings = self._app.save(client)
-        return IssuedCredentials(
-            client_id, secret, client.tenant, client.scopes, recordings[-1].notification.id
-        )
+        secret_hash = self._scheme.hash(secret)
+
+        def rotate(client: OAuthClient) -> None:
+            client.rotate_secret(secret_hash, actor)
+
+        client, position = self._change(client_id, tenant, rotate)
+        return IssuedCredentials(client_id, secret, client.tenant, client.scopes, position)
 
     def disable(self, client_id: str, reason: str, actor: str, *, tenant: str | None = None) -> int:
-        client = self.get(client_id, tenant=tenant)
-        client.disable(reason, actor)
-        recordings = self._app.save(client)
-        return recordings[-1].notification.id if recordings else self._app.recorder.max_notification_id() or 0
+        _, position = self._change(client_id, tenant, lambda client: client.disable(reason, actor))
+        return position
+
+    def _change(
+        self, client_id: str, tenant: str | None, change: Callable[[OAuthClient], None]
+    ) -> tuple[OAuthClient, int]:
+        """Load the client from the log, change it and save; a save that lost a race with
+        another process's change (a rotation, a disabling) is made again on what the log
+        holds, a bounded number of times. The client and the position of the change."""
+        for _ in range(CHANGE_ATTEMPTS):
+            client = self.get(client_id, tenant=tenant)
+            change(client)
+            try:
+                recordings = self._app.save(client)
+            except IntegrityError:
+                continue
+            position = recordings[-1].notification.id if recordings else self._app.recorder.max_notification_id()
+            return client, position or 0
+        raise ConcurrencyConflict(client_id, CHANGE_ATTEMPTS, kind="client")
 
     def authenticate(self, client_id: str, secret: str) -> OAuthClient | None:
         """The client when the secret matches and it is enabled; None otherwise."""
@@ -117,5 +135,6 @@ class ClientsService:
         return client
 
 
+CHANGE_ATTEMPTS = 10
 LATEST = sys.maxsize  # a version no aggregate reaches: "up to the last event"
 _DUMMY_HASH = "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"

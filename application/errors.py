@@ -22,8 +22,8 @@ class VersionMismatch(Exception):
 class ConcurrencyConflict(Exception):
     """Concurrent writers kept winning: the command gave up after its bounded retries."""
 
-    def __init__(self, agent_id: str, attempts: int) -> None:
-        super().__init__(f"agent {agent_id!r} changed concurrently {attempts} times; try again")
+    def __init__(self, agent_id: str, attempts: int, *, kind: str = "agent") -> None:
+        super().__init__(f"{kind} {agent_id!r} changed concurrently {attempts} times; try again")
         self.agent_id = agent_id
         self.attempts = attempts
 

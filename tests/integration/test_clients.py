@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from application.clients import ClientNotFound
+from application.clients import ClientNotFound, IssuedCredentials
 from domain.clients import ClientDisabled
 from infrastructure.security_log import REPEAT_WINDOW_S, SecurityLog
 from infrastructure.settings import Settings
@@ -27,6 +29,24 @@ def test_rotation_retires_the_old_secret(system: System, tenant: str) -> None:
     assert rotated.client_secret != issued.client_secret
     assert system.clients.authenticate(issued.client_id, issued.client_secret) is None
     assert system.clients.authenticate(issued.client_id, rotated.client_secret) is not None
+
+
+def test_rotations_racing_each_other_all_land_and_the_last_secret_holds(system: System, tenant: str) -> None:
+    """Two admins (or two replicas) rotating at once: each rotation is made on what the log
+    holds, none is lost to a version conflict (it was a 500)."""
+    issued = system.clients.create(tenant, "ci", ["goals:read"], actor="admin")
+    start = threading.Barrier(6)
+
+    def rotate() -> IssuedCredentials:
+        start.wait()
+        return system.clients.rotate_secret(issued.client_id, "admin", tenant=tenant)
+
+    with ThreadPoolExecutor(6) as pool:
+        rotated = list(pool.map(lambda _: rotate(), range(6)))
+    last = max(rotated, key=lambda r: r.position)
+    assert len({r.position for r in rotated}) == 6
+    assert system.clients.authenticate(issued.client_id, last.client_secret) is not None
+    assert all(system.clients.authenticate(issued.client_id, r.client_secret) is None for r in rotated if r is not last)
 
 
 def test_another_replica_sees_a_rotation_and_a_disabling_at_once(
