@@ -11,12 +11,18 @@ from uuid import UUID
 
 import psycopg
 from eventsourcing.persistence import ApplicationRecorder, IntegrityError, Notification, StoredEvent
-from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.postgres import ConnectionPool, PostgresApplicationRecorder, PostgresFactory
 from eventsourcing.sqlite import SQLiteApplicationRecorder
+from eventsourcing.utils import Environment
 from prometheus_client import Histogram
-from psycopg.rows import tuple_row
+from psycopg.rows import DictRow, tuple_row
 
+from infrastructure.connections import RECONNECT_TIMEOUT_S, ConnectionLimits, connect_kwargs
 from infrastructure.settings import Settings
+
+# Where eventsourcing_env hands the connection limits to FailFastPostgresFactory.
+POOL_TIMEOUT_KEY = "DB_POOL_TIMEOUT_S"
+STATEMENT_TIMEOUT_KEY = "DB_STATEMENT_TIMEOUT_S"
 
 
 def eventsourcing_env(settings: Settings) -> dict[str, str]:
@@ -31,7 +37,7 @@ def eventsourcing_env(settings: Settings) -> dict[str, str]:
     if settings.is_postgres:
         url = urlsplit(settings.database_url)
         env.update(
-            PERSISTENCE_MODULE="eventsourcing.postgres",
+            PERSISTENCE_MODULE="infrastructure.eventstore:FailFastPostgresFactory",
             POSTGRES_DBNAME=url.path.lstrip("/") or "postgres",
             POSTGRES_HOST=url.hostname or "127.0.0.1",
             POSTGRES_PORT=str(url.port or 5432),
@@ -44,6 +50,10 @@ def eventsourcing_env(settings: Settings) -> dict[str, str]:
             # the lock inside its own server-side function (see OrderedInsertRecorder).
             POSTGRES_ENABLE_DB_FUNCTIONS="n",
             APPLICATION_RECORDER_TOPIC="infrastructure.eventstore:OrderedInsertRecorder",
+            **{
+                POOL_TIMEOUT_KEY: str(settings.db_pool_timeout_s),
+                STATEMENT_TIMEOUT_KEY: str(settings.db_statement_timeout_s),
+            },
         )
     else:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -99,7 +109,7 @@ class PostgresListener:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                with psycopg.connect(self._dsn, autocommit=True) as conn:
+                with psycopg.connect(self._dsn, autocommit=True, **connect_kwargs()) as conn:
                     conn.execute(psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(self._channel)))
                     while not self._stop.is_set():
                         for _ in conn.notifies(timeout=1.0, stop_after=1):
@@ -107,6 +117,42 @@ class PostgresListener:
             except psycopg.OperationalError:
                 # The runner still polls; reconnect after a pause.
                 self._stop.wait(1.0)
+
+
+class FailFastPostgresFactory(PostgresFactory):
+    """eventsourcing's PostgreSQL persistence on a pool that fails fast: a caller waits at most
+    DB_POOL_TIMEOUT_S for a connection, a statement runs at most DB_STATEMENT_TIMEOUT_S,
+    connections time out connecting and keep TCP alive, and a lost connection is not retried
+    for minutes with growing pauses."""
+
+    def __init__(self, env: Environment) -> None:
+        super().__init__(env)
+        limits = ConnectionLimits(
+            pool_timeout_s=float(self.env.get(POOL_TIMEOUT_KEY) or ConnectionLimits.pool_timeout_s),
+            statement_timeout_s=float(
+                self.env.get(STATEMENT_TIMEOUT_KEY) or ConnectionLimits.statement_timeout_s
+            ),
+        )
+        # The library's pool, made but not opened yet: replaced before any connection is made.
+        made = self.datastore.pool
+        assert isinstance(made.kwargs, dict)
+        kwargs = {**made.kwargs, **connect_kwargs()}
+        if limits.options():
+            kwargs["options"] = limits.options()
+        self.pool: ConnectionPool[psycopg.Connection[DictRow]] = ConnectionPool(
+            connection_class=psycopg.Connection[DictRow],
+            kwargs=kwargs,
+            min_size=made.min_size,
+            max_size=made.max_size,
+            open=False,
+            configure=self.datastore.after_connect_func(),
+            name="event-store",
+            timeout=limits.pool_timeout_s,
+            max_waiting=made.max_waiting,
+            max_lifetime=made.max_lifetime,
+            reconnect_timeout=RECONNECT_TIMEOUT_S,
+        )
+        self.datastore.pool = self.pool
 
 
 class OrderedInsertRecorder(PostgresApplicationRecorder):

@@ -19,6 +19,7 @@ from application.clients import ClientsService, SecretScheme
 from application.goals import GoalsApp
 from application.ports import ReadStore
 from infrastructure import client_secrets
+from infrastructure.connections import ConnectionLimits
 from infrastructure.eventstore import PostgresListener, eventsourcing_env, position_of
 from infrastructure.ratelimit import InProcessRateLimiter, Rate, RateLimiter, RedisRateLimiter
 from infrastructure.readstore import TRANSIENT_ERRORS, PostgresReadStore, SQLiteReadStore
@@ -117,7 +118,8 @@ def build_system(settings: Settings | None = None) -> System:
     settings = settings or Settings()
     store: ReadStore
     if settings.is_postgres:
-        store = PostgresReadStore(settings.database_url, pool_size=settings.db_pool_size)
+        limits = ConnectionLimits(settings.db_pool_timeout_s, settings.db_statement_timeout_s)
+        store = PostgresReadStore(settings.database_url, pool_size=settings.db_pool_size, limits=limits)
     else:
         store = SQLiteReadStore(settings.read_models_path)
     security = SecurityLog(store)
@@ -149,9 +151,10 @@ def build_system(settings: Settings | None = None) -> System:
         security.setup()
         keys = _keys(settings)
     listener = None
-    if settings.is_postgres:
+    if isinstance(store, PostgresReadStore):
         channel = getattr(goals.recorder, "channel_name", "a2a_events")
         listener = PostgresListener(settings.database_url, channel, runner.wake)
+        store.limit_statements()  # start-up's migrations, which may run long, are done
     client_queries = ClientQueries(store)
     verifier = TokenVerifier(
         keys,
