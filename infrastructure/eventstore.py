@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -10,14 +11,16 @@ from urllib.parse import unquote, urlsplit
 from uuid import UUID
 
 import psycopg
+from eventsourcing.application import Application
 from eventsourcing.persistence import ApplicationRecorder, IntegrityError, Notification, StoredEvent
-from eventsourcing.postgres import ConnectionPool, PostgresApplicationRecorder, PostgresFactory
+from eventsourcing.postgres import PostgresAggregateRecorder, PostgresApplicationRecorder, PostgresFactory
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 from eventsourcing.utils import Environment
 from prometheus_client import Histogram
 from psycopg.rows import DictRow, tuple_row
 
-from infrastructure.connections import RECONNECT_TIMEOUT_S, ConnectionLimits, connect_kwargs
+from infrastructure.breaker import CircuitBreaker
+from infrastructure.connections import RECONNECT_TIMEOUT_S, ConnectionLimits, GuardedPool, connect_kwargs
 from infrastructure.settings import Settings
 
 # Where eventsourcing_env hands the connection limits to FailFastPostgresFactory.
@@ -119,11 +122,25 @@ class PostgresListener:
                 self._stop.wait(1.0)
 
 
+class FailFastAggregateRecorder(PostgresAggregateRecorder):
+    """eventsourcing's aggregate recorder (snapshots) without its retries.
+
+    The library retries these calls ten times, 0.2 s apart, on any OperationalError: with the
+    database down, each call lasted seconds, and a request waited the pool's timeout at each
+    attempt. A failure is answered at once now; the breaker decides when to try again.
+    """
+
+    insert_events = inspect.unwrap(PostgresAggregateRecorder.insert_events)
+    select_events = inspect.unwrap(PostgresAggregateRecorder.select_events)
+
+
 class FailFastPostgresFactory(PostgresFactory):
     """eventsourcing's PostgreSQL persistence on a pool that fails fast: a caller waits at most
     DB_POOL_TIMEOUT_S for a connection, a statement runs at most DB_STATEMENT_TIMEOUT_S,
     connections time out connecting and keep TCP alive, and a lost connection is not retried
-    for minutes with growing pauses."""
+    for minutes with growing pauses. `guard_event_store` adds the circuit breaker."""
+
+    aggregate_recorder_class = FailFastAggregateRecorder
 
     def __init__(self, env: Environment) -> None:
         super().__init__(env)
@@ -139,7 +156,7 @@ class FailFastPostgresFactory(PostgresFactory):
         kwargs = {**made.kwargs, **connect_kwargs()}
         if limits.options():
             kwargs["options"] = limits.options()
-        self.pool: ConnectionPool[psycopg.Connection[DictRow]] = ConnectionPool(
+        self.pool: GuardedPool[psycopg.Connection[DictRow]] = GuardedPool(
             connection_class=psycopg.Connection[DictRow],
             kwargs=kwargs,
             min_size=made.min_size,
@@ -153,6 +170,12 @@ class FailFastPostgresFactory(PostgresFactory):
             reconnect_timeout=RECONNECT_TIMEOUT_S,
         )
         self.datastore.pool = self.pool
+
+
+def guard_event_store(app: Application[Any], breaker: CircuitBreaker) -> None:
+    """Let `breaker` guard the event store's connections (PostgreSQL only)."""
+    if isinstance(app.factory, FailFastPostgresFactory):
+        app.factory.pool.guard(breaker)
 
 
 class OrderedInsertRecorder(PostgresApplicationRecorder):
@@ -197,6 +220,11 @@ class OrderedInsertRecorder(PostgresApplicationRecorder):
             channel=ident(self.channel_name),
             lock_timeout=self.datastore.lock_timeout,
         )
+
+    # Without the library's retries, as in FailFastAggregateRecorder.
+    select_events = inspect.unwrap(PostgresApplicationRecorder.select_events)
+    select_notifications = inspect.unwrap(PostgresApplicationRecorder.select_notifications)
+    max_notification_id = inspect.unwrap(PostgresApplicationRecorder.max_notification_id)
 
     def select_page(self, after: int, limit: int) -> list[Notification]:
         """Up to `limit` notifications after position `after`: select_notifications for the

@@ -14,10 +14,10 @@ from typing import Any
 
 import psycopg
 import psycopg_pool
-from psycopg_pool import ConnectionPool
 
 from application.ports import ReadStore, Row
-from infrastructure.connections import RECONNECT_TIMEOUT_S, ConnectionLimits, connect_kwargs
+from infrastructure.breaker import CircuitBreaker
+from infrastructure.connections import RECONNECT_TIMEOUT_S, ConnectionLimits, GuardedPool, connect_kwargs
 
 SHADOW_SCHEMA = "a2a_rebuild"
 
@@ -296,7 +296,7 @@ class PostgresReadStore:
                     psycopg.sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(psycopg.sql.Identifier(schema))
                 )
             self._options = self._connect["options"] = f"-c search_path={schema}"
-        self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+        self._pool: GuardedPool[psycopg.Connection[Any]] = GuardedPool(
             dsn,
             min_size=1,
             max_size=pool_size,
@@ -308,6 +308,10 @@ class PostgresReadStore:
             reconnect_timeout=RECONNECT_TIMEOUT_S,
         )
         self._types: ColumnTypes = {}
+
+    def guard(self, breaker: CircuitBreaker) -> None:
+        """Let `breaker` guard this store's connections: refused at once while it is open."""
+        self._pool.guard(breaker)
 
     def limit_statements(self) -> None:
         """From now on, cancel statements that run longer than the limits say. Called once
@@ -332,7 +336,7 @@ class PostgresReadStore:
     # --- rebuilds: a shadow schema, moved in under one transaction ---------------------------
 
     def open_shadow(self) -> ReadStore:
-        # Its statements are not limited: a rebuild runs long in the background.
+        # Not guarded, nor its statements limited: a rebuild runs long in the background.
         return PostgresReadStore(self._dsn, pool_size=2, schema=SHADOW_SCHEMA, limits=self._limits)
 
     def swap_in(self, shadow: ReadStore, tables: Sequence[str], positions: dict[str, int]) -> None:

@@ -19,8 +19,9 @@ from application.clients import ClientsService, SecretScheme
 from application.goals import GoalsApp
 from application.ports import ReadStore
 from infrastructure import client_secrets
-from infrastructure.connections import ConnectionLimits
-from infrastructure.eventstore import PostgresListener, eventsourcing_env, position_of
+from infrastructure.breaker import CircuitBreaker
+from infrastructure.connections import ConnectionLimits, probe
+from infrastructure.eventstore import PostgresListener, eventsourcing_env, guard_event_store, position_of
 from infrastructure.ratelimit import InProcessRateLimiter, Rate, RateLimiter, RedisRateLimiter
 from infrastructure.readstore import TRANSIENT_ERRORS, PostgresReadStore, SQLiteReadStore
 from infrastructure.schema import schema_lock
@@ -66,6 +67,8 @@ class System:
     events: EventFactsQueries
     rebuilder: Rebuilder
     listener: PostgresListener | None = None
+    # PostgreSQL's circuit breaker: open while the database is known to be down (None: SQLite).
+    database: CircuitBreaker | None = None
     analytics_warmth: Warmth = "on demand"
     closing: threading.Event = field(default_factory=threading.Event)
     warming: threading.Thread | None = None
@@ -110,6 +113,8 @@ class System:
         self.runner.stop()
         if self.listener is not None:
             self.listener.stop()
+        if self.database is not None:
+            self.database.close()
         self.store.close()
         self.goals.close()
 
@@ -150,11 +155,16 @@ def build_system(settings: Settings | None = None) -> System:
         runner.setup()
         security.setup()
         keys = _keys(settings)
-    listener = None
+    listener = database = None
     if isinstance(store, PostgresReadStore):
         channel = getattr(goals.recorder, "channel_name", "a2a_events")
         listener = PostgresListener(settings.database_url, channel, runner.wake)
-        store.limit_statements()  # start-up's migrations, which may run long, are done
+        database = _database_breaker(settings)
+        # After start-up, whose migrations may run long: statements are limited, and while
+        # the database is known to be down both stores refuse at once.
+        store.guard(database)
+        guard_event_store(goals, database)
+        store.limit_statements()
     client_queries = ClientQueries(store)
     verifier = TokenVerifier(
         keys,
@@ -197,6 +207,17 @@ def build_system(settings: Settings | None = None) -> System:
             replay_elsewhere=partial(replay_share, settings),
         ),
         listener=listener,
+        database=database,
+    )
+
+
+def _database_breaker(settings: Settings) -> CircuitBreaker:
+    """Shared by both stores: they are one database."""
+    return CircuitBreaker(
+        "database",
+        partial(probe, settings.database_url),
+        failures_to_open=settings.db_breaker_failures,
+        probe_every_s=settings.db_probe_interval_s,
     )
 
 

@@ -21,12 +21,14 @@ from application.errors import ConcurrencyConflict, GoalsNotFound, NotCaughtUp, 
 from domain.clients import ClientDisabled
 from domain.errors import GoalNotActive, InvalidGoals, TransitionRefused
 from domain.idempotency import KeyReused
+from infrastructure.connections import DatabaseUnavailable
 from infrastructure.ratelimit import RateLimiterUnavailable
 from interfaces.http.auth import Forbidden, RateLimited, Unauthorized
 
 log = logging.getLogger(__name__)
 MEDIA_TYPE = "application/problem+json"
 UNAVAILABLE = (
+    DatabaseUnavailable,
     psycopg.OperationalError,
     psycopg_pool.PoolTimeout,
     sqlite3.OperationalError,
@@ -86,6 +88,14 @@ def _field(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(str(part) for part in loc)
 
 
+def _refused(exc: BaseException) -> DatabaseUnavailable | None:
+    """The breaker's refusal behind `exc` (the event store wraps it in its own error), if any."""
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, DatabaseUnavailable):
+        cause = cause.__cause__
+    return cause
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that turn exceptions into problems."""
 
@@ -132,12 +142,17 @@ def install(app: FastAPI) -> None:
         )
 
     async def unavailable(request: Request, exc: Exception) -> JSONResponse:
-        log.error("dependency unavailable: %s: %s", type(exc).__name__, exc)
+        refused = _refused(exc)
+        if refused is None:
+            log.error("dependency unavailable: %s: %s", type(exc).__name__, exc)
+            retry_after = 5
+        else:  # the breaker logged its opening once; not a line per refused request
+            retry_after = max(1, math.ceil(refused.retry_after_s))
         return problem_response(
             request,
             UNAVAILABLE_PROBLEM,
             "a backing service is unavailable; retry shortly",
-            headers={"Retry-After": "5"},
+            headers={"Retry-After": str(retry_after)},
         )
 
     @app.exception_handler(Unauthorized)
