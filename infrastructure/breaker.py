@@ -84,6 +84,8 @@ class CircuitBreaker:
         return max(0.0, self._next_probe_at - self._clock())
 
     def succeeded(self) -> None:
+        if self._state == "closed" and not self._failures:
+            return  # every returned connection says this: nothing to reset, no lock to take
         with self._lock:
             if self._state == "open":
                 return  # an answer from before it opened says nothing about now
