@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -10,13 +11,21 @@ from urllib.parse import unquote, urlsplit
 from uuid import UUID
 
 import psycopg
+from eventsourcing.application import Application
 from eventsourcing.persistence import ApplicationRecorder, IntegrityError, Notification, StoredEvent
-from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.postgres import PostgresAggregateRecorder, PostgresApplicationRecorder, PostgresFactory
 from eventsourcing.sqlite import SQLiteApplicationRecorder
+from eventsourcing.utils import Environment
 from prometheus_client import Histogram
-from psycopg.rows import tuple_row
+from psycopg.rows import DictRow, tuple_row
 
+from infrastructure.breaker import CircuitBreaker
+from infrastructure.connections import RECONNECT_TIMEOUT_S, ConnectionLimits, GuardedPool, connect_kwargs
 from infrastructure.settings import Settings
+
+# Where eventsourcing_env hands the connection limits to FailFastPostgresFactory.
+POOL_TIMEOUT_KEY = "DB_POOL_TIMEOUT_S"
+STATEMENT_TIMEOUT_KEY = "DB_STATEMENT_TIMEOUT_S"
 
 
 def eventsourcing_env(settings: Settings) -> dict[str, str]:
@@ -31,7 +40,7 @@ def eventsourcing_env(settings: Settings) -> dict[str, str]:
     if settings.is_postgres:
         url = urlsplit(settings.database_url)
         env.update(
-            PERSISTENCE_MODULE="eventsourcing.postgres",
+            PERSISTENCE_MODULE="infrastructure.eventstore:FailFastPostgresFactory",
             POSTGRES_DBNAME=url.path.lstrip("/") or "postgres",
             POSTGRES_HOST=url.hostname or "127.0.0.1",
             POSTGRES_PORT=str(url.port or 5432),
@@ -44,6 +53,10 @@ def eventsourcing_env(settings: Settings) -> dict[str, str]:
             # the lock inside its own server-side function (see OrderedInsertRecorder).
             POSTGRES_ENABLE_DB_FUNCTIONS="n",
             APPLICATION_RECORDER_TOPIC="infrastructure.eventstore:OrderedInsertRecorder",
+            **{
+                POOL_TIMEOUT_KEY: str(settings.db_pool_timeout_s),
+                STATEMENT_TIMEOUT_KEY: str(settings.db_statement_timeout_s),
+            },
         )
     else:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -99,7 +112,7 @@ class PostgresListener:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                with psycopg.connect(self._dsn, autocommit=True) as conn:
+                with psycopg.connect(self._dsn, autocommit=True, **connect_kwargs()) as conn:
                     conn.execute(psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(self._channel)))
                     while not self._stop.is_set():
                         for _ in conn.notifies(timeout=1.0, stop_after=1):
@@ -107,6 +120,62 @@ class PostgresListener:
             except psycopg.OperationalError:
                 # The runner still polls; reconnect after a pause.
                 self._stop.wait(1.0)
+
+
+class FailFastAggregateRecorder(PostgresAggregateRecorder):
+    """eventsourcing's aggregate recorder (snapshots) without its retries.
+
+    The library retries these calls ten times, 0.2 s apart, on any OperationalError: with the
+    database down, each call lasted seconds, and a request waited the pool's timeout at each
+    attempt. A failure is answered at once now; the breaker decides when to try again.
+    """
+
+    insert_events = inspect.unwrap(PostgresAggregateRecorder.insert_events)
+    select_events = inspect.unwrap(PostgresAggregateRecorder.select_events)
+
+
+class FailFastPostgresFactory(PostgresFactory):
+    """eventsourcing's PostgreSQL persistence on a pool that fails fast: a caller waits at most
+    DB_POOL_TIMEOUT_S for a connection, a statement runs at most DB_STATEMENT_TIMEOUT_S,
+    connections time out connecting and keep TCP alive, and a lost connection is not retried
+    for minutes with growing pauses. `guard_event_store` adds the circuit breaker."""
+
+    aggregate_recorder_class = FailFastAggregateRecorder
+
+    def __init__(self, env: Environment) -> None:
+        super().__init__(env)
+        limits = ConnectionLimits(
+            pool_timeout_s=float(self.env.get(POOL_TIMEOUT_KEY) or ConnectionLimits.pool_timeout_s),
+            statement_timeout_s=float(
+                self.env.get(STATEMENT_TIMEOUT_KEY) or ConnectionLimits.statement_timeout_s
+            ),
+        )
+        # The library's pool, made but not opened yet: replaced before any connection is made.
+        made = self.datastore.pool
+        assert isinstance(made.kwargs, dict)
+        kwargs = {**made.kwargs, **connect_kwargs()}
+        if limits.options():
+            kwargs["options"] = limits.options()
+        self.pool: GuardedPool[psycopg.Connection[DictRow]] = GuardedPool(
+            connection_class=psycopg.Connection[DictRow],
+            kwargs=kwargs,
+            min_size=made.min_size,
+            max_size=made.max_size,
+            open=False,
+            configure=self.datastore.after_connect_func(),
+            name="event-store",
+            timeout=limits.pool_timeout_s,
+            max_waiting=made.max_waiting,
+            max_lifetime=made.max_lifetime,
+            reconnect_timeout=RECONNECT_TIMEOUT_S,
+        )
+        self.datastore.pool = self.pool
+
+
+def guard_event_store(app: Application[Any], breaker: CircuitBreaker) -> None:
+    """Let `breaker` guard the event store's connections (PostgreSQL only)."""
+    if isinstance(app.factory, FailFastPostgresFactory):
+        app.factory.pool.guard(breaker)
 
 
 class OrderedInsertRecorder(PostgresApplicationRecorder):
@@ -151,6 +220,11 @@ class OrderedInsertRecorder(PostgresApplicationRecorder):
             channel=ident(self.channel_name),
             lock_timeout=self.datastore.lock_timeout,
         )
+
+    # Without the library's retries, as in FailFastAggregateRecorder.
+    select_events = inspect.unwrap(PostgresApplicationRecorder.select_events)
+    select_notifications = inspect.unwrap(PostgresApplicationRecorder.select_notifications)
+    max_notification_id = inspect.unwrap(PostgresApplicationRecorder.max_notification_id)
 
     def select_page(self, after: int, limit: int) -> list[Notification]:
         """Up to `limit` notifications after position `after`: select_notifications for the

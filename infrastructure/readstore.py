@@ -14,9 +14,10 @@ from typing import Any
 
 import psycopg
 import psycopg_pool
-from psycopg_pool import ConnectionPool
 
 from application.ports import ReadStore, Row
+from infrastructure.breaker import CircuitBreaker
+from infrastructure.connections import RECONNECT_TIMEOUT_S, ConnectionLimits, GuardedPool, connect_kwargs
 
 SHADOW_SCHEMA = "a2a_rebuild"
 
@@ -275,26 +276,49 @@ class PostgresTx:
 class PostgresReadStore:
     dialect = "postgres"
 
-    def __init__(self, dsn: str, *, pool_size: int = 10, schema: str | None = None) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        pool_size: int = 10,
+        schema: str | None = None,
+        limits: ConnectionLimits | None = None,
+    ) -> None:
         self._dsn = dsn
         self.schema = schema
-        kwargs: dict[str, Any] = {"autocommit": True}
+        self._limits = limits = limits or ConnectionLimits()
+        # The pool reads this dict at each connect: limit_statements changes it for new ones.
+        self._connect: dict[str, Any] = {"autocommit": True, **connect_kwargs()}
+        self._options = ""
         if schema is not None:
-            with psycopg.connect(dsn, autocommit=True) as conn:
+            with psycopg.connect(dsn, autocommit=True, **connect_kwargs()) as conn:
                 conn.execute(
                     psycopg.sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(psycopg.sql.Identifier(schema))
                 )
-            kwargs["options"] = f"-c search_path={schema}"
-        self._pool = ConnectionPool(
+            self._options = self._connect["options"] = f"-c search_path={schema}"
+        self._pool: GuardedPool[psycopg.Connection[Any]] = GuardedPool(
             dsn,
             min_size=1,
             max_size=pool_size,
             open=True,
             name=f"read-models-{schema or 'live'}",
-            kwargs=kwargs,
+            kwargs=self._connect,
             configure=_configure,
+            timeout=limits.pool_timeout_s,
+            reconnect_timeout=RECONNECT_TIMEOUT_S,
         )
         self._types: ColumnTypes = {}
+
+    def guard(self, breaker: CircuitBreaker) -> None:
+        """Let `breaker` guard this store's connections: refused at once while it is open."""
+        self._pool.guard(breaker)
+
+    def limit_statements(self) -> None:
+        """From now on, cancel statements that run longer than the limits say. Called once
+        start-up's migrations, which may run long on a big store, are done; the connections
+        made before are replaced."""
+        self._connect["options"] = f"{self._options} {self._limits.options()}".strip()
+        self._pool.drain()
 
     @contextmanager
     def transaction(self) -> Iterator[PostgresTx]:
@@ -312,7 +336,8 @@ class PostgresReadStore:
     # --- rebuilds: a shadow schema, moved in under one transaction ---------------------------
 
     def open_shadow(self) -> ReadStore:
-        return PostgresReadStore(self._dsn, pool_size=2, schema=SHADOW_SCHEMA)
+        # Not guarded, nor its statements limited: a rebuild runs long in the background.
+        return PostgresReadStore(self._dsn, pool_size=2, schema=SHADOW_SCHEMA, limits=self._limits)
 
     def swap_in(self, shadow: ReadStore, tables: Sequence[str], positions: dict[str, int]) -> None:
         """Move the shadow's tables (and their partitions) over the live ones and set their

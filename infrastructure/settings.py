@@ -51,6 +51,13 @@ class Settings(BaseSettings):
     command_retries: int = Field(8, alias="COMMAND_RETRIES", ge=1, le=100)
     aggregate_cache_size: int = Field(10_000, alias="AGGREGATE_CACHE_SIZE", ge=0)
     db_pool_size: int = Field(10, alias="DB_POOL_SIZE", ge=1)
+    # Failing fast while PostgreSQL is away: how long a request may wait for a pooled
+    # connection and a statement may run (0: no limit), how many connection failures in a
+    # row mark the database down, and how often it is probed then.
+    db_pool_timeout_s: float = Field(2.0, alias="DB_POOL_TIMEOUT_S", gt=0, le=60)
+    db_statement_timeout_s: float = Field(10.0, alias="DB_STATEMENT_TIMEOUT_S", ge=0, le=3600)
+    db_breaker_failures: int = Field(3, alias="DB_BREAKER_FAILURES", ge=1, le=1000)
+    db_probe_interval_s: float = Field(0.5, alias="DB_PROBE_INTERVAL_S", gt=0, le=60)
 
     max_body_bytes: int = Field(1_048_576, alias="MAX_BODY_BYTES", ge=1024)
     default_tenant: str = Field("default", alias="DEFAULT_TENANT", description="tenant of the dev client")

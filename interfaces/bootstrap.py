@@ -19,7 +19,9 @@ from application.clients import ClientsService, SecretScheme
 from application.goals import GoalsApp
 from application.ports import ReadStore
 from infrastructure import client_secrets
-from infrastructure.eventstore import PostgresListener, eventsourcing_env, position_of
+from infrastructure.breaker import CircuitBreaker
+from infrastructure.connections import ConnectionLimits, probe
+from infrastructure.eventstore import PostgresListener, eventsourcing_env, guard_event_store, position_of
 from infrastructure.ratelimit import InProcessRateLimiter, Rate, RateLimiter, RedisRateLimiter
 from infrastructure.readstore import TRANSIENT_ERRORS, PostgresReadStore, SQLiteReadStore
 from infrastructure.remote_jwks import RemoteJWKS
@@ -68,6 +70,8 @@ class System:
     events: EventFactsQueries
     rebuilder: Rebuilder
     listener: PostgresListener | None = None
+    # PostgreSQL's circuit breaker: open while the database is known to be down (None: SQLite).
+    database: CircuitBreaker | None = None
     analytics_warmth: Warmth = "on demand"
     closing: threading.Event = field(default_factory=threading.Event)
     warming: threading.Thread | None = None
@@ -113,6 +117,8 @@ class System:
         if self.listener is not None:
             self.listener.stop()
         self.security.close()  # the denials recorded so far, before the store goes
+        if self.database is not None:
+            self.database.close()
         self.store.close()
         self.goals.close()
 
@@ -121,7 +127,8 @@ def build_system(settings: Settings | None = None) -> System:
     settings = settings or Settings()
     store: ReadStore
     if settings.is_postgres:
-        store = PostgresReadStore(settings.database_url, pool_size=settings.db_pool_size)
+        limits = ConnectionLimits(settings.db_pool_timeout_s, settings.db_statement_timeout_s)
+        store = PostgresReadStore(settings.database_url, pool_size=settings.db_pool_size, limits=limits)
     else:
         store = SQLiteReadStore(settings.read_models_path)
     security = SecurityLog(store)
@@ -152,10 +159,16 @@ def build_system(settings: Settings | None = None) -> System:
         runner.setup()
         security.setup()
         keys = _keys(settings)
-    listener = None
-    if settings.is_postgres:
+    listener = database = None
+    if isinstance(store, PostgresReadStore):
         channel = getattr(goals.recorder, "channel_name", "a2a_events")
         listener = PostgresListener(settings.database_url, channel, runner.wake)
+        database = _database_breaker(settings)
+        # After start-up, whose migrations may run long: statements are limited, and while
+        # the database is known to be down both stores refuse at once.
+        store.guard(database)
+        guard_event_store(goals, database)
+        store.limit_statements()
     client_queries = ClientQueries(store)
     verifier = TokenVerifier(
         keys,
@@ -198,6 +211,17 @@ def build_system(settings: Settings | None = None) -> System:
             replay_elsewhere=partial(replay_share, settings),
         ),
         listener=listener,
+        database=database,
+    )
+
+
+def _database_breaker(settings: Settings) -> CircuitBreaker:
+    """Shared by both stores: they are one database."""
+    return CircuitBreaker(
+        "database",
+        partial(probe, settings.database_url),
+        failures_to_open=settings.db_breaker_failures,
+        probe_every_s=settings.db_probe_interval_s,
     )
 
 

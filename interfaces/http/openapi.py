@@ -69,6 +69,7 @@ HEADERS: dict[str, dict[str, Any]] = {
     "504": _RETRY_AFTER,
 }
 COMMANDS = ("post", "put")
+HEALTH = "/api/v1/goals/health"
 
 
 def install_openapi(app: FastAPI) -> None:
@@ -97,6 +98,12 @@ def complete(document: dict[str, Any]) -> dict[str, Any]:
                 responses[status] = _problem(status, responses.get(status, {}))
     if path_token := document.get("paths", {}).get("/oauth/token", {}).get("post"):
         _oauth_errors(path_token["responses"])
+    if health := document.get("paths", {}).get(HEALTH, {}).get("get"):
+        health["responses"]["503"] = {
+            "description": "Unhealthy: the database is down, or a read model failed or stopped",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+            "headers": _RETRY_AFTER,
+        }
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
     for operations in document.get("paths", {}).values():
@@ -139,7 +146,7 @@ def _statuses(path: str, method: str, operation: dict[str, Any]) -> set[str]:
         statuses |= {"401", "403", "429"}
     if path == "/oauth/token":
         statuses.add("429")
-    if path.startswith(("/api/v1/", "/oauth/")) and path != "/api/v1/goals/health":
+    if path.startswith(("/api/v1/", "/oauth/")) and path != HEALTH:
         statuses.add("503")
     if "requestBody" in operation:
         statuses |= {"413", "422"}

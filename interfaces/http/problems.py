@@ -24,12 +24,14 @@ from application.json_encoding import UnstorableValue
 from domain.clients import ClientDisabled
 from domain.errors import GoalNotActive, InvalidGoals, TransitionRefused
 from domain.idempotency import KeyReused
+from infrastructure.connections import DatabaseUnavailable
 from infrastructure.ratelimit import RateLimiterUnavailable
 from interfaces.http.auth import Forbidden, RateLimited, Unauthorized
 
 log = logging.getLogger(__name__)
 MEDIA_TYPE = "application/problem+json"
 UNAVAILABLE = (
+    DatabaseUnavailable,
     psycopg.OperationalError,
     psycopg_pool.PoolTimeout,
     sqlite3.OperationalError,
@@ -108,6 +110,14 @@ def _invalid_field(error: Any) -> dict[str, str]:
     return {"field": _field(error["loc"]), "message": error["msg"]}
 
 
+def _refused(exc: BaseException) -> DatabaseUnavailable | None:
+    """The breaker's refusal behind `exc` (the event store wraps it in its own error), if any."""
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, DatabaseUnavailable):
+        cause = cause.__cause__
+    return cause
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that turn exceptions into problems."""
 
@@ -154,12 +164,17 @@ def install(app: FastAPI) -> None:
         )
 
     async def unavailable(request: Request, exc: Exception) -> JSONResponse:
-        log.error("dependency unavailable: %s: %s", type(exc).__name__, exc)
+        refused = _refused(exc)
+        if refused is None:
+            log.error("dependency unavailable: %s: %s", type(exc).__name__, exc)
+            retry_after = 5
+        else:  # the breaker logged its opening once; not a line per refused request
+            retry_after = max(1, math.ceil(refused.retry_after_s))
         return problem_response(
             request,
             UNAVAILABLE_PROBLEM,
             "a backing service is unavailable; retry shortly",
-            headers={"Retry-After": "5"},
+            headers={"Retry-After": str(retry_after)},
         )
 
     @app.exception_handler(Unauthorized)

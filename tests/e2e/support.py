@@ -6,6 +6,8 @@ from typing import Any
 
 import httpx
 
+from infrastructure.settings import Settings
+from interfaces.bootstrap import build_system
 from tests.conftest import Server
 
 API = "/api/v1/goals"
@@ -23,6 +25,15 @@ def login(server: Server, tenant: str) -> tuple[str, dict[str, str]]:
     )
     assert answer.status_code == 200, answer.text
     return client_id, {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+
+def log_position(server: Server) -> int:
+    """How far the server's event log goes, read from its store (public health does not say)."""
+    system = build_system(Settings(**{**server.env, "RUN_PROJECTIONS_IN_PROCESS": "false"}))  # type: ignore[arg-type]
+    try:
+        return system.goals.log_position()
+    finally:
+        system.close()
 
 
 def ok(response: httpx.Response, status: int = 200) -> dict[str, Any]:

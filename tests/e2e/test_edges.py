@@ -7,15 +7,9 @@ from collections.abc import Callable
 import httpx
 
 from tests.conftest import Server
+from tests.e2e.support import log_position
 
 GOAL_PATH = "/api/v1/goals/agents/edge1"
-
-
-def _log_position(server: Server) -> int:
-    """The end of the log, as the operator's status of the read models tells it."""
-    operator = server.auth_headers("default", ["admin"])
-    status = httpx.get(f"{server.url}/api/v1/admin/projections", headers=operator, timeout=30).json()
-    return max(p["position"] + p["lag_events"] for p in status["projections"])
 
 
 def test_nan_infinity_and_nul_are_refused_naming_where_and_nothing_is_written(
@@ -23,7 +17,7 @@ def test_nan_infinity_and_nul_are_refused_naming_where_and_nothing_is_written(
 ) -> None:
     server = start_server()
     headers = {**server.auth_headers(tenant), "content-type": "application/json"}
-    before = _log_position(server)
+    before = log_position(server)
     bodies = [
         (b'{"goals": {"purpose_statement": "p", "primary_objectives": ["A"], "kpis": [{"x": NaN}]}}', "body"),
         (b'{"goals": {"purpose_statement": "p", "primary_objectives": ["A"], "kpis": [{"x": -Infinity}]}}', "body"),
@@ -35,7 +29,7 @@ def test_nan_infinity_and_nul_are_refused_naming_where_and_nothing_is_written(
         assert answer.status_code == 422, answer.text
         assert answer.headers["content-type"] == "application/problem+json"
         assert answer.json()["errors"][0]["field"] == field
-    assert _log_position(server) == before
+    assert log_position(server) == before
     fine = b'{"goals": {"purpose_statement": "p", "primary_objectives": ["A"], "kpis": [{"name": "x", "target": 1.5}]}}'
     assert (
         httpx.post(f"{server.url}{GOAL_PATH}", content=fine, headers=headers, timeout=30).status_code == 201

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.conftest import Server
-from tests.e2e.support import ok
+from tests.e2e.support import log_position, ok
 
 API = "/api/v1/goals"
 GOALS: dict[str, Any] = {
@@ -44,23 +44,22 @@ def api(server: Server, tenant: str) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture
-def api_on_each_store(
-    store_kind: str, start_server: Callable[..., Server], tenant: str, request: pytest.FixtureRequest
-) -> Iterator[httpx.Client]:
+def server_on_each_store(
+    store_kind: str, start_server: Callable[..., Server], request: pytest.FixtureRequest
+) -> Server:
     env = {"DATABASE_URL": request.getfixturevalue("pg_url")} if store_kind == "postgres" else {}
-    server = start_server(**env)
-    headers = server.auth_headers(tenant)
-    with httpx.Client(base_url=f"{server.url}{API}", headers=headers, timeout=30) as client:
+    return start_server(**env)
+
+
+@pytest.fixture
+def api_on_each_store(server_on_each_store: Server, tenant: str) -> Iterator[httpx.Client]:
+    headers = server_on_each_store.auth_headers(tenant)
+    with httpx.Client(base_url=f"{server_on_each_store.url}{API}", headers=headers, timeout=30) as client:
         yield client
 
 
-def log_position(api: httpx.Client) -> int:
-    position: int = ok(api.get("/health"))["log_position"]
-    return position
-
-
 def test_same_idempotency_key_and_body_answers_the_same_and_writes_once(
-    api_on_each_store: httpx.Client,
+    api_on_each_store: httpx.Client, server_on_each_store: Server
 ) -> None:
     api = api_on_each_store
     created = ok(api.post("/agents/a1", json=GOALS, headers={"Idempotency-Key": "create-a1"}), 201)
@@ -75,7 +74,7 @@ def test_same_idempotency_key_and_body_answers_the_same_and_writes_once(
     first = api.put("/agents/a1/progress", json=payload, headers=key)
     answer = ok(first)
     assert answer["replayed"] is False
-    position = log_position(api)
+    position = log_position(server_on_each_store)
 
     second = api.put("/agents/a1/progress", json=payload, headers=key)
     again = ok(second)
@@ -84,7 +83,7 @@ def test_same_idempotency_key_and_body_answers_the_same_and_writes_once(
         k: v for k, v in answer.items() if k != "replayed"
     }
     assert second.headers["etag"] == first.headers["etag"]
-    assert log_position(api) == position
+    assert log_position(server_on_each_store) == position
 
     view = ok(api.get("/agents/a1", params={"min_position": position}))
     assert view["version"] == answer["version"]
@@ -93,12 +92,14 @@ def test_same_idempotency_key_and_body_answers_the_same_and_writes_once(
     assert updates[0]["data"]["objective_progress"] == {"alpha": 30.0}
 
 
-def test_same_idempotency_key_with_another_body_is_422(api_on_each_store: httpx.Client) -> None:
+def test_same_idempotency_key_with_another_body_is_422(
+    api_on_each_store: httpx.Client, server_on_each_store: Server
+) -> None:
     api = api_on_each_store
     ok(api.post("/agents/a1", json=GOALS), 201)
     key = {"Idempotency-Key": "progress-a1-2"}
     ok(api.put("/agents/a1/progress", json={"objective_progress": {"alpha": 30}}, headers=key))
-    position = log_position(api)
+    position = log_position(server_on_each_store)
 
     reused = api.put("/agents/a1/progress", json={"objective_progress": {"alpha": 60}}, headers=key)
     assert reused.status_code == 422, reused.text
@@ -106,7 +107,7 @@ def test_same_idempotency_key_with_another_body_is_422(api_on_each_store: httpx.
     body = reused.json()
     assert body["type"] == "/problems/idempotency-key-reused"
     assert body["status"] == 422
-    assert log_position(api) == position
+    assert log_position(server_on_each_store) == position
 
 
 def test_a_well_formed_request_id_is_echoed_and_recorded_in_the_history(api: httpx.Client) -> None:

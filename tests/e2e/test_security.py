@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.conftest import Server
-from tests.e2e.support import ok, problem
+from tests.e2e.support import log_position, ok, problem
 
 API = "/api/v1/goals"
 ADMIN = "/api/v1/admin"
@@ -33,11 +33,6 @@ PROGRESS: dict[str, Any] = {"objective_progress": {"o1": 40}}
 def store_env(store_kind: str, request: pytest.FixtureRequest) -> dict[str, str]:
     """Server environment for the store under test."""
     return {"DATABASE_URL": request.getfixturevalue("pg_url")} if store_kind == "postgres" else {}
-
-
-def log_position(server: Server) -> int:
-    position: int = ok(httpx.get(f"{server.url}{API}/health", timeout=30))["log_position"]
-    return position
 
 
 @contextmanager

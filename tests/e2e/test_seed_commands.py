@@ -7,7 +7,8 @@ from typing import Any
 
 import httpx
 
-from tests.e2e.support import ok
+from tests.conftest import Server
+from tests.e2e.support import log_position, ok
 
 API = "/api/v1/goals"
 GOALS: dict[str, Any] = {
@@ -162,7 +163,9 @@ def test_auto_update_config_is_in_the_view_and_the_history(api: httpx.Client, ac
     assert history["items"][0]["actor"] == actor
 
 
-def test_batch_progress_updates_every_agent_and_one_bad_item_writes_nothing(api: httpx.Client) -> None:
+def test_batch_progress_updates_every_agent_and_one_bad_item_writes_nothing(
+    api: httpx.Client, server: Server
+) -> None:
     create(api, "b1")
     create(api, "b2")
     good = {
@@ -179,7 +182,7 @@ def test_batch_progress_updates_every_agent_and_one_bad_item_writes_nothing(api:
     assert b2["progress"]["objective_progress"] == {"lat": 10.0}
     assert [i["version"] for i in batch["items"]] == [b1["version"], b2["version"]]
 
-    log_before = ok(api.get("/health"))["log_position"]
+    log_before = log_position(server)
     bad = {
         "updates": [
             {"agent_id": "b1", "objective_progress": {"alpha": 12}},
@@ -192,7 +195,7 @@ def test_batch_progress_updates_every_agent_and_one_bad_item_writes_nothing(api:
     assert refused.headers["content-type"].startswith("application/problem+json")
     fields = {e["field"] for e in refused.json()["errors"]}
     assert fields == {"body.updates.1.objective_progress.zzz", "body.updates.2.agent_id"}
-    assert ok(api.get("/health"))["log_position"] == log_before
+    assert log_position(server) == log_before
     assert view(api, "b1", log_before) == b1
     assert view(api, "b2", log_before) == b2
 

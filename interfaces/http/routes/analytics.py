@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+from eventsourcing.persistence import InterfaceError as StoreInterfaceError
+from eventsourcing.persistence import OperationalError as StoreOperationalError
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from application.errors import GoalsNotFound
+from infrastructure.readstore import TRANSIENT_ERRORS
 from interfaces.http.auth import AnalyticsReader
 from interfaces.http.deps import SystemDep
 from interfaces.http.json_body import StrictJSONRoute
@@ -20,6 +23,12 @@ from projections.event_facts import EVENT_TYPES
 from projections.event_facts_queries import Bucket
 
 router = APIRouter(prefix="/api/v1/goals", tags=["analytics"], route_class=StrictJSONRoute)
+# What the database raises while it is away (the event store wraps the driver's errors).
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (
+    *TRANSIENT_ERRORS,
+    StoreOperationalError,
+    StoreInterfaceError,
+)
 
 
 @router.get("/analytics")
@@ -99,32 +108,38 @@ def agent_analytics(
 
 @router.get("/health", tags=["health"])
 def health(system: SystemDep) -> JSONResponse:
-    """Liveness of the event store, the read models and the projections (503 when unhealthy).
+    """Liveness of the database, the read models and the projections (503 when unhealthy, at
+    once while the database is down).
 
-    Public, so it names states and lags only; errors are on the operator endpoint. `analytics`
-    says whether the system analytics of the busiest tenants were computed at start-up
+    Public, so it names states and lags only: no positions (the log's tells its volume of
+    events) and no errors; operators have GET /api/v1/admin/projections. `analytics` says
+    whether the system analytics of the busiest tenants were computed at start-up
     ("warming", "warm", "failed", or "on demand" when the server does not warm them)."""
-    log_position = system.goals.log_position()
+    about = {
+        "runner": "in-process" if system.settings.run_projections else "external",
+        "store": "postgresql" if system.settings.is_postgres else "sqlite",
+        "analytics": system.analytics_warmth,
+    }
+    try:
+        log_position = system.goals.log_position()
+        statuses = system.runner.statuses()
+    except DATABASE_ERRORS:  # refused at once while the breaker is open
+        return _health({"status": "unavailable", "database": "down", **about}, unhealthy=True)
     projections = [
-        {
-            "name": s.name,
-            "position": s.position,
-            "lag_events": max(0, log_position - s.position),
-            "state": s.state,
-        }
-        for s in system.runner.statuses()
+        {"name": s.name, "lag_events": max(0, log_position - s.position), "state": s.state} for s in statuses
     ]
     failed = [p for p in projections if p["state"] == "failed"]
     stopped = system.settings.run_projections and not system.runner.running
     body = {
         "status": "degraded" if failed or stopped else "ok",
-        "runner": "in-process" if system.settings.run_projections else "external",
-        "store": "postgresql" if system.settings.is_postgres else "sqlite",
-        "log_position": log_position,
+        "database": "up",
+        **about,
         "projections": projections,
-        "analytics": system.analytics_warmth,
     }
-    unhealthy = bool(failed) or stopped
+    return _health(body, unhealthy=bool(failed) or stopped)
+
+
+def _health(body: dict[str, Any], *, unhealthy: bool) -> JSONResponse:
     return JSONResponse(
         body, status_code=503 if unhealthy else 200, headers={"Retry-After": "5"} if unhealthy else None
     )
