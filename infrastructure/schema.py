@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 import psycopg
 
+from infrastructure.connections import connect_kwargs
 from infrastructure.settings import Settings
 
 # Any constant both processes agree on; the value itself means nothing.
@@ -20,7 +21,7 @@ def schema_lock(settings: Settings) -> Iterator[None]:
     if not settings.is_postgres:
         yield
         return
-    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+    with psycopg.connect(settings.database_url, autocommit=True, **connect_kwargs()) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK_KEY,))
         try:
             yield
