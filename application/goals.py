@@ -18,7 +18,7 @@ from application.ports import PositionLookup
 from application.preconditions import IfMatch
 from application.results import CommandResult, Written
 from application.transcodings import FastJSONTranscoder, register_domain_transcodings
-from domain.errors import DomainError, InvalidGoals
+from domain.errors import DomainError, InvalidCommand
 from domain.goals import AgentGoals, AutoUpdate, Meta
 from domain.idempotency import IdempotencyRecord
 from domain.ids import goals_id, idempotency_id
@@ -133,7 +133,7 @@ class GoalsApp(Application[UUID]):
     ) -> CommandResult:
         """Many agents' progress in one transaction: all of it is recorded, or none."""
         if not updates:
-            raise InvalidGoals({"updates": "at least one update is required"})
+            raise InvalidCommand({"updates": "at least one update is required"})
         agent_ids = list(dict.fromkeys(u.agent_id for u in updates))
 
         def change(loaded: Loaded) -> list[AgentGoals]:
@@ -145,12 +145,12 @@ class GoalsApp(Application[UUID]):
                     continue
                 try:
                     _apply_progress(goals, update, meta, "bulk")
-                except InvalidGoals as e:
+                except InvalidCommand as e:
                     errors.update({f"updates.{i}.{k}": v for k, v in e.errors.items()})
                 except DomainError as e:
                     errors[f"updates.{i}"] = str(e)
             if errors:
-                raise InvalidGoals(errors)
+                raise InvalidCommand(errors)
             return [g for g in loaded.values() if g is not None]
 
         return self._execute(tenant, agent_ids, change, meta, None, idempotency)
@@ -222,7 +222,7 @@ class GoalsApp(Application[UUID]):
         """
         aggregate_id = goals_id(tenant, agent_id)
         if as_of is not None and as_of.utcoffset() is None:
-            raise InvalidGoals(
+            raise InvalidCommand(
                 {"as_of": "must carry a time zone offset (RFC 3339), e.g. 2026-11-20T12:00:00Z"}
             )
         if as_of is not None:

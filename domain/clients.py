@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from eventsourcing.domain import Aggregate
 
-from domain.errors import InvalidGoals
+from domain.errors import InvalidCommand
 from domain.ids import TENANT, client_id_to_uuid
 
 SCOPES = frozenset(
@@ -69,13 +69,13 @@ class OAuthClient(Aggregate):
     ) -> OAuthClient:
         unknown = sorted(set(scopes) - SCOPES)
         if unknown:
-            raise InvalidGoals(
+            raise InvalidCommand(
                 {"scopes": f"unknown scopes: {', '.join(unknown)}; known: {' '.join(sorted(SCOPES))}"}
             )
         if not scopes:
-            raise InvalidGoals({"scopes": "at least one scope is required"})
+            raise InvalidCommand({"scopes": "at least one scope is required"})
         if not TENANT.match(tenant):
-            raise InvalidGoals({"tenant": "letters, digits, '_', '.' or '-', at most 64 (no ':')"})
+            raise InvalidCommand({"tenant": "letters, digits, '_', '.' or '-', at most 64 (no ':')"})
         return cls._create(
             cls.Registered,
             id=client_id_to_uuid(client_id),

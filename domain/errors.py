@@ -22,8 +22,9 @@ class TransitionRefused(DomainError):
         self.to_status = to_status
 
 
-class InvalidGoals(DomainError):
-    """Goals or progress that break a rule; `errors` maps a field path to what is wrong."""
+class InvalidCommand(DomainError):
+    """A command whose values break a rule (goals, progress, a status, a client's scopes...);
+    `errors` maps each field path to what is wrong."""
 
     def __init__(self, errors: dict[str, str]) -> None:
         super().__init__("; ".join(f"{field}: {msg}" for field, msg in errors.items()))

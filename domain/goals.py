@@ -9,7 +9,7 @@ from typing import Any
 
 from eventsourcing.domain import Aggregate
 
-from domain.errors import GoalNotActive, InvalidGoals, TransitionRefused
+from domain.errors import GoalNotActive, InvalidCommand, TransitionRefused
 from domain.ids import goals_id
 from domain.limits import MAX_METRIC, MAX_REASON, MAX_URL, OVERALL, number_problem, text_problem
 from domain.objectives import (
@@ -206,9 +206,9 @@ class AgentGoals(Aggregate):
         merged = {**self.objective_progress, **updates}
         derived = weighted_overall(definition.objectives, merged)
         if overall_progress is not None and not abs(overall_progress - derived) <= 0.005:
-            raise InvalidGoals({"overall_progress": f"disagrees with the derived overall progress {derived}"})
+            raise InvalidCommand({"overall_progress": f"disagrees with the derived overall progress {derived}"})
         if source not in SOURCES:
-            raise InvalidGoals({"source": f"must be one of {sorted(SOURCES)}"})
+            raise InvalidCommand({"source": f"must be one of {sorted(SOURCES)}"})
         if observed_at is not None:
             _check_observed_at(observed_at, self._now())
         before = dict(self.objective_progress)
@@ -239,9 +239,9 @@ class AgentGoals(Aggregate):
         try:
             target = Status(to_status)
         except ValueError:
-            raise InvalidGoals({"status": f"must be one of {[s.value for s in Status]}"}) from None
+            raise InvalidCommand({"status": f"must be one of {[s.value for s in Status]}"}) from None
         if problem := text_problem(reason, MAX_REASON):
-            raise InvalidGoals({"reason": problem})
+            raise InvalidCommand({"reason": problem})
         if not can_transition(Status(self.status), target, reopen=reopen):
             raise TransitionRefused(self.agent_id, self.status, target.value)
         self._trigger(
@@ -255,7 +255,7 @@ class AgentGoals(Aggregate):
         if unknown:
             errors["kpi_metrics"] = f"unknown objective ids: {', '.join(unknown)}"
         if errors:
-            raise InvalidGoals(errors)
+            raise InvalidCommand(errors)
         self._trigger(self.AutoUpdateConfigured, meta, config=config)
 
     # --- rules ---------------------------------------------------------------------------
@@ -294,7 +294,7 @@ class AgentGoals(Aggregate):
         if not objective_progress and not kpi_values:
             errors["objective_progress"] = "send objective_progress and/or kpi_values"
         if errors:
-            raise InvalidGoals(errors)
+            raise InvalidCommand(errors)
         return updates
 
     def _reach(
@@ -329,11 +329,11 @@ def _meta(meta: Meta) -> dict[str, Any]:
 
 def _check_observed_at(observed_at: datetime, now: datetime) -> None:
     if observed_at.utcoffset() is None:
-        raise InvalidGoals({"observed_at": "must carry a time zone offset (RFC 3339)"})
+        raise InvalidCommand({"observed_at": "must carry a time zone offset (RFC 3339)"})
     if observed_at > now + MAX_CLOCK_SKEW:
-        raise InvalidGoals({"observed_at": f"is in the future (after {now.isoformat()} and its leeway)"})
+        raise InvalidCommand({"observed_at": f"is in the future (after {now.isoformat()} and its leeway)"})
     if observed_at < EARLIEST_OBSERVATION:
-        raise InvalidGoals({"observed_at": "must not be before 1970"})
+        raise InvalidCommand({"observed_at": "must not be before 1970"})
 
 
 def _auto_update_problems(config: AutoUpdate) -> dict[str, str]:
@@ -352,4 +352,4 @@ def _auto_update_problems(config: AutoUpdate) -> dict[str, str]:
 def _check(definition: GoalDefinition) -> None:
     problems = definition.problems()
     if problems:
-        raise InvalidGoals(problems)
+        raise InvalidCommand(problems)

@@ -22,7 +22,7 @@ from application.clients import ClientNotFound
 from application.errors import ConcurrencyConflict, GoalsNotFound, NotCaughtUp, VersionMismatch
 from application.json_encoding import UnstorableValue
 from domain.clients import ClientDisabled
-from domain.errors import GoalNotActive, InvalidGoals, TransitionRefused
+from domain.errors import GoalNotActive, InvalidCommand, TransitionRefused
 from domain.idempotency import KeyReused
 from infrastructure.connections import DatabaseUnavailable
 from infrastructure.ratelimit import RateLimiterUnavailable
@@ -127,8 +127,8 @@ def install(app: FastAPI) -> None:
         fields = ", ".join(e["field"] for e in errors)
         return problem_response(request, VALIDATION, f"invalid fields: {fields}", errors=errors)
 
-    @app.exception_handler(InvalidGoals)
-    async def invalid_goals(request: Request, exc: InvalidGoals) -> JSONResponse:
+    @app.exception_handler(InvalidCommand)
+    async def invalid_command(request: Request, exc: InvalidCommand) -> JSONResponse:
         errors = [{"field": f"body.{k}", "message": v} for k, v in exc.errors.items()]
         return problem_response(request, VALIDATION, str(exc), errors=errors)
 

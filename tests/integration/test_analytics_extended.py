@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from application.goals import ProgressUpdate
-from domain.errors import InvalidGoals
+from domain.errors import InvalidCommand
 from interfaces.bootstrap import System
 from projections.event_facts import EventFactsProjection
 from projections.goal_progress import GoalProgressProjection
@@ -127,7 +127,7 @@ def test_observations_with_another_offset_count_in_utc_and_zoneless_ones_are_ref
 ) -> None:
     system.goals.set_goals(tenant, "tz", one_objective(), meta())
     plus_two = timezone(timedelta(hours=2))
-    with pytest.raises(InvalidGoals) as refused:
+    with pytest.raises(InvalidCommand) as refused:
         _record(system, tenant, "tz", (datetime(2024, 3, 2, 23), 30))
     assert "observed_at" in refused.value.errors
     # 01:00 at +02:00 on Mar 2 is 23:00 UTC on Mar 1, and is recorded as such

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from application.goals import Idempotency, ProgressUpdate
-from domain.errors import InvalidGoals
+from domain.errors import InvalidCommand
 from interfaces.bootstrap import System
 from tests.integration.support import meta, one_objective, two_objectives
 
@@ -77,7 +77,7 @@ def test_one_bad_item_writes_nothing(system: System, tenant: str, bad: ProgressU
     logged = system.goals.log_position()
     updates = [ProgressUpdate("b1", {"speed": 50}), bad, ProgressUpdate("b3", {"speed": 70})]
 
-    with pytest.raises(InvalidGoals) as invalid:
+    with pytest.raises(InvalidCommand) as invalid:
         system.goals.record_progress_batch(tenant, updates, meta())
 
     assert field in invalid.value.errors
@@ -89,7 +89,7 @@ def test_one_bad_item_writes_nothing(system: System, tenant: str, bad: ProgressU
 def test_all_bad_items_are_named(system: System, tenant: str) -> None:
     _fleet(system, tenant)
     logged = system.goals.log_position()
-    with pytest.raises(InvalidGoals) as invalid:
+    with pytest.raises(InvalidCommand) as invalid:
         system.goals.record_progress_batch(
             tenant,
             [
@@ -107,7 +107,7 @@ def test_item_on_a_paused_goal_refuses_the_batch(system: System, tenant: str) ->
     _fleet(system, tenant)
     system.goals.change_status(tenant, "b3", "paused", "hold", meta())
     logged = system.goals.log_position()
-    with pytest.raises(InvalidGoals) as invalid:
+    with pytest.raises(InvalidCommand) as invalid:
         system.goals.record_progress_batch(
             tenant, [ProgressUpdate("b1", {"speed": 5}), ProgressUpdate("b3", {"speed": 5})], meta()
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from domain.clients import SCOPES, ClientDisabled, OAuthClient
-from domain.errors import InvalidGoals
+from domain.errors import InvalidCommand
 from infrastructure.client_secrets import hash_secret, new_client_id, new_secret, verify_secret
 
 
@@ -22,10 +22,10 @@ def test_a_client_records_only_a_hash_of_its_secret() -> None:
 
 
 def test_unknown_and_missing_scopes_are_refused_by_name() -> None:
-    with pytest.raises(InvalidGoals) as unknown:
+    with pytest.raises(InvalidCommand) as unknown:
         OAuthClient.register(new_client_id(), "acme", "ci", ["goals:read", "root"], "h", "a")
     assert "root" in unknown.value.errors["scopes"]
-    with pytest.raises(InvalidGoals) as empty:
+    with pytest.raises(InvalidCommand) as empty:
         OAuthClient.register(new_client_id(), "acme", "ci", [], "h", "a")
     assert "scopes" in empty.value.errors
 

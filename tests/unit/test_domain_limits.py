@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from application.json_encoding import encode_json
-from domain.errors import InvalidGoals
+from domain.errors import InvalidCommand
 from domain.goals import AgentGoals, AutoUpdate, Meta
 from domain.limits import MAX_OBJECTIVES, OVERALL, note_problems
 from domain.objectives import GoalDefinition, Kpi, Objective, unique_ids
@@ -112,7 +112,7 @@ def test_a_revision_that_lowers_overall_reaches_nothing() -> None:
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), 1e16, -1e300])
 def test_a_kpi_value_that_is_not_a_bounded_number_is_refused(value: float) -> None:
     goals = _start(GoalDefinition("p", (Objective("a", "A", kpi=Kpi("m", target=10.0)),)))
-    with pytest.raises(InvalidGoals) as info:
+    with pytest.raises(InvalidCommand) as info:
         goals.record_progress(META, kpi_values={"a": value})
     assert set(info.value.errors) == {"kpi_values.a"}
 
@@ -120,10 +120,10 @@ def test_a_kpi_value_that_is_not_a_bounded_number_is_refused(value: float) -> No
 def test_an_observation_from_the_future_is_refused_but_a_fast_clock_is_forgiven() -> None:
     goals = _start(GoalDefinition("p", (Objective("a", "A"),)))
     now = datetime.now(UTC)
-    with pytest.raises(InvalidGoals) as info:
+    with pytest.raises(InvalidCommand) as info:
         goals.record_progress(META, objective_progress={"a": 1.0}, observed_at=now + timedelta(days=365))
     assert set(info.value.errors) == {"observed_at"}
-    with pytest.raises(InvalidGoals):
+    with pytest.raises(InvalidCommand):
         goals.record_progress(META, objective_progress={"a": 1.0}, observed_at=datetime(1969, 1, 1, tzinfo=UTC))
     goals.record_progress(META, objective_progress={"a": 1.0}, observed_at=now + timedelta(minutes=1))
     assert goals.last_updated == now + timedelta(minutes=1)
@@ -131,11 +131,11 @@ def test_an_observation_from_the_future_is_refused_but_a_fast_clock_is_forgiven(
 
 def test_a_status_reason_and_auto_update_texts_are_checked() -> None:
     goals = _start(GoalDefinition("p", (Objective("a", "A"),)))
-    with pytest.raises(InvalidGoals) as info:
+    with pytest.raises(InvalidCommand) as info:
         goals.change_status("paused", "why\x00", META)
     assert set(info.value.errors) == {"reason"}
     config = AutoUpdate(True, 100_000, "http://agent/\ud800", None, {"a": ""})
-    with pytest.raises(InvalidGoals) as refused:
+    with pytest.raises(InvalidCommand) as refused:
         goals.configure_auto_update(config, META)
     assert set(refused.value.errors) == {"interval_s", "health_url", "kpi_metrics.a"}
 

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.errors import DomainError, GoalNotActive, InvalidGoals, TransitionRefused
+from domain.errors import DomainError, GoalNotActive, InvalidCommand, TransitionRefused
 from domain.goals import AgentGoals, AutoUpdate, Meta
 from domain.ids import goals_id
 from domain.limits import OVERALL
@@ -89,7 +89,7 @@ def test_the_same_agent_in_two_tenants_gets_two_aggregates() -> None:
 
 
 def test_start_with_invalid_goals_raises_naming_the_fields() -> None:
-    with pytest.raises(InvalidGoals) as info:
+    with pytest.raises(InvalidCommand) as info:
         AgentGoals.start(TENANT, new_agent_id(), GoalDefinition(" ", ()), Meta("alice"))
     assert set(info.value.errors) == {"goals.purpose_statement", "goals.primary_objectives"}
 
@@ -98,7 +98,7 @@ def test_revising_goals_with_problems_is_refused_and_changes_nothing() -> None:
     goals = start()
     goals.collect_events()
     bad = definition(Objective("o1", "A"), Objective("o1", "B"))
-    with pytest.raises(InvalidGoals) as info:
+    with pytest.raises(InvalidCommand) as info:
         goals.set_goals(bad, Meta("bob"))
     assert "goals.primary_objectives.1.id" in info.value.errors
     assert goals.collect_events() == []
@@ -142,7 +142,7 @@ def test_an_overall_progress_that_agrees_with_the_derived_one_is_accepted() -> N
 def test_an_overall_progress_that_disagrees_is_refused_stating_the_derived_value() -> None:
     goals = start(definition(Objective("a", "A", weight=3.0), Objective("b", "B", weight=1.0)))
     goals.collect_events()
-    with pytest.raises(InvalidGoals) as info:
+    with pytest.raises(InvalidCommand) as info:
         goals.record_progress(Meta("alice"), objective_progress={"a": 100.0}, overall_progress=90.0)
     assert set(info.value.errors) == {"overall_progress"}
     assert "75.0" in info.value.errors["overall_progress"]
@@ -169,7 +169,7 @@ def test_an_overall_progress_that_disagrees_is_refused_stating_the_derived_value
 def test_invalid_progress_is_refused_naming_the_field(kwargs: dict[str, Any], field: str) -> None:
     goals = start()
     goals.collect_events()
-    with pytest.raises(InvalidGoals) as info:
+    with pytest.raises(InvalidCommand) as info:
         goals.record_progress(Meta("alice"), **kwargs)
     assert field in info.value.errors
     assert goals.collect_events() == []
@@ -179,7 +179,7 @@ def test_invalid_progress_is_refused_naming_the_field(kwargs: dict[str, Any], fi
 
 def test_every_bad_field_is_reported_at_once() -> None:
     goals = start(definition(Objective("a", "A"), Objective("b", "B")))
-    with pytest.raises(InvalidGoals) as info:
+    with pytest.raises(InvalidCommand) as info:
         goals.record_progress(Meta("alice"), objective_progress={"a": 101.0, "zzz": 5.0, "b": 5.0})
     assert set(info.value.errors) == {"objective_progress.a", "objective_progress.zzz"}
 
@@ -281,7 +281,7 @@ def test_reopen_does_not_move_a_closed_goal_anywhere_but_active(target: str) -> 
 
 def test_an_unknown_status_is_invalid() -> None:
     goals = start()
-    with pytest.raises(InvalidGoals) as info:
+    with pytest.raises(InvalidCommand) as info:
         goals.change_status("archived", "x", Meta("bob"))
     assert set(info.value.errors) == {"status"}
 
@@ -506,7 +506,7 @@ def test_configure_auto_update_rejects_unknown_objective_ids() -> None:
     goals = start(definition(Objective("o1", "A")))
     goals.collect_events()
     config = AutoUpdate(True, 30, None, "http://agent/metrics", {"o1": "m1", "zz": "m2", "aa": "m3"})
-    with pytest.raises(InvalidGoals) as info:
+    with pytest.raises(InvalidCommand) as info:
         goals.configure_auto_update(config, Meta("ops"))
     assert set(info.value.errors) == {"kpi_metrics"}
     assert "aa, zz" in info.value.errors["kpi_metrics"]
@@ -516,7 +516,7 @@ def test_configure_auto_update_rejects_unknown_objective_ids() -> None:
 
 def test_configure_auto_update_rejects_short_intervals() -> None:
     goals = start()
-    with pytest.raises(InvalidGoals) as info:
+    with pytest.raises(InvalidCommand) as info:
         goals.configure_auto_update(AutoUpdate(True, 4, None, None, {}), Meta("ops"))
     assert set(info.value.errors) == {"interval_s"}
 

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.types import Message, Receive, Scope, Send
 
 from domain.clients import OAuthClient
-from domain.errors import InvalidGoals
+from domain.errors import InvalidCommand
 from infrastructure.client_secrets import looks_like_client_id, new_client_id
 from interfaces.http.deps import idempotency
 from interfaces.http.middleware import RequestIdMiddleware
@@ -29,7 +29,7 @@ async def no_body() -> Message:
 
 def test_a_tenant_with_a_trailing_newline_is_refused_by_name() -> None:
     OAuthClient.register(new_client_id(), "acme", "ci", ["goals:read"], "h", "a")
-    with pytest.raises(InvalidGoals) as refused:
+    with pytest.raises(InvalidCommand) as refused:
         OAuthClient.register(new_client_id(), "acme\n", "ci", ["goals:read"], "h", "a")
     assert "tenant" in refused.value.errors
 
