@@ -83,13 +83,8 @@ class SQLiteReadStore:
     @contextmanager
     def transaction(self) -> Iterator[SQLiteTx]:
         conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with _immediate(conn):
             yield SQLiteTx(conn)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
 
     @contextmanager
     def read(self) -> Iterator[SQLiteTx]:
@@ -114,8 +109,7 @@ class SQLiteReadStore:
         conn = self._conn()
         conn.execute("ATTACH DATABASE ? AS shadow", (str(shadow._path),))
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with _immediate(conn):
                 for table in tables:
                     _copy_table(conn, table)
                 for name, position in positions.items():
@@ -124,10 +118,6 @@ class SQLiteReadStore:
                         " failed_position = NULL, updated_at = ? WHERE name = ?",
                         (position, time.time(), name),
                     )
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
         finally:
             conn.execute("DETACH DATABASE shadow")
 
@@ -136,6 +126,21 @@ class SQLiteReadStore:
         shadow.close()
         for suffix in ("", "-wal", "-shm"):
             Path(str(shadow._path) + suffix).unlink(missing_ok=True)
+
+
+@contextmanager
+def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE, then COMMIT, or ROLLBACK on any error, a failed COMMIT's included:
+    SQLite keeps the transaction open when its COMMIT fails (a deferred constraint, a busy or
+    full disk), and this thread's connection would start every later one inside it."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:  # some errors (a full disk, I/O) have rolled it back already
+            conn.execute("ROLLBACK")
+        raise
 
 
 def _copy_table(conn: sqlite3.Connection, table: str) -> None:
