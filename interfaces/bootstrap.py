@@ -32,8 +32,9 @@ from projections.clients import ClientQueries, ClientsProjection
 from projections.event_facts import EventFactsProjection, EventFactsQueries
 from projections.goal_history import GoalHistoryQueries
 from projections.goal_progress import GoalProgressProjection, GoalProgressQueries
+from projections.projection import Projection
 from projections.rebuild import Rebuilder
-from projections.runner import Projection, ProjectionRunner
+from projections.runner import ProjectionRunner
 
 DAY_S = 86_400
 # Collections of the oldest generation between two full collections (Python's default is 10).

@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from multiprocessing import get_context
 
 from application.ports import ReadStore
-from projections.runner import Projection, ProjectionRunner, ReadLog, load_skips
+from projections.projection import Projection, ReadLog
+from projections.runner import ProjectionRunner
+from projections.tracking import load_skips
 
 Progress = Callable[[int, int], None]  # (position reached, log end)
 # Replays the named read models into the shadow store, in the process it is called in (it is

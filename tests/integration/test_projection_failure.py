@@ -12,9 +12,11 @@ from application.goals import ProgressUpdate
 from application.ports import ReadStore, Tx
 from interfaces.bootstrap import System
 from projections.event_facts import EventFactsProjection
+from projections.failures import NotSkippable, ProjectionFailed
 from projections.goal_progress import GoalProgressProjection
+from projections.projection import LogPage
 from projections.rebuild import Rebuilder
-from projections.runner import LogPage, NotSkippable, ProjectionFailed, ProjectionRunner
+from projections.runner import ProjectionRunner
 from tests.integration.support import fresh_read_store, meta, rows, tracking, two_objectives, wait_until
 
 AGENT = "fragile"

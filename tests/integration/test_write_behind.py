@@ -19,8 +19,11 @@ from infrastructure.readstore import TRANSIENT_ERRORS
 from interfaces.bootstrap import System
 from projections.clients import ClientsProjection
 from projections.event_facts import EventFactsProjection
+from projections.failures import ProjectionFailed
 from projections.goal_progress import GoalProgressProjection
-from projections.runner import LogPage, ProjectionFailed, ProjectionRunner, ProjectionStatus
+from projections.projection import LogPage
+from projections.runner import ProjectionRunner
+from projections.tracking import ProjectionStatus
 from projections.write_behind import QueuedTx
 from tests.integration.support import fresh_read_store, meta, rows, tracking, two_objectives, wait_until
 
