@@ -78,7 +78,8 @@ def _apply_alone(
 
 
 class Skips:
-    """Events an operator decided read models pass over."""
+    """Events an operator decided read models pass over, as far as a runner knows them. A
+    skip is never taken back, so what a runner reads again is added to what it knew."""
 
     def __init__(self, skips: dict[str, set[int]] | None = None) -> None:
         self._skips: dict[str, set[int]] = {}

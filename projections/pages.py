@@ -22,7 +22,7 @@ from prometheus_client import Gauge
 from application.ports import ReadStore, Tx
 from projections.failures import ProjectionFailed, Skips
 from projections.projection import LogPage, Projection, ReadLog, forget, own_copy
-from projections.tracking import TrackingRows, advance, lock_tracking
+from projections.tracking import TrackingRows, advance, lock_tracking, skips_in
 from projections.write_behind import Superseded, WriteBehind
 
 log = logging.getLogger(__name__)
@@ -98,6 +98,10 @@ class PageApplier:
         try:
             with self._store.transaction() as tx:
                 locked = lock_tracking(tx, self.names)
+                if any(self.committed.get(n) != (p, at) for n, (p, _, at) in locked.items()):
+                    # Rows this runner did not leave (an operator's skip moves them, in any
+                    # process): the skips as they stand under the lock.
+                    self.skips.add(skips_in(tx))
                 for projection in self.projections:
                     position, state, updated_at = locked[projection.name]
                     # Memory is trusted only while the row is what this runner committed last.

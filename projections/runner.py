@@ -91,7 +91,6 @@ class ProjectionRunner:
             create_tracking(tx, self.names)
             for projection in self._pages.projections:
                 projection.create_tables(tx)
-        self._pages.skips.add(load_skips(self._store))
 
     def statuses(self) -> list[ProjectionStatus]:
         return read_statuses(self._store, self.names)
@@ -203,11 +202,11 @@ class ProjectionRunner:
 
     def skip(self, name: str, position: int) -> None:
         """Move a failed projection past the one event it failed on (an operator's decision,
-        which the caller records in the log). The other projections still apply that event."""
+        which the caller records in the log). The other projections still apply that event.
+        Every runner of `name` learns of it from the store, in this process or another."""
         with self._store.transaction() as tx:
             self.skip_check(name, position, tx)
             mark_skipped(tx, name, position)
-        self._pages.skips.add({name: {position}})
         self.failure = None
 
     # --- background loop -----------------------------------------------------------------
