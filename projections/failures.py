@@ -16,9 +16,9 @@ from projections.tracking import ProjectionStatus
 
 FAILURES = Counter("a2a_projection_failures_total", "Read-model failures, per read model.", ["projection"])
 
-# Applies a page in one transaction; ProjectionFailed when a read model raises (the
-# transaction then took everything back).
-ApplyPage = Callable[[LogPage], None]
+# Applies a page, read after a log position, in one transaction; ProjectionFailed when a read
+# model raises (the transaction then took everything back).
+ApplyPage = Callable[[LogPage, int], None]
 
 
 class ProjectionFailed(Exception):
@@ -44,33 +44,33 @@ class NotSkippable(Exception):
 
 
 def apply_around_failures(
-    apply: ApplyPage, page: LogPage, failed: Callable[[ProjectionFailed], None], models: int
+    apply: ApplyPage, page: LogPage, after: int, failed: Callable[[ProjectionFailed], None], models: int
 ) -> None:
-    """Apply `page` in one transaction; if a read model fails in it,
+    """Apply `page` (read after `after`) in one transaction; if a read model fails in it,
     apply each half of it the same way, in log order, down to the failing event, which is
     applied alone (`failed` records the failure). A failure in a page of n events costs about
     2·log2(n) transactions, not n; and a failure no single event reproduces (one that only a
     big page meets) ends with the page applied in smaller ones."""
     try:
-        apply(page)
+        apply(page, after)
     except ProjectionFailed:
         if len(page) == 1:
-            _apply_alone(apply, page, failed, models)
+            _apply_alone(apply, page, after, failed, models)
             return
         middle = len(page) // 2
-        apply_around_failures(apply, page[:middle], failed, models)
-        apply_around_failures(apply, page[middle:], failed, models)
+        apply_around_failures(apply, page[:middle], after, failed, models)
+        apply_around_failures(apply, page[middle:], page[middle - 1][0], failed, models)
 
 
 def _apply_alone(
-    apply: ApplyPage, page: LogPage, failed: Callable[[ProjectionFailed], None], models: int
+    apply: ApplyPage, page: LogPage, after: int, failed: Callable[[ProjectionFailed], None], models: int
 ) -> None:
     """Apply one event in a transaction of its own. A read model that fails on it is recorded
     as failed, and the event is applied again to the others: its transaction took back what
     they had done with it."""
     for _ in range(models + 1):
         try:
-            apply(page)
+            apply(page, after)
             return
         except ProjectionFailed as error:
             failed(error)

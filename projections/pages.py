@@ -22,7 +22,7 @@ from prometheus_client import Gauge
 from application.ports import ReadStore, Tx
 from projections.failures import ProjectionFailed, Skips
 from projections.projection import LogPage, Projection, ReadLog, forget, own_copy
-from projections.tracking import TrackingRows, advance, lock_tracking, skips_in
+from projections.tracking import LockedRows, TrackingRows, advance, lock_tracking, skips_in
 from projections.write_behind import Superseded, WriteBehind
 
 log = logging.getLogger(__name__)
@@ -90,24 +90,23 @@ class PageApplier:
             self._ahead = (page[-1][0], self._reader.submit(self._read_log, page[-1][0], self.page_size))
         return page
 
-    def apply(self, page: LogPage, retrying: set[str]) -> None:
-        """Apply `page` in a transaction of its own, to every read model but those that failed
-        (and are not in `retrying`); ProjectionFailed if one raises."""
+    def apply(self, page: LogPage, after: int, retrying: set[str]) -> None:
+        """Apply `page`, read after position `after`, in a transaction of its own, to every
+        read model but those that failed (and are not in `retrying`); ProjectionFailed if one
+        raises."""
         advanced: TrackingRows = {}
         healthy = True
         try:
             with self._store.transaction() as tx:
                 locked = lock_tracking(tx, self.names)
-                if any(self.committed.get(n) != (p, at) for n, (p, _, at) in locked.items()):
-                    # Rows this runner did not leave (an operator's skip moves them, in any
-                    # process): the skips as they stand under the lock.
-                    self.skips.add(skips_in(tx))
+                applying = {n for n, (_, state, _) in locked.items() if state != "failed" or n in retrying}
+                page = self._under_lock(tx, locked, applying, page, after)
                 for projection in self.projections:
-                    position, state, updated_at = locked[projection.name]
+                    position, _, updated_at = locked[projection.name]
                     # Memory is trusted only while the row is what this runner committed last.
                     if self.committed.get(projection.name) != (position, updated_at):
                         forget(projection)
-                    if state == "failed" and projection.name not in retrying:
+                    if projection.name not in applying:
                         healthy = False
                         advanced[projection.name] = (position, updated_at)
                         continue
@@ -124,6 +123,21 @@ class PageApplier:
         self._committed(advanced, len(page))
         # Healthy projections all known: the next pages can be pipelined on top of these rows.
         self.predicted = advanced if healthy and set(advanced) == set(self.names) else None
+
+    def _under_lock(
+        self, tx: Tx, locked: LockedRows, applying: set[str], page: LogPage, after: int
+    ) -> LogPage:
+        """What changed since the page was chosen, from the rows as locked: the skips when a
+        row is not the one this runner left (an operator's skip moves it, in any process),
+        and the page itself when a read model it is for stands before `after`."""
+        if any(self.committed.get(n) != (p, at) for n, (p, _, at) in locked.items()):
+            self.skips.add(skips_in(tx))
+        back = min((locked[n][0] for n in applying), default=after)
+        if back < after:
+            # A position moved back (a rebuild swapped in): read from there, or what lies
+            # between is never applied while the tracking row goes past it.
+            return self._read_log(back, len(page))
+        return page
 
     def _apply_one(self, projection: Projection, tx: Tx, pending: LogPage) -> None:
         try:

@@ -162,11 +162,12 @@ class ProjectionRunner:
         healthy = [s for s in statuses if s.state != "failed" or s.name in retrying]
         if not healthy:
             return 0
-        page = self._read(min(s.position for s in healthy))
+        after = min(s.position for s in healthy)  # chosen without the lock: apply() checks it under it
+        page = self._read(after)
         if not page:
             return 0
         apply = partial(self._pages.apply, retrying=retrying)
-        apply_around_failures(apply, page, partial(self._failed, retrying), len(self.names))
+        apply_around_failures(apply, page, after, partial(self._failed, retrying), len(self.names))
         return len(page)
 
     def _read(self, after: int) -> LogPage:

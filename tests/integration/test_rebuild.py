@@ -1,23 +1,31 @@
 """Rebuilds: shadow tables swapped in atomically, equal to the live models, resumable, and
-safe while writes continue."""
+safe while writes continue, even when a swap moves a read model back under a runner that has
+chosen its next page."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from application.goals import ProgressUpdate
 from interfaces.bootstrap import System
+from projections.event_facts import EventFactsProjection
+from projections.projection import LogPage, ReadLog
 from projections.rebuild import Rebuilder
+from projections.runner import ProjectionRunner
 from tests.integration.support import (
     ProgressWriter,
+    fresh_read_store,
     history_rows,
     meta,
     progress_rows,
     rebuilt_rows,
     rows,
     tenant_events,
+    tracking,
     two_objectives,
     wait_until,
 )
@@ -149,3 +157,50 @@ def test_unknown_projection_names_are_refused(system: System) -> None:
         system.rebuilder.rebuild(["nope"])
     with pytest.raises(KeyError):
         system.rebuilder.rebuild([])
+
+
+class SwapsBeforeItsFirstRead:
+    """A runner's log that calls `swap` once, as the runner reads its first page: after the
+    runner chose where the page starts, before it takes the tracking lock to apply it."""
+
+    def __init__(self, read_log: ReadLog, swap: Callable[[], object]) -> None:
+        self.read_log, self.swap = read_log, swap
+        self.swapped = False
+
+    def __call__(self, after: int, limit: int) -> LogPage:
+        if not self.swapped:
+            self.swapped = True
+            self.swap()
+        return self.read_log(after, limit)
+
+
+def test_a_swap_that_moves_a_read_model_back_under_a_chosen_page_loses_no_event(
+    system: System, tenant: str, tmp_path: Path
+) -> None:
+    def progress(values: range) -> None:
+        for value in values:
+            system.goals.record_progress(tenant, ProgressUpdate("swapped", {"speed": value}), meta())
+
+    system.goals.set_goals(tenant, "swapped", two_objectives(), meta())
+    rebuilt_to = system.goals.log_position()
+    progress(range(1, 5))  # what the live model has and the rebuilt one will not
+    with fresh_read_store(system.settings, tmp_path) as store:
+        live = ProjectionRunner(system.goals.read_log, store, [EventFactsProjection()], page_size=1000)
+        live.setup()
+        live.catch_up()
+        progress(range(5, 8))
+
+        def up_to_rebuilt(after: int, limit: int) -> LogPage:
+            return [e for e in system.goals.read_log(after, limit) if e[0] <= rebuilt_to]
+
+        rebuilder = Rebuilder(up_to_rebuilt, lambda: rebuilt_to, store, [EventFactsProjection()])
+        log = SwapsBeforeItsFirstRead(system.goals.read_log, lambda: rebuilder.rebuild(["event_facts"]))
+        restarted = ProjectionRunner(log, store, [EventFactsProjection()], page_size=1000)
+        restarted.catch_up()
+
+        assert log.swapped
+        assert tracking(store)["event_facts"][:2] == (system.goals.log_position(), "live")
+        facts = "SELECT position FROM event_facts WHERE tenant = ? ORDER BY position"
+        assert [r[0] for r in rows(store, facts, (tenant,))] == [
+            p for p, _ in tenant_events(system, tenant, 0)
+        ]
