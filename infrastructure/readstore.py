@@ -12,6 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import eventsourcing.persistence
 import psycopg
 import psycopg_pool
 from psycopg_pool import ConnectionPool
@@ -20,11 +21,16 @@ from application.ports import ReadStore, Row
 
 SHADOW_SCHEMA = "a2a_rebuild"
 
-# Errors that mean "the store is unavailable right now", not "this data is wrong".
+# Errors that mean "the store is unavailable right now", not "this data is wrong", from the
+# read store (the drivers' own) and from the log (eventsourcing's, which wraps the drivers'):
+# a lost connection, a server shutting down or not yet up, no connection in time (the pools'
+# timeouts are OperationalErrors), a lock or a busy file. eventsourcing's InterfaceError is
+# left out: it stands for a misused cursor or an unsupported value, and retrying would hide it.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     psycopg.OperationalError,
     psycopg_pool.PoolTimeout,
     sqlite3.OperationalError,
+    eventsourcing.persistence.OperationalError,
 )
 
 
