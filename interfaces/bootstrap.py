@@ -144,6 +144,7 @@ def build_system(settings: Settings | None = None) -> System:
             page_size=settings.projection_page_size,
             poll_s=settings.projection_poll_s,
             transient=TRANSIENT_ERRORS,
+            stall_s=settings.projection_stall_s,
         )
         runner_ref.append(runner)
         runner.setup()

@@ -67,6 +67,7 @@ class PageApplier:
         # pipelining is off (a projection failed, or nothing is known yet).
         self.predicted: TrackingRows | None = None
         self.applied = 0  # events, since the caller last set it to 0
+        self.committed_at = 0.0  # epoch seconds of the last page committed
         self._reader: ThreadPoolExecutor | None = None
         self._ahead: tuple[int, Future[LogPage]] | None = None
         self._writer: WriteBehind | None = None
@@ -208,6 +209,7 @@ class PageApplier:
     def _committed(self, rows: TrackingRows, events: int) -> None:
         self.committed.update(rows)
         self.applied += events
+        self.committed_at = time.time()
         for name, (position, _) in rows.items():
             PROJECTED.labels(projection=name).set(position)
 

@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import partial
+from typing import Any, Literal
 
 from application.ports import ReadStore, Tx
 from projections.failures import FAILURES, NotSkippable, ProjectionFailed, Skips, apply_around_failures
@@ -30,6 +34,7 @@ from projections.tracking import (
 
 __all__ = [
     "TRACKING_DDL",
+    "Activity",
     "LogPage",
     "NotSkippable",
     "Projection",
@@ -41,6 +46,37 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# Longest pause between two attempts while the store is unavailable: the first attempt after
+# it is back finds it at most this late.
+RETRY_AT_MOST_S = 5.0
+
+LoopState = Literal["not started", "running", "retrying", "stopped"]
+
+
+@dataclass(frozen=True)
+class Activity:
+    """What a runner's background loop is doing, as health checks tell it."""
+
+    state: LoopState
+    since: float  # epoch seconds: when the loop entered `state`
+    error: str | None  # the class of the error it retries on, or stopped on
+    advanced_at: float  # epoch seconds: its last page committed, or the last time it found none
+    patience_s: float  # how long it may go without either before it is not advancing
+
+    @property
+    def advancing(self) -> bool:
+        """Its loop runs, and committed a page (or found nothing to apply) within patience_s."""
+        return self.state in ("running", "retrying") and time.time() - self.advanced_at <= self.patience_s
+
+    def keeps_up(self, behind: bool) -> bool:
+        """Its loop runs, and advances while read models are `behind` the log."""
+        return self.state in ("running", "retrying") and (self.advancing or not behind)
+
+    def report(self) -> dict[str, Any]:
+        """State, since when (RFC 3339), the error's class, and whether it is advancing."""
+        since = datetime.fromtimestamp(self.since, UTC).isoformat().replace("+00:00", "Z")
+        return {"state": self.state, "since": since, "error": self.error, "advancing": self.advancing}
 
 
 class ProjectionRunner:
@@ -54,9 +90,11 @@ class ProjectionRunner:
         poll_s: float = 0.5,
         transient: tuple[type[BaseException], ...] = (),
         skips: dict[str, set[int]] | None = None,
+        stall_s: float = 30.0,
     ) -> None:
         """`transient` errors (a database restarting) are retried after a pause; any other
-        error stops the runner at the failing page."""
+        error stops the runner at the failing page. A loop that commits nothing for `stall_s`
+        (and a poll) while read models are behind is reported as not advancing."""
         self._store = store
         self._pages = PageApplier(
             read_log, store, projections, Skips(skips), page_size=page_size, transient=transient
@@ -70,6 +108,9 @@ class ProjectionRunner:
         self._retrying: set[str] = set()
         self._first_page = True
         self._failed_now: list[ProjectionFailed] = []
+        self._patience_s = stall_s + poll_s
+        self._state: tuple[LoopState, float, str | None] = ("not started", time.time(), None)
+        self._idle_at = 0.0  # epoch seconds: the last time it had applied everything there was
 
     @property
     def names(self) -> list[str]:
@@ -115,6 +156,7 @@ class ProjectionRunner:
                     if on_page is not None:
                         on_page()
                 if self._pages.settle():
+                    self._idle_at = time.time()  # nothing left to apply, nothing in flight
                     break
         finally:
             self._pages.settle()
@@ -216,6 +258,14 @@ class ProjectionRunner:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    def activity(self) -> Activity:
+        """What the background loop is doing (from any thread)."""
+        state, since, error = self._state
+        if state in ("running", "retrying") and not self.running:
+            state, error = "stopped", error  # its thread ended without saying so
+        advanced_at = max(since if state == "running" else 0.0, self._pages.committed_at, self._idle_at)
+        return Activity(state, since, error, advanced_at, self._patience_s)
+
     def wake(self, _position: int | None = None) -> None:
         self._wakeup.set()
 
@@ -239,26 +289,50 @@ class ProjectionRunner:
         self._loop()
 
     def _loop(self) -> None:
+        self._enter("running")
+        try:
+            self._run_until_stopped()
+        except Exception as error:
+            self._enter("stopped", error)
+            self._fail(error)
+        else:
+            self._enter("stopped")
+
+    def _run_until_stopped(self) -> None:
+        """Catch up, then wait for a wake-up or the poll interval, until stopped. Transient
+        errors are retried, with a pause that doubles up to RETRY_AT_MOST_S; other errors end
+        the loop (a failed read model does not: it is recorded, and the others go on)."""
         backoff = self._poll_s
         while not self._stopping.is_set():
             try:
                 self.catch_up()
-                backoff = self._poll_s
             except self._transient as error:
-                log.warning("projections paused, store unavailable (%s); retrying in %.1fs", error, backoff)
+                self._enter("retrying", error)
                 self._stopping.wait(backoff)
-                backoff = min(backoff * 2, 30.0)
+                backoff = min(backoff * 2, RETRY_AT_MOST_S)
                 continue
             except ProjectionFailed:
                 pass  # recorded; the others went on and this one waits for a fix or a skip
-            except Exception as error:
-                self._fail(error)
-                return
+            self._enter("running")
+            backoff = self._poll_s
             self._wakeup.wait(self._poll_s)
             self._wakeup.clear()
 
+    def _enter(self, state: LoopState, error: BaseException | None = None) -> None:
+        """Say what the loop does now; a state it is already in keeps its start."""
+        current, since, _ = self._state
+        if state == current and state != "retrying":
+            return
+        if state == "retrying" and current != "retrying":
+            log.warning("projections paused, store unavailable (%s); retrying", error)
+        elif current == "retrying" and state == "running":
+            log.warning("projections resumed after %.1fs", time.time() - since)
+        started = since if state == current else time.time()
+        self._state = (state, started, None if error is None else type(error).__name__)
+
     def _fail(self, error: Exception) -> None:
-        """Record the failure where admins see it; the runner stops and never skips ahead."""
+        """Record the failure where admins see it; the read model (or, for an error of no read
+        model, the loop) stops there and never skips ahead."""
         self.failure = error
         self._pages.predicted = None
         log.exception("projection runner stopped: it will not skip the failing event")

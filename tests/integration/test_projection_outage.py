@@ -61,6 +61,7 @@ def test_the_runner_retries_through_an_outage_and_catches_up_on_its_own(
         DATABASE_URL=server.database(f"outage_{uuid.uuid4().hex[:8]}"),
         RUN_PROJECTIONS_IN_PROCESS="false",
         PROJECTION_POLL_S="0.05",
+        PROJECTION_STALL_S="0.1",  # not advancing soon after it starts retrying
     )
     system = build_system(settings)
     try:
@@ -69,13 +70,20 @@ def test_the_runner_retries_through_an_outage_and_catches_up_on_its_own(
         wait_until(lambda: _caught_up(system), 60, "the first catch-up")
 
         server.stop()
-        time.sleep(3)
+        wait_until(lambda: system.runner.activity().state == "retrying", 60, "the runner to meet the outage")
+        assert system.runner.activity().error is not None  # the class of what the drivers raised
+        wait_until(
+            lambda: not system.runner.activity().advancing, 10, "the runner to say it is not advancing"
+        )
+        assert system.runner.running
         server.start()
         for value in (10, 20, 30):
             _progress_once_back(system, tenant, value)
 
         wait_until(lambda: _caught_up(system), 90, "the read models to catch up after the outage")
         assert system.runner.running
+        wait_until(lambda: system.runner.activity().advancing, 10, "the runner to say it advances again")
+        assert (system.runner.activity().state, system.runner.activity().error) == ("running", None)
         assert {state for _, state, _ in tracking(system.store).values()} == {"live"}
         assert system.history.count_by_action(tenant, "outlasting")["progress_updated"] == 3
     finally:

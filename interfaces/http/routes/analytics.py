@@ -104,7 +104,10 @@ def health(system: SystemDep) -> JSONResponse:
 
     Public, so it names states and lags only; errors are on the operator endpoint. `analytics`
     says whether the system analytics of the busiest tenants were computed at start-up
-    ("warming", "warm", "failed", or "on demand" when the server does not warm them)."""
+    ("warming", "warm", "failed", or "on demand" when the server does not warm them).
+    `projector` says what an in-process runner does ("running", "retrying" since when on what
+    class of error, "stopped") and whether it is advancing: behind the log and not advancing
+    for PROJECTION_STALL_S is a 503."""
     log_position = system.goals.log_position()
     projections = [
         {
@@ -116,10 +119,13 @@ def health(system: SystemDep) -> JSONResponse:
         for s in system.runner.statuses()
     ]
     failed = [p for p in projections if p["state"] == "failed"]
-    stopped = system.settings.run_projections and not system.runner.running
+    projector = system.runner.activity()
+    behind = any(p["lag_events"] for p in projections if p["state"] != "failed")
+    stopped = system.settings.run_projections and not projector.keeps_up(behind)
     body = {
         "status": "degraded" if failed or stopped else "ok",
         "runner": "in-process" if system.settings.run_projections else "external",
+        "projector": projector.report() if system.settings.run_projections else None,
         "store": "postgresql" if system.settings.is_postgres else "sqlite",
         "log_position": log_position,
         "projections": projections,
