@@ -274,10 +274,18 @@ class ProjectionRunner:
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Stop the background loop, waiting at most `timeout` for the page it is on. A loop
+        still busy then (on a database that does not answer) is left to end with the process:
+        its page is a transaction, and what it did not commit is not applied."""
         self._stopping.set()
         self._wakeup.set()
         if self._thread is not None:
             self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.warning(
+                    "the projection runner is still on a page after %.0fs; not waiting for it", timeout
+                )
+                return
         self.close()
 
     def close(self) -> None:

@@ -1,10 +1,11 @@
 """Health tells the truth about the server's own projection runner: behind the log and not
 advancing (another session holds the tracking rows, so it can commit nothing) is a 503 that
-says what the runner does, and once the runner goes on, by itself, health is 200 again; on
-SQLite and on PostgreSQL."""
+says what the runner does, and once the runner goes on, by itself, health is 200 again. A
+runner stuck like that does not hold up SIGTERM either; on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
+import signal
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -93,3 +94,14 @@ def test_health_is_503_while_the_runner_is_not_advancing_and_200_once_it_goes_on
         "running",
         True,
     )
+
+
+def test_sigterm_stops_a_server_whose_runner_is_stuck(server: Server, tenant: str) -> None:
+    with stalled(server, tenant):
+        server.proc.terminate()
+        try:
+            code = server.proc.wait(30)  # a bound on a hang, not a timing check
+        except Exception:
+            server.proc.kill()
+            raise
+    assert code == -signal.SIGTERM  # uvicorn raises the signal again once it has shut down
