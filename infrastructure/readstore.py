@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import sqlite3
 import struct
 import threading
@@ -17,9 +18,11 @@ import psycopg
 import psycopg_pool
 from psycopg_pool import ConnectionPool
 
-from application.ports import ReadStore, Row
+from application.ports import ReadStore, Row, ShadowInUse
 
 SHADOW_SCHEMA = "a2a_rebuild"
+# Any constant every process agrees on (like the schema lock's); the value itself means nothing.
+REBUILD_LOCK_KEY = 0x6132615F72656275
 
 # Errors that mean "the store is unavailable right now", not "this data is wrong", from the
 # read store (the drivers' own) and from the log (eventsourcing's, which wraps the drivers'):
@@ -105,8 +108,24 @@ class SQLiteReadStore:
 
     # --- rebuilds: a shadow file, copied in under one write lock -----------------------------
 
+    @contextmanager
+    def claim_shadow(self) -> Iterator[None]:
+        """An exclusive lock on a file beside the shadow's (flock: the system lets go of it
+        when the file is closed, or its process ends)."""
+        with self._shadow_path().with_suffix(".lock").open("a") as held:
+            try:
+                fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise ShadowInUse(
+                    f"a rebuild of {self._path.name} is running; try again when it ends"
+                ) from None
+            yield
+
     def open_shadow(self) -> ReadStore:
-        return SQLiteReadStore(self._path.with_name(self._path.stem + ".rebuild.sqlite"))
+        return SQLiteReadStore(self._shadow_path())
+
+    def _shadow_path(self) -> Path:
+        return self._path.with_name(self._path.stem + ".rebuild.sqlite")
 
     def swap_in(self, shadow: ReadStore, tables: Sequence[str], positions: dict[str, int]) -> None:
         """Replace `tables` with the shadow's copies and set their tracking positions, in one
@@ -321,6 +340,18 @@ class PostgresReadStore:
         self._pool.close()
 
     # --- rebuilds: a shadow schema, moved in under one transaction ---------------------------
+
+    @contextmanager
+    def claim_shadow(self) -> Iterator[None]:
+        """A session advisory lock, on a connection of its own for the whole rebuild (the
+        server lets go of it when that connection ends, its process with it)."""
+        with psycopg.connect(self._dsn, autocommit=True) as conn:
+            held = conn.execute("SELECT pg_try_advisory_lock(%s)", (REBUILD_LOCK_KEY,)).fetchone()
+            if not (held and held[0]):
+                raise ShadowInUse(
+                    "a rebuild of this database's read models is running; try again when it ends"
+                )
+            yield
 
     def open_shadow(self) -> ReadStore:
         return PostgresReadStore(self._dsn, pool_size=2, schema=SHADOW_SCHEMA)

@@ -76,10 +76,17 @@ class Rebuilder:
     ) -> RebuildResult:
         """Rebuild the named read models (resuming an interrupted rebuild unless `restart`),
         replaying them in up to `jobs` processes (default: the rebuilder's) when the store
-        allows it."""
+        allows it. One rebuild at a time per store: ShadowInUse while another one runs, in
+        this process or another."""
         unknown = sorted(set(names) - set(self._projections))
         if unknown or not names:
             raise KeyError(f"unknown projections {unknown}; known: {sorted(self._projections)}")
+        with self._store.claim_shadow():  # ShadowInUse while another rebuild builds there
+            return self._rebuild(names, restart=restart, progress=progress, jobs=jobs)
+
+    def _rebuild(
+        self, names: Sequence[str], *, restart: bool, progress: Progress | None, jobs: int | None
+    ) -> RebuildResult:
         shadow = self._store.open_shadow()
         if restart:
             self._store.drop_shadow(shadow)

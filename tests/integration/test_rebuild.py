@@ -1,6 +1,6 @@
 """Rebuilds: shadow tables swapped in atomically, equal to the live models, resumable, and
 safe while writes continue, even when a swap moves a read model back under a runner that has
-chosen its next page."""
+chosen its next page; one rebuild at a time per store, whichever process starts it."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from application.goals import ProgressUpdate
+from application.ports import ShadowInUse
 from interfaces.bootstrap import System
 from projections.event_facts import EventFactsProjection
 from projections.projection import LogPage, ReadLog
@@ -150,6 +151,42 @@ def test_an_interrupted_rebuild_resumes_where_it_stopped(system: System, tenant:
 
     again = small.rebuild(["event_facts"], restart=True)
     assert again.events == end
+
+
+def test_a_second_rebuild_while_one_runs_is_refused_and_the_first_completes(
+    system: System, tenant: str
+) -> None:
+    _seed(system, tenant)
+    system.runner.catch_up()
+    live = history_rows(system.store, tenant), progress_rows(system.store, tenant)
+
+    def rebuilder() -> Rebuilder:  # each its own, as in another process (the CLI, another replica)
+        return Rebuilder(
+            system.goals.read_log,
+            system.goals.log_position,
+            system.store,
+            system.runner.projections,
+            page_size=50,
+        )
+
+    second: list[BaseException | None] = []
+
+    def start_another(_at: int, _end: int) -> None:
+        if not second:
+            try:
+                rebuilder().rebuild(["event_facts", "goal_progress"])
+                second.append(None)
+            except ShadowInUse as refused:
+                second.append(refused)
+
+    first = rebuilder().rebuild(["event_facts"], progress=start_another)
+
+    assert len(second) == 1 and isinstance(second[0], ShadowInUse)
+    assert first.position == system.goals.log_position()
+    assert (history_rows(system.store, tenant), progress_rows(system.store, tenant)) == live
+    assert {s.state for s in system.runner.statuses()} == {"live"}
+    rebuilder().rebuild(["goal_progress"])  # once it is over, the next one runs
+    assert progress_rows(system.store, tenant) == live[1]
 
 
 def test_unknown_projection_names_are_refused(system: System) -> None:
