@@ -149,10 +149,6 @@ class PageApplier:
             exact = pending[0][0] if len(pending) == 1 else None
             raise ProjectionFailed(projection.name, exact, error) from error
 
-    @property
-    def pipelining(self) -> bool:
-        return self.predicted is not None
-
     def submit(self, page: LogPage) -> None:
         """Fold `page` on top of the tracking rows the pages in flight will leave, and queue
         its writes behind theirs."""

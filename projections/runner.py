@@ -80,6 +80,9 @@ class Activity:
 
 
 class ProjectionRunner:
+    """Applies the log to a set of read models: page by page on demand (`catch_up`), or in a
+    background loop (`start`) woken by writes and a poll."""
+
     def __init__(
         self,
         read_log: ReadLog,
@@ -128,12 +131,14 @@ class ProjectionRunner:
         return min((position for position, _ in rows.values()), default=0)
 
     def setup(self) -> None:
+        """Create the tracking rows and the read models' tables (where they are missing)."""
         with self._store.transaction() as tx:
             create_tracking(tx, self.names)
             for projection in self._pages.projections:
                 projection.create_tables(tx)
 
     def statuses(self) -> list[ProjectionStatus]:
+        """The read models' tracking rows, as committed."""
         return read_statuses(self._store, self.names)
 
     def run_page(self) -> int:
@@ -262,14 +267,16 @@ class ProjectionRunner:
         """What the background loop is doing (from any thread)."""
         state, since, error = self._state
         if state in ("running", "retrying") and not self.running:
-            state, error = "stopped", error  # its thread ended without saying so
+            state = "stopped"  # its thread ended without saying so
         advanced_at = max(since if state == "running" else 0.0, self._pages.committed_at, self._idle_at)
         return Activity(state, since, error, advanced_at, self._patience_s)
 
     def wake(self, _position: int | None = None) -> None:
+        """New events may be in the log (a save here, or a NOTIFY)."""
         self._wakeup.set()
 
     def start(self) -> None:
+        """Run the background loop in a thread of its own."""
         self._thread = threading.Thread(target=self._loop, name="projections", daemon=True)
         self._thread.start()
 
@@ -343,11 +350,12 @@ class ProjectionRunner:
         model, the loop) stops there and never skips ahead."""
         self.failure = error
         self._pages.predicted = None
-        log.exception("projection runner stopped: it will not skip the failing event")
         if isinstance(error, ProjectionFailed):
+            log.exception("read model %s stopped: it will not skip the failing event", error.name)
             FAILURES.labels(projection=error.name).inc()
             names, cause, position = [error.name], error.cause, error.position
         else:
+            log.exception("projection runner stopped: it will not skip the failing event")
             names, cause, position = self.names, error, None
         try:
             with self._store.transaction() as tx:
