@@ -41,6 +41,10 @@ class Tx(Protocol):
         ...
 
 
+class ShadowInUse(Exception):
+    """Another rebuild, in this process or another, is building in the shadow store."""
+
+
 class ReadStore(Protocol):
     """Where read models live: SQLite (embedded) or PostgreSQL."""
 
@@ -55,6 +59,11 @@ class ReadStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+    def claim_shadow(self) -> AbstractContextManager[None]:
+        """Hold the shadow store for one rebuild, against every process: ShadowInUse when
+        another rebuild holds it. Let go when the block ends, or its process does."""
+        ...
 
     def open_shadow(self) -> ReadStore:
         """A separate store, kept between runs, where rebuilds build their tables."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import sqlite3
 import struct
 import threading
@@ -12,20 +13,28 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import eventsourcing.persistence
 import psycopg
 import psycopg_pool
 
-from application.ports import ReadStore, Row
+from application.ports import ReadStore, Row, ShadowInUse
 from infrastructure.breaker import CircuitBreaker
 from infrastructure.connections import RECONNECT_TIMEOUT_S, ConnectionLimits, GuardedPool, connect_kwargs
 
 SHADOW_SCHEMA = "a2a_rebuild"
+# Any constant every process agrees on (like the schema lock's); the value itself means nothing.
+REBUILD_LOCK_KEY = 0x6132615F72656275
 
-# Errors that mean "the store is unavailable right now", not "this data is wrong".
+# Errors that mean "the store is unavailable right now", not "this data is wrong", from the
+# read store (the drivers' own) and from the log (eventsourcing's, which wraps the drivers'):
+# a lost connection, a server shutting down or not yet up, no connection in time (the pools'
+# timeouts are OperationalErrors), a lock or a busy file. eventsourcing's InterfaceError is
+# left out: it stands for a misused cursor or an unsupported value, and retrying would hide it.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     psycopg.OperationalError,
     psycopg_pool.PoolTimeout,
     sqlite3.OperationalError,
+    eventsourcing.persistence.OperationalError,
 )
 
 
@@ -84,13 +93,8 @@ class SQLiteReadStore:
     @contextmanager
     def transaction(self) -> Iterator[SQLiteTx]:
         conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with _immediate(conn):
             yield SQLiteTx(conn)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
 
     @contextmanager
     def read(self) -> Iterator[SQLiteTx]:
@@ -105,8 +109,24 @@ class SQLiteReadStore:
 
     # --- rebuilds: a shadow file, copied in under one write lock -----------------------------
 
+    @contextmanager
+    def claim_shadow(self) -> Iterator[None]:
+        """An exclusive lock on a file beside the shadow's (flock: the system lets go of it
+        when the file is closed, or its process ends)."""
+        with self._shadow_path().with_suffix(".lock").open("a") as held:
+            try:
+                fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise ShadowInUse(
+                    f"a rebuild of {self._path.name} is running; try again when it ends"
+                ) from None
+            yield
+
     def open_shadow(self) -> ReadStore:
-        return SQLiteReadStore(self._path.with_name(self._path.stem + ".rebuild.sqlite"))
+        return SQLiteReadStore(self._shadow_path())
+
+    def _shadow_path(self) -> Path:
+        return self._path.with_name(self._path.stem + ".rebuild.sqlite")
 
     def swap_in(self, shadow: ReadStore, tables: Sequence[str], positions: dict[str, int]) -> None:
         """Replace `tables` with the shadow's copies and set their tracking positions, in one
@@ -115,8 +135,7 @@ class SQLiteReadStore:
         conn = self._conn()
         conn.execute("ATTACH DATABASE ? AS shadow", (str(shadow._path),))
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with _immediate(conn):
                 for table in tables:
                     _copy_table(conn, table)
                 for name, position in positions.items():
@@ -125,10 +144,6 @@ class SQLiteReadStore:
                         " failed_position = NULL, updated_at = ? WHERE name = ?",
                         (position, time.time(), name),
                     )
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
         finally:
             conn.execute("DETACH DATABASE shadow")
 
@@ -137,6 +152,21 @@ class SQLiteReadStore:
         shadow.close()
         for suffix in ("", "-wal", "-shm"):
             Path(str(shadow._path) + suffix).unlink(missing_ok=True)
+
+
+@contextmanager
+def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE, then COMMIT, or ROLLBACK on any error, a failed COMMIT's included:
+    SQLite keeps the transaction open when its COMMIT fails (a deferred constraint, a busy or
+    full disk), and this thread's connection would start every later one inside it."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:  # some errors (a full disk, I/O) have rolled it back already
+            conn.execute("ROLLBACK")
+        raise
 
 
 def _copy_table(conn: sqlite3.Connection, table: str) -> None:
@@ -334,6 +364,18 @@ class PostgresReadStore:
         self._pool.close()
 
     # --- rebuilds: a shadow schema, moved in under one transaction ---------------------------
+
+    @contextmanager
+    def claim_shadow(self) -> Iterator[None]:
+        """A session advisory lock, on a connection of its own for the whole rebuild (the
+        server lets go of it when that connection ends, its process with it)."""
+        with psycopg.connect(self._dsn, autocommit=True) as conn:
+            held = conn.execute("SELECT pg_try_advisory_lock(%s)", (REBUILD_LOCK_KEY,)).fetchone()
+            if not (held and held[0]):
+                raise ShadowInUse(
+                    "a rebuild of this database's read models is running; try again when it ends"
+                )
+            yield
 
     def open_shadow(self) -> ReadStore:
         # Not guarded, nor its statements limited: a rebuild runs long in the background.

@@ -37,8 +37,9 @@ from projections.event_facts import EventFactsProjection
 from projections.event_facts_queries import EventFactsQueries
 from projections.goal_progress import GoalProgressProjection, GoalProgressQueries
 from projections.history_queries import GoalHistoryQueries
+from projections.projection import Projection
 from projections.rebuild import Rebuilder
-from projections.runner import Projection, ProjectionRunner
+from projections.runner import ProjectionRunner
 
 DAY_S = 86_400
 # Collections of the oldest generation between two full collections (Python's default is 10).
@@ -154,6 +155,7 @@ def build_system(settings: Settings | None = None) -> System:
             page_size=settings.projection_page_size,
             poll_s=settings.projection_poll_s,
             transient=TRANSIENT_ERRORS,
+            stall_s=settings.projection_stall_s,
         )
         runner_ref.append(runner)
         runner.setup()

@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from multiprocessing import get_context
 
 from application.ports import ReadStore
-from projections.runner import Projection, ProjectionRunner, ReadLog, load_skips
+from projections.projection import Projection, ReadLog
+from projections.runner import ProjectionRunner
+from projections.tracking import load_skips
 
 Progress = Callable[[int, int], None]  # (position reached, log end)
 # Replays the named read models into the shadow store, in the process it is called in (it is
@@ -74,10 +76,17 @@ class Rebuilder:
     ) -> RebuildResult:
         """Rebuild the named read models (resuming an interrupted rebuild unless `restart`),
         replaying them in up to `jobs` processes (default: the rebuilder's) when the store
-        allows it."""
+        allows it. One rebuild at a time per store: ShadowInUse while another one runs, in
+        this process or another."""
         unknown = sorted(set(names) - set(self._projections))
         if unknown or not names:
             raise KeyError(f"unknown projections {unknown}; known: {sorted(self._projections)}")
+        with self._store.claim_shadow():  # ShadowInUse while another rebuild builds there
+            return self._rebuild(names, restart=restart, progress=progress, jobs=jobs)
+
+    def _rebuild(
+        self, names: Sequence[str], *, restart: bool, progress: Progress | None, jobs: int | None
+    ) -> RebuildResult:
         shadow = self._store.open_shadow()
         if restart:
             self._store.drop_shadow(shadow)

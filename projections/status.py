@@ -6,7 +6,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from projections.runner import ProjectionRunner, ReadLog
+from projections.projection import ReadLog
+from projections.runner import ProjectionRunner
 
 
 def projection_status(

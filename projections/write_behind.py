@@ -94,10 +94,12 @@ class QueuedTx:
     # --- what the writer thread does ------------------------------------------------------------
 
     def _run(self, store: ReadStore) -> None:
+        ended = False  # whether the runner's last step (commit or rollback) was taken off the queue
         try:
             with store.transaction() as tx:
                 while (step := self._steps.get()) is not _COMMIT:
                     if step is _ROLLBACK:
+                        ended = True
                         raise RolledBack
                     if isinstance(step, tuple):
                         call, answer = step
@@ -108,13 +110,15 @@ class QueuedTx:
                             raise
                     else:
                         step(tx)
+                ended = True  # the commit itself (leaving the block) may still fail
         except BaseException as error:
-            self._fail(error, ended=isinstance(error, RolledBack))
+            self._fail(error, ended=ended)
         else:
             self.done.set_result(None)
 
     def _fail(self, error: BaseException, *, ended: bool) -> None:
-        """Fail the page, and what is still queued in it, until the runner ends it."""
+        """Fail the page, and what is still queued in it, until the runner ends it (at once
+        when it has: no step of the page is left to come)."""
         self.done.set_exception(error)
         while not ended:
             step = self._steps.get()

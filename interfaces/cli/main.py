@@ -152,6 +152,8 @@ def projections_rebuild(
     """Replay the log into shadow tables and swap them in atomically."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from application.ports import ShadowInUse
+
     system = build_system()
     names = system.rebuilder.names if all_ else [name] if name else []
     if not names or any(n not in system.rebuilder.names for n in names):
@@ -168,6 +170,9 @@ def projections_rebuild(
                 progress=lambda at, end: bar.update(task, completed=at, total=end),
                 jobs=jobs,
             )
+    except ShadowInUse as e:
+        console.print(f"[red]{e}[/]")
+        raise typer.Exit(1) from None
     finally:
         system.close()
     console.print(

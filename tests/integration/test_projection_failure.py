@@ -12,9 +12,11 @@ from application.goals import ProgressUpdate
 from application.ports import ReadStore, Tx
 from interfaces.bootstrap import System
 from projections.event_facts import EventFactsProjection
+from projections.failures import NotSkippable, ProjectionFailed
 from projections.goal_progress import GoalProgressProjection
+from projections.projection import LogPage
 from projections.rebuild import Rebuilder
-from projections.runner import LogPage, NotSkippable, ProjectionFailed, ProjectionRunner
+from projections.runner import ProjectionRunner
 from tests.integration.support import fresh_read_store, meta, rows, tracking, two_objectives, wait_until
 
 AGENT = "fragile"
@@ -147,6 +149,29 @@ def test_an_operator_skip_passes_exactly_the_failing_event(
         system.goals.read_log, system.goals.log_position, store, [GoalProgressProjection(), FailsAt(fail_at)]
     )
     rebuilder.rebuild(["event_facts"])
+    assert _history_positions(store, tenant) == [p for p in everything if p != fail_at]
+
+
+def test_a_skip_made_in_another_process_reaches_a_running_runner(
+    system: System, store: ReadStore, tenant: str
+) -> None:
+    positions = _write(system, tenant)
+    fail_at = positions[3]
+    runner = _runner(system, store, fail_at)
+    with pytest.raises(ProjectionFailed):
+        runner.catch_up()
+
+    # the CLI, or another API replica, skips through a runner of its own on the same store
+    _runner(system, store, fail_at).skip("event_facts", fail_at)
+    runner.catch_up()  # the same runner as before: it learns of the skip from the store
+
+    end = system.goals.log_position()
+    assert {s.name: (s.state, s.position) for s in runner.statuses()} == {
+        "goal_progress": ("live", end),
+        "event_facts": ("live", end),
+    }
+    system.runner.catch_up()
+    everything = [e["position"] for e in system.history.history(tenant, AGENT, after=0, limit=100).items]
     assert _history_positions(store, tenant) == [p for p in everything if p != fail_at]
 
 

@@ -1,23 +1,32 @@
 """Rebuilds: shadow tables swapped in atomically, equal to the live models, resumable, and
-safe while writes continue."""
+safe while writes continue, even when a swap moves a read model back under a runner that has
+chosen its next page; one rebuild at a time per store, whichever process starts it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from application.goals import ProgressUpdate
+from application.ports import ShadowInUse
 from interfaces.bootstrap import System
+from projections.event_facts import EventFactsProjection
+from projections.projection import LogPage, ReadLog
 from projections.rebuild import Rebuilder
+from projections.runner import ProjectionRunner
 from tests.integration.support import (
     ProgressWriter,
+    fresh_read_store,
     history_rows,
     meta,
     progress_rows,
     rebuilt_rows,
     rows,
     tenant_events,
+    tracking,
     two_objectives,
     wait_until,
 )
@@ -144,8 +153,91 @@ def test_an_interrupted_rebuild_resumes_where_it_stopped(system: System, tenant:
     assert again.events == end
 
 
+def test_a_second_rebuild_while_one_runs_is_refused_and_the_first_completes(
+    system: System, tenant: str
+) -> None:
+    _seed(system, tenant)
+    system.runner.catch_up()
+    live = history_rows(system.store, tenant), progress_rows(system.store, tenant)
+
+    def rebuilder() -> Rebuilder:  # each its own, as in another process (the CLI, another replica)
+        return Rebuilder(
+            system.goals.read_log,
+            system.goals.log_position,
+            system.store,
+            system.runner.projections,
+            page_size=50,
+        )
+
+    second: list[BaseException | None] = []
+
+    def start_another(_at: int, _end: int) -> None:
+        if not second:
+            try:
+                rebuilder().rebuild(["event_facts", "goal_progress"])
+                second.append(None)
+            except ShadowInUse as refused:
+                second.append(refused)
+
+    first = rebuilder().rebuild(["event_facts"], progress=start_another)
+
+    assert len(second) == 1 and isinstance(second[0], ShadowInUse)
+    assert first.position == system.goals.log_position()
+    assert (history_rows(system.store, tenant), progress_rows(system.store, tenant)) == live
+    assert {s.state for s in system.runner.statuses()} == {"live"}
+    rebuilder().rebuild(["goal_progress"])  # once it is over, the next one runs
+    assert progress_rows(system.store, tenant) == live[1]
+
+
 def test_unknown_projection_names_are_refused(system: System) -> None:
     with pytest.raises(KeyError):
         system.rebuilder.rebuild(["nope"])
     with pytest.raises(KeyError):
         system.rebuilder.rebuild([])
+
+
+class SwapsBeforeItsFirstRead:
+    """A runner's log that calls `swap` once, as the runner reads its first page: after the
+    runner chose where the page starts, before it takes the tracking lock to apply it."""
+
+    def __init__(self, read_log: ReadLog, swap: Callable[[], object]) -> None:
+        self.read_log, self.swap = read_log, swap
+        self.swapped = False
+
+    def __call__(self, after: int, limit: int) -> LogPage:
+        if not self.swapped:
+            self.swapped = True
+            self.swap()
+        return self.read_log(after, limit)
+
+
+def test_a_swap_that_moves_a_read_model_back_under_a_chosen_page_loses_no_event(
+    system: System, tenant: str, tmp_path: Path
+) -> None:
+    def progress(values: range) -> None:
+        for value in values:
+            system.goals.record_progress(tenant, ProgressUpdate("swapped", {"speed": value}), meta())
+
+    system.goals.set_goals(tenant, "swapped", two_objectives(), meta())
+    rebuilt_to = system.goals.log_position()
+    progress(range(1, 5))  # what the live model has and the rebuilt one will not
+    with fresh_read_store(system.settings, tmp_path) as store:
+        live = ProjectionRunner(system.goals.read_log, store, [EventFactsProjection()], page_size=1000)
+        live.setup()
+        live.catch_up()
+        progress(range(5, 8))
+
+        def up_to_rebuilt(after: int, limit: int) -> LogPage:
+            return [e for e in system.goals.read_log(after, limit) if e[0] <= rebuilt_to]
+
+        rebuilder = Rebuilder(up_to_rebuilt, lambda: rebuilt_to, store, [EventFactsProjection()])
+        log = SwapsBeforeItsFirstRead(system.goals.read_log, lambda: rebuilder.rebuild(["event_facts"]))
+        restarted = ProjectionRunner(log, store, [EventFactsProjection()], page_size=1000)
+        restarted.catch_up()
+
+        assert log.swapped
+        assert tracking(store)["event_facts"][:2] == (system.goals.log_position(), "live")
+        facts = "SELECT position FROM event_facts WHERE tenant = ? ORDER BY position"
+        assert [r[0] for r in rows(store, facts, (tenant,))] == [
+            p for p, _ in tenant_events(system, tenant, 0)
+        ]

@@ -1,8 +1,9 @@
 """Pipelined pages: while page N's SQL runs on the write-behind thread, the runner folds page
 N+1 on top of what N will leave. A read still sees every write queued before it; a page that
 fails in the database takes the pages behind it down too, and the runner finds the exact
-failing event from what is committed; a tracking row moved by someone else while a page is in
-flight makes the runner drop what it remembers."""
+failing event from what is committed; a page whose COMMIT fails (a connection lost as the
+database restarts) ends there, and the runner goes on; a tracking row moved by someone else
+while a page is in flight makes the runner drop what it remembers."""
 
 from __future__ import annotations
 
@@ -14,12 +15,17 @@ import pytest
 from application.goals import ProgressUpdate
 from application.ports import ReadStore, Tx
 from domain.goals import AgentGoals
+from infrastructure.readstore import TRANSIENT_ERRORS
 from interfaces.bootstrap import System
+from projections.clients import ClientsProjection
 from projections.event_facts import EventFactsProjection
+from projections.failures import ProjectionFailed
 from projections.goal_progress import GoalProgressProjection
-from projections.runner import LogPage, ProjectionFailed, ProjectionRunner, ProjectionStatus
+from projections.projection import LogPage
+from projections.runner import ProjectionRunner
+from projections.tracking import ProjectionStatus
 from projections.write_behind import QueuedTx
-from tests.integration.support import fresh_read_store, meta, rows, tracking, two_objectives
+from tests.integration.support import fresh_read_store, meta, rows, tracking, two_objectives, wait_until
 
 # the positions of a tenant's history entries: its facts but Registered
 ENTRIES = "SELECT position FROM event_facts WHERE tenant = ? AND type <> 'Registered' ORDER BY position"
@@ -141,6 +147,75 @@ def test_a_page_refused_by_the_database_fails_exactly_at_its_event(
         "the other read model went on to the end"
     )
     assert tracking(store)["event_facts"][0] == system.goals.log_position()
+
+
+class LosesItsConnectionAtCommit:
+    """Stores each event's position. The first time a page holding `position` commits, a
+    deferred trigger has PostgreSQL end the connection, as a restart of the server does: the
+    page fails at COMMIT, after the runner has handed over its last step."""
+
+    name = "losing"
+    tables = ("losing",)
+
+    def __init__(self, position: int) -> None:
+        self.position = position
+
+    def create_tables(self, tx: Tx) -> None:
+        tx.execute("CREATE TABLE IF NOT EXISTS losing (position BIGINT PRIMARY KEY)")
+        tx.execute("CREATE SEQUENCE IF NOT EXISTS losing_commits")  # not rolled back: counts attempts
+        tx.execute(
+            "CREATE OR REPLACE FUNCTION lose_connection() RETURNS trigger LANGUAGE plpgsql AS $$"
+            f" BEGIN IF NEW.position = {self.position} AND nextval('losing_commits') = 1 THEN"
+            " PERFORM pg_terminate_backend(pg_backend_pid()); END IF; RETURN NULL; END $$"
+        )
+        tx.execute("DROP TRIGGER IF EXISTS lose_connection ON losing")
+        tx.execute(
+            "CREATE CONSTRAINT TRIGGER lose_connection AFTER INSERT ON losing"
+            " DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION lose_connection()"
+        )
+
+    def apply(self, tx: Tx, events: LogPage) -> None:
+        tx.executemany("INSERT INTO losing (position) VALUES (?)", [(p,) for p, _ in events])
+
+
+def test_a_page_that_loses_its_connection_at_commit_does_not_stop_the_read_side(
+    system: System, store: ReadStore, tenant: str
+) -> None:
+    if store.dialect != "postgres":
+        pytest.skip("SQLite has no connection to lose; its failed COMMITs: test_read_transactions.py")
+    start = system.goals.log_position()
+    lost_at = start + 2 * len(AGENTS) + 5  # in a page well after the first: a pipelined one
+    runner = ProjectionRunner(
+        system.goals.read_log,
+        store,
+        [LosesItsConnectionAtCommit(lost_at), EventFactsProjection(), ClientsProjection()],
+        page_size=2,
+        poll_s=0.05,
+        transient=TRANSIENT_ERRORS,
+    )
+    _start_at_log_end(system, runner, store)
+    _write(system, tenant)
+    logged = [p for p, _ in system.goals.read_log(start, 10_000)]
+    end = system.goals.log_position()
+    assert lost_at in logged
+    runner.start()
+    try:
+        wait_until(
+            lambda: all(p >= end for p, _, _ in tracking(store).values()),
+            60,
+            "every read model to reach the end",
+        )
+    finally:
+        runner.stop()
+    assert rows(store, "SELECT is_called FROM losing_commits") == [(True,)], "the connection was lost once"
+    stored = [int(r[0]) for r in rows(store, "SELECT position FROM losing ORDER BY position")]
+    assert stored == logged, "each event once, the lost page's included"
+    assert {name: state for name, (_, state, _) in tracking(store).items()} == {
+        "losing": "live",
+        "event_facts": "live",
+        "oauth_clients": "live",
+    }
+    assert runner.failure is None
 
 
 def test_a_tracking_row_moved_between_pages_drops_what_the_runner_remembers(

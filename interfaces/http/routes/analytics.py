@@ -114,9 +114,14 @@ def health(system: SystemDep) -> JSONResponse:
     Public, so it names states and lags only: no positions (the log's tells its volume of
     events) and no errors; operators have GET /api/v1/admin/projections. `analytics` says
     whether the system analytics of the busiest tenants were computed at start-up
-    ("warming", "warm", "failed", or "on demand" when the server does not warm them)."""
+    ("warming", "warm", "failed", or "on demand" when the server does not warm them).
+    `projector` says what an in-process runner does ("running", "retrying" since when on what
+    class of error, "stopped") and whether it is advancing: behind the log and not advancing
+    for PROJECTION_STALL_S is a 503."""
+    projector = system.runner.activity()
     about = {
         "runner": "in-process" if system.settings.run_projections else "external",
+        "projector": projector.report() if system.settings.run_projections else None,
         "store": "postgresql" if system.settings.is_postgres else "sqlite",
         "analytics": system.analytics_warmth,
     }
@@ -129,7 +134,8 @@ def health(system: SystemDep) -> JSONResponse:
         {"name": s.name, "lag_events": max(0, log_position - s.position), "state": s.state} for s in statuses
     ]
     failed = [p for p in projections if p["state"] == "failed"]
-    stopped = system.settings.run_projections and not system.runner.running
+    behind = any(p["lag_events"] for p in projections if p["state"] != "failed")
+    stopped = system.settings.run_projections and not projector.keeps_up(behind)
     body = {
         "status": "degraded" if failed or stopped else "ok",
         "database": "up",

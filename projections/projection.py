@@ -1,0 +1,51 @@
+"""What a read model is to the projection runner: a projection, and the pages of the log it
+applies."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from application.ports import Tx
+
+LogPage = Sequence[tuple[int, Any]]  # (log position, event), in log order
+ReadLog = Callable[[int, int], LogPage]  # (after, limit): up to `limit` events after position `after`
+
+
+class Projection(Protocol):
+    """A read model: its tables, and how a page of events changes them."""
+
+    name: str
+
+    @property
+    def tables(self) -> Sequence[str]:
+        """The tables this read model owns (what a rebuild swaps in)."""
+        ...
+
+    def create_tables(self, tx: Tx) -> None: ...
+
+    def apply(self, tx: Tx, events: LogPage) -> None: ...
+
+
+@runtime_checkable
+class Remembering(Protocol):
+    """A projection that keeps state in memory between pages (optional methods)."""
+
+    def fresh(self) -> Projection:
+        """A new instance with empty memory: each runner applies through its own."""
+        ...
+
+    def forget(self) -> None:
+        """Drop the memory: the tables may differ from what it remembers."""
+        ...
+
+
+def forget(projection: Projection) -> None:
+    """Make `projection` read its tables again instead of trusting its memory."""
+    if isinstance(projection, Remembering):
+        projection.forget()
+
+
+def own_copy(projection: Projection) -> Projection:
+    """`projection` with memory of its own (a rebuild's runner works beside the live one)."""
+    return projection.fresh() if isinstance(projection, Remembering) else projection
