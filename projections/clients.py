@@ -7,7 +7,7 @@ from typing import Any
 
 from application.ports import ReadStore, Tx
 from domain.clients import OAuthClient
-from projections.runner import LogPage
+from projections.projection import LogPage
 from projections.views import iso
 
 DDL = (

@@ -26,7 +26,7 @@ from projections import event_facts_hourly as hourly
 from projections.event_facts_hourly import Hours
 from projections.event_facts_tables import COLUMNS, create_tables, ensure_month_partition
 from projections.instants import sqlite_instant, utc
-from projections.runner import LogPage
+from projections.projection import LogPage
 from projections.views import auto_update_json, definition_json
 
 # The types a fact can have: the names of the AgentGoals event classes.

@@ -14,7 +14,7 @@ from application.json_encoding import encode_json
 from application.ports import ReadStore, Tx
 from domain.goals import AgentGoals
 from domain.objectives import revised_progress
-from projections.runner import LogPage
+from projections.projection import LogPage
 from projections.views import auto_update_json, definition_json, iso, new_view
 
 DDL = (

@@ -23,27 +23,12 @@ from projections.failures import FAILURES, NotSkippable, ProjectionFailed, Skips
 from projections.pages import PageApplier
 from projections.projection import LogPage, Projection, ReadLog
 from projections.tracking import (
-    TRACKING_DDL,
     ProjectionStatus,
     create_tracking,
-    load_skips,
     mark_skipped,
     read_statuses,
     record_failure,
 )
-
-__all__ = [
-    "TRACKING_DDL",
-    "Activity",
-    "LogPage",
-    "NotSkippable",
-    "Projection",
-    "ProjectionFailed",
-    "ProjectionRunner",
-    "ProjectionStatus",
-    "ReadLog",
-    "load_skips",
-]
 
 log = logging.getLogger(__name__)
 

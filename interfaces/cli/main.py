@@ -190,7 +190,7 @@ def projections_skip(
 ) -> None:
     """Let a failed read model pass over the one event it failed on; the decision is logged."""
     from application.operations import record_skip
-    from projections.runner import NotSkippable
+    from projections.failures import NotSkippable
 
     system = build_system()
     try:

@@ -107,7 +107,8 @@ from infrastructure.settings import Settings  # noqa: E402
 from interfaces.bootstrap import System, build_system, settle_heap  # noqa: E402
 from ops.bench.scratch import create_database, drop_database, with_db  # noqa: E402
 from projections.analytics import AnalyticsQueries  # noqa: E402
-from projections.runner import LogPage, Projection, ProjectionRunner  # noqa: E402
+from projections.projection import LogPage, Projection  # noqa: E402
+from projections.runner import ProjectionRunner  # noqa: E402
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 TENANT = "bench"

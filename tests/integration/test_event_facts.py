@@ -24,7 +24,7 @@ from projections import event_facts_hourly as hourly
 from projections.event_facts import EVENT_TYPES, EventFactsProjection
 from projections.event_facts_queries import BUCKETS, EventFactsQueries
 from projections.history_queries import GoalHistoryQueries
-from projections.runner import TRACKING_DDL
+from projections.tracking import TRACKING_DDL
 from tests.integration.support import (
     fresh_read_store,
     meta,

@@ -15,7 +15,8 @@ from application.goals import ProgressUpdate
 from application.ports import ReadStore, Tx
 from interfaces.bootstrap import System
 from projections.goal_progress import COLUMNS, GoalProgressProjection
-from projections.runner import LogPage, ProjectionRunner
+from projections.projection import LogPage
+from projections.runner import ProjectionRunner
 from tests.integration.support import fresh_read_store, meta, rows, two_objectives
 
 AGENTS = ["mem-1", "mem-2"]

@@ -21,7 +21,7 @@ from interfaces.http.auth import AdminCaller, Principal
 from interfaces.http.deps import SystemDep
 from interfaces.http.json_body import StrictJSONRoute
 from interfaces.http.types import MAX_POSITION, StorableText
-from projections.runner import NotSkippable
+from projections.failures import NotSkippable
 from projections.status import projection_status
 
 router = APIRouter(prefix="/api/v1/admin/projections", tags=["operations"], route_class=StrictJSONRoute)
