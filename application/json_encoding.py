@@ -23,15 +23,20 @@ class UnstorableValue(ValueError):
     """A value the read side could not store (and so the write side must not)."""
 
 
-def encode_json(value: Any, *, default: Callable[[Any], Any] | None = None, option: int = 0) -> bytes:
-    """`value` as compact UTF-8 JSON, or UnstorableValue saying why it cannot be stored."""
+def encode_json(
+    value: Any, *, default: Callable[[Any], Any] | None = None, option: int = 0, from_log: bool = False
+) -> bytes:
+    """`value` as compact UTF-8 JSON, or UnstorableValue saying why it cannot be stored.
+
+    `from_log`: the value was read from the log, whose writes went through this encoder and
+    its NUL check, so that check (a scan of the whole text) is not made again."""
     try:
         data = orjson.dumps(value, default=default, option=option)
     except orjson.JSONEncodeError as error:
         if error.__cause__ is not None:
             raise error.__cause__ from None  # `default` failed: a type without a transcoding
         raise UnstorableValue(str(error)) from error
-    if _ESCAPED_NUL in data and _has_nul(data):
+    if not from_log and _ESCAPED_NUL in data and _has_nul(data):
         raise UnstorableValue("a string contains the NUL character (U+0000)")
     return data
 

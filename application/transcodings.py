@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, fields
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 import orjson
 from eventsourcing.persistence import DatetimeAsISO, JSONTranscoder, Transcoding
@@ -57,6 +58,8 @@ def register_domain_transcodings(transcoder: JSONTranscoder) -> None:
 # Datetimes and dataclasses go to the registered transcodings, as the library's encoder sends
 # them (orjson would otherwise write them itself, and they would come back as text and dicts).
 _TRANSCODED = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+# Types that never hold a UUID: the walk for UUIDs stops at them at once.
+_LEAVES = frozenset({str, int, float, bool, type(None), datetime})
 
 
 class FastJSONTranscoder(JSONTranscoder):
@@ -84,7 +87,36 @@ class FastJSONTranscoder(JSONTranscoder):
         self._iso_standard = type(self.names.get("datetime_iso")) is DatetimeAsISO
 
     def encode(self, obj: Any) -> bytes:
-        return encode_json(obj, default=self._encode_obj, option=_TRANSCODED)
+        return encode_json(self._with_uuids(obj), default=self._encode_transcoded, option=_TRANSCODED)
+
+    def _encode_transcoded(self, obj: Any) -> dict[str, Any]:
+        encoded = self._encode_obj(obj)
+        encoded["_data_"] = self._with_uuids(encoded["_data_"])
+        return encoded
+
+    def _with_uuids(self, value: Any) -> Any:
+        """`value` with its UUIDs as the library's transcoding writes them: orjson would write
+        a UUID itself, as text, and it would come back as text. A container is copied only
+        when a UUID is found in it; dataclasses are left to `default`, which walks their fields."""
+        kind = type(value)
+        if kind in _LEAVES:
+            return value
+        if kind is dict:
+            copied: dict[Any, Any] | None = None
+            for key, item in value.items():
+                if type(item) in _LEAVES:
+                    continue
+                found = self._with_uuids(item)
+                if found is not item:
+                    copied = copied if copied is not None else dict(value)
+                    copied[key] = found
+            return value if copied is None else copied
+        if kind is list or kind is tuple:
+            items = [i if type(i) in _LEAVES else self._with_uuids(i) for i in value]
+            return value if all(a is b for a, b in zip(items, value, strict=True)) else items
+        if isinstance(value, UUID):
+            return self._encode_obj(value)
+        return value
 
     def decode(self, data: bytes) -> Any:
         try:

@@ -87,7 +87,9 @@ def history_data(event: AgentGoals.Event) -> dict[str, Any] | None:
 def fact_payload(event: AgentGoals.Event) -> bytes:
     """The event's data as JSON (UTF-8), as the goal history shows it ({} for Registered)."""
     data = history_data(event)
-    return encode_json(data) if data is not None else b"{}"
+    # from_log: every text of an event comes from the log, whose writes refuse NUL
+    # (test_what_a_read_model_could_not_write_is_refused_before_it_is_stored)
+    return encode_json(data, from_log=True) if data is not None else b"{}"
 
 
 def fact_numbers(event: AgentGoals.Event) -> tuple[float | None, float | None]:

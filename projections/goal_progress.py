@@ -68,8 +68,11 @@ class _Row:
         if v["goals"] is not None and self.goals_json is None:
             # Invariant: view["goals"] changes only with a GoalsSet, which drops this (see _fold;
             # test_revised_goals_replace_the_remembered_goals_json breaks otherwise).
-            self.goals_json = orjson.Fragment(encode_json(v["goals"]))
-        view_json = encode_json(v if self.goals_json is None else {**v, "goals": self.goals_json})
+            self.goals_json = orjson.Fragment(encode_json(v["goals"], from_log=True))
+        # from_log: every text of a view comes from the log, whose writes refuse NUL
+        # (test_what_a_read_model_could_not_write_is_refused_before_it_is_stored)
+        view = v if self.goals_json is None else {**v, "goals": self.goals_json}
+        view_json = encode_json(view, from_log=True)
         return (
             self.tenant,
             v["agent_id"],
@@ -82,7 +85,7 @@ class _Row:
             _text(v["created_at"]),
             _text(v["updated_at"]),
             self.status_since,
-            encode_json(self.durations).decode(),
+            encode_json(self.durations, from_log=True).decode(),
             self.position,
             view_json.decode(),
         )

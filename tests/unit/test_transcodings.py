@@ -1,4 +1,5 @@
-"""The orjson transcoder decodes exactly what eventsourcing's own JSON transcoder decodes."""
+"""The orjson transcoder writes what eventsourcing's own JSON transcoder writes, decodes what
+it decodes, and refuses what a read model could not write."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from eventsourcing.application import Application
 from eventsourcing.persistence import JSONTranscoder
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from application.json_encoding import UnstorableValue
 from application.transcodings import FastJSONTranscoder, register_domain_transcodings
 from domain.goals import AutoUpdate
 from domain.objectives import GoalDefinition, Kpi, Objective
@@ -73,3 +76,30 @@ def test_what_orjson_refuses_is_decoded_by_the_library() -> None:
     encoded = LIBRARY.encode({"x": float("nan"), "big": 2**70})
     decoded = FAST.decode(encoded)
     assert math.isnan(decoded["x"]) and decoded["big"] == 2**70
+
+
+@given(values)
+def test_encodes_what_the_library_encodes(value: Any) -> None:
+    """What is written comes back as what the library's own encoder would have brought back:
+    UUIDs as UUIDs (orjson would write them as text), tuples as lists, datetimes as datetimes."""
+    assume(b"\\u0000" not in LIBRARY.encode(value))  # NUL is refused: see below
+    assert FAST.decode(FAST.encode(value)) == LIBRARY.decode(LIBRARY.encode(value))
+
+
+def test_an_event_is_written_byte_for_byte_as_the_library_writes_it() -> None:
+    state = {
+        "timestamp": datetime(2026, 11, 21, 12, 0, 0, 123456, tzinfo=UTC),
+        "definition": GoalDefinition("Answer tickets", (Objective("o1", "Résolve ✓", kpi=Kpi("n", 100.0)),)),
+        "config": AutoUpdate(True, 60, None, "http://agent.example/metrics", {"o1": "tickets"}),
+        "ids": [uuid.uuid4(), {"peer": uuid.uuid4()}, (1, 2.5, None)],
+        "progress": {"o1": 12.5},
+    }
+    assert FAST.encode(state) == LIBRARY.encode(state)
+
+
+@pytest.mark.parametrize(
+    "value", [{"text": "a\x00b"}, {"text": "a\ud800"}, {"n": 2**64}, {"k": {1: "non-text key"}}]
+)
+def test_what_a_read_model_could_not_write_is_refused_before_it_is_stored(value: dict[str, Any]) -> None:
+    with pytest.raises(UnstorableValue):
+        FAST.encode(value)
