@@ -16,19 +16,20 @@ from eventsourcing.persistence import OperationalError
 from application.goals import ProgressUpdate
 from infrastructure.settings import Settings
 from interfaces.bootstrap import System, build_system
-from tests.integration import private_postgres
 from tests.integration.support import meta, tracking, two_objectives, wait_until
+from tests.private_servers import PrivatePostgres
 
-pytestmark = pytest.mark.skipif(not private_postgres.available(), reason="no PostgreSQL binaries")
+pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
-def server() -> Iterator[private_postgres.PrivatePostgres]:
-    pg = private_postgres.PrivatePostgres()
+def server() -> Iterator[PrivatePostgres]:
+    pg = PrivatePostgres()
     try:
+        pg.start()
         yield pg
     finally:
-        pg.close()
+        pg.remove()
 
 
 def _caught_up(system: System) -> bool:
@@ -53,12 +54,12 @@ def _progress_once_back(system: System, tenant: str, value: float) -> int:
 
 
 def test_the_runner_retries_through_an_outage_and_catches_up_on_its_own(
-    server: private_postgres.PrivatePostgres, tmp_path: Path, tenant: str
+    server: PrivatePostgres, tmp_path: Path, tenant: str
 ) -> None:
     settings = Settings(  # type: ignore[call-arg]
         APP_ENV="test",
         DATA_DIR=str(tmp_path / "data"),
-        DATABASE_URL=server.database(f"outage_{uuid.uuid4().hex[:8]}"),
+        DATABASE_URL=server.create_database(f"outage_{uuid.uuid4().hex[:8]}"),
         RUN_PROJECTIONS_IN_PROCESS="false",
         PROJECTION_POLL_S="0.05",
         PROJECTION_STALL_S="0.1",  # not advancing soon after it starts retrying
@@ -69,7 +70,7 @@ def test_the_runner_retries_through_an_outage_and_catches_up_on_its_own(
         system.start_projections()
         wait_until(lambda: _caught_up(system), 60, "the first catch-up")
 
-        server.stop()
+        server.stop("fast")  # as a restart makes one: sessions ended, connections dropped
         wait_until(lambda: system.runner.activity().state == "retrying", 60, "the runner to meet the outage")
         assert system.runner.activity().error is not None  # the class of what the drivers raised
         wait_until(
