@@ -61,7 +61,7 @@ def eventsourcing_env(settings: Settings) -> dict[str, str]:
     else:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         env.update(
-            PERSISTENCE_MODULE="eventsourcing.sqlite",
+            PERSISTENCE_MODULE="infrastructure.sqlite_events:EventStoreFactory",
             SQLITE_DBNAME=str(settings.events_path),
             SQLITE_LOCK_TIMEOUT="10",
         )
