@@ -11,6 +11,7 @@ from eventsourcing.domain import Aggregate
 
 from domain.errors import GoalNotActive, InvalidCommand, TransitionRefused
 from domain.ids import goals_id
+from domain.legacy import storable_definition
 from domain.limits import MAX_METRIC, MAX_REASON, MAX_URL, OVERALL, number_problem, text_problem
 from domain.objectives import (
     DEFAULT_MILESTONES,
@@ -62,8 +63,16 @@ class AgentGoals(Aggregate):
         pass
 
     class GoalsSet(Event):
+        """v2: the definition is within the bounds of `domain.limits`; v1 events (stored
+        before those bounds) are read through `storable_definition`."""
+
+        class_version = 2
         definition: GoalDefinition
         goal_version: int
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["definition"] = storable_definition(state["definition"])
 
         def apply(self, aggregate: AgentGoals) -> None:
             aggregate.definition = self.definition
