@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from domain.errors import InvalidCommand
+
 
 class GoalsNotFound(Exception):
     def __init__(self, agent_id: str) -> None:
@@ -38,3 +40,11 @@ class NotCaughtUp(Exception):
         self.projection = projection
         self.wanted = wanted
         self.reached = reached
+
+
+class BatchRefused(InvalidCommand):
+    """Updates of a batch the rules refused; `agent_ids` are the agents they were for."""
+
+    def __init__(self, errors: dict[str, str], agent_ids: set[str]) -> None:
+        super().__init__(errors)
+        self.agent_ids = agent_ids

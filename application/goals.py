@@ -13,7 +13,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording, Transcoder
 
-from application.errors import ConcurrencyConflict, GoalsNotFound, VersionMismatch
+from application.errors import BatchRefused, ConcurrencyConflict, GoalsNotFound, VersionMismatch
 from application.ports import PositionLookup
 from application.preconditions import IfMatch
 from application.results import CommandResult, Written
@@ -94,6 +94,8 @@ class GoalsApp(Application[UUID]):
         idempotency: Idempotency | None = None,
     ) -> CommandResult:
         """Set an agent's first goals, or revise them (the goal version increments)."""
+        if problems := definition.problems():
+            raise InvalidCommand(problems)  # whatever the goal's state: refused before any load
 
         def change(loaded: Loaded) -> list[AgentGoals]:
             goals = loaded[agent_id]
@@ -138,6 +140,7 @@ class GoalsApp(Application[UUID]):
 
         def change(loaded: Loaded) -> list[AgentGoals]:
             errors: dict[str, str] = {}
+            refused: set[str] = set()
             for i, update in enumerate(updates):
                 goals = loaded[update.agent_id]
                 if goals is None:
@@ -147,10 +150,12 @@ class GoalsApp(Application[UUID]):
                     _apply_progress(goals, update, meta, "bulk")
                 except InvalidCommand as e:
                     errors.update({f"updates.{i}.{k}": v for k, v in e.errors.items()})
+                    refused.add(update.agent_id)
                 except DomainError as e:
                     errors[f"updates.{i}"] = str(e)
+                    refused.add(update.agent_id)
             if errors:
-                raise InvalidCommand(errors)
+                raise BatchRefused(errors, refused)
             return [g for g in loaded.values() if g is not None]
 
         return self._execute(tenant, agent_ids, change, meta, None, idempotency)
@@ -343,11 +348,12 @@ class GoalsApp(Application[UUID]):
                 if expected is not None:
                     _check_version(agent_ids[0], first, expected, create)
                 return loaded, change(loaded)
-            except (DomainError, VersionMismatch):
+            except (DomainError, VersionMismatch) as refusal:
                 if decided_on_log:
                     raise
                 decided_on_log = True
-                self._forget(tenant, agent_ids)
+                # Only the copies refused are read again: the rest of a batch stays cached.
+                self._forget(tenant, refusal.agent_ids if isinstance(refusal, BatchRefused) else agent_ids)
 
     def _forget(self, tenant: str, agent_ids: Iterable[str]) -> None:
         """Drop cached aggregates, so that the next load reads them from the log."""

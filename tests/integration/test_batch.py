@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from application.goals import Idempotency, ProgressUpdate
 from domain.errors import InvalidCommand
+from domain.ids import goals_id
 from interfaces.bootstrap import System
 from tests.integration.support import meta, one_objective, two_objectives
 
@@ -130,3 +133,34 @@ def test_batch_is_idempotent(system: System, tenant: str) -> None:
         (w.agent_id, w.version, w.position) for w in first.items
     ]
     assert again.position == first.position
+
+
+def test_a_refused_update_reads_only_its_own_agent_again(system: System, tenant: str) -> None:
+    """A refusal is decided again on the log, but for the refused agents only: one paused
+    agent in a batch does not make every other agent of it be replayed from the log."""
+    _fleet(system, tenant)
+    system.goals.change_status(tenant, "b2", "paused", "", meta())
+    cache = system.goals.repository.cache
+    assert cache is not None
+    cached = {agent: cache.get(goals_id(tenant, agent)) for agent in AGENTS}
+    with pytest.raises(InvalidCommand) as refused:
+        system.goals.record_progress_batch(
+            tenant, [ProgressUpdate(agent, {"speed": 10}) for agent in AGENTS], meta()
+        )
+    assert set(refused.value.errors) == {"updates.1"}
+    assert cache.get(goals_id(tenant, "b1")) is cached["b1"]
+    assert cache.get(goals_id(tenant, "b3")) is cached["b3"]
+    assert cache.get(goals_id(tenant, "b2")) is not cached["b2"]  # read again from the log
+    _untouched_but_b2 = [system.goals.goals_at(tenant, a).update_count for a in ("b1", "b3")]
+    assert _untouched_but_b2 == [0, 0]
+
+
+def test_goals_the_rules_refuse_whatever_the_state_are_refused_without_a_load(system: System, tenant: str) -> None:
+    _fleet(system, tenant)
+    cache = system.goals.repository.cache
+    assert cache is not None
+    before = cache.get(goals_id(tenant, "b1"))
+    bad = replace(two_objectives(), purpose_statement="")
+    with pytest.raises(InvalidCommand):
+        system.goals.set_goals(tenant, "b1", bad, meta())
+    assert cache.get(goals_id(tenant, "b1")) is before
