@@ -162,8 +162,10 @@ class AgentGoals(Aggregate):
         """The copy the aggregate cache hands to a command: its containers are copied, and
         everything in them is immutable (numbers, text, instants, frozen definitions) or a
         milestone record, copied too. Much cheaper than a generic deep copy, on every load.
-        Invariant: no other attribute is mutable; a new mutable one must be copied here
-        (test_the_copy_shares_no_mutable_container_with_the_original breaks otherwise)."""
+        Invariants: no other attribute is mutable, and nothing changes a definition's free-form
+        kpis (dicts inside the frozen definition, shared by the copies); a new mutable
+        attribute must be copied here (test_the_copy_shares_no_mutable_container_with_the_original
+        breaks otherwise)."""
         twin = object.__new__(type(self))
         twin.__dict__.update(self.__dict__)
         twin._pending_events = list(self._pending_events)

@@ -23,6 +23,8 @@ from interfaces.http.middleware import (
 from interfaces.http.openapi import install_openapi
 from interfaces.http.routes import admin, analytics, goals, oauth, operations
 
+# Every router of the API; their routes parse JSON bodies strictly (StrictJSONRoute).
+ROUTERS = (goals.router, analytics.router, oauth.router, admin.router, operations.router)
 DESCRIPTION = """Goals for A2A agents, event-sourced: every goal, progress update, milestone
 and status change is an immutable event. Commands answer with the aggregate `version`
 and the log `position`; pass `?min_position=` to a query to read your own write.
@@ -61,7 +63,7 @@ def create_app(system: System | None = None, settings: Settings | None = None) -
     # Counters of security events, read-model positions and failures, for Prometheus.
     app.mount("/metrics", make_asgi_app())
     problems.install(app)
-    for router in (goals.router, analytics.router, oauth.router, admin.router, operations.router):
+    for router in ROUTERS:
         app.include_router(router)
     install_openapi(app)
     config = system.settings if system else settings or Settings()

@@ -1,4 +1,5 @@
-"""An unhandled error is one 500 problem and one logged traceback, with its request id."""
+"""The app's edges: an unhandled error is one 500 problem and one logged traceback with its
+request id; every route parses JSON strictly."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import httpx
 import pytest
 
 from infrastructure.settings import Settings
-from interfaces.http.app import create_app
+from interfaces.http.app import ROUTERS, create_app
+from interfaces.http.json_body import StrictJSONRoute
 
 
 def test_an_unhandled_error_is_a_500_problem_logged_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -35,3 +37,10 @@ def test_an_unhandled_error_is_a_500_problem_logged_once(tmp_path: Path, caplog:
     tracebacks = [r for r in caplog.records if r.exc_info is not None]
     assert len(tracebacks) == 1
     assert "req-12345678" in tracebacks[0].getMessage()
+
+
+def test_every_route_parses_its_body_as_strict_json() -> None:
+    """A router added without StrictJSONRoute would take NaN, lone surrogates and any depth."""
+    for router in ROUTERS:
+        for route in router.routes:
+            assert isinstance(route, StrictJSONRoute), (router.prefix, getattr(route, "path", route))

@@ -16,8 +16,9 @@ from infrastructure.client_secrets import looks_like_client_id
 from interfaces.bootstrap import System
 from interfaces.http.auth import Authenticator, RateLimited
 from interfaces.http.deps import SystemDep
+from interfaces.http.json_body import StrictJSONRoute
 
-router = APIRouter(tags=["oauth"])
+router = APIRouter(tags=["oauth"], route_class=StrictJSONRoute)
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
