@@ -46,6 +46,7 @@ __all__ = [
     "RateLimiterUnavailable",
     "RedisRateLimiter",
     "bounded_key",
+    "wait_for_room",
 ]
 
 _US_PER_S = 1_000_000
@@ -150,6 +151,13 @@ def bounded_key(key: str) -> str:
         return key
     digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
     return f"{key[:_KEPT_START]}#{digest}"
+
+
+def wait_for_room(rate: Rate, decision: Decision) -> float:
+    """Seconds from `decision` (of a key at `rate`) until one more request of the key would be
+    allowed: 0 while the key has room, else when its TAT has come within the burst tolerance."""
+    _, tolerance_us = _gcra_params(rate)
+    return max(0, round(decision.reset_s * _US_PER_S) - tolerance_us) / _US_PER_S
 
 
 def _gcra_params(rate: Rate) -> tuple[int, int]:
