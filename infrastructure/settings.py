@@ -85,9 +85,10 @@ class Settings(BaseSettings):
     rate_limit_writes: str = Field("120/minute", alias="RATE_LIMIT_WRITES")
     rate_limit_token: str = Field("30/minute", alias="RATE_LIMIT_TOKEN")
     rate_limit_search: str = Field("300/minute", alias="RATE_LIMIT_SEARCH")
-    # Per caller address: bearer tokens a server process has not verified yet (a token's first
-    # use there, and every bad token), counted before any verification work.
-    rate_limit_new_tokens: str = Field("600/minute", alias="RATE_LIMIT_NEW_TOKENS")
+    # Per caller address: bearer tokens that failed their signature check. Past it, the
+    # address's tokens not verified yet are refused unchecked; garbage that needs no check
+    # and valid tokens are not counted.
+    rate_limit_bad_tokens: str = Field("600/minute", alias="RATE_LIMIT_BAD_TOKENS")
     rate_limit_fail_open: bool = Field(True, alias="RATE_LIMIT_FAIL_OPEN")
 
     # Peers whose X-Forwarded-For names the caller (the reverse proxy in front of the API);
@@ -100,7 +101,7 @@ class Settings(BaseSettings):
     cors_allow_credentials: bool = Field(False, alias="CORS_ALLOW_CREDENTIALS")
 
     @field_validator(
-        "rate_limit_reads", "rate_limit_writes", "rate_limit_token", "rate_limit_search", "rate_limit_new_tokens"
+        "rate_limit_reads", "rate_limit_writes", "rate_limit_token", "rate_limit_search", "rate_limit_bad_tokens"
     )
     @classmethod
     def _rate(cls, value: str) -> str:

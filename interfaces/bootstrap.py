@@ -300,7 +300,7 @@ def _limits(settings: Settings) -> RateLimits:
         search=Rate.parse(settings.rate_limit_search),
         # Token requests from one address across all client ids, so spraying ids buys nothing.
         token_address=Rate(token.limit * 4, token.period_s),
-        new_tokens=Rate.parse(settings.rate_limit_new_tokens),
+        bad_tokens=Rate.parse(settings.rate_limit_bad_tokens),
     )
 
 
