@@ -90,6 +90,10 @@ class Settings(BaseSettings):
     # and valid tokens are not counted.
     rate_limit_bad_tokens: str = Field("600/minute", alias="RATE_LIMIT_BAD_TOKENS")
     rate_limit_fail_open: bool = Field(True, alias="RATE_LIMIT_FAIL_OPEN")
+    # Failing fast while Redis is away: how many failures in a row to reach it mark it down
+    # (requests are then let through or refused at once), and how often it is probed then.
+    redis_breaker_failures: int = Field(3, alias="REDIS_BREAKER_FAILURES", ge=1, le=1000)
+    redis_probe_interval_s: float = Field(0.5, alias="REDIS_PROBE_INTERVAL_S", gt=0, le=60)
 
     # Peers whose X-Forwarded-For names the caller (the reverse proxy in front of the API);
     # from anyone else the header is ignored. Empty: the peer itself is the caller.
