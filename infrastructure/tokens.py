@@ -70,11 +70,14 @@ _TIME_CLAIMS = ("exp", "nbf", "iat")
 
 
 class InvalidToken(Exception):
-    """A token was refused; ``reason`` is short machine-friendly text (see the module docstring)."""
+    """A token was refused; ``reason`` is short machine-friendly text (see the module docstring).
+    ``checked`` is False when the token was refused before any signature check (by
+    :meth:`TokenVerifier.screen`): what cost nothing to refuse."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, checked: bool = True) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.checked = checked
 
 
 @dataclass(frozen=True)
@@ -214,19 +217,27 @@ class TokenVerifier:
         }
 
     def screen(self, token: str) -> None:
-        """Raise :class:`InvalidToken` for what cannot be a token of this verifier, without
-        checking a signature: not a compact JWS, an algorithm not allowed, a kid with no key (a
-        remote JWKS is asked as `verify` would ask it), a key that does not fit the algorithm, a
-        signature of a length the algorithm never makes. Costs microseconds; what passes still
-        needs `verify`."""
-        if not isinstance(token, str) or len(token) > _MAX_TOKEN_CHARS or not _COMPACT_JWS.fullmatch(token):
-            raise InvalidToken("malformed")
-        header = _peek_header(token)
-        alg = self._allowed_algorithm(header)
-        self._key_for(header, alg)
-        size = _EC_SIGNATURE_BYTES.get(alg)
-        if size is not None and len(token) - token.rindex(".") - 1 != _b64url_chars(size):
-            raise InvalidToken("bad_signature")
+        """Raise :class:`InvalidToken` (``checked=False``) for what cannot be a token of this
+        verifier, without checking a signature: not a compact JWS, an algorithm not allowed, a
+        kid with no key (a remote JWKS is asked as `verify` would ask it), a key that does not
+        fit the algorithm, a signature of a length the algorithm never makes. Costs
+        microseconds; `verify` starts with it."""
+        try:
+            if (
+                not isinstance(token, str)
+                or len(token) > _MAX_TOKEN_CHARS
+                or not _COMPACT_JWS.fullmatch(token)
+            ):
+                raise InvalidToken("malformed")
+            header = _peek_header(token)
+            alg = self._allowed_algorithm(header)
+            self._key_for(header, alg)
+            size = _EC_SIGNATURE_BYTES.get(alg)
+            if size is not None and len(token) - token.rindex(".") - 1 != _b64url_chars(size):
+                raise InvalidToken("bad_signature")
+        except InvalidToken as refused:
+            refused.checked = False
+            raise
 
     def verify(self, token: str) -> Claims:
         """Return the token's claims, or raise :class:`InvalidToken`."""

@@ -149,33 +149,25 @@ class Authenticator:
         return cached if cached is not None and cached.expires_at > now else None
 
     def _first_use(self, token: str, address: str) -> Claims:
-        """Verify a token this process has not verified yet. What cannot be a token (see
-        `TokenVerifier.screen`) is refused at once and is not counted. A signature check
-        that fails counts against the caller's `address`; once the address has spent that
-        budget, a token it presents for the first time is refused unchecked (RateLimited)
-        until the budget has room again, a valid one too: it cannot be told from a forgery
-        without the check the budget is there to spare. So a shared address is held back
-        only while someone behind it sends tokens that look like ours and are not, faster
-        than the budget; its tokens verified before go on working."""
-        self._screen(token)
+        """Verify a token this process has not verified yet. A token that fails its signature
+        check (or its claims, after it) counts against the caller's `address`; what the
+        verifier refuses before any check (`TokenVerifier.screen`: garbage) costs nothing and
+        is not counted. Once the address has spent that budget, whatever it presents for the
+        first time is refused unchecked (RateLimited) until the budget has room again, a
+        valid token too: it cannot be told from a forgery without the check the budget is
+        there to spare. So a shared address is held back only while someone behind it sends
+        tokens that look like ours and are not, faster than the budget; its tokens verified
+        before go on working."""
         key = f"bad-tokens:{address}"
         refusal = self.bad_tokens.spent(key)
         if refusal is not None:
             raise RateLimited(refusal, "bad_tokens")
         try:
             return self._verify(token)
-        except InvalidToken:
-            self.bad_tokens.failed(key)
+        except InvalidToken as refused:
+            if refused.checked:
+                self.bad_tokens.failed(key)
             raise
-
-    def _screen(self, token: str) -> None:
-        """Refuse what neither our verifier nor the external issuer's could accept, unchecked."""
-        try:
-            self.verifier.screen(token)
-        except InvalidToken as ours:
-            if self.external is None or ours.reason != "unknown_key":
-                raise
-            self.external.screen(token)
 
     def _verify(self, token: str) -> Claims:
         """Our own tokens first; then, when configured, the external issuer's."""
@@ -187,7 +179,11 @@ class Authenticator:
         except InvalidToken as ours:
             if self.external is None or ours.reason not in {"unknown_key", "wrong_issuer"}:
                 raise
-            claims = self.external.verify(token)
+            try:
+                claims = self.external.verify(token)
+            except InvalidToken as theirs:
+                theirs.checked = theirs.checked or ours.checked  # either check counts
+                raise
         if not TENANT.match(claims.tenant):
             raise InvalidToken("invalid_claim:tenant")
         # An external subject must never pass for one of our clients in the audit trail.

@@ -174,6 +174,8 @@ def test_an_address_past_its_budget_of_failed_checks_has_new_tokens_refused_unve
     # ...a valid token too: it cannot be told from a forgery without the check the budget spares
     with pytest.raises(RateLimited):
         auth.claims(valid_new, ADDRESS)
+    with pytest.raises(RateLimited):
+        auth.claims("garbage", ADDRESS)  # and garbage, unscreened: refused as cheaply either way
     assert verifier.checks == checks + BUDGET.limit
     # what the address had verified before goes on working, and other addresses are not held back
     assert auth.claims(verified_before, ADDRESS).tenant == tenant

@@ -1,5 +1,6 @@
 """The verifier's screen: what cannot be one of our tokens is refused before any signature
-check, with the reason a full verification gives; what has the shape of one passes it."""
+check, with the reason a full verification gives and marked as refused unchecked; what has
+the shape of one passes it, and only its signature tells."""
 
 from __future__ import annotations
 
@@ -90,6 +91,7 @@ def test_garbage_is_refused_by_the_screen_with_the_reason_verify_gives_and_no_si
     with pytest.raises(InvalidToken) as verified:
         counted.verify(token)
     assert screened.value.reason == verified.value.reason == reason
+    assert not screened.value.checked and not verified.value.checked  # it cost nothing
     assert counted.checks == 0
 
 
@@ -104,5 +106,5 @@ def test_what_has_the_shape_of_our_token_passes_the_screen_and_only_its_signatur
     assert counted.verify(real).tenant == "acme"
     with pytest.raises(InvalidToken) as refused:
         counted.verify(forged)
-    assert refused.value.reason == "bad_signature"
+    assert refused.value.reason == "bad_signature" and refused.value.checked
     assert counted.checks == 2
