@@ -8,7 +8,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-from infrastructure.ratelimit import Decision, Rate, RateLimiter, wait_for_room
+from infrastructure.ratelimit import Decision, Rate, RateLimiter, bounded_key, wait_for_room
 
 __all__ = ["FailureBudget"]
 
@@ -17,8 +17,8 @@ class FailureBudget:
     """Failures per key at most at `rate`, counted in `limiter` (shared by the replicas when it
     is Redis's). The keys whose budget is spent are remembered in this process until a failure
     would be counted again, so asking costs a dictionary lookup, and only a failure costs a
-    limiter call. At most `max_keys` are remembered, the oldest forgotten first: a forgotten key
-    costs one failure more before it is remembered again."""
+    limiter call. At most `max_keys` are remembered, each under a bounded name, the oldest
+    forgotten first: a forgotten key costs one failure more before it is remembered again."""
 
     def __init__(
         self,
@@ -41,6 +41,7 @@ class FailureBudget:
         """The refusal while `key` has spent its budget (its Retry-After is when it has room
         again), None while it has room."""
         now = self._clock()
+        key = bounded_key(key)
         with self._lock:
             held = self._spent.get(key)
             if held is None:
@@ -65,6 +66,7 @@ class FailureBudget:
         if wait <= 0:
             return
         now = self._clock()
+        key = bounded_key(key)
         with self._lock:
             self._spent[key] = (now + wait, now + decision.reset_s)
             self._spent.move_to_end(key)
