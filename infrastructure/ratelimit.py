@@ -20,7 +20,7 @@ effective period can exceed the nominal one by less than ``limit`` microseconds,
 
 Two implementations share these exact semantics: :class:`InProcessRateLimiter` (embedded default,
 one process) and :class:`RedisRateLimiter` (shared, atomic through one Lua script using the Redis
-server's clock).
+server's clock, behind a circuit breaker while Redis is away).
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ from typing import Protocol
 import redis
 import redis.exceptions
 
+from infrastructure.breaker import CircuitBreaker, CircuitOpen
+
 __all__ = [
     "Decision",
     "InProcessRateLimiter",
@@ -46,6 +48,7 @@ __all__ = [
     "RateLimiterUnavailable",
     "RedisRateLimiter",
     "bounded_key",
+    "wait_for_room",
 ]
 
 _US_PER_S = 1_000_000
@@ -138,9 +141,16 @@ class RateLimiter(Protocol):
 
     def hit(self, key: str, rate: Rate) -> Decision: ...
 
+    def close(self) -> None:
+        """Let go of what the limiter holds (connections, a probing thread)."""
+
 
 class RateLimiterUnavailable(RuntimeError):
     """The shared rate-limit store cannot be reached and the limiter is configured to fail closed."""
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 def bounded_key(key: str) -> str:
@@ -150,6 +160,13 @@ def bounded_key(key: str) -> str:
         return key
     digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
     return f"{key[:_KEPT_START]}#{digest}"
+
+
+def wait_for_room(rate: Rate, decision: Decision) -> float:
+    """Seconds from `decision` (of a key at `rate`) until one more request of the key would be
+    allowed: 0 while the key has room, else when its TAT has come within the burst tolerance."""
+    _, tolerance_us = _gcra_params(rate)
+    return max(0, round(decision.reset_s * _US_PER_S) - tolerance_us) / _US_PER_S
 
 
 def _gcra_params(rate: Rate) -> tuple[int, int]:
@@ -233,6 +250,9 @@ class InProcessRateLimiter:
                     break
         return _decision(rate, allowed, remaining, reset_us, retry_us)
 
+    def close(self) -> None:
+        """Nothing to let go of: the keys are in this process's memory."""
+
 
 # KEYS[1]: the key. ARGV[1]: emission interval (µs). ARGV[2]: burst tolerance (µs).
 # Returns {allowed (0|1), remaining, reset (µs), retry after (µs)}: integers only, since a Lua
@@ -259,15 +279,25 @@ return {1, remaining, new_tat - now, 0}
 """
 
 
+# Errors that say Redis is unreachable (refused, reset, timed out, loading): they open the
+# breaker. Any other RedisError is about one call, and fails that call only.
+_UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+# The Retry-After of a refusal while no breaker says when Redis will be asked again.
+_RETRY_AFTER_S = 1.0
+
+
 class RedisRateLimiter:
     """GCRA limiter shared through Redis: one atomic Lua script per hit, on the server's clock.
 
     Each key (``prefix + key``) holds its TAT in microseconds of Redis server time, written only
     when a request is allowed, with an expiry at the instant the bucket is full again. When Redis
-    cannot be reached (any ``RedisError`` or ``OSError`` at call time) the limiter either lets the
-    request through (``fail_open=True``, calling ``on_unavailable(error)`` so the caller can log or
-    count it) or raises :class:`RateLimiterUnavailable`. Give ``client`` short socket timeouts and
-    few retries: redis-py's default retry policy backs off for seconds on a refused connection.
+    cannot decide a hit (any ``RedisError`` or ``OSError``, or the ``breaker`` open) the limiter
+    calls ``on_unavailable(error)`` so the caller can log or count it, and either lets the
+    request through (``fail_open=True``) or raises :class:`RateLimiterUnavailable`. Give
+    ``client`` short socket timeouts and no retries: redis-py's default retry policy backs off
+    for seconds on a refused connection. With a ``breaker``, errors that say Redis is
+    unreachable open it; while it is open no hit waits on Redis (each is decided at once, as
+    above) and the breaker's probe finds Redis back.
     """
 
     blocking = True
@@ -279,24 +309,45 @@ class RedisRateLimiter:
         prefix: str = "a2a:rl:",
         fail_open: bool = True,
         on_unavailable: Callable[[Exception], None] | None = None,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         self._client = client
         self._prefix = prefix
         self._fail_open = fail_open
         self._on_unavailable = on_unavailable
+        self._breaker = breaker
         self._script = client.register_script(_GCRA_LUA)
 
     def hit(self, key: str, rate: Rate) -> Decision:
         interval_us, tolerance_us = _gcra_params(rate)
+        breaker = self._breaker
         try:
+            if breaker is not None:
+                breaker.admit()
             reply = self._script(keys=[self._prefix + bounded_key(key)], args=[interval_us, tolerance_us])
-        except (redis.exceptions.RedisError, OSError) as error:
-            if not self._fail_open:
-                raise RateLimiterUnavailable(f"rate limiter store unavailable: {error}") from error
-            if self._on_unavailable is not None:
-                self._on_unavailable(error)
-            return Decision(
-                allowed=True, limit=rate.limit, remaining=rate.limit, reset_s=0.0, retry_after_s=0.0
-            )
+        except CircuitOpen as refused:
+            return self._undecided(rate, refused, refused.retry_after_s)
+        except _UNREACHABLE as error:
+            if breaker is not None:
+                breaker.failed()
+            return self._undecided(rate, error, _RETRY_AFTER_S)
+        except redis.exceptions.RedisError as error:
+            return self._undecided(rate, error, _RETRY_AFTER_S)
+        if breaker is not None:
+            breaker.succeeded()
         allowed, remaining, reset_us, retry_us = (int(v) for v in reply)
         return _decision(rate, bool(allowed), remaining, reset_us, retry_us)
+
+    def close(self) -> None:
+        """Stop the breaker's probing and close the connections."""
+        if self._breaker is not None:
+            self._breaker.close()
+        self._client.close()
+
+    def _undecided(self, rate: Rate, error: Exception, retry_after_s: float) -> Decision:
+        """A hit Redis could not decide: let through, or refused (RateLimiterUnavailable)."""
+        if self._on_unavailable is not None:
+            self._on_unavailable(error)
+        if not self._fail_open:
+            raise RateLimiterUnavailable(f"rate limiter store unavailable: {error}", retry_after_s) from error
+        return Decision(allowed=True, limit=rate.limit, remaining=rate.limit, reset_s=0.0, retry_after_s=0.0)

@@ -39,9 +39,10 @@ DENIALS = frozenset({"token_denied", "auth_denied", "scope_denied", "rate_limite
 # every this many seconds per client, tenant and route class, or, for what names no client,
 # per caller address; the next row tells how many it stands for, and the counter counts every
 # one. A flood neither buries a tenant's other denials nor costs a write per refused request.
+# So is an outage of the rate limiter's store, which every request meets: a line a window.
 REPEAT_WINDOW_S = 10.0
 REPEATS_TRACKED = 10_000
-FLOODABLE = frozenset({"rate_limited", "auth_denied", "client_disabled"})
+FLOODABLE = frozenset({"rate_limited", "auth_denied", "client_disabled", "rate_limiter_unavailable"})
 # How long a listing of denials waits for those this process has recorded to be written.
 FLUSH_BEFORE_LISTING_S = 1.0
 

@@ -85,10 +85,15 @@ class Settings(BaseSettings):
     rate_limit_writes: str = Field("120/minute", alias="RATE_LIMIT_WRITES")
     rate_limit_token: str = Field("30/minute", alias="RATE_LIMIT_TOKEN")
     rate_limit_search: str = Field("300/minute", alias="RATE_LIMIT_SEARCH")
-    # Per caller address: bearer tokens a server process has not verified yet (a token's first
-    # use there, and every bad token), counted before any verification work.
-    rate_limit_new_tokens: str = Field("600/minute", alias="RATE_LIMIT_NEW_TOKENS")
+    # Per caller address: bearer tokens that failed their signature check. Past it, the
+    # address's tokens not verified yet are refused unchecked; garbage that needs no check
+    # and valid tokens are not counted.
+    rate_limit_bad_tokens: str = Field("600/minute", alias="RATE_LIMIT_BAD_TOKENS")
     rate_limit_fail_open: bool = Field(True, alias="RATE_LIMIT_FAIL_OPEN")
+    # Failing fast while Redis is away: how many failures in a row to reach it mark it down
+    # (requests are then let through or refused at once), and how often it is probed then.
+    redis_breaker_failures: int = Field(3, alias="REDIS_BREAKER_FAILURES", ge=1, le=1000)
+    redis_probe_interval_s: float = Field(0.5, alias="REDIS_PROBE_INTERVAL_S", gt=0, le=60)
 
     # Peers whose X-Forwarded-For names the caller (the reverse proxy in front of the API);
     # from anyone else the header is ignored. Empty: the peer itself is the caller.
@@ -100,7 +105,7 @@ class Settings(BaseSettings):
     cors_allow_credentials: bool = Field(False, alias="CORS_ALLOW_CREDENTIALS")
 
     @field_validator(
-        "rate_limit_reads", "rate_limit_writes", "rate_limit_token", "rate_limit_search", "rate_limit_new_tokens"
+        "rate_limit_reads", "rate_limit_writes", "rate_limit_token", "rate_limit_search", "rate_limit_bad_tokens"
     )
     @classmethod
     def _rate(cls, value: str) -> str:

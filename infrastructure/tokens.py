@@ -62,17 +62,22 @@ _VERIFIABLE_ALGORITHMS: dict[str, tuple[str, str | None]] = {
     "PS384": ("RSA", None),
     "PS512": ("RSA", None),
 }
+# ECDSA signatures in a JWS are r || s, each the curve's size (RFC 7518 section 3.4).
+_EC_SIGNATURE_BYTES = {"ES256": 64, "ES384": 96, "ES512": 132}
 _REQUIRED_CLAIMS = ("iss", "aud", "sub", "tenant", "jti", "exp", "nbf", "iat")
 _STRING_CLAIMS = ("iss", "sub", "tenant", "jti")
 _TIME_CLAIMS = ("exp", "nbf", "iat")
 
 
 class InvalidToken(Exception):
-    """A token was refused; ``reason`` is short machine-friendly text (see the module docstring)."""
+    """A token was refused; ``reason`` is short machine-friendly text (see the module docstring).
+    ``checked`` is False when the token was refused before any signature check (by
+    :meth:`TokenVerifier.screen`): what cost nothing to refuse."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, checked: bool = True) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.checked = checked
 
 
 @dataclass(frozen=True)
@@ -154,6 +159,11 @@ def _peek_header(token: str) -> dict[str, Any]:
     return header
 
 
+def _b64url_chars(size: int) -> int:
+    """Characters of `size` bytes in unpadded base64url."""
+    return -(-size * 4 // 3)
+
+
 def _key_fits(key: Any, alg: str) -> bool:
     """Whether this key may verify a signature made with ``alg``."""
     kty, crv = _VERIFIABLE_ALGORITHMS[alg]
@@ -206,14 +216,32 @@ class TokenVerifier:
             "aud": {"essential": True, "value": audience},
         }
 
+    def screen(self, token: str) -> None:
+        """Raise :class:`InvalidToken` (``checked=False``) for what cannot be a token of this
+        verifier, without checking a signature: not a compact JWS, an algorithm not allowed, a
+        kid with no key (a remote JWKS is asked as `verify` would ask it), a key that does not
+        fit the algorithm, a signature of a length the algorithm never makes. Costs
+        microseconds; `verify` starts with it."""
+        try:
+            if (
+                not isinstance(token, str)
+                or len(token) > _MAX_TOKEN_CHARS
+                or not _COMPACT_JWS.fullmatch(token)
+            ):
+                raise InvalidToken("malformed")
+            header = _peek_header(token)
+            alg = self._allowed_algorithm(header)
+            self._key_for(header, alg)
+            size = _EC_SIGNATURE_BYTES.get(alg)
+            if size is not None and len(token) - token.rindex(".") - 1 != _b64url_chars(size):
+                raise InvalidToken("bad_signature")
+        except InvalidToken as refused:
+            refused.checked = False
+            raise
+
     def verify(self, token: str) -> Claims:
         """Return the token's claims, or raise :class:`InvalidToken`."""
-        if not isinstance(token, str) or len(token) > _MAX_TOKEN_CHARS or not _COMPACT_JWS.fullmatch(token):
-            raise InvalidToken("malformed")
-        header = _peek_header(token)
-        alg = header.get("alg")
-        if not isinstance(alg, str) or alg not in self._algorithms:
-            raise InvalidToken("algorithm_not_allowed")
+        self.screen(token)
         try:
             claims = self._jwt.decode(
                 token, self._load_key, claims_cls=JWTClaims, claims_options=self._claims_options
@@ -228,9 +256,16 @@ class TokenVerifier:
 
     def _load_key(self, header: Mapping[str, Any], payload: Any) -> Any:
         """authlib's key loader: called with the header it is about to verify against."""
+        return self._key_for(header, self._allowed_algorithm(header))
+
+    def _allowed_algorithm(self, header: Mapping[str, Any]) -> str:
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in self._algorithms:
             raise InvalidToken("algorithm_not_allowed")
+        return alg
+
+    def _key_for(self, header: Mapping[str, Any], alg: str) -> Any:
+        """The key the header's kid names, fit for `alg`."""
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
             raise InvalidToken("unknown_key")

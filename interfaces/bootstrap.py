@@ -51,6 +51,8 @@ Warmth = Literal["on demand", "warming", "warm", "failed"]
 # How long closing waits for the analytics warm-up to finish the tenant it is on.
 WARM_UP_STOP_S = 5.0
 PEM_BLOCK = re.compile(r"-----BEGIN [A-Z ]+-----.+?-----END [A-Z ]+-----", re.S)
+# The longest a rate-limit call waits for Redis to connect or to answer.
+REDIS_TIMEOUT_S = 0.5
 
 
 @dataclass
@@ -118,6 +120,7 @@ class System:
         if self.listener is not None:
             self.listener.stop()
         self.security.close()  # the denials recorded so far, before the store goes
+        self.auth.limiter.close()
         if self.database is not None:
             self.database.close()
         self.store.close()
@@ -282,12 +285,24 @@ def _limiter(settings: Settings, security: SecurityLog) -> RateLimiter:
         return InProcessRateLimiter()
     # Short timeouts and no retries: a limiter must answer fast, even when Redis is away.
     client = redis.Redis.from_url(
-        settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0)
+        settings.redis_url,
+        socket_timeout=REDIS_TIMEOUT_S,
+        socket_connect_timeout=REDIS_TIMEOUT_S,
+        retry=Retry(NoBackoff(), 0),
+    )
+    # While Redis is known to be down no request waits for those timeouts: each is let
+    # through or refused at once, and a probe finds Redis back.
+    breaker = CircuitBreaker(
+        "redis",
+        client.ping,
+        failures_to_open=settings.redis_breaker_failures,
+        probe_every_s=settings.redis_probe_interval_s,
     )
     return RedisRateLimiter(
         client,
         fail_open=settings.rate_limit_fail_open,
         on_unavailable=lambda error: security.record("rate_limiter_unavailable", error=type(error).__name__),
+        breaker=breaker,
     )
 
 
@@ -300,7 +315,7 @@ def _limits(settings: Settings) -> RateLimits:
         search=Rate.parse(settings.rate_limit_search),
         # Token requests from one address across all client ids, so spraying ids buys nothing.
         token_address=Rate(token.limit * 4, token.period_s),
-        new_tokens=Rate.parse(settings.rate_limit_new_tokens),
+        bad_tokens=Rate.parse(settings.rate_limit_bad_tokens),
     )
 
 

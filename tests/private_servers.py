@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -123,6 +124,18 @@ class PrivateRedis:
     def stop(self) -> None:
         """Kill the server (SIGKILL): its connections drop at once, and what it held is gone."""
         if self._proc is not None:
+            self.resume()  # a stopped process dies only once it runs again
             self._proc.kill()
             self._proc.wait(10)
             self._proc = None
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP), as a host that hangs: connections open and stay open,
+        and nothing is answered, so every call waits for its client's timeout."""
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Let a frozen server run again (SIGCONT), with what it held."""
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGCONT)

@@ -16,6 +16,7 @@ from fastapi.security import OAuth2, SecurityScopes
 
 from domain.clients import SCOPES, ClientDisabled
 from domain.ids import TENANT
+from infrastructure.failure_budget import FailureBudget
 from infrastructure.ratelimit import Decision, Rate, RateLimiter
 from infrastructure.security_log import SecurityLog
 from infrastructure.tokens import Claims, InvalidToken, TokenVerifier
@@ -69,7 +70,7 @@ class RateLimits:
     token: Rate
     search: Rate
     token_address: Rate
-    new_tokens: Rate  # per caller address: tokens this process has not verified yet
+    bad_tokens: Rate  # per caller address: signature checks its tokens failed
 
     def for_class(self, route_class: str) -> Rate:
         rate: Rate = getattr(self, route_class)
@@ -79,9 +80,10 @@ class RateLimits:
 class Authenticator:
     """Verifies tokens (a bounded cache makes repeated tokens cheap) and refuses tokens of
     disabled clients: the disabled set is re-read from the read model at most every
-    `refresh_s`, so a disable reaches every replica within that time. A token not verified
-    yet counts against its caller's address first, so bad tokens cost no verification once
-    an address has sent too many."""
+    `refresh_s`, so a disable reaches every replica within that time. What cannot be a token
+    is refused before any signature check; a signature check that fails counts against the
+    caller's address (`bad_tokens`), so bad tokens cost no check once an address has failed
+    too many, and valid tokens and garbage cost its address nothing."""
 
     def __init__(
         self,
@@ -100,6 +102,7 @@ class Authenticator:
         self.limiter = limiter
         self.limits = limits
         self.security = security
+        self.bad_tokens = FailureBudget(limiter, limits.bad_tokens)
         self._clients = clients
         self._refresh_s = refresh_s
         self._disabled: set[str] = set()
@@ -122,15 +125,13 @@ class Authenticator:
         return cached
 
     def claims(self, token: str, address: str) -> Claims:
-        """The claims of `token`, refused if its client is disabled. A token this process
-        has not verified yet first counts against the caller's `address` (`new_tokens`):
-        raises RateLimited before any verification work when the address has sent too many.
-        May wait on I/O (the limiter, the disabled set): not for the event loop."""
+        """The claims of `token`, refused if its client is disabled; a token this process has
+        not verified yet is verified first (see `_first_use`). May wait on I/O (the limiter,
+        the disabled set): not for the event loop."""
         now = time.time()
         cached = self._cached(token, now)
         if cached is None:
-            self.check_rate(f"new-token:{address}", "new_tokens")
-            cached = self._verify(token)
+            cached = self._first_use(token, address)
             with self._lock:
                 self._cache[token] = cached
                 if len(self._cache) > self._cache_size:
@@ -147,6 +148,27 @@ class Authenticator:
                 self._cache.move_to_end(token)
         return cached if cached is not None and cached.expires_at > now else None
 
+    def _first_use(self, token: str, address: str) -> Claims:
+        """Verify a token this process has not verified yet. A token that fails its signature
+        check (or its claims, after it) counts against the caller's `address`; what the
+        verifier refuses before any check (`TokenVerifier.screen`: garbage) costs nothing and
+        is not counted. Once the address has spent that budget, whatever it presents for the
+        first time is refused unchecked (RateLimited) until the budget has room again, a
+        valid token too: it cannot be told from a forgery without the check the budget is
+        there to spare. So a shared address is held back only while someone behind it sends
+        tokens that look like ours and are not, faster than the budget; its tokens verified
+        before go on working."""
+        key = f"bad-tokens:{address}"
+        refusal = self.bad_tokens.spent(key)
+        if refusal is not None:
+            raise RateLimited(refusal, "bad_tokens")
+        try:
+            return self._verify(token)
+        except InvalidToken as refused:
+            if refused.checked:
+                self.bad_tokens.failed(key)
+            raise
+
     def _verify(self, token: str) -> Claims:
         """Our own tokens first; then, when configured, the external issuer's."""
         try:
@@ -157,7 +179,11 @@ class Authenticator:
         except InvalidToken as ours:
             if self.external is None or ours.reason not in {"unknown_key", "wrong_issuer"}:
                 raise
-            claims = self.external.verify(token)
+            try:
+                claims = self.external.verify(token)
+            except InvalidToken as theirs:
+                theirs.checked = theirs.checked or ours.checked  # either check counts
+                raise
         if not TENANT.match(claims.tenant):
             raise InvalidToken("invalid_claim:tenant")
         # An external subject must never pass for one of our clients in the audit trail.
@@ -211,8 +237,8 @@ async def authenticated(
     """The caller of this request, with the scopes the route declared checked.
 
     On the event loop: a cached token and an in-process limiter cost microseconds, which is
-    less than a hop to the thread pool. What may wait on I/O (a first verification, counted
-    against the caller's address before it starts; the disabled-client refresh; a Redis
+    less than a hop to the thread pool. What may wait on I/O (a first verification, and a
+    failed one counted against the caller's address; the disabled-client refresh; a Redis
     limiter) runs in the thread pool. Denials are handed to the security log, which never
     waits on the store; a flood of them is a row per client or address every few seconds."""
     auth: Authenticator = request.app.state.system.auth

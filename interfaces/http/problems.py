@@ -36,7 +36,6 @@ UNAVAILABLE = (
     psycopg_pool.PoolTimeout,
     sqlite3.OperationalError,
     StoreOperationalError,
-    RateLimiterUnavailable,
 )
 
 
@@ -213,6 +212,16 @@ def install(app: FastAPI) -> None:
 
     for exc_type in UNAVAILABLE:
         app.add_exception_handler(exc_type, unavailable)
+
+    @app.exception_handler(RateLimiterUnavailable)
+    async def limiter_unavailable(request: Request, exc: RateLimiterUnavailable) -> JSONResponse:
+        # The security log tells the outage, a line a window with its count: not a line here.
+        return problem_response(
+            request,
+            UNAVAILABLE_PROBLEM,
+            "a backing service is unavailable; retry shortly",
+            headers={"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))},
+        )
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:

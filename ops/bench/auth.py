@@ -93,7 +93,6 @@ def main() -> None:
         "DATA_DIR": data_dir,
         "RATE_LIMIT_READS": "1000000/minute",
         "RATE_LIMIT_WRITES": "1000000/minute",
-        "RATE_LIMIT_NEW_TOKENS": "1000000/minute",  # a fresh token per request, from one address
     }
     system = build_system(Settings(**env, RUN_PROJECTIONS_IN_PROCESS="false"))  # type: ignore[arg-type]
     issued = system.clients.create(TENANT, "bench", ["goals:read", "goals:write"], actor="bench")

@@ -1,8 +1,10 @@
-"""Redis, the shared rate-limit store, stopped under load, twice: a server with
+"""Redis, the shared rate-limit store, away under load, twice: killed (connections refused),
+then hung (connections open, nothing answered, as a host that hangs). A server with
 RATE_LIMIT_FAIL_OPEN=true lets requests through (and counts each time it could not ask
-Redis), one with false answers 503 with Retry-After at once, and once Redis is back both
-limit again by themselves. Both servers use one private redis-server, so one outage shows
-both."""
+Redis), one with false answers 503 with Retry-After; both at once, not after the limiter's
+timeout, and each logs the outage one line a window, not a line a request. Once Redis is
+back both limit again by themselves. Both servers use one private redis-server, so one
+outage shows both."""
 
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from infrastructure.security_log import REPEAT_WINDOW_S
+from interfaces.bootstrap import REDIS_TIMEOUT_S
 from tests.conftest import Server
 from tests.e2e.support import API, PROBLEM
 from tests.e2e.traffic import Traffic, set_goals
@@ -22,12 +26,13 @@ from tests.integration.support import wait_until
 from tests.private_servers import PrivateRedis
 
 OUTAGE_S = 45.0
-ROUNDS = 2
+OUTAGES = ("killed", "hung")
 CLIENTS = 8
 READS_PER_MINUTE = 5  # the reads limit a burst goes past
 SETTLE_S = 1.0  # from the stop until the servers have seen it
 ANSWER_S = 3.0  # "at once" on a loaded 2-core machine
 RECOVERY_S = 5.0
+TIMED_READS = 20  # one after the other: each waiting the limiter's timeout would take 10 s
 UNAVAILABLE_COUNT = re.compile(r'^a2a_security_events_total\{kind="rate_limiter_unavailable"\} (\S+)$', re.M)
 
 
@@ -75,15 +80,43 @@ def _refused_at_once(answer: httpx.Response) -> bool:
     )
 
 
+def _answered_at_once(server: Server, headers: dict[str, str], status: int) -> None:
+    """Reads one after the other, all answered `status`, and fewer than half as slowly as if
+    each waited the limiter's timeout for Redis (a bound every such wait would cross)."""
+    with httpx.Client(base_url=f"{server.url}{API}", headers=headers, timeout=ANSWER_S) as client:
+        started = time.monotonic()
+        statuses = [client.get("/agents/agent-00").status_code for _ in range(TIMED_READS)]
+        took = time.monotonic() - started
+    assert statuses == [status] * TIMED_READS
+    assert took < TIMED_READS * REDIS_TIMEOUT_S / 2, f"{TIMED_READS} reads took {took:.1f}s"
+
+
 def _during_outage(
     opened: Server, closed: Server, headers: dict[Server, dict[str, str]], counted: float
 ) -> float:
-    """Fail-open lets a burst past the limit and counts it; fail-closed refuses at once."""
+    """Fail-open lets a burst past the limit and counts it; fail-closed refuses; both at once."""
     assert all(r.status_code == 200 for r in _burst(opened, headers[opened]))
     now_counted = _unavailable_count(opened)
     assert now_counted >= counted + READS_PER_MINUTE + 2
     assert all(_refused_at_once(r) for r in _burst(closed, headers[closed]))
-    return now_counted
+    _answered_at_once(opened, headers[opened], 200)
+    _answered_at_once(closed, headers[closed], 503)
+    return _unavailable_count(opened)
+
+
+def _limiter_lines(server: Server, since: int) -> list[str]:
+    """The lines the server logged about the limiter's store since offset `since` of its log."""
+    text = server.log_text()[since:]
+    return [line for line in text.splitlines() if "rate_limiter_unavailable" in line or "RateLimiter" in line]
+
+
+def _logged_once_a_window(server: Server, since: int, requests: int) -> None:
+    """The outage is told a line a window with the count it stands for, not a line a request."""
+    lines = _limiter_lines(server, since)
+    assert lines, "the outage was not logged"
+    assert len(lines) <= OUTAGE_S / REPEAT_WINDOW_S + 2, f"{len(lines)} lines for {requests} requests"
+    assert requests > 10 * len(lines)
+    assert any('"repeated": ' in line for line in lines)
 
 
 def test_redis_outages_fail_open_or_closed_as_configured_and_limits_come_back(
@@ -101,12 +134,16 @@ def test_redis_outages_fail_open_or_closed_as_configured_and_limits_come_back(
         )
         loads[server].start()
     try:
-        for _ in range(ROUNDS):
+        for outage in OUTAGES:
             assert _limited(opened, headers[opened]) and _limited(closed, headers[closed])
             counted = _unavailable_count(opened)
+            logged = {server: len(server.log_text()) for server in (opened, closed)}
 
             stopped = time.monotonic()
-            redis_server.stop()
+            if outage == "killed":
+                redis_server.stop()
+            else:
+                redis_server.pause()
             time.sleep(SETTLE_S)
             counted = _during_outage(opened, closed, headers, counted)
             time.sleep(max(0.0, stopped + OUTAGE_S - time.monotonic()))
@@ -115,8 +152,13 @@ def test_redis_outages_fail_open_or_closed_as_configured_and_limits_come_back(
             refused = loads[closed].since(stopped + SETTLE_S)
             assert let_through and all(o.status == 200 for o in let_through)
             assert refused and all(o.unavailable and o.finished - o.started <= ANSWER_S for o in refused)
+            _logged_once_a_window(opened, logged[opened], len(let_through))
+            _logged_once_a_window(closed, logged[closed], len(refused))
 
-            redis_server.start()
+            if outage == "killed":
+                redis_server.start()
+            else:
+                redis_server.resume()
             for server in (opened, closed):
                 wait_until(partial(_limited, server, headers[server]), RECOVERY_S, "limits after the return")
                 assert server.proc.poll() is None

@@ -1,4 +1,5 @@
-"""RedisRateLimiter against a real Redis (TEST_REDIS_URL), on the server's real clock.
+"""RedisRateLimiter against a real Redis (TEST_REDIS_URL), on the server's real clock; and
+behind its circuit breaker against a private redis-server that hangs and comes back.
 
 Periods are small and every timing check has a wide margin: the assertions are functional (who is
 let through), not measurements.
@@ -11,14 +12,18 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from infrastructure.breaker import CircuitBreaker, CircuitOpen
 from infrastructure.ratelimit import Rate, RateLimiterUnavailable, RedisRateLimiter
+from tests.integration.support import wait_until
+from tests.private_servers import PrivateRedis
 
 
 @pytest.fixture(scope="module")
@@ -199,10 +204,91 @@ def test_fail_open_without_callback_still_allows() -> None:
     assert limiter.hit("k", Rate.parse("1/hour")).allowed
 
 
-def test_fail_closed_raises_unavailable() -> None:
+def test_fail_closed_raises_unavailable_and_reports_the_error() -> None:
     seen: list[Exception] = []
     limiter = RedisRateLimiter(unreachable_client(), fail_open=False, on_unavailable=seen.append)
     with pytest.raises(RateLimiterUnavailable) as info:
         limiter.hit("k", Rate.parse("5/second"))
     assert isinstance(info.value.__cause__, redis.ConnectionError)
-    assert seen == []
+    assert info.value.retry_after_s > 0
+    assert seen == [info.value.__cause__]
+
+
+# -- behind a circuit breaker, against a Redis of the test's own that hangs -------------------
+
+TIMEOUT_S = 0.5  # the limiter's client: as the server's
+FAILURES = 3  # in a row, to open the breaker
+PROBE_S = 0.5
+RECOVERY_S = 2.0  # "within a second or two of Redis's return"
+
+
+@pytest.fixture
+def private_redis() -> Iterator[PrivateRedis]:
+    server = PrivateRedis()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def guarded(private_redis: PrivateRedis) -> Iterator[Callable[..., RedisRateLimiter]]:
+    made: list[RedisRateLimiter] = []
+
+    def make(**options: Any) -> RedisRateLimiter:
+        client = redis.Redis.from_url(
+            private_redis.url,
+            socket_timeout=TIMEOUT_S,
+            socket_connect_timeout=TIMEOUT_S,
+            retry=Retry(NoBackoff(), 0),
+        )
+        breaker = CircuitBreaker("redis-test", client.ping, failures_to_open=FAILURES, probe_every_s=PROBE_S)
+        made.append(RedisRateLimiter(client, breaker=breaker, **options))
+        return made[-1]
+
+    yield make
+    for limiter in made:
+        limiter.close()
+
+
+def test_while_redis_hangs_only_the_calls_before_the_breaker_opens_wait_and_limits_come_back(
+    private_redis: PrivateRedis, guarded: Callable[..., RedisRateLimiter]
+) -> None:
+    seen: list[Exception] = []
+    limiter = guarded(fail_open=True, on_unavailable=seen.append)
+    rate = Rate(2, 3600.0)
+    assert [limiter.hit("k", rate).allowed for _ in range(3)] == [True, True, False]
+    private_redis.pause()
+    assert all(limiter.hit("k", rate).allowed for _ in range(30))  # let through, all
+    waited = [e for e in seen if not isinstance(e, CircuitOpen)]
+    assert len(seen) == 30
+    assert len(waited) == FAILURES and all(isinstance(e, redis.TimeoutError) for e in waited)
+    private_redis.resume()
+    # the breaker's probe finds Redis back, and the bucket it kept limits again
+    wait_until(lambda: not limiter.hit("k", rate).allowed, RECOVERY_S, "limits after Redis's return")
+
+
+def test_fail_closed_behind_an_open_breaker_refuses_at_once_until_the_next_probe(
+    private_redis: PrivateRedis, guarded: Callable[..., RedisRateLimiter]
+) -> None:
+    seen: list[Exception] = []
+    limiter = guarded(fail_open=False, on_unavailable=seen.append)
+    rate = Rate(100, 60.0)
+    assert limiter.hit("k", rate).allowed
+    private_redis.pause()
+    refusals = []
+    for _ in range(30):
+        with pytest.raises(RateLimiterUnavailable) as refused:
+            limiter.hit("k", rate)
+        refusals.append(refused.value)
+    assert sum(isinstance(e, redis.TimeoutError) for e in seen) == FAILURES
+    assert all(isinstance(r.__cause__, CircuitOpen) for r in refusals[FAILURES:])
+    assert all(0 <= r.retry_after_s <= PROBE_S for r in refusals[FAILURES:])
+    private_redis.resume()
+    wait_until(lambda: _decided(limiter, rate), RECOVERY_S, "decisions after Redis's return")
+
+
+def _decided(limiter: RedisRateLimiter, rate: Rate) -> bool:
+    try:
+        return limiter.hit("k", rate).allowed
+    except RateLimiterUnavailable:
+        return False

@@ -5,6 +5,8 @@ locked or failing, keeping a bounded number of rows meanwhile."""
 from __future__ import annotations
 
 import itertools
+import json
+import logging
 from collections.abc import Iterator
 
 import psycopg
@@ -20,6 +22,11 @@ from tests.e2e.test_security import eventually
 
 def unstored() -> float:
     value = REGISTRY.get_sample_value("a2a_security_denials_unstored_total")
+    return value or 0.0
+
+
+def unavailable() -> float:
+    value = REGISTRY.get_sample_value("a2a_security_events_total", {"kind": "rate_limiter_unavailable"})
     return value or 0.0
 
 
@@ -43,6 +50,23 @@ def test_bad_tokens_are_a_row_per_address_per_window(system: System) -> None:
         ("auth_denied", {"reason": "expired"}),
         ("auth_denied", {"reason": "malformed"}),
     ]
+
+
+def test_an_outage_of_the_limiters_store_is_a_log_line_per_window_with_its_count(
+    system: System, caplog: pytest.LogCaptureFixture
+) -> None:
+    offset = [0.0]
+    security = SecurityLog(system.store, clock=lambda: 1000.0 + offset[0])
+    counted = unavailable()
+    with caplog.at_level(logging.INFO, logger="a2a_goals.security"):
+        for i in range(300):  # every request of a 30 s outage, 10 a second
+            offset[0] = i / 10
+            security.record("rate_limiter_unavailable", error="ConnectionError")
+    security.close()
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "a2a_goals.security"]
+    assert [line.get("repeated") for line in lines] == [None, 99, 99]
+    assert {line["event"] for line in lines} == {"rate_limiter_unavailable"}
+    assert unavailable() == counted + 300  # the counter counts every one
 
 
 def test_denials_recorded_while_the_table_is_missing_are_counted_and_later_ones_stored(
