@@ -13,9 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import eventsourcing.persistence
 import psycopg
-import psycopg_pool
 
 from application.ports import ReadStore, Row, ShadowInUse
 from infrastructure.breaker import CircuitBreaker
@@ -24,18 +22,6 @@ from infrastructure.connections import RECONNECT_TIMEOUT_S, ConnectionLimits, Gu
 SHADOW_SCHEMA = "a2a_rebuild"
 # Any constant every process agrees on (like the schema lock's); the value itself means nothing.
 REBUILD_LOCK_KEY = 0x6132615F72656275
-
-# Errors that mean "the store is unavailable right now", not "this data is wrong", from the
-# read store (the drivers' own) and from the log (eventsourcing's, which wraps the drivers'):
-# a lost connection, a server shutting down or not yet up, no connection in time (the pools'
-# timeouts are OperationalErrors), a lock or a busy file. eventsourcing's InterfaceError is
-# left out: it stands for a misused cursor or an unsupported value, and retrying would hide it.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    psycopg.OperationalError,
-    psycopg_pool.PoolTimeout,
-    sqlite3.OperationalError,
-    eventsourcing.persistence.OperationalError,
-)
 
 
 class SQLiteTx:

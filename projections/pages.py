@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -28,6 +28,23 @@ from projections.write_behind import Superseded, WriteBehind
 log = logging.getLogger(__name__)
 
 PROJECTED = Gauge("a2a_projection_position", "Last log position applied, per read model.", ["projection"])
+
+
+def _never(_error: BaseException) -> bool:
+    return False
+
+
+@dataclass(frozen=True)
+class StoreErrors:
+    """How a runner tells the store's errors apart (the infrastructure decides which is which)."""
+
+    # The store cannot serve the page now and the same page may succeed later (a lost
+    # connection, no connection in time): retried, never taken for a failing event.
+    temporary: Callable[[BaseException], bool] = _never
+
+
+# Every error is the page's: what a runner that is told nothing about its store assumes.
+NO_ERRORS_TEMPORARY = StoreErrors()
 
 
 @dataclass
@@ -51,15 +68,15 @@ class PageApplier:
         skips: Skips,
         *,
         page_size: int,
-        transient: tuple[type[BaseException], ...],
+        errors: StoreErrors,
     ) -> None:
         self._read_log = read_log
         self._store = store
         self.projections = [own_copy(p) for p in projections]
         self.names = [p.name for p in self.projections]
         self.skips = skips
+        self.errors = errors
         self.page_size = page_size
-        self._transient = transient
         # (position, updated_at) of the tracking rows as this runner last committed them: a
         # projection's memory is trusted only while its row still says exactly that.
         self.committed: TrackingRows = {}
@@ -143,9 +160,9 @@ class PageApplier:
     def _apply_one(self, projection: Projection, tx: Tx, pending: LogPage) -> None:
         try:
             projection.apply(tx, pending)
-        except self._transient:
-            raise
         except Exception as error:
+            if self.errors.temporary(error):
+                raise  # the store's, not the read model's: retried as it is
             exact = pending[0][0] if len(pending) == 1 else None
             raise ProjectionFailed(projection.name, exact, error) from error
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from multiprocessing import get_context
 
 from application.ports import ReadStore
+from projections.pages import NO_ERRORS_TEMPORARY, StoreErrors
 from projections.projection import Projection, ReadLog
 from projections.runner import ProjectionRunner
 from projections.tracking import load_skips
@@ -53,6 +54,7 @@ class Rebuilder:
         page_size: int = 5000,
         jobs: int = 1,
         replay_elsewhere: Replay | None = None,
+        errors: StoreErrors = NO_ERRORS_TEMPORARY,
     ) -> None:
         self._read_log = read_log
         self._log_end = log_end
@@ -61,6 +63,7 @@ class Rebuilder:
         self._page_size = page_size
         self._jobs = jobs
         self._replay_elsewhere = replay_elsewhere
+        self._errors = errors
 
     @property
     def names(self) -> list[str]:
@@ -135,6 +138,7 @@ class Rebuilder:
             shadow,
             [self._projections[n] for n in names],
             page_size=self._page_size,
+            errors=self._errors,
             skips=load_skips(self._store),
         )
 

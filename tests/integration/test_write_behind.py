@@ -15,8 +15,7 @@ import pytest
 from application.goals import ProgressUpdate
 from application.ports import ReadStore, Tx
 from domain.goals import AgentGoals
-from infrastructure.readstore import TRANSIENT_ERRORS
-from interfaces.bootstrap import System
+from interfaces.bootstrap import STORE_ERRORS, System
 from projections.clients import ClientsProjection
 from projections.event_facts import EventFactsProjection
 from projections.failures import ProjectionFailed
@@ -191,7 +190,7 @@ def test_a_page_that_loses_its_connection_at_commit_does_not_stop_the_read_side(
         [LosesItsConnectionAtCommit(lost_at), EventFactsProjection(), ClientsProjection()],
         page_size=2,
         poll_s=0.05,
-        transient=TRANSIENT_ERRORS,
+        errors=STORE_ERRORS,
     )
     _start_at_log_end(system, runner, store)
     _write(system, tenant)

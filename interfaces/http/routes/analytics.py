@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from eventsourcing.persistence import InterfaceError as StoreInterfaceError
-from eventsourcing.persistence import OperationalError as StoreOperationalError
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from application.errors import GoalsNotFound
-from infrastructure.readstore import TRANSIENT_ERRORS
+from infrastructure.database_errors import is_temporary
 from interfaces.http.auth import AnalyticsReader
 from interfaces.http.deps import SystemDep
 from interfaces.http.json_body import StrictJSONRoute
@@ -23,12 +21,6 @@ from projections.event_facts import EVENT_TYPES
 from projections.event_facts_queries import Bucket
 
 router = APIRouter(prefix="/api/v1/goals", tags=["analytics"], route_class=StrictJSONRoute)
-# What the database raises while it is away (the event store wraps the driver's errors).
-DATABASE_ERRORS: tuple[type[BaseException], ...] = (
-    *TRANSIENT_ERRORS,
-    StoreOperationalError,
-    StoreInterfaceError,
-)
 
 
 @router.get("/analytics")
@@ -128,7 +120,9 @@ def health(system: SystemDep) -> JSONResponse:
     try:
         log_position = system.goals.log_position()
         statuses = system.runner.statuses()
-    except DATABASE_ERRORS:  # refused at once while the breaker is open
+    except Exception as error:
+        if not is_temporary(error):  # a fault of ours, not an outage: a 500, logged
+            raise
         return _health({"status": "unavailable", "database": "down", **about}, unhealthy=True)
     projections = [
         {"name": s.name, "lag_events": max(0, log_position - s.position), "state": s.state} for s in statuses
