@@ -53,15 +53,8 @@ Warmth = Literal["on demand", "warming", "warm", "failed"]
 # How long closing waits for the analytics warm-up to finish the tenant it is on.
 WARM_UP_STOP_S = 5.0
 PEM_BLOCK = re.compile(r"-----BEGIN [A-Z ]+-----.+?-----END [A-Z ]+-----", re.S)
-
-
-def _retried(error: BaseException) -> bool:
-    # A statement over the time limit is retried as it was before errors were told apart.
-    return is_temporary(error) or is_cancelled_statement(error)
-
-
 # How the projection runners tell the database's errors apart.
-STORE_ERRORS = StoreErrors(temporary=_retried)
+STORE_ERRORS = StoreErrors(temporary=is_temporary, cancelled=is_cancelled_statement)
 
 
 @dataclass

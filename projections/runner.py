@@ -80,9 +80,10 @@ class ProjectionRunner:
         skips: dict[str, set[int]] | None = None,
         stall_s: float = 30.0,
     ) -> None:
-        """`errors` tells which of the store's errors are temporary (a database restarting):
-        those are retried after a pause; any other error stops the read model that met it at
-        its event, or, met by no read model, the runner. A loop that commits nothing for `stall_s` (and a
+        """`errors` tells which of the store's errors are temporary (a database restarting:
+        retried after a pause) and which are statements over the time limit (the pages are
+        made smaller); any other error stops the read model that met it at its event, or,
+        met by no read model, the runner. A loop that commits nothing for `stall_s` (and a
         poll) while read models are behind is reported as not advancing."""
         self._store = store
         self._pages = PageApplier(
@@ -143,9 +144,14 @@ class ProjectionRunner:
         self._pages.applied = 0
         try:
             while True:
-                while self._step():
-                    if on_page is not None:
-                        on_page()
+                try:
+                    while self._step():
+                        if on_page is not None:
+                            on_page()
+                except Exception as error:
+                    if self._errors.cancelled(error) and self._pages.shrink():
+                        continue  # the same events again, in smaller pages
+                    raise
                 if self._pages.settle():
                     self._idle_at = time.time()  # nothing left to apply, nothing in flight
                     break
@@ -301,8 +307,9 @@ class ProjectionRunner:
 
     def _run_until_stopped(self) -> None:
         """Catch up, then wait for a wake-up or the poll interval, until stopped. Temporary
-        errors are retried, with a pause that doubles up to RETRY_AT_MOST_S; other errors end
-        the loop (a failed read model does not: it is recorded, and the others go on)."""
+        errors, and statements over the time limit in pages as small as they get, are retried
+        with a pause that doubles up to RETRY_AT_MOST_S; other errors end the loop (a failed
+        read model does not: it is recorded, and the others go on)."""
         backoff = self._poll_s
         while not self._stopping.is_set():
             try:
@@ -310,7 +317,7 @@ class ProjectionRunner:
             except ProjectionFailed:
                 pass  # recorded; the others went on and this one waits for a fix or a skip
             except Exception as error:
-                if not self._errors.temporary(error):
+                if not (self._errors.temporary(error) or self._errors.cancelled(error)):
                     raise
                 self._enter("retrying", error)
                 self._stopping.wait(backoff)
