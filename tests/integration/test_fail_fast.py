@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import psycopg
 import pytest
 from eventsourcing.persistence import OperationalError as StoreOperationalError
+from psycopg_pool import PoolTimeout
 
 from infrastructure.breaker import CircuitBreaker
-from infrastructure.connections import DatabaseUnavailable
+from infrastructure.connections import ConnectionLimits, DatabaseUnavailable
 from infrastructure.eventstore import guard_event_store
+from infrastructure.readstore import PostgresReadStore
 from infrastructure.settings import Settings
 from interfaces.bootstrap import System, build_system
+from tests.conftest import free_port
 from tests.integration.support import meta, one_objective, wait_until
 
 pytestmark = pytest.mark.postgres
@@ -162,3 +166,48 @@ def test_while_the_database_is_down_each_event_store_call_is_one_attempt(system:
         with pytest.raises(StoreOperationalError):
             call()
         assert breaker.admitted == before + 1  # refused once, not tried again and again
+
+
+def _small_pool_system(url: str, tmp_path: Path) -> System:
+    """Two read-store connections at most, a short wait for one, and a breaker that opens at
+    the first failure."""
+    settings = Settings(  # type: ignore[call-arg]
+        APP_ENV="test",
+        DATA_DIR=str(tmp_path / "small"),
+        DATABASE_URL=url,
+        RUN_PROJECTIONS_IN_PROCESS="false",
+        DB_POOL_SIZE="2",
+        DB_POOL_TIMEOUT_S="0.2",
+        DB_BREAKER_FAILURES="1",
+    )
+    return build_system(settings)
+
+
+def test_a_pool_busy_with_slow_queries_is_not_taken_for_a_database_that_is_down(
+    pg_url: str, tmp_path: Path
+) -> None:
+    system = _small_pool_system(pg_url, tmp_path)
+    try:
+        with ExitStack() as slow_queries:  # every connection held, as long analytics would
+            for _ in range(2):
+                slow_queries.enter_context(system.store.read())
+            for _ in range(3):
+                with pytest.raises(PoolTimeout), system.store.read() as tx:  # a 503 for this request
+                    tx.fetchone("SELECT 1")
+            assert system.database is not None and system.database.state == "closed"
+        assert _reads(system)
+    finally:
+        system.close()
+
+
+def test_no_connection_in_time_from_a_pool_with_none_is_a_database_that_is_down(tmp_path: Path) -> None:
+    nobody = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"  # nothing listens there
+    store = PostgresReadStore(nobody, pool_size=2, limits=ConnectionLimits(pool_timeout_s=0.2))
+    breaker = CircuitBreaker("database", lambda: None, failures_to_open=1, probe_in_background=False)
+    store.guard(breaker)
+    try:
+        with pytest.raises(PoolTimeout), store.read():
+            pass
+        assert breaker.state == "open"
+    finally:
+        store.close()
