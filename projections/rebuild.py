@@ -16,7 +16,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, wait
+from contextlib import ExitStack
 from dataclasses import dataclass
+from functools import partial
 from multiprocessing import get_context
 
 from application.ports import ReadStore
@@ -41,6 +43,22 @@ class RebuildResult:
     @property
     def events_per_s(self) -> float:
         return self.events / self.seconds if self.seconds > 0 else 0.0
+
+
+class ClaimedRebuild:
+    """A rebuild that holds its store's claim: `run` it (it lets go of the claim when it
+    ends), or `release` the claim without running it."""
+
+    def __init__(self, claim: ExitStack, rebuild: Callable[[], RebuildResult]) -> None:
+        self._claim = claim
+        self._rebuild = rebuild
+
+    def run(self) -> RebuildResult:
+        with self._claim:
+            return self._rebuild()
+
+    def release(self) -> None:
+        self._claim.close()
 
 
 class Rebuilder:
@@ -81,11 +99,27 @@ class Rebuilder:
         replaying them in up to `jobs` processes (default: the rebuilder's) when the store
         allows it. One rebuild at a time per store: ShadowInUse while another one runs, in
         this process or another."""
+        return self.claim(names, restart=restart, progress=progress, jobs=jobs).run()
+
+    def claim(
+        self,
+        names: Sequence[str],
+        *,
+        restart: bool = False,
+        progress: Progress | None = None,
+        jobs: int | None = None,
+    ) -> ClaimedRebuild:
+        """The rebuild of `rebuild`, with the store's claim taken now (ShadowInUse at once
+        while another rebuild holds it; KeyError for an unknown read model), to run later,
+        in any thread."""
         unknown = sorted(set(names) - set(self._projections))
         if unknown or not names:
             raise KeyError(f"unknown projections {unknown}; known: {sorted(self._projections)}")
-        with self._store.claim_shadow():  # ShadowInUse while another rebuild builds there
-            return self._rebuild(names, restart=restart, progress=progress, jobs=jobs)
+        held = ExitStack()
+        held.enter_context(self._store.claim_shadow())  # ShadowInUse while another rebuild builds there
+        return ClaimedRebuild(
+            held, partial(self._rebuild, names, restart=restart, progress=progress, jobs=jobs)
+        )
 
     def _rebuild(
         self, names: Sequence[str], *, restart: bool, progress: Progress | None, jobs: int | None
