@@ -198,6 +198,15 @@ class ProjectionRunner:
             self._retrying.update(s.name for s in statuses if s.state == "failed")
             self._first_page = False
         retrying, self._retrying = self._retrying, set()
+        try:
+            return self._apply_next_page(statuses, retrying)
+        except BaseException:
+            # Not tried (the log or the store failed first): tried on the next attempt. Those
+            # that failed again were taken out of `retrying` as their failure was recorded.
+            self._retrying |= retrying
+            raise
+
+    def _apply_next_page(self, statuses: list[ProjectionStatus], retrying: set[str]) -> int:
         healthy = [s for s in statuses if s.state != "failed" or s.name in retrying]
         if not healthy:
             return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from application.goals import ProgressUpdate
@@ -19,8 +20,10 @@ from infrastructure.readstore import PostgresReadStore
 from infrastructure.settings import Settings
 from interfaces.bootstrap import STORE_ERRORS, System, build_system
 from projections.event_facts import EventFactsProjection
+from projections.failures import ProjectionFailed
 from projections.projection import LogPage, Projection, ReadLog
 from projections.runner import ProjectionRunner
+from tests.conftest import free_port
 from tests.integration.support import (
     fresh_read_store,
     fresh_settings,
@@ -112,6 +115,50 @@ def test_an_error_no_retry_changes_fails_the_read_model_at_its_event_and_the_oth
         }
         stored = [int(r[0]) for r in rows(store, "SELECT position FROM refused_for_good ORDER BY position")]
         assert stored == [p for p in written if p < refused_at]
+
+
+class RefusedOnce:
+    """The log, whose first read meets a database that refuses connections (nothing listens
+    where it connects): a temporary error, raised by the driver."""
+
+    def __init__(self, read_log: ReadLog) -> None:
+        self.read_log = read_log
+        self.refused = False
+
+    def __call__(self, after: int, limit: int) -> LogPage:
+        if not self.refused:
+            self.refused = True
+            psycopg.connect(f"postgresql://postgres@127.0.0.1:{free_port()}/postgres", connect_timeout=2)
+        return self.read_log(after, limit)
+
+
+def test_a_restarted_runner_whose_first_read_meets_an_outage_still_tries_the_failed_read_model_again(
+    system: System, tmp_path: Path, tenant: str
+) -> None:
+    with fresh_read_store(system.settings, tmp_path) as store:
+        start = system.goals.log_position()
+        broken = _runner(
+            system.goals.read_log, store, [RefusedForGoodAt(start + 4), EventFactsProjection()], 3
+        )
+        _start_at_log_end(system, broken, store)
+        written = _write(system, tenant, 8)
+        with pytest.raises(ProjectionFailed):
+            broken.catch_up()
+        broken.close()
+        assert tracking(store)["refused_for_good"][1] == "failed"
+
+        log = RefusedOnce(system.goals.read_log)  # a fix deployed, started while the database is away
+        fixed = _runner(log, store, [RefusedForGoodAt(-1), EventFactsProjection()], 3)
+        fixed.start()
+        try:
+            wait_until(
+                lambda: tracking(store)["refused_for_good"][:2] == (written[-1], "live"),
+                30,
+                "the failed read model to be tried again once the database answers",
+            )
+        finally:
+            fixed.stop()
+        assert log.refused
 
 
 @pytest.fixture
