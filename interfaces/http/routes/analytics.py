@@ -111,7 +111,7 @@ def health(system: SystemDep) -> JSONResponse:
     and not behind the log for PROJECTION_STALL_S (and a poll) without its tracking row
     moving, whichever process runs it; one that is not makes health a 503. `projector` says
     what an in-process runner does ("running", "retrying" since when on what class of error,
-    "stopped"), and a stopped one is a 503 too. `analytics` says whether the system analytics
+    "stopped"), and one stopped, or behind and not advancing, is a 503 too. `analytics` says whether the system analytics
     of the busiest tenants were computed at start-up ("warming", "warm", "failed", or
     "on demand" when the server does not warm them)."""
     settings = system.settings
