@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -17,9 +17,8 @@ from infrastructure.breaker import CircuitBreaker
 from infrastructure.eventstore import guard_event_store
 from infrastructure.readstore import PostgresReadStore
 from infrastructure.settings import Settings
-from interfaces.bootstrap import System
+from interfaces.bootstrap import System, build_system
 from interfaces.http.app import create_app
-from tests.integration.support import running_system
 
 
 def _app(system: System, sql: str) -> FastAPI:
@@ -63,30 +62,44 @@ def test_an_error_no_retry_changes_is_a_500_with_its_traceback_logged_once(
     assert len(tracebacks) == 1 and "req-12345678" in tracebacks[0].getMessage()
 
 
+def _pg_system(pg_url: str, tmp_path: Path, **overrides: str) -> System:
+    settings = Settings(  # type: ignore[call-arg]
+        APP_ENV="test",
+        DATA_DIR=str(tmp_path / "data"),
+        DATABASE_URL=pg_url,
+        RUN_PROJECTIONS_IN_PROCESS="false",
+        **overrides,
+    )
+    return build_system(settings)
+
+
+@pytest.mark.postgres
 def test_a_statement_over_the_time_limit_is_a_500(
-    make_settings: Callable[..., Settings], store_kind: str, caplog: pytest.LogCaptureFixture
+    pg_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    if store_kind != "postgres":
-        pytest.skip("SQLite has no statement time limit")
-    with (
-        running_system(make_settings, DB_STATEMENT_TIMEOUT_S="0.2") as system,
-        caplog.at_level(logging.ERROR),
-    ):
-        answer = _get(_app(system, "SELECT pg_sleep(2)"), "/statement")
+    system = _pg_system(pg_url, tmp_path, DB_STATEMENT_TIMEOUT_S="0.2")
+    try:
+        with caplog.at_level(logging.ERROR):
+            answer = _get(_app(system, "SELECT pg_sleep(2)"), "/statement")
+    finally:
+        system.close()
     assert answer.status_code == 500, answer.text
     assert [r.exc_info[0].__name__ for r in caplog.records if r.exc_info] == ["QueryCanceled"]
 
 
-def test_a_database_known_to_be_down_is_a_503_with_retry_after(system: System, store_kind: str) -> None:
-    if store_kind != "postgres":
-        pytest.skip("the breaker guards PostgreSQL")
-    breaker = CircuitBreaker("database", lambda: None, failures_to_open=1, probe_in_background=False)
-    assert isinstance(system.store, PostgresReadStore)
-    system.store.guard(breaker)
-    guard_event_store(system.goals, breaker)
-    breaker.failed()
-    app = _app(system, "SELECT 1")
-    for path in ("/statement", "/api/v1/goals/health"):
-        answer = _get(app, path)
+@pytest.mark.postgres
+def test_a_database_known_to_be_down_is_a_503_with_retry_after(pg_url: str, tmp_path: Path) -> None:
+    system = _pg_system(pg_url, tmp_path)
+    try:
+        breaker = CircuitBreaker("database", lambda: None, failures_to_open=1, probe_in_background=False)
+        assert isinstance(system.store, PostgresReadStore)
+        system.store.guard(breaker)
+        guard_event_store(system.goals, breaker)
+        breaker.failed()
+        app = _app(system, "SELECT 1")
+        answers = {path: _get(app, path) for path in ("/statement", "/api/v1/goals/health")}
+    finally:
+        system.close()
+    for path, answer in answers.items():
         assert answer.status_code == 503, (path, answer.text)
         assert int(answer.headers["retry-after"]) >= 1
