@@ -5,6 +5,7 @@ database back."""
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,12 +69,20 @@ class GuardedPool(ConnectionPool[CT]):
 
     While the breaker is open, asking for a connection raises DatabaseUnavailable at once
     instead of waiting for the pool's timeout. Each connection given back tells the breaker
-    whether the database answered: a broken one (the server went away) is a failure, and so is
-    no connection within the timeout; anything else is a success. When a connection comes
-    back broken, or the breaker opens, the idle connections are replaced: they are stale too.
+    whether the database answered: a broken one (the server went away) is a failure; anything
+    else is a success. No connection within the timeout is a failure only when none is out
+    either: with every connection busy on slow queries, the database answers, and the caller
+    gets its PoolTimeout (a 503) without the breaker refusing everyone else. When a connection
+    comes back broken, or the breaker opens, the idle connections are replaced: they are
+    stale too.
     """
 
     breaker: CircuitBreaker | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lent = 0  # connections given out and not returned yet
+        self._lent_lock = threading.Lock()
 
     def guard(self, breaker: CircuitBreaker) -> None:
         self.breaker = breaker
@@ -87,13 +96,20 @@ class GuardedPool(ConnectionPool[CT]):
             except CircuitOpen as refused:
                 raise DatabaseUnavailable(str(refused), refused.retry_after_s) from None
         try:
-            return super().getconn(timeout)
+            conn = super().getconn(timeout)
         except PoolTimeout:
-            if breaker is not None:
+            # Read without the lock: a count a moment old only decides whether this one
+            # timeout is counted, and a dead database fails every connection out anyway.
+            if breaker is not None and not self._lent:
                 breaker.failed()
             raise
+        with self._lent_lock:
+            self._lent += 1
+        return conn
 
     def putconn(self, conn: CT) -> None:
+        with self._lent_lock:
+            self._lent -= 1
         broken = conn.broken
         super().putconn(conn)
         if broken:

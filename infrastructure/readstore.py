@@ -13,9 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import eventsourcing.persistence
 import psycopg
-import psycopg_pool
 
 from application.ports import ReadStore, Row, ShadowInUse
 from infrastructure.breaker import CircuitBreaker
@@ -24,18 +22,6 @@ from infrastructure.connections import RECONNECT_TIMEOUT_S, ConnectionLimits, Gu
 SHADOW_SCHEMA = "a2a_rebuild"
 # Any constant every process agrees on (like the schema lock's); the value itself means nothing.
 REBUILD_LOCK_KEY = 0x6132615F72656275
-
-# Errors that mean "the store is unavailable right now", not "this data is wrong", from the
-# read store (the drivers' own) and from the log (eventsourcing's, which wraps the drivers'):
-# a lost connection, a server shutting down or not yet up, no connection in time (the pools'
-# timeouts are OperationalErrors), a lock or a busy file. eventsourcing's InterfaceError is
-# left out: it stands for a misused cursor or an unsupported value, and retrying would hide it.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    psycopg.OperationalError,
-    psycopg_pool.PoolTimeout,
-    sqlite3.OperationalError,
-    eventsourcing.persistence.OperationalError,
-)
 
 
 class SQLiteTx:
@@ -338,6 +324,8 @@ class PostgresReadStore:
             reconnect_timeout=RECONNECT_TIMEOUT_S,
         )
         self._types: ColumnTypes = {}
+        # The session holding the rebuild lock, while claim_shadow's block runs.
+        self._claim: psycopg.Connection[Any] | None = None
 
     def guard(self, breaker: CircuitBreaker) -> None:
         """Let `breaker` guard this store's connections: refused at once while it is open."""
@@ -368,14 +356,21 @@ class PostgresReadStore:
     @contextmanager
     def claim_shadow(self) -> Iterator[None]:
         """A session advisory lock, on a connection of its own for the whole rebuild (the
-        server lets go of it when that connection ends, its process with it)."""
-        with psycopg.connect(self._dsn, autocommit=True) as conn:
+        server lets go of it when that connection ends, its process with it). The swap runs
+        on that same session, so a claim lost meanwhile can never swap."""
+        # Connected as the pool's connections are: their timeouts and keepalives, their
+        # schema and statement limits (the swap is limited as it always was).
+        with psycopg.connect(self._dsn, **self._connect) as conn:
             held = conn.execute("SELECT pg_try_advisory_lock(%s)", (REBUILD_LOCK_KEY,)).fetchone()
             if not (held and held[0]):
                 raise ShadowInUse(
                     "a rebuild of this database's read models is running; try again when it ends"
                 )
-            yield
+            self._claim = conn
+            try:
+                yield
+            finally:
+                self._claim = None
 
     def open_shadow(self) -> ReadStore:
         # Not guarded, nor its statements limited: a rebuild runs long in the background.
@@ -383,9 +378,28 @@ class PostgresReadStore:
 
     def swap_in(self, shadow: ReadStore, tables: Sequence[str], positions: dict[str, int]) -> None:
         """Move the shadow's tables (and their partitions) over the live ones and set their
-        tracking positions in one transaction; the live runner waits on the tracking lock."""
+        tracking positions in one transaction; the live runner waits on the tracking lock.
+
+        Only inside claim_shadow, on the session that holds the rebuild lock: it holds it for
+        as long as it lives, so a session ended meanwhile (an idle timeout, an operator, a
+        network cut) fails here, before anything moves, instead of swapping tables that a
+        second rebuild may have been writing since. ShadowInUse then."""
+        conn = self._claim
+        if conn is None:
+            raise ShadowInUse("a swap needs the rebuild's claim on the shadow schema")
+        try:
+            self._swap(conn, tables, positions)
+        except psycopg.OperationalError as error:
+            if not conn.broken:
+                raise
+            raise ShadowInUse(
+                "the rebuild lost its lock (its database session ended) and did not swap; run it"
+                " again: it resumes from the shadow"
+            ) from error
+
+    def _swap(self, conn: psycopg.Connection[Any], tables: Sequence[str], positions: dict[str, int]) -> None:
         ident = psycopg.sql.Identifier
-        with self._pool.connection() as conn, conn.transaction():
+        with conn.transaction():
             live = conn.execute("SELECT current_schema()").fetchone()
             assert live is not None
             conn.execute(

@@ -35,8 +35,8 @@ class Settings(BaseSettings):
     # 34.3k (570 MB); 60,000 was no faster than 40,000.
     projection_page_size: int = Field(40_000, alias="PROJECTION_PAGE_SIZE", ge=1, le=100_000)
     projection_poll_s: float = Field(0.5, alias="PROJECTION_POLL_S", gt=0)
-    # A runner behind the log that commits nothing for this long (plus a poll) is not
-    # advancing: health answers 503 for an in-process one.
+    # A read model behind the log by more than this (plus a poll) whose tracking row did not
+    # move in that time is not advancing: health answers 503, whichever process runs it.
     projection_stall_s: float = Field(30.0, alias="PROJECTION_STALL_S", gt=0, le=3600)
     # Processes a rebuild of several read models replays in, each a share of them (PostgreSQL).
     rebuild_jobs: int = Field(2, alias="REBUILD_JOBS", ge=1, le=16)

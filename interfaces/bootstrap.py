@@ -21,9 +21,10 @@ from application.ports import ReadStore
 from infrastructure import client_secrets
 from infrastructure.breaker import CircuitBreaker
 from infrastructure.connections import ConnectionLimits, probe
+from infrastructure.database_errors import is_cancelled_statement, is_temporary
 from infrastructure.eventstore import PostgresListener, eventsourcing_env, guard_event_store, position_of
 from infrastructure.ratelimit import InProcessRateLimiter, Rate, RateLimiter, RedisRateLimiter
-from infrastructure.readstore import TRANSIENT_ERRORS, PostgresReadStore, SQLiteReadStore
+from infrastructure.readstore import PostgresReadStore, SQLiteReadStore
 from infrastructure.remote_jwks import RemoteJWKS
 from infrastructure.schema import schema_lock
 from infrastructure.security_log import SecurityLog
@@ -37,6 +38,7 @@ from projections.event_facts import EventFactsProjection
 from projections.event_facts_queries import EventFactsQueries
 from projections.goal_progress import GoalProgressProjection, GoalProgressQueries
 from projections.history_queries import GoalHistoryQueries
+from projections.pages import StoreErrors
 from projections.projection import Projection
 from projections.rebuild import Rebuilder
 from projections.runner import ProjectionRunner
@@ -53,6 +55,8 @@ WARM_UP_STOP_S = 5.0
 PEM_BLOCK = re.compile(r"-----BEGIN [A-Z ]+-----.+?-----END [A-Z ]+-----", re.S)
 # The longest a rate-limit call waits for Redis to connect or to answer.
 REDIS_TIMEOUT_S = 0.5
+# How the projection runners tell the database's errors apart.
+STORE_ERRORS = StoreErrors(temporary=is_temporary, cancelled=is_cancelled_statement)
 
 
 @dataclass
@@ -157,7 +161,7 @@ def build_system(settings: Settings | None = None) -> System:
             projections,
             page_size=settings.projection_page_size,
             poll_s=settings.projection_poll_s,
-            transient=TRANSIENT_ERRORS,
+            errors=STORE_ERRORS,
             stall_s=settings.projection_stall_s,
         )
         runner_ref.append(runner)
@@ -214,6 +218,7 @@ def build_system(settings: Settings | None = None) -> System:
             page_size=settings.projection_page_size,
             jobs=settings.rebuild_jobs,
             replay_elsewhere=partial(replay_share, settings),
+            errors=STORE_ERRORS,
         ),
         listener=listener,
         database=database,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -28,6 +28,34 @@ from projections.write_behind import Superseded, WriteBehind
 log = logging.getLogger(__name__)
 
 PROJECTED = Gauge("a2a_projection_position", "Last log position applied, per read model.", ["projection"])
+
+# A page cancelled for running past the statement limit is halved, down to this fraction of
+# the configured size (40,000 -> 625: at most six halvings). Below it the page's size is not
+# the cause: a read model whose statement is still cancelled fails at its event, and a log
+# read or a lock wait still cancelled is retried as a temporary error is.
+SMALLEST_PAGE_FRACTION = 64
+# Full pages that fit in a row at a reduced size before it doubles again (towards the
+# configured size): while the doubled size still does not fit, one page in five is cancelled.
+GROW_AFTER_PAGES = 4
+
+
+def _never(_error: BaseException) -> bool:
+    return False
+
+
+@dataclass(frozen=True)
+class StoreErrors:
+    """How a runner tells the store's errors apart (the infrastructure decides which is which)."""
+
+    # The store cannot serve the page now and the same page may succeed later (a lost
+    # connection, no connection in time): retried, never taken for a failing event.
+    temporary: Callable[[BaseException], bool] = _never
+    # A statement ran past the statement time limit: the page is made smaller.
+    cancelled: Callable[[BaseException], bool] = _never
+
+
+# Every error is the page's: what a runner that is told nothing about its store assumes.
+NO_ERRORS_TEMPORARY = StoreErrors()
 
 
 @dataclass
@@ -51,15 +79,19 @@ class PageApplier:
         skips: Skips,
         *,
         page_size: int,
-        transient: tuple[type[BaseException], ...],
+        errors: StoreErrors,
     ) -> None:
         self._read_log = read_log
         self._store = store
         self.projections = [own_copy(p) for p in projections]
         self.names = [p.name for p in self.projections]
         self.skips = skips
-        self.page_size = page_size
-        self._transient = transient
+        self.errors = errors
+        # Most events a page holds now: the configured size, or less after statements ran
+        # past the time limit (`shrink`), growing back as full pages fit.
+        self.page_size = self.largest_page = page_size
+        self.smallest_page = max(1, page_size // SMALLEST_PAGE_FRACTION)
+        self._fitted = 0  # full pages applied in a row at the current, reduced size
         # (position, updated_at) of the tracking rows as this runner last committed them: a
         # projection's memory is trusted only while its row still says exactly that.
         self.committed: TrackingRows = {}
@@ -143,11 +175,37 @@ class PageApplier:
     def _apply_one(self, projection: Projection, tx: Tx, pending: LogPage) -> None:
         try:
             projection.apply(tx, pending)
-        except self._transient:
-            raise
         except Exception as error:
+            if self.errors.temporary(error):
+                raise  # the store's, not the read model's: retried as it is
+            if self.errors.cancelled(error) and len(pending) > self.smallest_page:
+                raise  # a page too big for the time limit: made smaller before anything is blamed
             exact = pending[0][0] if len(pending) == 1 else None
             raise ProjectionFailed(projection.name, exact, error) from error
+
+    def shrink(self) -> bool:
+        """Halve the page size (not below `smallest_page`), after a statement ran past the
+        time limit; False when it is at its smallest already."""
+        if self.page_size <= self.smallest_page:
+            return False
+        self.page_size = max(self.smallest_page, self.page_size // 2)
+        self._fitted = 0
+        if self._ahead is not None:  # read at the old size, or the read that was cancelled
+            self._ahead[1].cancel()
+            self._ahead = None
+        log.warning("a statement ran past the time limit: pages of at most %d events now", self.page_size)
+        return True
+
+    def _fitted_page(self, events: int) -> None:
+        """A page of `events` committed: after GROW_AFTER_PAGES full ones in a row at a
+        reduced size, double it again (towards the configured size)."""
+        if self.page_size == self.largest_page or events < self.page_size:
+            return
+        self._fitted += 1
+        if self._fitted >= GROW_AFTER_PAGES:
+            self.page_size = min(self.largest_page, self.page_size * 2)
+            self._fitted = 0
+            log.info("pages of at most %d events again", self.page_size)
 
     def submit(self, page: LogPage) -> None:
         """Fold `page` on top of the tracking rows the pages in flight will leave, and queue
@@ -198,6 +256,8 @@ class PageApplier:
                 self.recover()
                 if not isinstance(error, Superseded):
                     log.warning("a pipelined page failed (%s); going on page by page", error)
+                if self.errors.cancelled(error):
+                    self.shrink()  # the page by page that follows starts smaller
                 return False
             self._committed(flight.rows, flight.events)
         return True
@@ -206,6 +266,7 @@ class PageApplier:
         self.committed.update(rows)
         self.applied += events
         self.committed_at = time.time()
+        self._fitted_page(events)
         for name, (position, _) in rows.items():
             PROJECTED.labels(projection=name).set(position)
 

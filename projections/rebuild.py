@@ -16,10 +16,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, wait
+from contextlib import ExitStack
 from dataclasses import dataclass
+from functools import partial
 from multiprocessing import get_context
 
 from application.ports import ReadStore
+from projections.pages import NO_ERRORS_TEMPORARY, StoreErrors
 from projections.projection import Projection, ReadLog
 from projections.runner import ProjectionRunner
 from projections.tracking import load_skips
@@ -42,6 +45,22 @@ class RebuildResult:
         return self.events / self.seconds if self.seconds > 0 else 0.0
 
 
+class ClaimedRebuild:
+    """A rebuild that holds its store's claim: `run` it (it lets go of the claim when it
+    ends), or `release` the claim without running it."""
+
+    def __init__(self, claim: ExitStack, rebuild: Callable[[], RebuildResult]) -> None:
+        self._claim = claim
+        self._rebuild = rebuild
+
+    def run(self) -> RebuildResult:
+        with self._claim:
+            return self._rebuild()
+
+    def release(self) -> None:
+        self._claim.close()
+
+
 class Rebuilder:
     def __init__(
         self,
@@ -53,6 +72,7 @@ class Rebuilder:
         page_size: int = 5000,
         jobs: int = 1,
         replay_elsewhere: Replay | None = None,
+        errors: StoreErrors = NO_ERRORS_TEMPORARY,
     ) -> None:
         self._read_log = read_log
         self._log_end = log_end
@@ -61,6 +81,7 @@ class Rebuilder:
         self._page_size = page_size
         self._jobs = jobs
         self._replay_elsewhere = replay_elsewhere
+        self._errors = errors
 
     @property
     def names(self) -> list[str]:
@@ -78,11 +99,27 @@ class Rebuilder:
         replaying them in up to `jobs` processes (default: the rebuilder's) when the store
         allows it. One rebuild at a time per store: ShadowInUse while another one runs, in
         this process or another."""
+        return self.claim(names, restart=restart, progress=progress, jobs=jobs).run()
+
+    def claim(
+        self,
+        names: Sequence[str],
+        *,
+        restart: bool = False,
+        progress: Progress | None = None,
+        jobs: int | None = None,
+    ) -> ClaimedRebuild:
+        """The rebuild of `rebuild`, with the store's claim taken now (ShadowInUse at once
+        while another rebuild holds it; KeyError for an unknown read model), to run later,
+        in any thread."""
         unknown = sorted(set(names) - set(self._projections))
         if unknown or not names:
             raise KeyError(f"unknown projections {unknown}; known: {sorted(self._projections)}")
-        with self._store.claim_shadow():  # ShadowInUse while another rebuild builds there
-            return self._rebuild(names, restart=restart, progress=progress, jobs=jobs)
+        held = ExitStack()
+        held.enter_context(self._store.claim_shadow())  # ShadowInUse while another rebuild builds there
+        return ClaimedRebuild(
+            held, partial(self._rebuild, names, restart=restart, progress=progress, jobs=jobs)
+        )
 
     def _rebuild(
         self, names: Sequence[str], *, restart: bool, progress: Progress | None, jobs: int | None
@@ -135,6 +172,7 @@ class Rebuilder:
             shadow,
             [self._projections[n] for n in names],
             page_size=self._page_size,
+            errors=self._errors,
             skips=load_skips(self._store),
         )
 

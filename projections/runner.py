@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from application.ports import ReadStore, Tx
 from projections.failures import FAILURES, NotSkippable, ProjectionFailed, Skips, apply_around_failures
-from projections.pages import PageApplier
+from projections.pages import NO_ERRORS_TEMPORARY, PageApplier, StoreErrors
 from projections.projection import LogPage, Projection, ReadLog
 from projections.tracking import (
     ProjectionStatus,
@@ -76,19 +76,21 @@ class ProjectionRunner:
         *,
         page_size: int = 5000,
         poll_s: float = 0.5,
-        transient: tuple[type[BaseException], ...] = (),
+        errors: StoreErrors = NO_ERRORS_TEMPORARY,
         skips: dict[str, set[int]] | None = None,
         stall_s: float = 30.0,
     ) -> None:
-        """`transient` errors (a database restarting) are retried after a pause; any other
-        error stops the runner at the failing page. A loop that commits nothing for `stall_s`
-        (and a poll) while read models are behind is reported as not advancing."""
+        """`errors` tells which of the store's errors are temporary (a database restarting:
+        retried after a pause) and which are statements over the time limit (the pages are
+        made smaller); any other error stops the read model that met it at its event, or,
+        met by no read model, the runner. A loop that commits nothing for `stall_s` (and a
+        poll) while read models are behind is reported as not advancing."""
         self._store = store
         self._pages = PageApplier(
-            read_log, store, projections, Skips(skips), page_size=page_size, transient=transient
+            read_log, store, projections, Skips(skips), page_size=page_size, errors=errors
         )
+        self._errors = errors
         self._poll_s = poll_s
-        self._transient = transient
         self._wakeup = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -142,9 +144,14 @@ class ProjectionRunner:
         self._pages.applied = 0
         try:
             while True:
-                while self._step():
-                    if on_page is not None:
-                        on_page()
+                try:
+                    while self._step():
+                        if on_page is not None:
+                            on_page()
+                except Exception as error:
+                    if self._errors.cancelled(error) and self._pages.shrink():
+                        continue  # the same events again, in smaller pages
+                    raise
                 if self._pages.settle():
                     self._idle_at = time.time()  # nothing left to apply, nothing in flight
                     break
@@ -191,6 +198,15 @@ class ProjectionRunner:
             self._retrying.update(s.name for s in statuses if s.state == "failed")
             self._first_page = False
         retrying, self._retrying = self._retrying, set()
+        try:
+            return self._apply_next_page(statuses, retrying)
+        except BaseException:
+            # Not tried (the log or the store failed first): tried on the next attempt. Those
+            # that failed again were taken out of `retrying` as their failure was recorded.
+            self._retrying |= retrying
+            raise
+
+    def _apply_next_page(self, statuses: list[ProjectionStatus], retrying: set[str]) -> int:
         healthy = [s for s in statuses if s.state != "failed" or s.name in retrying]
         if not healthy:
             return 0
@@ -299,20 +315,23 @@ class ProjectionRunner:
             self._enter("stopped")
 
     def _run_until_stopped(self) -> None:
-        """Catch up, then wait for a wake-up or the poll interval, until stopped. Transient
-        errors are retried, with a pause that doubles up to RETRY_AT_MOST_S; other errors end
-        the loop (a failed read model does not: it is recorded, and the others go on)."""
+        """Catch up, then wait for a wake-up or the poll interval, until stopped. Temporary
+        errors, and statements over the time limit in pages as small as they get, are retried
+        with a pause that doubles up to RETRY_AT_MOST_S; other errors end the loop (a failed
+        read model does not: it is recorded, and the others go on)."""
         backoff = self._poll_s
         while not self._stopping.is_set():
             try:
                 self.catch_up()
-            except self._transient as error:
+            except ProjectionFailed:
+                pass  # recorded; the others went on and this one waits for a fix or a skip
+            except Exception as error:
+                if not (self._errors.temporary(error) or self._errors.cancelled(error)):
+                    raise
                 self._enter("retrying", error)
                 self._stopping.wait(backoff)
                 backoff = min(backoff * 2, RETRY_AT_MOST_S)
                 continue
-            except ProjectionFailed:
-                pass  # recorded; the others went on and this one waits for a fix or a skip
             self._enter("running")
             backoff = self._poll_s
             self._wakeup.wait(self._poll_s)
@@ -324,7 +343,7 @@ class ProjectionRunner:
         if state == current and state != "retrying":
             return
         if state == "retrying" and current != "retrying":
-            log.warning("projections paused, store unavailable (%s); retrying", error)
+            log.warning("projections paused on %s (%s); retrying", type(error).__name__, error)
         elif current == "retrying" and state == "running":
             log.warning("projections resumed after %.1fs", time.time() - since)
         started = since if state == current else time.time()

@@ -35,6 +35,7 @@ class ProjectionStatus:
     state: str
     error: str | None
     failed_position: int | None = None
+    updated_at: float = 0.0  # epoch seconds: when a runner last wrote the row (a page committed, ...)
 
 
 def create_tracking(tx: Tx, names: Sequence[str]) -> None:
@@ -52,10 +53,12 @@ def create_tracking(tx: Tx, names: Sequence[str]) -> None:
 def read_statuses(store: ReadStore, names: Sequence[str]) -> list[ProjectionStatus]:
     """The named read models' tracking rows as committed (no lock)."""
     with store.read() as tx:
-        rows = tx.fetchall("SELECT name, position, state, error, failed_position FROM projection_tracking")
+        rows = tx.fetchall(
+            "SELECT name, position, state, error, failed_position, updated_at FROM projection_tracking"
+        )
     wanted = set(names)
     return [
-        ProjectionStatus(r[0], int(r[1]), r[2], r[3], None if r[4] is None else int(r[4]))
+        ProjectionStatus(r[0], int(r[1]), r[2], r[3], None if r[4] is None else int(r[4]), float(r[5]))
         for r in rows
         if r[0] in wanted
     ]

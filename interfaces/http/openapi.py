@@ -100,7 +100,7 @@ def complete(document: dict[str, Any]) -> dict[str, Any]:
         _oauth_errors(path_token["responses"])
     if health := document.get("paths", {}).get(HEALTH, {}).get("get"):
         health["responses"]["503"] = {
-            "description": "Unhealthy: the database is down, or a read model failed or stopped",
+            "description": "Unhealthy: the database is down, or a read model failed, stopped or does not advance",
             "content": {"application/json": {"schema": {"type": "object"}}},
             "headers": _RETRY_AFTER,
         }

@@ -11,8 +11,7 @@ from functools import lru_cache
 from typing import Any
 
 import psycopg
-import psycopg_pool
-from eventsourcing.persistence import OperationalError as StoreOperationalError
+from eventsourcing.persistence import PersistenceError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -25,18 +24,15 @@ from domain.clients import ClientDisabled
 from domain.errors import GoalNotActive, InvalidCommand, TransitionRefused
 from domain.idempotency import KeyReused
 from infrastructure.connections import DatabaseUnavailable
+from infrastructure.database_errors import is_temporary
 from infrastructure.ratelimit import RateLimiterUnavailable
 from interfaces.http.auth import Forbidden, RateLimited, Unauthorized
 
 log = logging.getLogger(__name__)
 MEDIA_TYPE = "application/problem+json"
-UNAVAILABLE = (
-    DatabaseUnavailable,
-    psycopg.OperationalError,
-    psycopg_pool.PoolTimeout,
-    sqlite3.OperationalError,
-    StoreOperationalError,
-)
+# What a database error arrives as: the drivers' own, or eventsourcing's wrapping them.
+# `is_temporary` decides which are a 503.
+DATABASE_ERRORS: tuple[type[Exception], ...] = (psycopg.Error, sqlite3.Error, PersistenceError)
 
 
 @dataclass(frozen=True)
@@ -176,6 +172,13 @@ def install(app: FastAPI) -> None:
             headers={"Retry-After": str(retry_after)},
         )
 
+    async def database_error(request: Request, exc: Exception) -> JSONResponse:
+        if not is_temporary(exc):
+            # A statement over the time limit, a value too large, a missing column: a retry
+            # changes nothing. InternalErrorMiddleware answers 500 and logs the traceback once.
+            raise exc
+        return await unavailable(request, exc)
+
     @app.exception_handler(Unauthorized)
     async def unauthorized(request: Request, exc: Unauthorized) -> JSONResponse:
         challenge = 'Bearer realm="a2a-goals"'
@@ -210,8 +213,8 @@ def install(app: FastAPI) -> None:
     async def client_disabled(request: Request, exc: ClientDisabled) -> JSONResponse:
         return problem_response(request, CLIENT_DISABLED, str(exc))
 
-    for exc_type in UNAVAILABLE:
-        app.add_exception_handler(exc_type, unavailable)
+    for exc_type in DATABASE_ERRORS:
+        app.add_exception_handler(exc_type, database_error)
 
     @app.exception_handler(RateLimiterUnavailable)
     async def limiter_unavailable(request: Request, exc: RateLimiterUnavailable) -> JSONResponse:

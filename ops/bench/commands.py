@@ -520,6 +520,7 @@ class ServerProcs:
     """`serve` (and, with --projector separate, `project`) as subprocesses."""
 
     def __init__(self, url: str, args: argparse.Namespace, workdir: Path) -> None:
+        self.url = url
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         in_process = args.projector == "inprocess"
@@ -612,13 +613,13 @@ class ServerProcs:
         self._headers = {"Authorization": f"Bearer {answer.json()['access_token']}"}
         return f"Authorization: {self._headers['Authorization']}\r\n"
 
-    def health(self) -> dict[str, Any]:
-        answer = httpx.get(f"{self.base}/api/v1/goals/health", headers=self._headers, timeout=10)
-        body: dict[str, Any] = answer.json()
-        return body
-
     def lag(self) -> int:
-        return max((p["lag_events"] for p in self.health()["projections"]), default=0)
+        """Events the slowest read model has yet to apply, from the database (health tells
+        lags in seconds only)."""
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            end = conn.execute('SELECT max(notification_id) FROM "a2a_events"').fetchone()
+            reached = conn.execute("SELECT min(position) FROM projection_tracking").fetchone()
+        return max(0, int((end and end[0]) or 0) - int((reached and reached[0]) or 0))
 
     def wait_caught_up(self, timeout: float) -> float | None:
         """Seconds until every projection reached the log head, None when it did not in time."""

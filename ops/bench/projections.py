@@ -102,9 +102,8 @@ from application.goals import ProgressUpdate  # noqa: E402
 from application.ports import Tx  # noqa: E402
 from domain.goals import Meta  # noqa: E402
 from domain.objectives import GoalDefinition, Kpi, Objective  # noqa: E402
-from infrastructure.readstore import TRANSIENT_ERRORS  # noqa: E402
 from infrastructure.settings import Settings  # noqa: E402
-from interfaces.bootstrap import System, build_system, settle_heap  # noqa: E402
+from interfaces.bootstrap import STORE_ERRORS, System, build_system, settle_heap  # noqa: E402
 from ops.bench.scratch import create_database, drop_database, with_db  # noqa: E402
 from projections.analytics import AnalyticsQueries  # noqa: E402
 from projections.projection import LogPage, Projection  # noqa: E402
@@ -599,9 +598,7 @@ class CatchUp:
 def catch_up(system: System, args: argparse.Namespace, progress: Progress, end: int) -> CatchUp:
     timed = [TimedProjection(p) for p in system.runner.projections]
     read_log = TimedLog(system.goals.read_log)
-    runner = ProjectionRunner(
-        read_log, system.store, timed, page_size=args.page_size, transient=TRANSIENT_ERRORS
-    )
+    runner = ProjectionRunner(read_log, system.store, timed, page_size=args.page_size, errors=STORE_ERRORS)
     runner.setup()
     task = progress.add_task("catch-up", total=end)
     started = time.perf_counter()

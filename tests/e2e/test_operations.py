@@ -9,8 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
+from application.ports import ReadStore
+from infrastructure.readstore import PostgresReadStore, SQLiteReadStore
 from tests.conftest import Server
+from tests.e2e.support import problem
 from tests.e2e.test_cli import cli
 
 OPS = "/api/v1/admin/projections"
@@ -90,3 +94,29 @@ def test_admins_of_other_tenants_do_not_see_the_operator_endpoints(
     assert httpx.post(f"{server.url}{OPS}/all/rebuild", headers=elsewhere, timeout=30).status_code == 404
     reader = server.auth_headers("ops", scopes=["goals:read"])
     assert httpx.get(f"{server.url}{OPS}", headers=reader, timeout=30).status_code == 403
+
+
+def test_a_rebuild_asked_for_while_another_runs_is_refused_at_once(
+    store_kind: str, start_server: Callable[..., Server], request: pytest.FixtureRequest
+) -> None:
+    env = {"OPERATOR_TENANT": "ops"}
+    if store_kind == "postgres":
+        env["DATABASE_URL"] = request.getfixturevalue("pg_url")
+    server = start_server(**env)
+    # another rebuild, as the CLI's or another replica's would be: it holds the store's claim
+    other: ReadStore = (
+        PostgresReadStore(env["DATABASE_URL"], pool_size=1)
+        if store_kind == "postgres"
+        else SQLiteReadStore(Path(server.env["DATA_DIR"]) / "read_models.sqlite")
+    )
+    with httpx.Client(base_url=server.url, headers=server.auth_headers("ops"), timeout=30) as api:
+        try:
+            with other.claim_shadow():
+                refused = api.post(f"{OPS}/event_facts/rebuild")
+                assert problem(refused, 409)["detail"].startswith("a rebuild of")
+                assert api.get(OPS).json()["rebuilds"] == [], "no job was started"
+        finally:
+            other.close()
+        started = api.post(f"{OPS}/event_facts/rebuild")
+        assert started.status_code == 202, started.text
+        assert _wait_for_rebuild(api, "event_facts")["state"] == "done"

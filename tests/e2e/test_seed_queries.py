@@ -51,10 +51,11 @@ def test_health_lists_the_projections_and_the_store_but_no_volumes(
     projections = {p["name"]: p for p in health["projections"]}
     assert set(projections) == {"goal_progress", "oauth_clients", "event_facts"}
     for projection in projections.values():
-        # public: states and lags; no position, no error text
-        assert set(projection) == {"name", "state", "lag_events"}
+        # public: states and lags in seconds; no position, no count of events, no error text
+        assert set(projection) == {"name", "state", "lag_s", "advancing"}
         assert projection["state"] == "live"
-        assert projection["lag_events"] >= 0
+        assert projection["lag_s"] >= 0
+        assert projection["advancing"] is True
 
 
 def test_analytics_for_the_tenant_and_for_one_agent(api: httpx.Client) -> None:

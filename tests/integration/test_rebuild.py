@@ -12,6 +12,7 @@ import pytest
 
 from application.goals import ProgressUpdate
 from application.ports import ShadowInUse
+from infrastructure.readstore import REBUILD_LOCK_KEY
 from interfaces.bootstrap import System
 from projections.event_facts import EventFactsProjection
 from projections.projection import LogPage, ReadLog
@@ -241,3 +242,48 @@ def test_a_swap_that_moves_a_read_model_back_under_a_chosen_page_loses_no_event(
         assert [r[0] for r in rows(store, facts, (tenant,))] == [
             p for p, _ in tenant_events(system, tenant, 0)
         ]
+
+
+def _end_the_rebuild_locks_session(url: str) -> None:
+    """What an idle-session timeout, an operator or a pooler does to the session that holds
+    the rebuild lock (in this test's database only)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        ended = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            " AND classid = %s AND objid = %s",
+            (REBUILD_LOCK_KEY >> 32, REBUILD_LOCK_KEY & 0xFFFFFFFF),
+        ).fetchall()
+    assert ended == [(True,)], ended
+
+
+def test_a_rebuild_that_lost_its_lock_does_not_swap_and_a_later_one_resumes_it(
+    system: System, tenant: str
+) -> None:
+    if not system.settings.is_postgres:
+        pytest.skip("SQLite's lock is the rebuild process's own file lock")
+    _seed(system, tenant)
+    system.runner.catch_up()
+    live = history_rows(system.store, tenant), progress_rows(system.store, tenant)
+    rebuilder = Rebuilder(
+        system.goals.read_log,
+        system.goals.log_position,
+        system.store,
+        system.runner.projections,
+        page_size=50,
+    )
+    ended: list[bool] = []
+
+    def end_it_once(_at: int, _end: int) -> None:
+        if not ended:
+            _end_the_rebuild_locks_session(system.settings.database_url)
+            ended.append(True)
+
+    with pytest.raises(ShadowInUse, match="lost its lock"):
+        rebuilder.rebuild(["event_facts", "goal_progress"], progress=end_it_once)
+
+    assert (history_rows(system.store, tenant), progress_rows(system.store, tenant)) == live
+    assert {s.state for s in system.runner.statuses()} == {"live"}
+    resumed = rebuilder.rebuild(["event_facts", "goal_progress"])
+    assert resumed.events == 0, "everything was in the shadow already"
+    assert (history_rows(system.store, tenant), progress_rows(system.store, tenant)) == live

@@ -7,6 +7,7 @@ while a page is in flight makes the runner drop what it remembers."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,8 +16,7 @@ import pytest
 from application.goals import ProgressUpdate
 from application.ports import ReadStore, Tx
 from domain.goals import AgentGoals
-from infrastructure.readstore import TRANSIENT_ERRORS
-from interfaces.bootstrap import System
+from interfaces.bootstrap import STORE_ERRORS, System
 from projections.clients import ClientsProjection
 from projections.event_facts import EventFactsProjection
 from projections.failures import ProjectionFailed
@@ -179,7 +179,7 @@ class LosesItsConnectionAtCommit:
 
 
 def test_a_page_that_loses_its_connection_at_commit_does_not_stop_the_read_side(
-    system: System, store: ReadStore, tenant: str
+    system: System, store: ReadStore, tenant: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     if store.dialect != "postgres":
         pytest.skip("SQLite has no connection to lose; its failed COMMITs: test_read_transactions.py")
@@ -191,23 +191,28 @@ def test_a_page_that_loses_its_connection_at_commit_does_not_stop_the_read_side(
         [LosesItsConnectionAtCommit(lost_at), EventFactsProjection(), ClientsProjection()],
         page_size=2,
         poll_s=0.05,
-        transient=TRANSIENT_ERRORS,
+        errors=STORE_ERRORS,
     )
     _start_at_log_end(system, runner, store)
     _write(system, tenant)
     logged = [p for p, _ in system.goals.read_log(start, 10_000)]
     end = system.goals.log_position()
     assert lost_at in logged
-    runner.start()
-    try:
-        wait_until(
-            lambda: all(p >= end for p, _, _ in tracking(store).values()),
-            60,
-            "every read model to reach the end",
-        )
-    finally:
-        runner.stop()
+    with caplog.at_level(logging.WARNING, logger="projections.pages"):
+        runner.start()
+        try:
+            wait_until(
+                lambda: all(p >= end for p, _, _ in tracking(store).values()),
+                60,
+                "every read model to reach the end",
+            )
+        finally:
+            runner.stop()
     assert rows(store, "SELECT is_called FROM losing_commits") == [(True,)], "the connection was lost once"
+    # the page that lost it was a pipelined one, the only kind whose COMMIT runs on the
+    # write-behind thread after the runner has handed over its last step
+    failed = [r.getMessage() for r in caplog.records if r.getMessage().startswith("a pipelined page failed")]
+    assert len(failed) == 1 and "terminating connection" in failed[0], failed
     stored = [int(r[0]) for r in rows(store, "SELECT position FROM losing ORDER BY position")]
     assert stored == logged, "each event once, the lost page's included"
     assert {name: state for name, (_, state, _) in tracking(store).items()} == {

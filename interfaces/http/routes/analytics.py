@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
-from eventsourcing.persistence import InterfaceError as StoreInterfaceError
-from eventsourcing.persistence import OperationalError as StoreOperationalError
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from application.errors import GoalsNotFound
-from infrastructure.readstore import TRANSIENT_ERRORS
+from infrastructure.database_errors import is_temporary
 from interfaces.http.auth import AnalyticsReader
 from interfaces.http.deps import SystemDep
 from interfaces.http.json_body import StrictJSONRoute
@@ -21,14 +20,9 @@ from projections.analytics import DEFAULT_WINDOW_DAYS
 from projections.analytics import Bucket as SeriesBucket
 from projections.event_facts import EVENT_TYPES
 from projections.event_facts_queries import Bucket
+from projections.status import read_model_lags
 
 router = APIRouter(prefix="/api/v1/goals", tags=["analytics"], route_class=StrictJSONRoute)
-# What the database raises while it is away (the event store wraps the driver's errors).
-DATABASE_ERRORS: tuple[type[BaseException], ...] = (
-    *TRANSIENT_ERRORS,
-    StoreOperationalError,
-    StoreInterfaceError,
-)
 
 
 @router.get("/analytics")
@@ -111,38 +105,51 @@ def health(system: SystemDep) -> JSONResponse:
     """Liveness of the database, the read models and the projections (503 when unhealthy, at
     once while the database is down).
 
-    Public, so it names states and lags only: no positions (the log's tells its volume of
-    events) and no errors; operators have GET /api/v1/admin/projections. `analytics` says
-    whether the system analytics of the busiest tenants were computed at start-up
-    ("warming", "warm", "failed", or "on demand" when the server does not warm them).
-    `projector` says what an in-process runner does ("running", "retrying" since when on what
-    class of error, "stopped") and whether it is advancing: behind the log and not advancing
-    for PROJECTION_STALL_S is a 503."""
+    Public, so it names states and lags in seconds only: no positions and no event counts
+    (both tell the log's volume of events) and no errors; operators have GET
+    /api/v1/admin/projections. Each read model says whether it is `advancing`: not failed,
+    and not behind the log for PROJECTION_STALL_S (and a poll) without its tracking row
+    moving, whichever process runs it; one that is not makes health a 503. `projector` says
+    what an in-process runner does ("running", "retrying" since when on what class of error,
+    "stopped"), and one stopped, or behind and not advancing, is a 503 too. `analytics` says whether the system analytics
+    of the busiest tenants were computed at start-up ("warming", "warm", "failed", or
+    "on demand" when the server does not warm them)."""
+    settings = system.settings
     projector = system.runner.activity()
     about = {
-        "runner": "in-process" if system.settings.run_projections else "external",
-        "projector": projector.report() if system.settings.run_projections else None,
-        "store": "postgresql" if system.settings.is_postgres else "sqlite",
+        "runner": "in-process" if settings.run_projections else "external",
+        "projector": projector.report() if settings.run_projections else None,
+        "store": "postgresql" if settings.is_postgres else "sqlite",
         "analytics": system.analytics_warmth,
     }
     try:
-        log_position = system.goals.log_position()
-        statuses = system.runner.statuses()
-    except DATABASE_ERRORS:  # refused at once while the breaker is open
+        lags = read_model_lags(system.runner.statuses(), system.goals.read_log, system.goals.log_position())
+    except Exception as error:
+        if not is_temporary(error):  # a fault of ours, not an outage: a 500, logged
+            raise
         return _health({"status": "unavailable", "database": "down", **about}, unhealthy=True)
+    patience_s, now = settings.projection_stall_s + settings.projection_poll_s, time.time()
     projections = [
-        {"name": s.name, "lag_events": max(0, log_position - s.position), "state": s.state} for s in statuses
+        {
+            "name": lag.status.name,
+            "state": lag.status.state,
+            "lag_s": lag.lag_s,
+            "advancing": lag.advancing(patience_s, now),
+        }
+        for lag in lags
     ]
-    failed = [p for p in projections if p["state"] == "failed"]
-    behind = any(p["lag_events"] for p in projections if p["state"] != "failed")
-    stopped = system.settings.run_projections and not projector.keeps_up(behind)
+    failed = any(p["state"] == "failed" for p in projections)
+    stalled = not all(p["advancing"] for p in projections if p["state"] != "failed")
+    behind = any(lag.lag_events for lag in lags if lag.status.state != "failed")
+    stopped = settings.run_projections and not projector.keeps_up(behind)
+    unhealthy = failed or stalled or stopped
     body = {
-        "status": "degraded" if failed or stopped else "ok",
+        "status": "degraded" if unhealthy else "ok",
         "database": "up",
         **about,
         "projections": projections,
     }
-    return _health(body, unhealthy=bool(failed) or stopped)
+    return _health(body, unhealthy=unhealthy)
 
 
 def _health(body: dict[str, Any], *, unhealthy: bool) -> JSONResponse:

@@ -16,12 +16,14 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from application.operations import record_skip
+from application.ports import ShadowInUse
 from interfaces.bootstrap import System
 from interfaces.http.auth import AdminCaller, Principal
 from interfaces.http.deps import SystemDep
 from interfaces.http.json_body import StrictJSONRoute
 from interfaces.http.types import MAX_POSITION, StorableText
 from projections.failures import NotSkippable
+from projections.rebuild import ClaimedRebuild
 from projections.status import projection_status
 
 router = APIRouter(prefix="/api/v1/admin/projections", tags=["operations"], route_class=StrictJSONRoute)
@@ -40,27 +42,32 @@ class RebuildJob:
 
 
 class RebuildJobs:
-    """Rebuilds running in this process, one per read model at a time."""
+    """Rebuilds started in this process, the latest per read model (or `all`)."""
 
     def __init__(self) -> None:
         self._jobs: dict[str, RebuildJob] = {}
         self._lock = threading.Lock()
 
-    def start(self, system: System, name: str) -> RebuildJob | None:
-        with self._lock:
-            current = self._jobs.get(name)
-            if current is not None and current.state == "running":
-                return None
-            job = self._jobs[name] = RebuildJob(name)
+    def start(self, system: System, name: str) -> RebuildJob:
+        """Claim the store for a rebuild of `name` and run it in the background; ShadowInUse
+        at once while another rebuild, in this process or another, holds the store."""
         names = system.rebuilder.names if name == "all" else [name]
-        threading.Thread(
-            target=self._run, args=(system, names, job), name=f"rebuild-{name}", daemon=True
-        ).start()
+        claimed = system.rebuilder.claim(names)
+        job = RebuildJob(name)
+        with self._lock:
+            self._jobs[name] = job
+        try:
+            threading.Thread(
+                target=self._run, args=(claimed, job), name=f"rebuild-{name}", daemon=True
+            ).start()
+        except BaseException:
+            claimed.release()
+            raise
         return job
 
-    def _run(self, system: System, names: list[str], job: RebuildJob) -> None:
+    def _run(self, claimed: ClaimedRebuild, job: RebuildJob) -> None:
         try:
-            result = system.rebuilder.rebuild(names)
+            result = claimed.run()
             job.events, job.events_per_s, job.state = result.events, round(result.events_per_s), "done"
         except Exception as error:
             job.state, job.error = "failed", f"{type(error).__name__}: {error}"
@@ -75,7 +82,9 @@ class SkipIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     position: int = Field(ge=1, le=MAX_POSITION, description="The log position the read model failed on.")
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000), StorableText]
+    reason: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000), StorableText
+    ]
 
 
 def _operator(system: System, who: Principal) -> None:
@@ -99,13 +108,14 @@ def status(request: Request, system: SystemDep, who: AdminCaller) -> dict[str, A
 @router.post("/{name}/rebuild", status_code=202)
 def rebuild(name: Name, request: Request, system: SystemDep, who: AdminCaller) -> JSONResponse:
     """Start rebuilding one read model (or `all`) in the background; readers keep the old one
-    until the new one is swapped in."""
+    until the new one is swapped in. 409 while another rebuild runs, in any process."""
     _operator(system, who)
     if name != "all" and name not in system.rebuilder.names:
         raise HTTPException(404, f"no read model {name!r}; known: {', '.join(system.rebuilder.names)}")
-    job = _jobs(request).start(system, name)
-    if job is None:
-        raise HTTPException(409, f"a rebuild of {name} is already running")
+    try:
+        job = _jobs(request).start(system, name)
+    except ShadowInUse as running:  # in this process or another
+        raise HTTPException(409, str(running)) from None
     return JSONResponse(asdict(job), status_code=202, headers={"Location": "/api/v1/admin/projections"})
 
 
