@@ -60,7 +60,8 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 sys.path.insert(0, str(ROOT))
 
 from application.goals import GoalsApp, ProgressUpdate  # noqa: E402
-from domain.goals import AgentGoals, Meta  # noqa: E402
+from domain.goals import AgentGoals  # noqa: E402
+from domain.meta import Meta  # noqa: E402
 from domain.objectives import GoalDefinition, Objective  # noqa: E402
 from infrastructure.eventstore import eventsourcing_env  # noqa: E402
 from infrastructure.settings import Settings  # noqa: E402
