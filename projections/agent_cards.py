@@ -1,0 +1,238 @@
+"""agent_cards: the registry's records and, beside them, each agent's goal summary, which the
+served card carries as its goals extension.
+
+The two follow different aggregates of the same agent (RegisteredAgent and AgentGoals share
+the agent_id within a tenant), so a card is served with the goals as of the same log position,
+and goal events never touch the stored card. Caches of served cards are evicted after the page
+that changed them commits (`committed`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from application.json_encoding import encode_json
+from application.ports import Tx
+from domain.goals import AgentGoals
+from domain.objectives import revised_progress
+from domain.registry import RegisteredAgent
+from projections.projection import LogPage
+from projections.views import iso
+
+DDL = (
+    "CREATE TABLE IF NOT EXISTS agent_cards ("
+    " tenant TEXT NOT NULL, agent_id TEXT NOT NULL, visibility TEXT NOT NULL, deleted INTEGER NOT NULL,"
+    " card TEXT NOT NULL, card_hash TEXT NOT NULL, card_url TEXT, signature TEXT NOT NULL,"
+    " signature_detail TEXT NOT NULL, origin TEXT NOT NULL, registered_by TEXT NOT NULL,"
+    " version INTEGER NOT NULL, registered_at TEXT NOT NULL, updated_at TEXT NOT NULL,"
+    " position BIGINT NOT NULL, PRIMARY KEY (tenant, agent_id))",
+    "CREATE INDEX IF NOT EXISTS agent_cards_public ON agent_cards (visibility, updated_at, tenant, agent_id)",
+    "CREATE INDEX IF NOT EXISTS agent_cards_by_client ON agent_cards (tenant, registered_by, deleted)",
+    "CREATE TABLE IF NOT EXISTS agent_goal_summaries ("
+    " tenant TEXT NOT NULL, agent_id TEXT NOT NULL, goal_status TEXT NOT NULL,"
+    " overall_progress DOUBLE PRECISION NOT NULL, objectives_count INTEGER NOT NULL,"
+    " milestones_achieved INTEGER NOT NULL, last_updated TEXT, objective_progress TEXT NOT NULL,"
+    " position BIGINT NOT NULL, PRIMARY KEY (tenant, agent_id))",
+)
+GOAL_COLUMNS = (
+    "tenant",
+    "agent_id",
+    "goal_status",
+    "overall_progress",
+    "objectives_count",
+    "milestones_achieved",
+    "last_updated",
+    "objective_progress",
+    "position",
+)
+Key = tuple[str, str]
+
+
+@dataclass
+class GoalSummary:
+    """What the goals extension says of an agent's goals."""
+
+    goal_status: str = "active"
+    overall_progress: float = 0.0
+    objectives_count: int = 0
+    milestones_achieved: int = 0
+    last_updated: str | None = None
+    objective_progress: dict[str, float] = field(default_factory=dict)
+    position: int = 0
+
+    def values(self, key: Key) -> tuple[Any, ...]:
+        return (
+            *key,
+            self.goal_status,
+            self.overall_progress,
+            self.objectives_count,
+            self.milestones_achieved,
+            self.last_updated,
+            encode_json(self.objective_progress, from_log=True).decode(),
+            self.position,
+        )
+
+
+class AgentCardsProjection:
+    """The registry's records and goal summaries. `evict` is told, after each commit, the
+    agents whose served card may have changed (the card caches' invalidation)."""
+
+    name = "agent_cards"
+    # µs of replay per event: how rebuilds share the work (a goal event costs a summary fold)
+    replay_cost = 4
+    tables = ("agent_cards", "agent_goal_summaries")
+
+    def __init__(self, evict: Callable[[Iterable[Key]], None] | None = None) -> None:
+        self._evict = evict
+        self._touched: set[Key] = set()
+
+    def fresh(self) -> AgentCardsProjection:
+        return AgentCardsProjection(self._evict)
+
+    def forget(self) -> None:
+        """Nothing is remembered between pages but the keys still to evict, which stay."""
+
+    def create_tables(self, tx: Tx) -> None:
+        for statement in DDL:
+            tx.execute(statement)
+
+    def apply(self, tx: Tx, events: LogPage) -> None:
+        goal_events = []
+        for position, event in events:
+            if isinstance(event, RegisteredAgent.Event):
+                self._apply_registry(tx, position, event)
+                self._touched.add((event.tenant, event.agent_id))
+            elif isinstance(event, AgentGoals.Event):
+                goal_events.append((position, event))
+        if goal_events:
+            self._apply_goals(tx, goal_events)
+
+    def committed(self) -> None:
+        """Called after a commit: evict what the pages applied so far touched. With pages in
+        flight this may evict a little early too, and again after they commit: harmless."""
+        if self._evict is not None and self._touched:
+            touched, self._touched = self._touched, set()
+            self._evict(touched)
+
+    # --- registry events -------------------------------------------------------------------
+
+    def _apply_registry(self, tx: Tx, position: int, event: RegisteredAgent.Event) -> None:
+        at = iso(event.timestamp)
+        key = (event.tenant, event.agent_id)
+        common = (event.originator_version, at, position)
+        match event:
+            case RegisteredAgent.AgentRegistered() | RegisteredAgent.AgentReregistered():
+                tx.execute("DELETE FROM agent_cards WHERE tenant = ? AND agent_id = ?", key)
+                tx.execute(
+                    "INSERT INTO agent_cards (tenant, agent_id, visibility, deleted, card, card_hash,"
+                    " card_url, signature, signature_detail, origin, registered_by, version,"
+                    " registered_at, updated_at, position) VALUES (?, ?, ?, 0, ?, ?, ?, ?, ?, '', ?, ?, ?, ?, ?)",
+                    (
+                        *key,
+                        event.visibility,
+                        encode_json(event.card, from_log=True).decode(),
+                        event.card_hash,
+                        event.card_url,
+                        event.signature,
+                        event.signature_detail,
+                        event.actor,
+                        event.originator_version,
+                        at,
+                        at,
+                        position,
+                    ),
+                )
+            case RegisteredAgent.AgentCardUpdated():
+                tx.execute(
+                    "UPDATE agent_cards SET card = ?, card_hash = ?, card_url = ?, signature = ?,"
+                    " signature_detail = ?, version = ?, updated_at = ?, position = ?"
+                    " WHERE tenant = ? AND agent_id = ?",
+                    (
+                        encode_json(event.card, from_log=True).decode(),
+                        event.card_hash,
+                        event.card_url,
+                        event.signature,
+                        event.signature_detail,
+                        *common,
+                        *key,
+                    ),
+                )
+            case RegisteredAgent.AgentVisibilityChanged():
+                tx.execute(
+                    "UPDATE agent_cards SET visibility = ?, version = ?, updated_at = ?, position = ?"
+                    " WHERE tenant = ? AND agent_id = ?",
+                    (event.visibility, *common, *key),
+                )
+            case RegisteredAgent.AgentDeregistered():
+                tx.execute(
+                    "UPDATE agent_cards SET deleted = 1, version = ?, updated_at = ?, position = ?"
+                    " WHERE tenant = ? AND agent_id = ?",
+                    (*common, *key),
+                )
+
+    # --- goal events -----------------------------------------------------------------------
+
+    def _apply_goals(self, tx: Tx, events: list[tuple[int, AgentGoals.Event]]) -> None:
+        keys = {(e.tenant, e.agent_id) for _, e in events}
+        # Agents whose goals this page registers have no row to load.
+        starting = {(e.tenant, e.agent_id) for _, e in events if isinstance(e, AgentGoals.Registered)}
+        summaries = _load(tx, keys - starting)
+        for position, event in events:
+            key = (event.tenant, event.agent_id)
+            summary = summaries.get(key)
+            if summary is None:
+                if not isinstance(event, AgentGoals.Registered):
+                    continue  # goals recorded before this read model existed: a rebuild fills them
+                summary = summaries[key] = GoalSummary()
+            _fold(summary, event)
+            summary.position = position
+        if summaries:
+            tx.upsert_rows(
+                "agent_goal_summaries",
+                GOAL_COLUMNS,
+                ("tenant", "agent_id"),
+                [s.values(k) for k, s in summaries.items()],
+            )
+        self._touched.update(keys)
+
+
+def _load(tx: Tx, keys: set[Key]) -> dict[Key, GoalSummary]:
+    by_tenant: dict[str, list[str]] = {}
+    for tenant, agent_id in keys:
+        by_tenant.setdefault(tenant, []).append(agent_id)
+    found: dict[Key, GoalSummary] = {}
+    for tenant, agent_ids in by_tenant.items():
+        for start in range(0, len(agent_ids), 500):
+            chunk = agent_ids[start : start + 500]
+            rows = tx.fetchall(
+                "SELECT agent_id, goal_status, overall_progress, objectives_count, milestones_achieved,"
+                " last_updated, objective_progress, position FROM agent_goal_summaries"
+                f" WHERE tenant = ? AND agent_id IN ({', '.join('?' * len(chunk))})",
+                (tenant, *chunk),
+            )
+            for r in rows:
+                found[(tenant, r[0])] = GoalSummary(
+                    r[1], float(r[2]), int(r[3]), int(r[4]), r[5], orjson.loads(r[6]), int(r[7])
+                )
+    return found
+
+
+def _fold(summary: GoalSummary, event: AgentGoals.Event) -> None:
+    match event:
+        case AgentGoals.GoalsSet(definition=definition):
+            summary.objective_progress, summary.overall_progress = revised_progress(
+                definition, summary.objective_progress
+            )
+            summary.objectives_count = len(definition.objectives)
+        case AgentGoals.ProgressRecorded():
+            summary.objective_progress.update(event.objective_progress)
+            summary.overall_progress = event.overall_progress
+            summary.last_updated = iso(event.observed_at)
+        case AgentGoals.MilestoneReached():
+            summary.milestones_achieved += 1
+        case AgentGoals.StatusChanged():
+            summary.goal_status = event.to_status
