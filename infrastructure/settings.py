@@ -80,6 +80,15 @@ class Settings(BaseSettings):
     external_issuer: str = Field("", alias="EXTERNAL_ISSUER")
     external_algorithms: str = Field("RS256,ES256", alias="EXTERNAL_ALGORITHMS")
 
+    # The registry
+    registry_base_url: str = Field(
+        "",
+        alias="REGISTRY_BASE_URL",
+        description="base of every link the registry publishes (behind a proxy); the request's own base if empty",
+    )
+    require_signed_cards: bool = Field(False, alias="REQUIRE_SIGNED_CARDS")
+    max_agents_per_client: int = Field(1000, alias="MAX_AGENTS_PER_CLIENT", ge=0, description="0: no limit")
+    enable_federation: bool = Field(True, alias="ENABLE_FEDERATION")
     redis_url: str = Field("", alias="REDIS_URL")
     rate_limit_reads: str = Field("600/minute", alias="RATE_LIMIT_READS")
     rate_limit_writes: str = Field("120/minute", alias="RATE_LIMIT_WRITES")

@@ -6,7 +6,7 @@ import gc
 import logging
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Literal
@@ -18,8 +18,11 @@ from redis.retry import Retry
 from application.clients import ClientsService, SecretScheme
 from application.goals import GoalsApp
 from application.ports import ReadStore
+from application.registry import RegistryService
 from infrastructure import client_secrets
 from infrastructure.breaker import CircuitBreaker
+from infrastructure.card_checks import A2ACardChecks, GuardedCardFetcher
+from infrastructure.card_publishing import CardServer, CardSigner
 from infrastructure.connections import ConnectionLimits, probe
 from infrastructure.database_errors import is_cancelled_statement, is_temporary
 from infrastructure.eventstore import PostgresListener, eventsourcing_env, guard_event_store, position_of
@@ -32,6 +35,8 @@ from infrastructure.settings import Settings
 from infrastructure.signing_keys import KeyRing
 from infrastructure.tokens import TokenIssuer, TokenVerifier
 from interfaces.http.auth import Authenticator, RateLimits
+from projections.agent_cards import AgentCardsProjection
+from projections.agent_cards_queries import AgentCardsQueries
 from projections.analytics import AnalyticsQueries
 from projections.clients import ClientQueries, ClientsProjection
 from projections.event_facts import EventFactsProjection
@@ -76,6 +81,9 @@ class System:
     security: SecurityLog
     events: EventFactsQueries
     rebuilder: Rebuilder
+    registry: RegistryService
+    agent_cards: AgentCardsQueries
+    card_server: CardServer
     listener: PostgresListener | None = None
     # PostgreSQL's circuit breaker: open while the database is known to be down (None: SQLite).
     database: CircuitBreaker | None = None
@@ -141,6 +149,12 @@ def build_system(settings: Settings | None = None) -> System:
         store = SQLiteReadStore(settings.read_models_path)
     security = SecurityLog(store)
     runner_ref: list[ProjectionRunner] = []
+    card_servers: list[CardServer] = []
+
+    def evict_cards(keys: Iterable[tuple[str, str]]) -> None:
+        for server in card_servers:
+            server.evict(keys)
+
     with schema_lock(settings):
         goals = GoalsApp(
             eventsourcing_env(settings),
@@ -154,6 +168,8 @@ def build_system(settings: Settings | None = None) -> System:
             GoalProgressProjection(),
             EventFactsProjection(),
             ClientsProjection(),
+            # Served cards are built from the rows; what a page changed is evicted after it commits.
+            AgentCardsProjection(evict=evict_cards),
         ]
         runner = ProjectionRunner(
             goals.read_log,
@@ -168,6 +184,8 @@ def build_system(settings: Settings | None = None) -> System:
         runner.setup()
         security.setup()
         keys = _keys(settings)
+    card_server = CardServer(CardSigner(keys, jku=f"{_public_base(settings)}/.well-known/jwks.json"))
+    card_servers.append(card_server)
     listener = database = None
     if isinstance(store, PostgresReadStore):
         channel = getattr(goals.recorder, "channel_name", "a2a_events")
@@ -192,6 +210,15 @@ def build_system(settings: Settings | None = None) -> System:
         _limits(settings),
         security,
         external=_external_verifier(settings),
+    )
+    agent_cards = AgentCardsQueries(store)
+    registry = RegistryService(
+        goals,
+        A2ACardChecks(outbound),
+        GuardedCardFetcher(outbound),
+        require_signed=settings.require_signed_cards,
+        max_agents_per_client=settings.max_agents_per_client,
+        registered_by=agent_cards.registered_by,
     )
     return System(
         settings=settings,
@@ -220,9 +247,17 @@ def build_system(settings: Settings | None = None) -> System:
             replay_elsewhere=partial(replay_share, settings),
             errors=STORE_ERRORS,
         ),
+        registry=registry,
+        agent_cards=agent_cards,
+        card_server=card_server,
         listener=listener,
         database=database,
     )
+
+
+def _public_base(settings: Settings) -> str:
+    """The base of the links the registry publishes when no request says otherwise."""
+    return (settings.registry_base_url or f"http://{settings.host}:{settings.port}").rstrip("/")
 
 
 def _database_breaker(settings: Settings) -> CircuitBreaker:

@@ -29,7 +29,8 @@ DDL = (
     " card TEXT NOT NULL, card_hash TEXT NOT NULL, card_url TEXT, signature TEXT NOT NULL,"
     " signature_detail TEXT NOT NULL, origin TEXT NOT NULL, registered_by TEXT NOT NULL,"
     " version INTEGER NOT NULL, registered_at TEXT NOT NULL, updated_at TEXT NOT NULL,"
-    " position BIGINT NOT NULL, PRIMARY KEY (tenant, agent_id))",
+    " position BIGINT NOT NULL, public_id TEXT NOT NULL, ever_public INTEGER NOT NULL, PRIMARY KEY (tenant, agent_id))",
+    "CREATE UNIQUE INDEX IF NOT EXISTS agent_cards_by_public_id ON agent_cards (public_id)",
     "CREATE INDEX IF NOT EXISTS agent_cards_public ON agent_cards (visibility, updated_at, tenant, agent_id)",
     "CREATE INDEX IF NOT EXISTS agent_cards_by_client ON agent_cards (tenant, registered_by, deleted)",
     "CREATE TABLE IF NOT EXISTS agent_goal_summaries ("
@@ -126,11 +127,13 @@ class AgentCardsProjection:
         common = (event.originator_version, at, position)
         match event:
             case RegisteredAgent.AgentRegistered() | RegisteredAgent.AgentReregistered():
+                ever_public = _ever_public(tx, key)
                 tx.execute("DELETE FROM agent_cards WHERE tenant = ? AND agent_id = ?", key)
                 tx.execute(
                     "INSERT INTO agent_cards (tenant, agent_id, visibility, deleted, card, card_hash,"
                     " card_url, signature, signature_detail, origin, registered_by, version,"
-                    " registered_at, updated_at, position) VALUES (?, ?, ?, 0, ?, ?, ?, ?, ?, '', ?, ?, ?, ?, ?)",
+                    " registered_at, updated_at, position, public_id, ever_public)"
+                    " VALUES (?, ?, ?, 0, ?, ?, ?, ?, ?, '', ?, ?, ?, ?, ?, ?, ?)",
                     (
                         *key,
                         event.visibility,
@@ -144,6 +147,8 @@ class AgentCardsProjection:
                         at,
                         at,
                         position,
+                        event.originator_id.hex,
+                        int(event.visibility == "public" or ever_public),
                     ),
                 )
             case RegisteredAgent.AgentCardUpdated():
@@ -163,9 +168,10 @@ class AgentCardsProjection:
                 )
             case RegisteredAgent.AgentVisibilityChanged():
                 tx.execute(
-                    "UPDATE agent_cards SET visibility = ?, version = ?, updated_at = ?, position = ?"
+                    "UPDATE agent_cards SET visibility = ?, version = ?, updated_at = ?, position = ?,"
+                    " ever_public = CASE WHEN ? = 'public' THEN 1 ELSE ever_public END"
                     " WHERE tenant = ? AND agent_id = ?",
-                    (event.visibility, *common, *key),
+                    (event.visibility, *common, event.visibility, *key),
                 )
             case RegisteredAgent.AgentDeregistered():
                 tx.execute(
@@ -198,6 +204,12 @@ class AgentCardsProjection:
                 [s.values(k) for k, s in summaries.items()],
             )
         self._touched.update(keys)
+
+
+def _ever_public(tx: Tx, key: Key) -> bool:
+    """Whether peers may have seen the agent: they are owed a tombstone when it goes."""
+    row = tx.fetchone("SELECT ever_public FROM agent_cards WHERE tenant = ? AND agent_id = ?", key)
+    return bool(row and row[0])
 
 
 def _load(tx: Tx, keys: set[Key]) -> dict[Key, GoalSummary]:

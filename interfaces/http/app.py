@@ -13,7 +13,7 @@ from prometheus_client import make_asgi_app
 from infrastructure.settings import Settings
 from interfaces.bootstrap import System, build_system, settle_heap
 from interfaces.devclient import ensure_dev_client
-from interfaces.http import problems
+from interfaces.http import problems, registry_problems
 from interfaces.http.middleware import (
     BodyLimitMiddleware,
     InternalErrorMiddleware,
@@ -21,10 +21,18 @@ from interfaces.http.middleware import (
     SecurityHeadersMiddleware,
 )
 from interfaces.http.openapi import install_openapi
-from interfaces.http.routes import admin, analytics, goals, oauth, operations
+from interfaces.http.routes import admin, analytics, goals, oauth, operations, registry, wellknown
 
 # Every router of the API; their routes parse JSON bodies strictly (StrictJSONRoute).
-ROUTERS = (goals.router, analytics.router, oauth.router, admin.router, operations.router)
+ROUTERS = (
+    goals.router,
+    analytics.router,
+    registry.router,
+    wellknown.router,
+    oauth.router,
+    admin.router,
+    operations.router,
+)
 DESCRIPTION = """Goals for A2A agents, event-sourced: every goal, progress update, milestone
 and status change is an immutable event. Commands answer with the aggregate `version`
 and the log `position`; pass `?min_position=` to a query to read your own write.
@@ -63,6 +71,7 @@ def create_app(system: System | None = None, settings: Settings | None = None) -
     # Counters of security events, read-model positions and failures, for Prometheus.
     app.mount("/metrics", make_asgi_app())
     problems.install(app)
+    registry_problems.install(app)
     for router in ROUTERS:
         app.include_router(router)
     install_openapi(app)

@@ -1,0 +1,152 @@
+"""Registry commands and queries. Routes only translate: validate, call one method, map."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from application.registry import AgentNotFound, CardSource
+from application.registry_history import card_history
+from application.results import CommandResult
+from interfaces.http.auth import RegistryReader, RegistryWriter
+from interfaces.http.card_responses import A2AVersion, card_response
+from interfaces.http.deps import IdempotencyDep, IfMatchDep, SystemDep, command_meta
+from interfaces.http.json_body import StrictJSONRoute
+from interfaces.http.queries import MinPosition, read_your_writes
+from interfaces.http.registry_schemas import (
+    AgentCommandOut,
+    AgentDeleteIn,
+    AgentHistoryOut,
+    AgentIn,
+    AgentOut,
+    AgentUpdateIn,
+)
+from interfaces.http.schemas import AGENT_ID_PATTERN
+
+router = APIRouter(prefix="/api/v1/agents", tags=["registry"], route_class=StrictJSONRoute)
+AgentPath = Path(
+    pattern=AGENT_ID_PATTERN,
+    description="The caller's own agent id, or the public id of another tenant's public agent.",
+)
+PROBLEMS: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown agent"}, 422: {}}
+READ_MODELS = ["agent_cards"]
+
+
+def _answer(result: CommandResult, *, location: str | None = None) -> JSONResponse:
+    item = result.first
+    body = AgentCommandOut(
+        agent_id=item.agent_id,
+        version=item.version,
+        position=result.position,
+        created=item.created,
+        replayed=result.replayed,
+    )
+    headers = {"ETag": f'"{item.version}"'}
+    if location:
+        headers["Location"] = location
+    return JSONResponse(body.model_dump(), status_code=201 if location else 200, headers=headers)
+
+
+@router.post("", response_model=AgentCommandOut, status_code=201, responses={409: {}, 422: {}})
+def register_agent(
+    body: AgentIn, system: SystemDep, who: RegistryWriter, request: Request, key: IdempotencyDep
+) -> JSONResponse:
+    """Register an agent's A2A card (inline or fetched from `card_url`); 409 if the id exists."""
+    result = system.registry.register(
+        who.tenant,
+        body.agent_id,
+        CardSource(body.card, body.url()),
+        body.visibility,
+        command_meta(request, who.actor, key),
+        idempotency=key,
+    )
+    return _answer(result, location=f"/api/v1/agents/{body.agent_id}")
+
+
+@router.put("/{agent_id}", response_model=AgentCommandOut, responses={**PROBLEMS, 412: {}})
+def update_agent(
+    agent_id: Annotated[str, AgentPath],
+    body: AgentUpdateIn,
+    system: SystemDep,
+    who: RegistryWriter,
+    request: Request,
+    key: IdempotencyDep,
+    expected: IfMatchDep,
+) -> JSONResponse:
+    """Replace the card and/or the visibility; an unchanged card writes nothing."""
+    source = CardSource(body.card, body.url()) if body.card is not None or body.card_url else None
+    result = system.registry.update(
+        who.tenant,
+        agent_id,
+        source,
+        body.visibility,
+        command_meta(request, who.actor, key),
+        expected_version=expected,
+        idempotency=key,
+    )
+    return _answer(result)
+
+
+@router.delete("/{agent_id}", response_model=AgentCommandOut, responses={**PROBLEMS, 412: {}})
+def deregister_agent(
+    agent_id: Annotated[str, AgentPath],
+    system: SystemDep,
+    who: RegistryWriter,
+    request: Request,
+    key: IdempotencyDep,
+    expected: IfMatchDep,
+    body: AgentDeleteIn | None = None,
+) -> JSONResponse:
+    """Remove the agent from the registry (its history stays in the log)."""
+    result = system.registry.deregister(
+        who.tenant,
+        agent_id,
+        command_meta(request, who.actor, key),
+        reason=body.reason if body else "",
+        expected_version=expected,
+        idempotency=key,
+    )
+    return _answer(result)
+
+
+@router.get("/{agent_id}", response_model=AgentOut, responses={**PROBLEMS, 504: {}})
+def get_agent(
+    agent_id: Annotated[str, AgentPath], system: SystemDep, who: RegistryReader, min_position: MinPosition = None
+) -> dict[str, Any]:
+    """The record: the card as submitted, its hash, signature state, version, times, origin."""
+    read_your_writes(system, READ_MODELS, min_position)
+    record = system.agent_cards.visible(who.tenant, agent_id)
+    if record is None:
+        raise AgentNotFound(agent_id)
+    return record.view(who.tenant)
+
+
+@router.get(
+    "/{agent_id}/card",
+    responses={200: {"content": {"application/json": {}}}, 304: {"description": "Not modified"}, **PROBLEMS},
+)
+def get_agent_card(
+    agent_id: Annotated[str, AgentPath],
+    system: SystemDep,
+    who: RegistryReader,
+    request: Request,
+    a2a_version: A2AVersion = None,
+    original: Annotated[bool, Query(description="The card exactly as submitted, unsigned by us.")] = False,
+    if_none_match: Annotated[str | None, Header(max_length=1024)] = None,
+) -> Response:
+    """The card alone, as served to A2A clients: v1.0 (or v0.3 for `A2A-Version: 0.3`), with
+    the goals extension and this registry's signature; ETag and 304."""
+    return card_response(system, who.tenant, agent_id, a2a_version, original, if_none_match)
+
+
+@router.get("/{agent_id}/history", response_model=AgentHistoryOut, responses=PROBLEMS)
+def get_agent_history(
+    agent_id: Annotated[str, AgentPath], system: SystemDep, who: RegistryReader
+) -> dict[str, Any]:
+    """Every change of the agent's record, with actor, time and a field-level card diff."""
+    record = system.agent_cards.visible(who.tenant, agent_id)
+    if record is None:
+        raise AgentNotFound(agent_id)
+    return {"agent_id": agent_id, "items": card_history(system.goals, record.tenant, record.agent_id)}
