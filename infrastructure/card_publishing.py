@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from domain.ids import registered_agent_id
 from infrastructure.a2a_cards import as_v0_3, as_v1, canonical
-from infrastructure.card_signatures import signing_payload
+from infrastructure.card_signatures import sdk_payload as signing_payload
 from infrastructure.signing_keys import KeyRing
 from projections.agent_cards_queries import AgentRecord
 
