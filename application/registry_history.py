@@ -33,7 +33,7 @@ def card_history(app: GoalsApp, tenant: str, agent_id: str) -> list[dict[str, An
         elif isinstance(event, RegisteredAgent.AgentDeregistered):
             changes = [{"path": "", "from": "registered", "to": "deregistered", "reason": event.reason}]
         if len(changes) > MAX_CHANGES:
-            changes = changes[:MAX_CHANGES] + [{"path": "", "truncated": len(changes) - MAX_CHANGES}]
+            changes = [*changes[:MAX_CHANGES], {"path": "", "truncated": len(changes) - MAX_CHANGES}]
         items.append(
             {
                 "version": event.originator_version,

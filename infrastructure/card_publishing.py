@@ -133,7 +133,8 @@ class CardServer:
     def evict(self, keys: Iterable[tuple[str, str]]) -> None:
         with self._lock:
             for tenant, agent_id in keys:
-                public_id = registered_agent_id(tenant, agent_id).hex
+                # Copies of peers' agents (no tenant) are keyed by their public id already.
+                public_id = registered_agent_id(tenant, agent_id).hex if tenant else agent_id
                 for generation in ("1.0", "0.3"):
                     for original in (False, True):
                         self._built.pop((public_id, generation, original), None)
@@ -142,7 +143,9 @@ class CardServer:
         if original:
             body = orjson.dumps(record.card)
         else:
-            card = with_goals(as_v1(record.card), record.goals.params())
+            card = as_v1(record.card)
+            # A peer's agent keeps the goals extension its registry served; ours only for our own.
+            card = with_goals(card, record.goals.params()) if not record.origin else _unsigned(card)
             if generation == "0.3":
                 legacy = as_v0_3(card)
                 signed = self._signer.sign(legacy, canonical(legacy))
@@ -154,6 +157,10 @@ class CardServer:
         changed = max(record.updated_at, record.goals.last_updated or "")
         modified = format_datetime(datetime.fromisoformat(changed).astimezone(UTC), usegmt=True)
         return ServedCard(body, etag, modified)
+
+
+def _unsigned(card: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in card.items() if k != "signatures"}
 
 
 def _etag(body: bytes) -> str:

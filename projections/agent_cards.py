@@ -19,6 +19,7 @@ from application.json_encoding import encode_json
 from application.ports import Tx
 from domain.goals import AgentGoals
 from domain.objectives import revised_progress
+from domain.peers import FederatedAgent
 from domain.registry import RegisteredAgent
 from projections.projection import LogPage
 from projections.views import iso
@@ -51,6 +52,9 @@ GOAL_COLUMNS = (
     "position",
 )
 Key = tuple[str, str]
+# The "tenant" of copies of peers' agents: no tenant matches it (tenants start with a letter
+# or digit), so a copy can never be, or replace, a local agent.
+FEDERATED = ""
 
 
 @dataclass
@@ -107,6 +111,9 @@ class AgentCardsProjection:
             if isinstance(event, RegisteredAgent.Event):
                 self._apply_registry(tx, position, event)
                 self._touched.add((event.tenant, event.agent_id))
+            elif isinstance(event, FederatedAgent.Event):
+                self._apply_federated(tx, position, event)
+                self._touched.add((FEDERATED, event.originator_id.hex))
             elif isinstance(event, AgentGoals.Event):
                 goal_events.append((position, event))
         if goal_events:
@@ -178,6 +185,40 @@ class AgentCardsProjection:
                     "UPDATE agent_cards SET deleted = 1, version = ?, updated_at = ?, position = ?"
                     " WHERE tenant = ? AND agent_id = ?",
                     (*common, *key),
+                )
+
+    # --- copies of peers' agents -------------------------------------------------------
+
+    def _apply_federated(self, tx: Tx, position: int, event: FederatedAgent.Event) -> None:
+        """A copy is public, in no tenant (FEDERATED), keyed by its own aggregate id."""
+        at = iso(event.timestamp)
+        key = (FEDERATED, event.originator_id.hex)
+        match event:
+            case FederatedAgent.FederatedAgentImported() | FederatedAgent.FederatedAgentUpdated():
+                tx.execute("DELETE FROM agent_cards WHERE tenant = ? AND agent_id = ?", key)
+                tx.execute(
+                    "INSERT INTO agent_cards (tenant, agent_id, visibility, deleted, card, card_hash,"
+                    " card_url, signature, signature_detail, origin, registered_by, version,"
+                    " registered_at, updated_at, position, public_id, ever_public)"
+                    " VALUES (?, ?, 'public', 0, ?, ?, ?, 'unsigned', '', ?, '', ?, ?, ?, ?, ?, 1)",
+                    (
+                        *key,
+                        encode_json(event.card, from_log=True).decode(),
+                        event.card_hash,
+                        event.card_url,
+                        event.peer_url,
+                        event.originator_version,
+                        at,
+                        at,
+                        position,
+                        event.originator_id.hex,
+                    ),
+                )
+            case FederatedAgent.FederatedAgentRemoved():
+                tx.execute(
+                    "UPDATE agent_cards SET deleted = 1, version = ?, updated_at = ?, position = ?"
+                    " WHERE tenant = ? AND agent_id = ?",
+                    (event.originator_version, at, position, *key),
                 )
 
     # --- goal events -----------------------------------------------------------------------

@@ -130,6 +130,14 @@ class AgentCardsQueries:
             )
         return int(row[0]) if row else 0
 
+    def copies_of(self, peer_url: str) -> list[str]:
+        """The remote ids of the live copies of a peer's agents."""
+        with self._store.read() as tx:
+            rows = tx.fetchall(
+                "SELECT public_id FROM agent_cards WHERE origin = ? AND deleted = 0", (peer_url,)
+            )
+        return [str(r[0]) for r in rows]
+
     def counts(self) -> dict[str, int]:
         """Agents by state, registry-wide (for the agents_total metric)."""
         with self._store.read() as tx:
@@ -146,6 +154,7 @@ class AgentCardsQueries:
         with `include_deleted`, tombstones of agents deregistered or made private."""
         # Tombstones only of agents that were public once: a private agent is never mentioned.
         where = ["c.ever_public = 1"] if include_deleted else ["c.deleted = 0 AND c.visibility = 'public'"]
+        where.append("c.origin = ''")  # our own agents only: peers' copies are not echoed back
         params: list[Any] = []
         if updated_since is not None:
             where.append("c.updated_at >= ?")

@@ -21,6 +21,7 @@ from interfaces.http.middleware import (
     SecurityHeadersMiddleware,
 )
 from interfaces.http.openapi import install_openapi
+from interfaces.http.request_metrics import RequestMetricsMiddleware
 from interfaces.http.routes import admin, analytics, goals, oauth, operations, registry, wellknown
 
 # Every router of the API; their routes parse JSON bodies strictly (StrictJSONRoute).
@@ -77,6 +78,7 @@ def create_app(system: System | None = None, settings: Settings | None = None) -
     install_openapi(app)
     config = system.settings if system else settings or Settings()
     app.add_middleware(InternalErrorMiddleware)
+    app.add_middleware(RequestMetricsMiddleware)  # around the 500s too
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
     if config.cors_origin_list:
         app.add_middleware(

@@ -49,7 +49,7 @@ def reg(server: Server, tenant: str) -> Iterator[httpx.Client]:
 class Files(BaseHTTPRequestHandler):
     documents: dict[str, bytes] = {}
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         body = self.documents.get(self.path)
         self.send_response(200 if body is not None else 404)
         self.send_header("Content-Type", "application/json")
