@@ -4,6 +4,7 @@ sees all of its own agents and the public agents of others, never a deregistered
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,6 +111,23 @@ class AgentCardsQueries:
                     (ref, tenant),
                 )
         return _record(row) if row is not None else None
+
+    def records(self, tenant: str, keys: Sequence[tuple[str, str]]) -> list[AgentRecord]:
+        """The records of (tenant, agent_id) `keys` that `tenant` may see, in the order given
+        (what search found; read again here so that the visibility rule is applied twice)."""
+        found: dict[tuple[str, str], AgentRecord] = {}
+        with self._store.read() as tx:
+            for start in range(0, len(keys), 100):
+                chunk = keys[start : start + 100]
+                pairs = " OR ".join("(c.tenant = ? AND c.agent_id = ?)" for _ in chunk)
+                rows = tx.fetchall(
+                    f"SELECT {RECORD_COLUMNS} FROM {FROM} WHERE ({pairs}) AND {VISIBLE}",
+                    [*(v for key in chunk for v in key), tenant],
+                )
+                for row in rows:
+                    record = _record(row)
+                    found[(record.tenant, record.agent_id)] = record
+        return [found[key] for key in keys if key in found]
 
     def public(self, public_id: str) -> AgentRecord | None:
         """A public agent by its public id (what the well-known documents serve)."""

@@ -22,13 +22,14 @@ from interfaces.http.middleware import (
 )
 from interfaces.http.openapi import install_openapi
 from interfaces.http.request_metrics import RequestMetricsMiddleware
-from interfaces.http.routes import admin, analytics, goals, oauth, operations, registry, wellknown
+from interfaces.http.routes import admin, analytics, goals, oauth, operations, peers, registry, wellknown
 
 # Every router of the API; their routes parse JSON bodies strictly (StrictJSONRoute).
 ROUTERS = (
     goals.router,
     analytics.router,
     registry.router,
+    peers.router,
     wellknown.router,
     oauth.router,
     admin.router,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from application.federation import FederationDisabled, PeerNotFound
 from application.registry import AgentNotFound, CardUnavailable, SignedCardRequired, TooManyAgents
 from domain.registry import AgentAlreadyRegistered, AgentDeregisteredError
 from interfaces.http.problems import NOT_FOUND, VALIDATION, Problem, problem_response
@@ -15,6 +16,8 @@ TOO_MANY_AGENTS = Problem(409, "too-many-agents", "The client has registered as 
 
 
 def install(app: FastAPI) -> None:
+    install_federation(app)
+
     @app.exception_handler(AgentNotFound)
     @app.exception_handler(AgentDeregisteredError)
     async def not_found(request: Request, exc: Exception) -> JSONResponse:
@@ -42,3 +45,13 @@ def install(app: FastAPI) -> None:
     async def bad_cursor(request: Request, exc: MalformedCursor) -> JSONResponse:
         errors = [{"field": "query.cursor", "message": "is not a cursor this registry gave out"}]
         return problem_response(request, VALIDATION, "invalid fields: query.cursor", errors=errors)
+
+
+def install_federation(app: FastAPI) -> None:
+    @app.exception_handler(PeerNotFound)
+    async def no_peer(request: Request, exc: PeerNotFound) -> JSONResponse:
+        return problem_response(request, NOT_FOUND, str(exc))
+
+    @app.exception_handler(FederationDisabled)
+    async def disabled(request: Request, exc: FederationDisabled) -> JSONResponse:
+        return problem_response(request, NOT_FOUND, str(exc))

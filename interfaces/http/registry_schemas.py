@@ -108,3 +108,12 @@ class CardChangeOut(_In):
 class AgentHistoryOut(_In):
     agent_id: str
     items: list[CardChangeOut]
+
+
+GoalStatus = Literal["active", "paused", "completed", "cancelled"]
+
+
+class AgentListOut(_In):
+    items: list[AgentOut]
+    total: int = Field(description="Every match, not only this page.")
+    next_cursor: str | None

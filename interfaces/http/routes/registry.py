@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
@@ -17,6 +18,8 @@ from interfaces.http.json_body import StrictJSONRoute
 from interfaces.http.queries import MinPosition, read_your_writes
 from interfaces.http.registry_schemas import (
     AgentCommandOut,
+    AgentListOut,
+    GoalStatus,
     AgentDeleteIn,
     AgentHistoryOut,
     AgentIn,
@@ -24,6 +27,9 @@ from interfaces.http.registry_schemas import (
     AgentUpdateIn,
 )
 from interfaces.http.schemas import AGENT_ID_PATTERN
+from interfaces.http.search_metrics import timed_search
+from interfaces.http.types import Instant
+from projections.search.index import SearchQuery
 
 router = APIRouter(prefix="/api/v1/agents", tags=["registry"], route_class=StrictJSONRoute)
 AgentPath = Path(
@@ -150,3 +156,43 @@ def get_agent_history(
     if record is None:
         raise AgentNotFound(agent_id)
     return {"agent_id": agent_id, "items": card_history(system.goals, record.tenant, record.agent_id)}
+
+
+@router.get("", response_model=AgentListOut, responses={422: {}, 503: {}, 504: {}})
+def list_agents(
+    system: SystemDep,
+    who: RegistryReader,
+    q: Annotated[str | None, Query(min_length=1, max_length=200, description="Text: relevance order.")] = None,
+    skill: Annotated[str | None, Query(max_length=200, description="A skill id or name, exactly.")] = None,
+    tag: Annotated[str | None, Query(max_length=100)] = None,
+    goal_status: Annotated[GoalStatus | None, Query()] = None,
+    min_progress: Annotated[float | None, Query(ge=0, le=100)] = None,
+    max_progress: Annotated[float | None, Query(ge=0, le=100)] = None,
+    owned: Annotated[bool, Query(description="Only the caller's own agents.")] = False,
+    updated_since: Annotated[Instant | None, Query()] = None,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    min_position: MinPosition = None,
+) -> dict[str, Any]:
+    """The caller's agents and every public agent (peers' copies included): list and search,
+    with the exact `total` of matches and a `next_cursor`."""
+    read_your_writes(system, [*READ_MODELS, system.search_model], min_position)
+    query = SearchQuery(
+        q=q,
+        skill=skill,
+        tag=tag,
+        goal_status=goal_status,
+        min_progress=min_progress,
+        max_progress=max_progress,
+        owned=owned,
+        updated_since=updated_since.astimezone(UTC).isoformat() if updated_since else None,
+        cursor=cursor,
+        limit=limit,
+    )
+    page = timed_search(system.search, who.tenant, query)
+    records = system.agent_cards.records(who.tenant, [(h.tenant, h.agent_id) for h in page.items])
+    return {
+        "items": [r.view(who.tenant) for r in records],
+        "total": page.total,
+        "next_cursor": page.next_cursor,
+    }
