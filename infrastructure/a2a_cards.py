@@ -1,4 +1,5 @@
-"""AgentCards in and out: their canonical form and hash, and their v1.0 and v0.3 JSON forms.
+"""AgentCards in and out: their canonical form and hash, their v1.0 and v0.3 JSON forms, and their
+signatures (see :mod:`infrastructure.card_signatures`, re-exported here).
 
 The conversions are the A2A SDK's own (``a2a.compat.v0_3.conversions``), so that interfaces,
 transports and security schemes map as every SDK client maps them, with two corrections where
@@ -27,16 +28,22 @@ from a2a.types import AgentCard, AgentInterface
 from google.protobuf.json_format import MessageToDict, ParseError
 
 from domain.cards import generation
+from infrastructure.card_signatures import KeyLookup, SignatureCheck, SignatureState, sign_card, verify_card
 from infrastructure.jcs import NotCanonicalisable, canonical
 from infrastructure.sdk_cards import CardNotConvertible, sdk_card
 
 __all__ = [
     "CardNotConvertible",
+    "KeyLookup",
     "NotCanonicalisable",
+    "SignatureCheck",
+    "SignatureState",
     "as_v0_3",
     "as_v1",
     "canonical",
     "card_hash",
+    "sign_card",
+    "verify_card",
 ]
 
 _DEFAULT_LEGACY_VERSION = "0.3.0"  # v0.3's schema default for protocolVersion

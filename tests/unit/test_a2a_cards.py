@@ -1,7 +1,9 @@
-"""AgentCards in and out: RFC 8785 canonical form, hash, v1.0/v0.3 conversions through the A2A SDK."""
+"""AgentCards in and out: RFC 8785 canonical form, hash, v1.0/v0.3 conversions through the A2A SDK,
+and signatures that the SDK and we both verify."""
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import struct
@@ -11,17 +13,33 @@ from typing import Any
 
 import pytest
 from a2a.client.card_resolver import parse_agent_card
+from a2a.utils.signing import (
+    InvalidSignaturesError,
+    ProtectedHeader,
+    create_agent_card_signer,
+    create_signature_verifier,
+)
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from google.protobuf.json_format import MessageToDict
+from jwt import PyJWK, api_jws
+from jwt.algorithms import get_default_algorithms
 
 from domain.cards import card_problems
 from infrastructure.a2a_cards import (
     CardNotConvertible,
+    KeyLookup,
     NotCanonicalisable,
     as_v0_3,
     as_v1,
     canonical,
     card_hash,
+    sign_card,
+    verify_card,
 )
 from infrastructure.jcs import MAX_DEPTH
+from infrastructure.sdk_cards import sdk_payload
+from infrastructure.signing_keys import KeyRing
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "a2a"
 GEO_URLS = [
@@ -228,3 +246,300 @@ def test_a_card_the_sdk_cannot_read_is_not_converted() -> None:
         as_v0_3({"name": "x", "supportedInterfaces": "nowhere"})
     with pytest.raises(CardNotConvertible):
         as_v1({"name": "x", "url": "https://a.example", "skills": 3})
+
+
+# -- signatures ---------------------------------------------------------------------------------
+
+
+def public_jwk(private: Any, alg: str = "ES256") -> dict[str, Any]:
+    jwk: dict[str, Any] = get_default_algorithms()[alg].to_jwk(private.public_key(), as_dict=True)
+    return jwk
+
+
+def es256_key() -> tuple[ec.EllipticCurvePrivateKey, dict[str, Any]]:
+    private = ec.generate_private_key(ec.SECP256R1())
+    return private, public_jwk(private)
+
+
+def pem(private: Any) -> bytes:
+    encoded: bytes = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return encoded
+
+
+def keys_for(
+    known: dict[str, dict[str, Any]], calls: list[tuple[str | None, str | None]] | None = None
+) -> KeyLookup:
+    def lookup(kid: str | None, jku: str | None) -> list[dict[str, Any]]:
+        if calls is not None:
+            calls.append((kid, jku))
+        return [known[kid]] if kid in known else []
+
+    return lookup
+
+
+def sdk_signed(card: dict[str, Any], private: Any, kid: str, alg: str = "ES256") -> dict[str, Any]:
+    """The card signed by the A2A SDK's own signer, as JSON again."""
+    header: ProtectedHeader = {"alg": alg, "typ": "JOSE", "kid": kid, "jku": None}
+    signed = create_agent_card_signer(pem(private), header)(parse_agent_card(copy.deepcopy(card)))
+    return {**card, "signatures": [MessageToDict(s) for s in signed.signatures]}
+
+
+def sdk_verifies(card: dict[str, Any], jwk: dict[str, Any]) -> bool:
+    verifier = create_signature_verifier(lambda kid, jku: PyJWK(jwk), ["ES256"])
+    try:
+        verifier(parse_agent_card(copy.deepcopy(card)))
+    except InvalidSignaturesError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("name", ["sample-card-v1.0.json", "sample-card-v0.3.json"])
+def test_a_card_signed_by_the_sdk_verifies(name: str) -> None:
+    private, jwk = es256_key()
+    card = sdk_signed(unsigned(name), private, "k1")
+    check = verify_card(card, keys_for({"k1": jwk}))
+    assert (check.state, check.kids) == ("verified", ("k1",))
+    # The samples carry fields the SDK drops (v0.3 names, stateTransitionHistory): the SDK signed
+    # its own form of the card, and the detail says that it covers less.
+    assert "signature 0 (kid 'k1', ES256) verifies over the A2A SDK's form" in check.detail
+
+
+def test_a_changed_byte_makes_a_signed_card_invalid() -> None:
+    private, jwk = es256_key()
+    card = sdk_signed(unsigned("sample-card-v1.0.json"), private, "k1")
+    card["description"] = card["description"].replace("advanced", "advancEd")
+    check = verify_card(card, keys_for({"k1": jwk}))
+    assert check.state == "invalid"
+    assert check.detail == "signature 0 (kid 'k1', ES256) does not verify under the 1 key(s) known for it"
+    assert check.kids == ()
+
+
+@pytest.mark.parametrize("name", ["sample-card-v1.0.json", "sample-card-v0.3.json"])
+def test_a_card_we_sign_verifies_with_the_sdk_and_with_us(name: str) -> None:
+    private, jwk = es256_key()
+    card = sign_card(unsigned(name), private, "ours", jku="https://registry.example/jwks.json")
+    assert sdk_verifies(card, jwk)
+    calls: list[tuple[str | None, str | None]] = []
+    assert verify_card(card, keys_for({"ours": jwk}, calls)).state == "verified"
+    assert calls == [("ours", "https://registry.example/jwks.json")]
+    header = json.loads(base64.urlsafe_b64decode(card["signatures"][0]["protected"] + "=="))
+    assert header == {
+        "alg": "ES256",
+        "typ": "JOSE",
+        "kid": "ours",
+        "jku": "https://registry.example/jwks.json",
+    }
+    tampered = copy.deepcopy(card)
+    tampered["skills"][0]["tags"].append("fishing")
+    assert not sdk_verifies(tampered, jwk)
+
+
+def odd_card() -> dict[str, Any]:
+    """A card with what the SDK's form drops: empty texts and lists, false flags without
+    presence, unknown fields, extension params of every JSON kind."""
+    card = unsigned("sample-card-v1.0.json")
+    card["description"] = ""
+    card["defaultInputModes"] = []
+    card["capabilities"] = {
+        "streaming": False,
+        "extensions": [
+            {
+                "uri": "https://example.com/ext",
+                "required": False,
+                "description": "",
+                "params": {
+                    "n": 1,
+                    "f": 2.5,
+                    "big": 1e21,
+                    "t": "",
+                    "l": [],
+                    "o": {"e": {}},
+                    "z": None,
+                    "b": False,
+                },
+            }
+        ],
+    }
+    card["skills"][0]["examples"] = []
+    card["x-unknown"] = {"kept": "only as submitted"}
+    return card
+
+
+@pytest.mark.parametrize(
+    "card",
+    [unsigned("sample-card-v1.0.json"), unsigned("sample-card-v0.3.json"), odd_card()],
+    ids=["v1.0", "v0.3", "odd"],
+)
+def test_our_sdk_payload_is_the_sdks_own(card: dict[str, Any]) -> None:
+    from a2a.utils.signing import _canonicalize_agent_card  # the SDK's own, to hold ours to it
+
+    assert sdk_payload(card) == _canonicalize_agent_card(parse_agent_card(copy.deepcopy(card))).encode()
+
+
+def test_a_card_with_what_the_sdk_drops_signed_either_way_verifies_both_ways() -> None:
+    private, jwk = es256_key()
+    ours = sign_card(odd_card(), private, "k1")
+    assert sdk_verifies(ours, jwk)
+    assert verify_card(ours, keys_for({"k1": jwk})).state == "verified"
+    theirs = sdk_signed(odd_card(), private, "k1")
+    assert verify_card(theirs, keys_for({"k1": jwk})).state == "verified"
+
+
+def test_a_signature_over_a_v03_card_still_verifies_on_its_v1_form() -> None:
+    private, jwk = es256_key()
+    card = sign_card(unsigned("sample-card-v0.3.json"), private, "k1")
+    assert sdk_payload(card) == sdk_payload(as_v1(card))
+    assert verify_card(as_v1(card), keys_for({"k1": jwk})).state == "verified"
+
+
+def test_the_key_rings_signing_key_signs_and_its_jwks_verifies() -> None:
+    ring = KeyRing.from_pem([pem(ec.generate_private_key(ec.SECP256R1())).decode()])
+    card = sign_card(unsigned("sample-card-v1.0.json"), ring.signing_key(), ring.signing_kid)
+    by_kid = {jwk["kid"]: jwk for jwk in ring.jwks()["keys"]}
+    assert verify_card(card, keys_for(by_kid)).kids == (ring.signing_kid,)
+    assert sdk_verifies(card, by_kid[ring.signing_kid])
+
+
+def test_signing_covers_the_same_bytes_each_time_and_keeps_earlier_signatures() -> None:
+    private, jwk = es256_key()
+    card = unsigned("sample-card-v1.0.json")
+    once = sign_card(card, private, "k1")
+    twice = sign_card(once, private, "k2")
+    assert card == unsigned("sample-card-v1.0.json")  # the card given is not changed
+    assert sdk_payload(once) == sdk_payload(twice) == sdk_payload(card)
+    assert [s["protected"] for s in twice["signatures"]][:1] == [once["signatures"][0]["protected"]]
+    check = verify_card(twice, keys_for({"k1": jwk, "k2": jwk}))
+    assert (check.state, check.kids) == ("verified", ("k1", "k2"))
+
+
+def test_a_card_signed_over_exactly_what_it_says_verifies_as_submitted() -> None:
+    private, jwk = es256_key()
+    card = unsigned("sample-card-v1.0.json")
+    token = api_jws.encode(canonical(card), private, algorithm="ES256", headers={"kid": "k1", "typ": "JOSE"})
+    protected, _, signature = token.split(".")
+    card["signatures"] = [{"protected": protected, "signature": signature}]
+    check = verify_card(card, keys_for({"k1": jwk}))
+    assert (check.state, check.detail) == (
+        "verified",
+        "signature 0 (kid 'k1', ES256) verifies over the card as submitted",
+    )
+
+
+@pytest.mark.parametrize("signatures", [None, []])
+def test_a_card_without_signatures_is_unsigned(signatures: list[Any] | None) -> None:
+    card = unsigned("sample-card-v1.0.json")
+    if signatures is not None:
+        card["signatures"] = signatures
+    assert verify_card(card, keys_for({})) == verify_card(card, keys_for({}))
+    assert verify_card(card, keys_for({})).state == "unsigned"
+
+
+def test_an_unknown_kid_is_invalid() -> None:
+    private, jwk = es256_key()
+    card = sign_card(unsigned("sample-card-v1.0.json"), private, "k1")
+    check = verify_card(card, keys_for({"k2": jwk}))
+    assert (check.state, check.detail) == ("invalid", "signature 0 (kid 'k1', ES256): no key is known for it")
+
+
+def test_the_specifications_example_signature_signs_nothing() -> None:
+    _, jwk = es256_key()
+    check = verify_card(sample("sample-card-v1.0.json"), keys_for({"key-1": jwk}))
+    assert check.state == "invalid"
+
+
+def test_a_malformed_signature_beside_a_good_one_makes_the_card_invalid() -> None:
+    private, jwk = es256_key()
+    card = sign_card(unsigned("sample-card-v1.0.json"), private, "k1")
+    card["signatures"].append({"protected": "not base64 json!", "signature": "x"})
+    check = verify_card(card, keys_for({"k1": jwk}))
+    assert (check.state, check.kids) == ("invalid", ("k1",))
+    assert check.detail.startswith("signature 1: its protected header is not base64url-encoded JSON")
+
+
+def test_a_good_signature_beside_one_under_a_retired_key_still_verifies() -> None:
+    private, jwk = es256_key()
+    retired, _ = es256_key()
+    card = sign_card(sign_card(unsigned("sample-card-v1.0.json"), retired, "old"), private, "new")
+    assert verify_card(card, keys_for({"new": jwk})).state == "verified"
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"alg": "none", "kid": "k1"},
+        {"alg": "HS256", "kid": "k1"},
+        {"kid": "k1"},
+        {"alg": ["ES256"]},
+        ["ES256"],
+    ],
+)
+def test_symmetric_none_and_missing_algorithms_are_refused(header: Any) -> None:
+    card = unsigned("sample-card-v1.0.json")
+    protected = base64.urlsafe_b64encode(json.dumps(header).encode()).rstrip(b"=").decode()
+    card["signatures"] = [{"protected": protected, "signature": ""}]
+    _, jwk = es256_key()
+    assert verify_card(card, keys_for({"k1": jwk, "": {"kty": "oct", "k": "c2VjcmV0"}})).state == "invalid"
+
+
+def test_a_key_of_another_algorithm_or_use_is_not_used() -> None:
+    private, jwk = es256_key()
+    card = sign_card(unsigned("sample-card-v1.0.json"), private, "k1")
+    for wrong in (
+        {**jwk, "alg": "ES384"},
+        {**jwk, "use": "enc"},
+        {"kty": "oct", "k": "c2VjcmV0"},
+        {"kty": "EC"},
+    ):
+        assert verify_card(card, keys_for({"k1": wrong})).state == "invalid"
+
+
+@pytest.mark.parametrize("alg", ["RS256", "PS256", "EdDSA"])
+def test_rsa_and_eddsa_signatures_by_the_sdk_verify(alg: str) -> None:
+    if alg == "EdDSA":
+        private: Any = ed25519.Ed25519PrivateKey.generate()
+    else:
+        private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    card = sdk_signed(unsigned("sample-card-v1.0.json"), private, "k1", alg)
+    assert verify_card(card, keys_for({"k1": public_jwk(private, alg)})).state == "verified"
+
+
+def test_the_detail_names_no_key_material() -> None:
+    private, jwk = es256_key()
+    card = sign_card(unsigned("sample-card-v1.0.json"), private, "k1")
+    card["version"] = "9"
+    private_jwk = {**jwk, "d": base64.urlsafe_b64encode(b"\x01" * 32).rstrip(b"=").decode()}
+    check = verify_card(card, keys_for({"k1": private_jwk}))
+    assert check.state == "invalid"
+    for secret in (jwk["x"], jwk["y"], private_jwk["d"]):
+        assert secret not in check.detail
+
+
+def test_sign_card_takes_only_a_p256_private_key() -> None:
+    card = unsigned("sample-card-v1.0.json")
+    with pytest.raises(TypeError):
+        sign_card(card, ec.generate_private_key(ec.SECP384R1()), "k1")
+    with pytest.raises(TypeError):
+        sign_card(card, "-----BEGIN PRIVATE KEY-----", "k1")
+
+
+@pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
+def test_a_signature_under_a_short_rsa_key_does_not_verify() -> None:
+    private = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    card = sdk_signed(unsigned("sample-card-v1.0.json"), private, "k1", "RS256")
+    assert verify_card(card, keys_for({"k1": public_jwk(private, "RS256")})).state == "invalid"
+
+
+def test_a_card_with_no_canonical_form_verifies_nothing() -> None:
+    private, jwk = es256_key()
+    card = sign_card(unsigned("sample-card-v1.0.json"), private, "k1")
+    deep: Any = 0
+    for _ in range(5_000):
+        deep = [deep]
+    card["x-deep"] = deep
+    check = verify_card(card, keys_for({"k1": jwk}))
+    assert (check.state, check.detail) == (
+        "invalid",
+        "signature 0 (kid 'k1', ES256): the card has no canonical form to verify",
+    )
