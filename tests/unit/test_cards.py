@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +147,21 @@ def test_each_missing_required_v1_field_is_named(path: str) -> None:
 @pytest.mark.parametrize("path", V03_REQUIRED)
 def test_each_missing_required_v03_field_is_named(path: str) -> None:
     assert card_problems(without(full_v03(), path)) == {f"card.{path}": "is required"}
+
+
+WRONG_TYPE_MESSAGES = {"must be a text", "must be a list", "must be an object"}
+
+
+@pytest.mark.parametrize(
+    ("card", "path"),
+    [(full_v1, path) for path in V1_REQUIRED] + [(full_v03, path) for path in [*V03_REQUIRED, "url"]],
+)
+def test_each_required_field_of_the_wrong_type_is_named(
+    card: Callable[[], dict[str, Any]], path: str
+) -> None:
+    problems = card_problems(replaced(card(), path, 12345))
+    assert list(problems) == [f"card.{path}"]
+    assert problems[f"card.{path}"] in WRONG_TYPE_MESSAGES
 
 
 def test_a_v03_card_without_its_url_is_no_longer_v03_and_v1s_interfaces_are_named() -> None:
