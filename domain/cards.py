@@ -8,18 +8,17 @@ be there with its type; optional fields are type-checked when present (JSON null
 absent); fields the specification does not name are allowed, since cards evolve. Texts and lists
 are bounded so that no single field can be huge, and every value anywhere in the card (unknown
 fields too) must be storable and canonicalisable: no NUL character or lone surrogate, finite
-numbers within JSON's exact integer range, nesting at most ``MAX_DEPTH`` deep.
+numbers within JSON's exact integer range, nesting at most ``domain.limits.MAX_JSON_DEPTH`` deep.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from domain.limits import text_problem
+from domain.limits import json_problems, text_problem
 
 __all__ = [
     "MAX_CARD_BYTES",
@@ -44,9 +43,6 @@ MAX_MODES = 64
 MAX_EXTENSIONS = 64
 MAX_SECURITY = 64  # security schemes, requirements, schemes in one requirement
 MAX_SIGNATURES = 16
-MAX_DEPTH = 32  # nesting of objects and lists, free-form parts (params, unknown fields) included
-# RFC 8785 writes numbers as IEEE 754 doubles: larger integers have no exact canonical form.
-MAX_EXACT_INT = 2**53 - 1
 
 Generation = Literal["1.0", "0.3"]
 Problems = dict[str, str]
@@ -76,7 +72,8 @@ def card_problems(card: object, *, prefix: str = "card") -> dict[str, str]:
     problems: Problems = {}
     rules = _V1_CARD if generation(card) == "1.0" else _V03_CARD
     _check_fields(card, rules, prefix, problems)
-    _check_json(card, prefix, 1, problems)
+    for path, problem in json_problems(card, prefix).items():
+        problems.setdefault(path, problem)
     return problems
 
 
@@ -173,35 +170,6 @@ def _map(value_check: Check, max_entries: int) -> Check:
     return check
 
 
-def _check_json(value: object, path: str, depth: int, problems: Problems) -> None:
-    """What every value of a card must be, known field or not: plain JSON that PostgreSQL can
-    store and RFC 8785 can canonicalise, and not nested deeper than MAX_DEPTH."""
-    if value is None or isinstance(value, bool):
-        return
-    if isinstance(value, str):
-        if (problem := text_problem(value, MAX_CARD_BYTES)) is not None:
-            problems.setdefault(path, problem)
-    elif isinstance(value, int):
-        if abs(value) > MAX_EXACT_INT:
-            problems.setdefault(path, f"must be an integer between -{MAX_EXACT_INT} and {MAX_EXACT_INT}")
-    elif isinstance(value, float):
-        if not math.isfinite(value):
-            problems.setdefault(path, "must be a finite number")
-    elif isinstance(value, Mapping | list):
-        if depth > MAX_DEPTH:
-            problems.setdefault(path, f"must not nest objects and lists more than {MAX_DEPTH} deep")
-            return
-        if isinstance(value, list):
-            for index, entry in enumerate(value):
-                _check_json(entry, f"{path}.{index}", depth + 1, problems)
-            return
-        for key, entry in value.items():
-            if not isinstance(key, str) or text_problem(key, MAX_CARD_BYTES) is not None:
-                problems.setdefault(f"{path}.{str(key)[:MAX_SHORT]}", "field names must be valid texts")
-            else:
-                _check_json(entry, f"{path}.{key}", depth + 1, problems)
-    else:
-        problems.setdefault(path, "must be a JSON value")
 
 
 _TEXTS = _list(_text(), MAX_MODES)

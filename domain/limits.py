@@ -113,7 +113,8 @@ def _note_value_problem(value: Any) -> str | None:
 
 
 # Free JSON (an AgentCard's fields this system does not interpret): integers a JSON number
-# can carry exactly everywhere, and no deeper than the edge parses.
+# can carry exactly everywhere (RFC 8785 writes numbers as IEEE 754 doubles: larger integers
+# have no exact canonical form), and no deeper than the edge parses.
 MAX_JSON_INTEGER = 2**53 - 1
 MAX_JSON_DEPTH = 32
 MAX_JSON_KEY = 256
@@ -145,7 +146,7 @@ def json_problems(value: object, path: str) -> dict[str, str]:
             continue
         elif isinstance(item, int):
             if abs(item) > MAX_JSON_INTEGER:
-                problems[where] = f"integers must be between -{MAX_JSON_INTEGER} and {MAX_JSON_INTEGER}"
+                problems[where] = f"must be an integer between -{MAX_JSON_INTEGER} and {MAX_JSON_INTEGER}"
         elif isinstance(item, float):
             if not math.isfinite(item):
                 problems[where] = "must be a finite number"

@@ -14,7 +14,8 @@ from eventsourcing.domain import Aggregate
 
 from domain.errors import DomainError, InvalidCommand
 from domain.ids import NAMESPACE
-from domain.limits import MAX_REASON, MAX_URL, json_problems, text_problem
+from domain.cards import card_problems
+from domain.limits import MAX_REASON, MAX_URL, text_problem
 from domain.meta import Meta, meta_fields
 
 MAX_CURSOR = 512
@@ -205,7 +206,7 @@ class FederatedAgent(Aggregate):
 
 
 def _check(card: dict[str, Any], card_url: str, at: str) -> None:
-    problems = json_problems(card, "card")
+    problems = card_problems(card, prefix="card")
     if p := text_problem(card_url, MAX_URL, required=True):
         problems["card_url"] = p
     if p := text_problem(at, 64, required=True):

@@ -14,9 +14,10 @@ from typing import Any, Literal
 
 from eventsourcing.domain import Aggregate
 
+from domain.cards import card_problems
 from domain.errors import DomainError, InvalidCommand
 from domain.ids import TENANT, registered_agent_id
-from domain.limits import MAX_REASON, MAX_URL, json_problems, text_problem
+from domain.limits import MAX_REASON, MAX_URL, text_problem
 from domain.meta import Meta, meta_fields
 
 VISIBILITIES = frozenset({"private", "public"})
@@ -49,9 +50,7 @@ class SubmittedCard:
     signature_detail: str = ""
 
     def problems(self) -> dict[str, str]:
-        problems = json_problems(self.card, "card") if isinstance(self.card, dict) else {}
-        if not isinstance(self.card, dict):
-            problems["card"] = "must be a JSON object"
+        problems = card_problems(self.card, prefix="card")
         if self.card_url is not None and (p := text_problem(self.card_url, MAX_URL, required=True)):
             problems["card_url"] = p
         if self.signature not in SIGNATURE_STATES:

@@ -26,8 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from domain.ids import registered_agent_id
-from infrastructure.a2a_cards import as_v0_3, as_v1, canonical
-from infrastructure.card_signatures import sdk_payload as signing_payload
+from infrastructure.a2a_cards import as_v0_3, as_v1, canonical, sdk_payload
 from infrastructure.signing_keys import KeyRing
 from projections.agent_cards_queries import AgentRecord
 
@@ -123,7 +122,7 @@ class CardServer:
                 return found[1]
         legacy = generation == "0.3"
         form = as_v0_3(card) if legacy else card
-        signed = self._signer.sign(form, canonical(form) if legacy else signing_payload(form))
+        signed = self._signer.sign(form, canonical(form) if legacy else sdk_payload(form))
         body = orjson.dumps(signed)
         built = ServedCard(body, _etag(body), "")
         with self._lock:
@@ -150,7 +149,7 @@ class CardServer:
                 legacy = as_v0_3(card)
                 signed = self._signer.sign(legacy, canonical(legacy))
             else:
-                signed = self._signer.sign(card, signing_payload(card))
+                signed = self._signer.sign(card, sdk_payload(card))
             body = orjson.dumps(signed)
         etag = _etag(body)
         # The served card changes with the goals too: the later of the two changes.

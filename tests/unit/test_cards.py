@@ -12,7 +12,6 @@ import pytest
 
 from domain.cards import (
     MAX_CARD_BYTES,
-    MAX_DEPTH,
     MAX_DESCRIPTION,
     MAX_SKILLS,
     MAX_TAGS,
@@ -23,6 +22,7 @@ from domain.cards import (
     generation,
     summary,
 )
+from domain.limits import MAX_JSON_DEPTH
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "a2a"
 
@@ -333,19 +333,19 @@ def test_every_value_anywhere_must_be_storable_and_canonicalisable() -> None:
         "card.x-notes.b.0": "must be a finite number",
         "card.x-notes.b.1": f"must be an integer between -{2**53 - 1} and {2**53 - 1}",
         "card.x-notes.b.2": "must be valid Unicode (it holds a lone surrogate)",
-        "card.x-notes.c\x00": "field names must be valid texts",
+        "card.x-notes.c\x00": "field name must not contain the NUL character (U+0000)",
         "card.capabilities.extensions.0.params.big": f"must be an integer between -{2**53 - 1} and {2**53 - 1}",
     }
 
 
 def test_nesting_is_bounded() -> None:
     deep: Any = "leaf"
-    for _ in range(MAX_DEPTH):
+    for _ in range(MAX_JSON_DEPTH):
         deep = [deep]
     card = full_v1()
     card["x-deep"] = deep
-    too_deep = "card.x-deep" + ".0" * (MAX_DEPTH - 1)
-    assert card_problems(card) == {too_deep: f"must not nest objects and lists more than {MAX_DEPTH} deep"}
+    too_deep = "card.x-deep" + ".0" * (MAX_JSON_DEPTH - 1)
+    assert card_problems(card) == {too_deep: f"nests more than {MAX_JSON_DEPTH} levels deep"}
     card["x-deep"] = deep[0]
     assert card_problems(card) == {}
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,15 +16,18 @@ from domain.registry import AgentAlreadyRegistered, AgentDeregisteredError, Regi
 META = Meta(actor="client-1", request_id="r1")
 
 
-def submitted(**card: Any) -> SubmittedCard:
-    body = {"name": "Planner", **card}
-    return SubmittedCard(body, card_hash=f"sha256:{sorted(body.items())!r}")
+SAMPLE = json.loads((Path(__file__).parent.parent / "fixtures" / "a2a" / "sample-card-v1.0.json").read_text())
+
+
+def submitted(**changes: Any) -> SubmittedCard:
+    body = {**SAMPLE, **changes}
+    return SubmittedCard(body, card_hash=f"sha256:{sorted(map(str, body.items()))!r}")
 
 
 def test_registration_records_the_card_as_submitted_under_the_tenant_and_key() -> None:
     agent = RegisteredAgent.register("acme", "planner", submitted(x=1), "public", META)
     assert agent.id == registered_agent_id("acme", "planner")
-    assert agent.card == {"name": "Planner", "x": 1}
+    assert agent.card == {**SAMPLE, "x": 1}
     assert (agent.visibility, agent.registered_by, agent.deregistered) == ("public", "client-1", False)
     assert [type(e).__name__ for e in agent.collect_events()] == ["AgentRegistered"]
 
@@ -67,6 +72,7 @@ def test_a_deregistered_agent_refuses_changes_until_registered_again() -> None:
     ("card", "path"),
     [
         ({"name": "a\x00b"}, "card.name"),
+        ({"skills": [{"id": "x"}]}, "card.skills.0.tags"),
         ({"nested": {"deep": 2**60}}, "card.nested.deep"),
         ({"n": float("nan")}, "card.n"),
         ({"list": [1, {"k\x00": 1}]}, "card.list.1.k\x00"),
@@ -74,7 +80,7 @@ def test_a_deregistered_agent_refuses_changes_until_registered_again() -> None:
 )
 def test_a_card_the_log_could_not_keep_exactly_is_refused_naming_the_field(card: dict[str, Any], path: str) -> None:
     with pytest.raises(InvalidCommand) as refused:
-        RegisteredAgent.register("acme", "planner", SubmittedCard(card, "sha256:x"), "public", META)
+        RegisteredAgent.register("acme", "planner", SubmittedCard({**SAMPLE, **card}, "sha256:x"), "public", META)
     assert path in refused.value.errors
 
 
@@ -85,5 +91,7 @@ def test_nesting_beyond_the_bound_is_refused() -> None:
         node["x"] = {}
         node = node["x"]
     with pytest.raises(InvalidCommand) as refused:
-        RegisteredAgent.register("acme", "planner", SubmittedCard({"ext": deep}, "sha256:x"), "public", META)
+        RegisteredAgent.register(
+            "acme", "planner", SubmittedCard({**SAMPLE, "ext": deep}, "sha256:x"), "public", META
+        )
     assert any("levels deep" in message for message in refused.value.errors.values())
