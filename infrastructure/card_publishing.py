@@ -26,7 +26,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from domain.ids import registered_agent_id
-from infrastructure.a2a_cards import as_v0_3, as_v1, canonical, sdk_payload
+from infrastructure.a2a_cards import as_v0_3, as_v1, canonical
+from infrastructure.sdk_cards import sdk_payload
 from infrastructure.signing_keys import KeyRing
 from projections.agent_cards_queries import AgentRecord
 
