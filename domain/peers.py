@@ -12,9 +12,9 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
+from domain.cards import card_problems
 from domain.errors import DomainError, InvalidCommand
 from domain.ids import NAMESPACE
-from domain.cards import card_problems
 from domain.limits import MAX_REASON, MAX_URL, text_problem
 from domain.meta import Meta, meta_fields
 

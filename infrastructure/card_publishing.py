@@ -14,7 +14,7 @@ import base64
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -25,7 +25,6 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from domain.ids import registered_agent_id
 from infrastructure.a2a_cards import as_v0_3, as_v1, canonical
 from infrastructure.sdk_cards import sdk_payload
 from infrastructure.signing_keys import KeyRing
@@ -89,9 +88,9 @@ class CardSigner:
 
 
 class CardServer:
-    """Builds served cards, and keeps the last CACHED_CARDS built. An entry is used only for
-    the record it was built from (its log position and goals), so a stale entry is never
-    served; `evict` (called after the agent_cards read model commits) frees memory early."""
+    """Builds served cards, and keeps the last CACHED_CARDS built (signing is the costly part).
+    An entry is used only for the record it was built from (its log position and goals), so
+    a stale one is never served."""
 
     def __init__(self, signer: CardSigner) -> None:
         self._signer = signer
@@ -129,15 +128,6 @@ class CardServer:
         with self._lock:
             self._built[key] = (stamp, built)
         return built
-
-    def evict(self, keys: Iterable[tuple[str, str]]) -> None:
-        with self._lock:
-            for tenant, agent_id in keys:
-                # Copies of peers' agents (no tenant) are keyed by their public id already.
-                public_id = registered_agent_id(tenant, agent_id).hex if tenant else agent_id
-                for generation in ("1.0", "0.3"):
-                    for original in (False, True):
-                        self._built.pop((public_id, generation, original), None)
 
     def _build(self, record: AgentRecord, generation: str, original: bool) -> ServedCard:
         if original:

@@ -6,7 +6,7 @@ import gc
 import logging
 import re
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Literal
@@ -21,6 +21,7 @@ from application.ports import ReadStore
 from application.registry import RegistryService
 from infrastructure import client_secrets
 from infrastructure.breaker import CircuitBreaker
+from infrastructure.card_cache import CardCache, InProcessCardCache, RedisCardCache
 from infrastructure.card_checks import A2ACardChecks, GuardedCardFetcher
 from infrastructure.card_publishing import CardServer, CardSigner
 from infrastructure.connections import ConnectionLimits, probe
@@ -84,6 +85,7 @@ class System:
     registry: RegistryService
     agent_cards: AgentCardsQueries
     card_server: CardServer
+    card_cache: CardCache
     listener: PostgresListener | None = None
     # PostgreSQL's circuit breaker: open while the database is known to be down (None: SQLite).
     database: CircuitBreaker | None = None
@@ -149,11 +151,7 @@ def build_system(settings: Settings | None = None) -> System:
         store = SQLiteReadStore(settings.read_models_path)
     security = SecurityLog(store)
     runner_ref: list[ProjectionRunner] = []
-    card_servers: list[CardServer] = []
-
-    def evict_cards(keys: Iterable[tuple[str, str]]) -> None:
-        for server in card_servers:
-            server.evict(keys)
+    card_cache = _card_cache(settings)
 
     with schema_lock(settings):
         goals = GoalsApp(
@@ -169,7 +167,7 @@ def build_system(settings: Settings | None = None) -> System:
             EventFactsProjection(),
             ClientsProjection(),
             # Served cards are built from the rows; what a page changed is evicted after it commits.
-            AgentCardsProjection(evict=evict_cards),
+            AgentCardsProjection(evict=card_cache.evict),
         ]
         runner = ProjectionRunner(
             goals.read_log,
@@ -185,7 +183,6 @@ def build_system(settings: Settings | None = None) -> System:
         security.setup()
         keys = _keys(settings)
     card_server = CardServer(CardSigner(keys, jku=f"{_public_base(settings)}/.well-known/jwks.json"))
-    card_servers.append(card_server)
     listener = database = None
     if isinstance(store, PostgresReadStore):
         channel = getattr(goals.recorder, "channel_name", "a2a_events")
@@ -250,6 +247,7 @@ def build_system(settings: Settings | None = None) -> System:
         registry=registry,
         agent_cards=agent_cards,
         card_server=card_server,
+        card_cache=card_cache,
         listener=listener,
         database=database,
     )
@@ -318,6 +316,19 @@ def _external_verifier(settings: Settings) -> TokenVerifier | None:
         algorithms=settings.external_algorithm_list,
         remote=RemoteJWKS(settings.external_jwks_url),
     )
+
+
+def _card_cache(settings: Settings) -> CardCache:
+    """Redis when there is one (shared with the projector, wherever it runs), else in process."""
+    if not settings.redis_url:
+        return InProcessCardCache()
+    client = redis.Redis.from_url(
+        settings.redis_url,
+        socket_timeout=REDIS_TIMEOUT_S,
+        socket_connect_timeout=REDIS_TIMEOUT_S,
+        retry=Retry(NoBackoff(), 0),
+    )
+    return RedisCardCache(client)
 
 
 def _limiter(settings: Settings, security: SecurityLog) -> RateLimiter:

@@ -9,7 +9,7 @@ that changed them commits (`committed`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,9 +91,9 @@ class AgentCardsProjection:
     replay_cost = 4
     tables = ("agent_cards", "agent_goal_summaries")
 
-    def __init__(self, evict: Callable[[Iterable[Key]], None] | None = None) -> None:
+    def __init__(self, evict: Callable[[Mapping[Key, int]], None] | None = None) -> None:
         self._evict = evict
-        self._touched: set[Key] = set()
+        self._touched: dict[Key, int] = {}  # agent -> the last log position that changed it
 
     def fresh(self) -> AgentCardsProjection:
         return AgentCardsProjection(self._evict)
@@ -110,10 +110,10 @@ class AgentCardsProjection:
         for position, event in events:
             if isinstance(event, RegisteredAgent.Event):
                 self._apply_registry(tx, position, event)
-                self._touched.add((event.tenant, event.agent_id))
+                self._touched[(event.tenant, event.agent_id)] = position
             elif isinstance(event, FederatedAgent.Event):
                 self._apply_federated(tx, position, event)
-                self._touched.add((FEDERATED, event.originator_id.hex))
+                self._touched[(FEDERATED, event.originator_id.hex)] = position
             elif isinstance(event, AgentGoals.Event):
                 goal_events.append((position, event))
         if goal_events:
@@ -123,7 +123,7 @@ class AgentCardsProjection:
         """Called after a commit: evict what the pages applied so far touched. With pages in
         flight this may evict a little early too, and again after they commit: harmless."""
         if self._evict is not None and self._touched:
-            touched, self._touched = self._touched, set()
+            touched, self._touched = self._touched, {}
             self._evict(touched)
 
     # --- registry events -------------------------------------------------------------------
@@ -244,7 +244,7 @@ class AgentCardsProjection:
                 ("tenant", "agent_id"),
                 [s.values(k) for k, s in summaries.items()],
             )
-        self._touched.update(keys)
+        self._touched.update((k, s.position) for k, s in summaries.items())
 
 
 def _ever_public(tx: Tx, key: Key) -> bool:

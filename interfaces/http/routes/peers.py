@@ -7,7 +7,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path, Request
 from pydantic import AnyHttpUrl
 
-from application.federation import PeerNotFound
 from interfaces.bootstrap import System
 from interfaces.http.auth import AdminCaller, Principal
 from interfaces.http.deps import SystemDep, command_meta

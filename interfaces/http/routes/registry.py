@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
+from projections.search.index import SearchQuery
 
 from application.registry import AgentNotFound, CardSource
 from application.registry_history import card_history
@@ -18,18 +19,17 @@ from interfaces.http.json_body import StrictJSONRoute
 from interfaces.http.queries import MinPosition, read_your_writes
 from interfaces.http.registry_schemas import (
     AgentCommandOut,
-    AgentListOut,
-    GoalStatus,
     AgentDeleteIn,
     AgentHistoryOut,
     AgentIn,
+    AgentListOut,
     AgentOut,
     AgentUpdateIn,
+    GoalStatus,
 )
 from interfaces.http.schemas import AGENT_ID_PATTERN
 from interfaces.http.search_metrics import timed_search
 from interfaces.http.types import Instant
-from projections.search.index import SearchQuery
 
 router = APIRouter(prefix="/api/v1/agents", tags=["registry"], route_class=StrictJSONRoute)
 AgentPath = Path(

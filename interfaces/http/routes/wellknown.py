@@ -7,9 +7,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 
-from application.registry import AgentNotFound
 from interfaces.bootstrap import System
-from interfaces.http.card_responses import CARD_MAX_AGE_S, A2AVersion, generation_for, matches, served
+from interfaces.http.card_responses import CARD_MAX_AGE_S, A2AVersion, generation_for, matches, public_card
 from interfaces.http.deps import SystemDep
 from interfaces.http.json_body import StrictJSONRoute
 from interfaces.http.types import Instant
@@ -35,10 +34,7 @@ def public_agent_card(
     if_none_match: Annotated[str | None, Header(max_length=1024)] = None,
 ) -> Response:
     """A public agent's card, with the goals extension and this registry's signature."""
-    record = system.agent_cards.public(public_id)
-    if record is None:
-        raise AgentNotFound(public_id)
-    return served(system, record, a2a_version, False, if_none_match, public=True)
+    return public_card(system, public_id, a2a_version, if_none_match)
 
 
 @router.get("/.well-known/agents/index.json")
