@@ -14,9 +14,11 @@ from typing import Any, Protocol
 from eventsourcing.domain import Aggregate
 
 from application.goals import GoalsApp, Idempotency
+from application.json_encoding import encode_json
 from application.kinds import Kind
 from application.preconditions import IfMatch
 from application.results import CommandResult
+from domain.cards import MAX_CARD_BYTES
 from domain.errors import DomainError, InvalidCommand
 from domain.ids import registered_agent_id
 from domain.meta import Meta
@@ -190,6 +192,8 @@ class RegistryService:
         if problems := self._checks.problems(card):
             raise InvalidCommand(problems)
         assert isinstance(card, Mapping)
+        if len(encode_json(card)) > MAX_CARD_BYTES:
+            raise InvalidCommand({"card": f"must be at most {MAX_CARD_BYTES} bytes of JSON"})
         signature = self._checks.verify(tenant, card)
         if self._require_signed and signature.state != "verified":
             raise SignedCardRequired(signature.state)

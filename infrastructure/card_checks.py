@@ -8,7 +8,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from domain.cards import MAX_CARD_BYTES, card_problems
+from domain.cards import card_problems
 
 from application.registry import CardUnavailable, Signature
 from infrastructure.a2a_cards import NotCanonicalisable, card_hash, verify_card
@@ -50,14 +50,15 @@ class A2ACardChecks:
 
 
 class GuardedCardFetcher:
-    """Cards by URL: at most MAX_CARD_BYTES, JSON, through the outbound guard."""
+    """Cards by URL, through the outbound guard (its body limit; the card's own is the
+    registry's, checked on what was fetched as on what was sent)."""
 
     def __init__(self, outbound: OutboundClient) -> None:
         self._outbound = outbound
 
     def fetch(self, url: str) -> object:
         try:
-            return self._outbound.get_json(url, max_bytes=MAX_CARD_BYTES)
+            return self._outbound.get_json(url)
         except OutboundError as e:
             raise CardUnavailable(url, str(e)) from None
 

@@ -156,7 +156,7 @@ def test_served_cards_carry_a_registry_signature_the_official_sdk_verifies(serve
     verify(parse_agent_card(served))  # raises unless a signature verifies
     tampered = copy.deepcopy(served)
     extension(tampered)["params"]["overall_progress"] = 99.0
-    with pytest.raises(Exception, match="(?i)signature"):
+    with pytest.raises(Exception, match=r"(?i)signature"):
         verify(parse_agent_card(tampered))
     own = httpx.get(f"{server.url}/.well-known/agent-card.json").json()
     verify(parse_agent_card(own))
