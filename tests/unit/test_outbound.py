@@ -3,6 +3,7 @@ URLs are refused before any, and the setting that allows networks."""
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections.abc import Sequence
 from ipaddress import ip_address, ip_network
@@ -13,6 +14,7 @@ from pydantic import ValidationError
 from infrastructure.outbound import OutboundPolicy, OutboundRefused, redacted
 from infrastructure.outbound_addresses import IPAddress, refusal
 from infrastructure.settings import Settings
+from interfaces.logs import WithoutQuery
 
 REFUSED = [
     ("127.0.0.1", "loopback"),
@@ -225,6 +227,20 @@ def test_a_refusal_names_the_url_without_its_query() -> None:
 )
 def test_what_of_a_url_may_be_logged(url: str, shown: str) -> None:
     assert redacted(url) == shown
+
+
+def test_httpx_request_lines_are_logged_without_their_query() -> None:
+    record = logging.LogRecord(
+        "httpx",
+        logging.INFO,
+        __file__,
+        1,
+        'HTTP Request: %s %s "%s %d %s"',
+        ("GET", "https://peer.example/index?token=s3cret", "HTTP/1.1", 200, "OK"),
+        None,
+    )
+    WithoutQuery(1).filter(record)
+    assert record.getMessage() == 'HTTP Request: GET https://peer.example/index "HTTP/1.1 200 OK"'
 
 
 def settings(**values: object) -> Settings:
