@@ -23,6 +23,7 @@ from infrastructure.breaker import CircuitBreaker
 from infrastructure.connections import ConnectionLimits, probe
 from infrastructure.database_errors import is_cancelled_statement, is_temporary
 from infrastructure.eventstore import PostgresListener, eventsourcing_env, guard_event_store, position_of
+from infrastructure.outbound import OutboundClient, OutboundPolicy
 from infrastructure.ratelimit import InProcessRateLimiter, Rate, RateLimiter, RedisRateLimiter
 from infrastructure.readstore import PostgresReadStore, SQLiteReadStore
 from infrastructure.remote_jwks import RemoteJWKS
@@ -76,6 +77,8 @@ class System:
     security: SecurityLog
     events: EventFactsQueries
     rebuilder: Rebuilder
+    # Every fetch from the network goes through it: AgentCards, JWKS, peers, health, webhooks.
+    outbound: OutboundClient
     listener: PostgresListener | None = None
     # PostgreSQL's circuit breaker: open while the database is known to be down (None: SQLite).
     database: CircuitBreaker | None = None
@@ -125,6 +128,7 @@ class System:
             self.listener.stop()
         self.security.close()  # the denials recorded so far, before the store goes
         self.auth.limiter.close()
+        self.outbound.close()
         if self.database is not None:
             self.database.close()
         self.store.close()
@@ -179,6 +183,7 @@ def build_system(settings: Settings | None = None) -> System:
         guard_event_store(goals, database)
         store.limit_statements()
     client_queries = ClientQueries(store)
+    outbound = OutboundClient(OutboundPolicy.from_settings(settings))
     verifier = TokenVerifier(
         keys,
         issuer=settings.token_issuer,
@@ -191,7 +196,7 @@ def build_system(settings: Settings | None = None) -> System:
         _limiter(settings, security),
         _limits(settings),
         security,
-        external=_external_verifier(settings),
+        external=_external_verifier(settings, outbound),
     )
     return System(
         settings=settings,
@@ -220,6 +225,7 @@ def build_system(settings: Settings | None = None) -> System:
             replay_elsewhere=partial(replay_share, settings),
             errors=STORE_ERRORS,
         ),
+        outbound=outbound,
         listener=listener,
         database=database,
     )
@@ -272,7 +278,7 @@ def _keys(settings: Settings) -> KeyRing:
     )
 
 
-def _external_verifier(settings: Settings) -> TokenVerifier | None:
+def _external_verifier(settings: Settings, outbound: OutboundClient) -> TokenVerifier | None:
     """Tokens of an external IdP, by its JWKS URL (cached; unknown kids refetch at most once a minute)."""
     if not settings.external_jwks_url:
         return None
@@ -281,7 +287,7 @@ def _external_verifier(settings: Settings) -> TokenVerifier | None:
         issuer=settings.external_issuer,
         audience=settings.token_audience,
         algorithms=settings.external_algorithm_list,
-        remote=RemoteJWKS(settings.external_jwks_url),
+        remote=RemoteJWKS(settings.external_jwks_url, outbound),
     )
 
 
