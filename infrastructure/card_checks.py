@@ -8,9 +8,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from domain.cards import card_problems
-
 from application.registry import CardUnavailable, Signature
+from domain.cards import card_problems
 from infrastructure.a2a_cards import NotCanonicalisable, card_hash, verify_card
 from infrastructure.outbound import OutboundClient, OutboundError
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from infrastructure.outbound_addresses import IPNetwork
 from infrastructure.ratelimit import Rate
 
 DEFAULT_PASSWORDS = frozenset({"postgres", "password", "change-me", "changeme", "secret", "admin"})
@@ -110,6 +112,13 @@ class Settings(BaseSettings):
         "", alias="TRUSTED_PROXIES", description="comma-separated addresses or networks of reverse proxies"
     )
 
+    # Outbound fetches (AgentCards, JWKS, peers, health and metrics, webhooks) reach public
+    # addresses only, and those of these networks: a comma-separated or JSON list of CIDRs.
+    outbound_allow_nets: Annotated[tuple[IPNetwork, ...], NoDecode] = Field((), alias="OUTBOUND_ALLOW_NETS")
+    # The longest an outbound fetch may take, redirects and body included (connecting: 2 s at most).
+    outbound_timeout_s: float = Field(5.0, alias="OUTBOUND_TIMEOUT_S", gt=0, le=60)
+    outbound_max_bytes: int = Field(1_048_576, alias="OUTBOUND_MAX_BYTES", ge=1024, le=64 * 1_048_576)
+
     cors_origins: str = Field("", alias="CORS_ORIGINS", description="comma-separated allowed origins")
     cors_allow_credentials: bool = Field(False, alias="CORS_ALLOW_CREDENTIALS")
 
@@ -134,6 +143,30 @@ class Settings(BaseSettings):
                     f"TRUSTED_PROXIES: {entry!r} is neither an IP address nor a network such as 172.30.0.0/24"
                 ) from None
         return value
+
+    @field_validator("outbound_allow_nets", mode="before")
+    @classmethod
+    def _outbound_nets(cls, value: Any) -> tuple[IPNetwork, ...]:
+        entries: Any = value
+        if isinstance(value, str) and value.strip().startswith("["):
+            try:
+                entries = json.loads(value)
+            except ValueError:
+                raise ValueError("OUTBOUND_ALLOW_NETS: not a JSON list of networks") from None
+        elif isinstance(value, str):
+            entries = [e for e in value.split(",") if e.strip()]
+        if not isinstance(entries, list | tuple):
+            raise ValueError("OUTBOUND_ALLOW_NETS: a comma-separated or JSON list of networks")
+        nets: list[IPNetwork] = []
+        for entry in entries:
+            try:
+                nets.append(ipaddress.ip_network(str(entry).strip()))  # an address is a network of one
+            except ValueError:
+                raise ValueError(
+                    f"OUTBOUND_ALLOW_NETS: {entry!r} is neither an IP address nor a network such as"
+                    " 10.20.0.0/16 (with no bits set past the prefix)"
+                ) from None
+        return tuple(nets)
 
     @model_validator(mode="after")
     def _refuse_insecure_production(self) -> Settings:

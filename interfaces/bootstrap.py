@@ -16,6 +16,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from application.clients import ClientsService, SecretScheme
+from application.federation import FederationService
 from application.goals import GoalsApp
 from application.ports import ReadStore
 from application.registry import RegistryService
@@ -27,6 +28,7 @@ from infrastructure.card_publishing import CardServer, CardSigner
 from infrastructure.connections import ConnectionLimits, probe
 from infrastructure.database_errors import is_cancelled_statement, is_temporary
 from infrastructure.eventstore import PostgresListener, eventsourcing_env, guard_event_store, position_of
+from infrastructure.outbound import OutboundClient, OutboundPolicy
 from infrastructure.ratelimit import InProcessRateLimiter, Rate, RateLimiter, RedisRateLimiter
 from infrastructure.readstore import PostgresReadStore, SQLiteReadStore
 from infrastructure.remote_jwks import RemoteJWKS
@@ -45,6 +47,7 @@ from projections.event_facts_queries import EventFactsQueries
 from projections.goal_progress import GoalProgressProjection, GoalProgressQueries
 from projections.history_queries import GoalHistoryQueries
 from projections.pages import StoreErrors
+from projections.peers import PeerQueries, PeersProjection
 from projections.projection import Projection
 from projections.rebuild import Rebuilder
 from projections.runner import ProjectionRunner
@@ -83,9 +86,13 @@ class System:
     events: EventFactsQueries
     rebuilder: Rebuilder
     registry: RegistryService
+    federation: FederationService
+    peers: PeerQueries
     agent_cards: AgentCardsQueries
     card_server: CardServer
     card_cache: CardCache
+    # Every fetch from the network goes through it: AgentCards, JWKS, peers, health, webhooks.
+    outbound: OutboundClient
     listener: PostgresListener | None = None
     # PostgreSQL's circuit breaker: open while the database is known to be down (None: SQLite).
     database: CircuitBreaker | None = None
@@ -135,6 +142,7 @@ class System:
             self.listener.stop()
         self.security.close()  # the denials recorded so far, before the store goes
         self.auth.limiter.close()
+        self.outbound.close()
         if self.database is not None:
             self.database.close()
         self.store.close()
@@ -168,6 +176,7 @@ def build_system(settings: Settings | None = None) -> System:
             ClientsProjection(),
             # Served cards are built from the rows; what a page changed is evicted after it commits.
             AgentCardsProjection(evict=card_cache.evict),
+            PeersProjection(),
         ]
         runner = ProjectionRunner(
             goals.read_log,
@@ -194,6 +203,7 @@ def build_system(settings: Settings | None = None) -> System:
         guard_event_store(goals, database)
         store.limit_statements()
     client_queries = ClientQueries(store)
+    outbound = OutboundClient(OutboundPolicy.from_settings(settings))
     verifier = TokenVerifier(
         keys,
         issuer=settings.token_issuer,
@@ -206,12 +216,13 @@ def build_system(settings: Settings | None = None) -> System:
         _limiter(settings, security),
         _limits(settings),
         security,
-        external=_external_verifier(settings),
+        external=_external_verifier(settings, outbound),
     )
     agent_cards = AgentCardsQueries(store)
+    checks = A2ACardChecks(outbound)
     registry = RegistryService(
         goals,
-        A2ACardChecks(outbound),
+        checks,
         GuardedCardFetcher(outbound),
         require_signed=settings.require_signed_cards,
         max_agents_per_client=settings.max_agents_per_client,
@@ -246,8 +257,17 @@ def build_system(settings: Settings | None = None) -> System:
         ),
         registry=registry,
         agent_cards=agent_cards,
+        federation=FederationService(
+            goals,
+            outbound,
+            checks,
+            enabled=settings.enable_federation,
+            copies_of=agent_cards.copies_of,
+        ),
+        peers=PeerQueries(store),
         card_server=card_server,
         card_cache=card_cache,
+        outbound=outbound,
         listener=listener,
         database=database,
     )
@@ -305,7 +325,7 @@ def _keys(settings: Settings) -> KeyRing:
     )
 
 
-def _external_verifier(settings: Settings) -> TokenVerifier | None:
+def _external_verifier(settings: Settings, outbound: OutboundClient) -> TokenVerifier | None:
     """Tokens of an external IdP, by its JWKS URL (cached; unknown kids refetch at most once a minute)."""
     if not settings.external_jwks_url:
         return None
@@ -314,7 +334,7 @@ def _external_verifier(settings: Settings) -> TokenVerifier | None:
         issuer=settings.external_issuer,
         audience=settings.token_audience,
         algorithms=settings.external_algorithm_list,
-        remote=RemoteJWKS(settings.external_jwks_url),
+        remote=RemoteJWKS(settings.external_jwks_url, outbound),
     )
 
 
