@@ -305,6 +305,8 @@ class GoalsApp(Application[UUID]):
         expected = IfMatch.version(expected_version) if isinstance(expected_version, int) else expected_version
         for _ in range(self.max_retries):
             loaded, changed = self._decide(kind, tenant, agent_ids, change, expected, create)
+            if not any(a.pending_events for a in changed):
+                return self._unchanged(changed)
             result = CommandResult(
                 items=tuple(
                     Written(g.agent_id, g.id, g.version, created=loaded[g.agent_id] is None)
@@ -338,6 +340,16 @@ class GoalsApp(Application[UUID]):
                 raise
             return _positioned(result, recordings)
         raise ConcurrencyConflict(agent_ids[0], self.max_retries, kind=kind.noun)
+
+    def _unchanged(self, aggregates: Sequence[Aggregate]) -> CommandResult:
+        """What a command that changed nothing answers (the same card again, say): nothing is
+        written, and the position is where the current versions were recorded, so that a
+        read with `min_position` sees them."""
+        items = tuple(
+            Written(a.agent_id, a.id, a.version, self._lookup(a.id, a.version))
+            for a in cast("Sequence[Keyed]", aggregates)
+        )
+        return CommandResult(items=items, position=max((w.position or 0 for w in items), default=0))
 
     def _decide(
         self, kind: Kind, tenant: str, agent_ids: list[str], change: Change, expected: IfMatch | None, create: bool

@@ -151,11 +151,15 @@ def get_agent_card(
 def get_agent_history(
     agent_id: Annotated[str, AgentPath], system: SystemDep, who: RegistryReader
 ) -> dict[str, Any]:
-    """Every change of the agent's record, with actor, time and a field-level card diff."""
-    record = system.agent_cards.visible(who.tenant, agent_id)
-    if record is None:
-        raise AgentNotFound(agent_id)
-    return {"agent_id": agent_id, "items": card_history(system.goals, record.tenant, record.agent_id)}
+    """Every change of the agent's record, with actor, time and a field-level card diff (of
+    your own agents, deregistered ones included; of another tenant's while it is public)."""
+    try:
+        return {"agent_id": agent_id, "items": card_history(system.goals, who.tenant, agent_id)}
+    except AgentNotFound:
+        record = system.agent_cards.visible(who.tenant, agent_id)
+        if record is None or not record.tenant:  # peers' copies have no history here
+            raise
+        return {"agent_id": agent_id, "items": card_history(system.goals, record.tenant, record.agent_id)}
 
 
 @router.get("", response_model=AgentListOut, responses={422: {}, 503: {}, 504: {}})
