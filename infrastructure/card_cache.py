@@ -18,12 +18,16 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
 import orjson
 import redis
+
+from infrastructure.breaker import CircuitBreaker, CircuitOpen
+from infrastructure.ratelimit import UNREACHABLE
 
 from domain.ids import registered_agent_id
 
@@ -134,17 +138,28 @@ return 1
 
 
 class RedisCardCache:
-    def __init__(self, client: redis.Redis, prefix: str = "a2a:", ttl_s: int = TTL_S) -> None:
+    """On Redis, behind the breaker the rate limiter shares: while Redis is known to be down
+    every lookup is a miss at once (no request waits on a dead Redis)."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        prefix: str = "a2a:",
+        ttl_s: int = TTL_S,
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
         self._redis = client
         self._prefix = prefix
         self._ttl_s = ttl_s
+        self._breaker = breaker
         self._put = client.register_script(PUT)
         self._evict = client.register_script(EVICT)
 
     def get(self, key: str) -> CachedCard | None:
         try:
-            raw = self._redis.get(self._prefix + key)
-        except redis.RedisError as e:
+            with self._guarded():
+                raw = self._redis.get(self._prefix + key)
+        except (CircuitOpen, redis.RedisError, OSError) as e:
             log.debug("card cache miss (Redis: %s)", e)
             return None
         if not isinstance(raw, bytes):
@@ -157,16 +172,31 @@ class RedisCardCache:
         head = orjson.dumps([value.etag, value.last_modified, value.public, value.body is not None])
         keys = [self._prefix + key, self._prefix + evicted_key(*agent)]
         try:
-            self._put(keys=keys, args=[head + b"\n" + (value.body or b""), position, self._ttl_s])
-        except redis.RedisError as e:
+            with self._guarded():
+                self._put(keys=keys, args=[head + b"\n" + (value.body or b""), position, self._ttl_s])
+        except (CircuitOpen, redis.RedisError, OSError) as e:
             log.debug("card not cached (Redis: %s)", e)
 
     def evict(self, agents: Mapping[Agent, int]) -> None:
         try:
-            with self._redis.pipeline(transaction=False) as pipe:
+            with self._guarded(), self._redis.pipeline(transaction=False) as pipe:
                 for (tenant, agent_id), position in agents.items():
                     keys = [evicted_key(tenant, agent_id), *keys_of(tenant, agent_id)]
                     self._evict(keys=[self._prefix + k for k in keys], args=[position, self._ttl_s], client=pipe)
                 pipe.execute()
-        except redis.RedisError:
+        except (CircuitOpen, redis.RedisError, OSError):
             log.warning("cached cards not evicted (Redis down): stale for up to %d s", self._ttl_s)
+
+    @contextmanager
+    def _guarded(self) -> Iterator[None]:
+        breaker = self._breaker
+        if breaker is None:
+            yield
+            return
+        breaker.admit()
+        try:
+            yield
+        except UNREACHABLE:
+            breaker.failed()
+            raise
+        breaker.succeeded()

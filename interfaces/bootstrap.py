@@ -159,7 +159,8 @@ def build_system(settings: Settings | None = None) -> System:
         store = SQLiteReadStore(settings.read_models_path)
     security = SecurityLog(store)
     runner_ref: list[ProjectionRunner] = []
-    card_cache = _card_cache(settings)
+    shared_redis = _redis(settings)
+    card_cache = _card_cache(shared_redis)
 
     with schema_lock(settings):
         goals = GoalsApp(
@@ -213,7 +214,7 @@ def build_system(settings: Settings | None = None) -> System:
     auth = Authenticator(
         verifier,
         client_queries,
-        _limiter(settings, security),
+        _limiter(settings, security, shared_redis),
         _limits(settings),
         security,
         external=_external_verifier(settings, outbound),
@@ -338,22 +339,10 @@ def _external_verifier(settings: Settings, outbound: OutboundClient) -> TokenVer
     )
 
 
-def _card_cache(settings: Settings) -> CardCache:
-    """Redis when there is one (shared with the projector, wherever it runs), else in process."""
+def _redis(settings: Settings) -> tuple[redis.Redis, CircuitBreaker] | None:
+    """The Redis client the limiter and the card cache share, and its breaker (None: no Redis)."""
     if not settings.redis_url:
-        return InProcessCardCache()
-    client = redis.Redis.from_url(
-        settings.redis_url,
-        socket_timeout=REDIS_TIMEOUT_S,
-        socket_connect_timeout=REDIS_TIMEOUT_S,
-        retry=Retry(NoBackoff(), 0),
-    )
-    return RedisCardCache(client)
-
-
-def _limiter(settings: Settings, security: SecurityLog) -> RateLimiter:
-    if not settings.redis_url:
-        return InProcessRateLimiter()
+        return None
     # Short timeouts and no retries: a limiter must answer fast, even when Redis is away.
     client = redis.Redis.from_url(
         settings.redis_url,
@@ -369,6 +358,23 @@ def _limiter(settings: Settings, security: SecurityLog) -> RateLimiter:
         failures_to_open=settings.redis_breaker_failures,
         probe_every_s=settings.redis_probe_interval_s,
     )
+    return client, breaker
+
+
+def _card_cache(shared: tuple[redis.Redis, CircuitBreaker] | None) -> CardCache:
+    """Redis when there is one (shared with the projector, wherever it runs), else in process."""
+    if shared is None:
+        return InProcessCardCache()
+    client, breaker = shared
+    return RedisCardCache(client, breaker=breaker)
+
+
+def _limiter(
+    settings: Settings, security: SecurityLog, shared: tuple[redis.Redis, CircuitBreaker] | None
+) -> RateLimiter:
+    if shared is None:
+        return InProcessRateLimiter()
+    client, breaker = shared
     return RedisRateLimiter(
         client,
         fail_open=settings.rate_limit_fail_open,
