@@ -26,10 +26,9 @@ from typing import Protocol
 import orjson
 import redis
 
+from domain.ids import registered_agent_id
 from infrastructure.breaker import CircuitBreaker, CircuitOpen
 from infrastructure.ratelimit import UNREACHABLE
-
-from domain.ids import registered_agent_id
 
 log = logging.getLogger(__name__)
 TTL_S = 60  # the backstop: an eviction lost (Redis down at that moment) is stale this long at most

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 
-from projections.search.index import AgentSearch, SearchPage, SearchQuery
 from prometheus_client import Counter, Histogram
+
+from projections.search.index import AgentSearch, SearchPage, SearchQuery
 
 QUERIES = Counter(
     "a2a_registry_search_queries_total", "Registry searches, by kind of query.", ["query_type"]

@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
-from projections.search.index import SearchQuery
 
 from application.registry import AgentNotFound, CardSource
 from application.registry_history import card_history
@@ -30,6 +29,7 @@ from interfaces.http.registry_schemas import (
 from interfaces.http.schemas import AGENT_ID_PATTERN
 from interfaces.http.search_metrics import timed_search
 from interfaces.http.types import Instant
+from projections.search.index import SearchQuery
 
 router = APIRouter(prefix="/api/v1/agents", tags=["registry"], route_class=StrictJSONRoute)
 AgentPath = Path(
