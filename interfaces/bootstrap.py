@@ -23,6 +23,7 @@ from infrastructure.breaker import CircuitBreaker
 from infrastructure.connections import ConnectionLimits, probe
 from infrastructure.database_errors import is_cancelled_statement, is_temporary
 from infrastructure.eventstore import PostgresListener, eventsourcing_env, guard_event_store, position_of
+from infrastructure.jobs import Jobs
 from infrastructure.ratelimit import InProcessRateLimiter, Rate, RateLimiter, RedisRateLimiter
 from infrastructure.readstore import PostgresReadStore, SQLiteReadStore
 from infrastructure.remote_jwks import RemoteJWKS
@@ -32,6 +33,7 @@ from infrastructure.settings import Settings
 from infrastructure.signing_keys import KeyRing
 from infrastructure.tokens import TokenIssuer, TokenVerifier
 from interfaces.http.auth import Authenticator, RateLimits
+from interfaces.workers.actors import REBUILD_PROJECTION, declare_actors
 from projections.analytics import AnalyticsQueries
 from projections.clients import ClientQueries, ClientsProjection
 from projections.event_facts import EventFactsProjection
@@ -41,6 +43,7 @@ from projections.history_queries import GoalHistoryQueries
 from projections.pages import StoreErrors
 from projections.projection import Projection
 from projections.rebuild import Rebuilder
+from projections.rebuild_jobs import RebuildJobs
 from projections.runner import ProjectionRunner
 
 DAY_S = 86_400
@@ -76,6 +79,9 @@ class System:
     security: SecurityLog
     events: EventFactsQueries
     rebuilder: Rebuilder
+    # The job broker, keys and records (set up once, here), and the rebuilds run as jobs.
+    jobs: Jobs
+    rebuilds: RebuildJobs
     listener: PostgresListener | None = None
     # PostgreSQL's circuit breaker: open while the database is known to be down (None: SQLite).
     database: CircuitBreaker | None = None
@@ -123,6 +129,7 @@ class System:
         self.runner.stop()
         if self.listener is not None:
             self.listener.stop()
+        self.jobs.close()
         self.security.close()  # the denials recorded so far, before the store goes
         self.auth.limiter.close()
         if self.database is not None:
@@ -193,7 +200,18 @@ def build_system(settings: Settings | None = None) -> System:
         security,
         external=_external_verifier(settings),
     )
-    return System(
+    rebuilder = Rebuilder(
+        goals.read_log,
+        goals.log_position,
+        store,
+        projections,
+        page_size=settings.projection_page_size,
+        jobs=settings.rebuild_jobs,
+        replay_elsewhere=partial(replay_share, settings),
+        errors=STORE_ERRORS,
+    )
+    jobs = Jobs(settings)
+    system = System(
         settings=settings,
         goals=goals,
         store=store,
@@ -210,19 +228,14 @@ def build_system(settings: Settings | None = None) -> System:
         auth=auth,
         security=security,
         events=EventFactsQueries(store),
-        rebuilder=Rebuilder(
-            goals.read_log,
-            goals.log_position,
-            store,
-            projections,
-            page_size=settings.projection_page_size,
-            jobs=settings.rebuild_jobs,
-            replay_elsewhere=partial(replay_share, settings),
-            errors=STORE_ERRORS,
-        ),
+        rebuilder=rebuilder,
+        jobs=jobs,
+        rebuilds=RebuildJobs(rebuilder, jobs, jobs.records("rebuilds"), actor=REBUILD_PROJECTION),
         listener=listener,
         database=database,
     )
+    declare_actors(jobs, lambda: system)
+    return system
 
 
 def _database_breaker(settings: Settings) -> CircuitBreaker:
