@@ -14,17 +14,20 @@ from typing import TYPE_CHECKING
 import dramatiq
 
 from infrastructure.jobs import Jobs
+from projections.status import record_lag_metrics
 
 if TYPE_CHECKING:
     from interfaces.bootstrap import System
 
 REBUILD_PROJECTION = "rebuild_projection"
+PROJECTION_WATCH = "projection_watch"
 # Queues: one-off operations, and the polls the scheduler sends.
 OPERATIONS = "operations"
 POLLS = "polls"
 # A rebuild of a big log runs long; one interrupted by this limit resumes from its shadow
 # when asked for again.
 REBUILD_TIME_LIMIT_MS = 6 * 3600 * 1000
+POLL_TIME_LIMIT_MS = 60_000
 
 
 def declare_actors(jobs: Jobs, system: Callable[[], System]) -> None:
@@ -33,6 +36,11 @@ def declare_actors(jobs: Jobs, system: Callable[[], System]) -> None:
     def rebuild_projection(name: str) -> None:
         """Rebuild one read model (or `all`), as asked for through the admin API."""
         system().rebuilds.run(name)
+
+    def projection_watch() -> None:
+        """Measure each read model's lag behind the log and set the lag gauges."""
+        running = system()
+        record_lag_metrics(running.runner, running.goals.read_log, running.goals.log_position)
 
     broker = jobs.broker
     # A rebuild is not retried: the operator sees its failure, and asking again resumes it.
@@ -43,3 +51,11 @@ def declare_actors(jobs: Jobs, system: Callable[[], System]) -> None:
         max_retries=0,
         time_limit=REBUILD_TIME_LIMIT_MS,
     )(rebuild_projection)
+    # A poll is not retried either: the next one is due soon.
+    dramatiq.actor(
+        broker=broker,
+        actor_name=PROJECTION_WATCH,
+        queue_name=jobs.queue(POLLS),
+        max_retries=0,
+        time_limit=POLL_TIME_LIMIT_MS,
+    )(projection_watch)

@@ -24,7 +24,7 @@ from prometheus_client import Counter
 from application.ports import JobsUnavailable
 from infrastructure.jobs import Jobs
 from infrastructure.settings import Settings
-from interfaces.workers.actors import declare_actors
+from interfaces.workers.actors import PROJECTION_WATCH, declare_actors
 
 log = logging.getLogger(__name__)
 POLLS_SENT = Counter(
@@ -47,7 +47,9 @@ class Poll:
 
 def polls(settings: Settings) -> list[Poll]:
     """The periodic jobs of this deployment."""
-    due: list[Poll] = []
+    due = []
+    if settings.projection_watch_s > 0:
+        due.append(Poll(PROJECTION_WATCH, settings.projection_watch_s, key=PROJECTION_WATCH))
     return due
 
 
