@@ -3,7 +3,6 @@ N threads; and the in-process worker and scheduler of the embedded default."""
 
 from __future__ import annotations
 
-import logging
 import signal
 import threading
 
@@ -15,7 +14,6 @@ from infrastructure.settings import Settings
 from interfaces.bootstrap import System, build_system, settle_heap
 from interfaces.workers.scheduler import JobScheduler, polls
 
-log = logging.getLogger(__name__)
 # How long stopping waits for the jobs running then; one still running is left to the broker,
 # which gives it to another worker (Redis: once this one's heartbeat is missed; RabbitMQ: as
 # its connection closes). Jobs not started yet go back to the broker at once.
@@ -73,7 +71,6 @@ def run_worker(settings: Settings, threads: int, metrics_port: int | None = None
         start_http_server(metrics_port, addr=settings.host)
     worker = JobWorker(system.jobs, threads)
     worker.start()
-    log.info("worker: %d threads on %s", threads, ", ".join(sorted(system.jobs.broker.get_declared_queues())))
     try:
         while not stop.wait(1.0):
             pass
