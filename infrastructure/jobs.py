@@ -13,6 +13,8 @@ built (`interfaces.workers.actors.declare_actors`), and no global broker is ever
 from __future__ import annotations
 
 import logging
+from collections import defaultdict, deque
+from functools import partial
 from typing import Any
 
 import dramatiq
@@ -53,6 +55,8 @@ HOLD_MARGIN_S = 60.0
 RETRY_MIN_BACKOFF_MS = 1_000
 RETRY_MAX_BACKOFF_MS = 300_000
 REDIS_TIMEOUT_S = 5.0
+# Failed jobs an in-process broker keeps per queue (the newest), for a look in a debugger.
+DEAD_LETTERS_KEPT = 100
 BROKER_ERRORS = (
     BrokerConnectionError,
     redis.exceptions.ConnectionError,
@@ -95,6 +99,16 @@ class HeldKeys(Middleware):
             self._keys.release(held.key, held.token)  # a no-op when a newer job holds it
 
 
+class InProcessBroker(StubBroker):
+    """Dramatiq's StubBroker for jobs that live and die with the API process. It keeps the
+    newest DEAD_LETTERS_KEPT failed jobs of each queue, not all of them: a poll failing every
+    few seconds through a long database outage would otherwise grow the process for good."""
+
+    def __init__(self, middleware: list[Middleware]) -> None:
+        super().__init__(middleware)
+        self.dead_letters_by_queue = defaultdict(partial(deque, maxlen=DEAD_LETTERS_KEPT))  # type: ignore[arg-type]
+
+
 def _held(message: Any) -> HeldKey | None:
     held = message.options.get(HELD_KEY)
     return None if not held else HeldKey(held[0], held[1])
@@ -127,7 +141,7 @@ def make_broker(settings: Settings, keys: JobKeys) -> dramatiq.Broker:
         case "rabbitmq":
             return RabbitmqBroker(url=settings.broker_url, middleware=middleware, confirm_delivery=True)
         case _:
-            return StubBroker(middleware=middleware)
+            return InProcessBroker(middleware)
 
 
 def queue_name(settings: Settings, queue: str) -> str:

@@ -14,9 +14,10 @@ import dramatiq
 import pika
 import pytest
 import redis
+from dramatiq.brokers.stub import StubBroker
 from prometheus_client import REGISTRY
 
-from infrastructure.jobs import Jobs
+from infrastructure.jobs import DEAD_LETTERS_KEPT, Jobs
 from infrastructure.settings import Settings
 from interfaces.bootstrap import System, build_system
 from interfaces.workers.scheduler import JobScheduler, Poll
@@ -165,6 +166,28 @@ def test_a_job_that_fails_for_good_lets_go_of_its_key(
     assert jobs.send_once("doomed", {}, key="doomed-poll")
     wait_until(lambda: jobs.hold("doomed-poll") is not None, WAIT_S, "the key let go of after the last try")
     assert len(attempts) == 2, "one try and one retry"
+
+
+def test_an_in_process_broker_keeps_only_the_newest_failed_jobs(
+    make_jobs: Callable[[str], Jobs], start_worker: Callable[[Jobs], JobWorker]
+) -> None:
+    jobs = make_jobs("stub")
+    failed: list[int] = []
+
+    def broken(n: int) -> None:
+        failed.append(n)
+        raise ValueError(f"job {n} cannot be done")
+
+    declare(jobs, broken, max_retries=0)
+    start_worker(jobs)
+    for n in range(DEAD_LETTERS_KEPT + 20):
+        jobs.send("broken", {"n": n})
+    wait_until(lambda: len(failed) == DEAD_LETTERS_KEPT + 20, WAIT_S, "every job to fail")
+    assert isinstance(jobs.broker, StubBroker)
+    wait_until(lambda: len(jobs.broker.dead_letters) == DEAD_LETTERS_KEPT, WAIT_S, "the dead letters")
+    kept = {m.kwargs["n"] for m in jobs.broker.dead_letters}
+    # two threads fail them in about the order they were sent: the first ones are forgotten
+    assert kept.isdisjoint(range(10)) and DEAD_LETTERS_KEPT + 19 in kept
 
 
 def _polls(actor: str, outcome: str) -> float:
