@@ -12,7 +12,6 @@ built (`interfaces.workers.actors.declare_actors`), and no global broker is ever
 
 from __future__ import annotations
 
-import logging
 from collections import defaultdict, deque
 from functools import partial
 from typing import Any
@@ -45,7 +44,6 @@ from infrastructure.job_keys import (
 )
 from infrastructure.settings import Settings
 
-log = logging.getLogger(__name__)
 # The message option that carries a job's held key: [key, token].
 HELD_KEY = "held_key"
 # A running job holds its key this much longer than its time limit: the time its worker
@@ -88,7 +86,8 @@ class HeldKeys(Middleware):
     def after_process_message(
         self, broker: dramatiq.Broker, message: Any, *, result: Any = None, exception: Any = None
     ) -> None:
-        # Retries comes after this middleware, so its verdict (message.failed) is known here.
+        # Retries is listed after this middleware and after-hooks run in reverse order: its
+        # verdict is known here (message.failed: no retry left, or an exception it never retries).
         held = _held(message)
         if held is not None and (exception is None or message.failed):
             self._keys.release(held.key, held.token)

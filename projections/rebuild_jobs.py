@@ -39,6 +39,9 @@ class RebuildJob:
 
 
 class RebuildJobs:
+    """Queues rebuilds (`start`, in the API) and runs them (`run`, in the rebuild_projection
+    actor), recording each one's state under its read model's name (or `all`)."""
+
     def __init__(self, rebuilder: Rebuilder, queue: JobQueue, records: JobRecords, *, actor: str) -> None:
         self._rebuilder = rebuilder
         self._queue = queue
@@ -53,7 +56,7 @@ class RebuildJobs:
         self._rebuilder.claim(names).release()  # ShadowInUse while a rebuild runs, anywhere
         held = self._queue.hold(REBUILD_KEY)
         if held is None:
-            raise RebuildQueued("a rebuild is queued and has not started yet; try again when it ends")
+            raise RebuildQueued("a rebuild asked for is queued or starting; try again when it ends")
         job = RebuildJob(name)
         # On the way out of a failure, the caller gets the first error; a key that cannot be
         # let go of expires by itself (JOB_PENDING_TTL_S).
@@ -80,9 +83,9 @@ class RebuildJobs:
         self._records.put(name, asdict(job))
         try:
             result = self._rebuilder.rebuild(self._names(name))
-        except ShadowInUse as held:  # started elsewhere since it was queued: nothing to retry
-            log.warning("rebuild of %s not run: %s", name, held)
-            self._finish(job, "failed", error=f"{type(held).__name__}: {held}")
+        except ShadowInUse as busy:  # started elsewhere since it was queued: nothing to retry
+            log.warning("rebuild of %s not run: %s", name, busy)
+            self._finish(job, "failed", error=f"{type(busy).__name__}: {busy}")
             return job
         except BaseException as error:
             self._finish(job, "failed", error=f"{type(error).__name__}: {error}")

@@ -115,7 +115,7 @@ def test_a_worker_process_runs_the_rebuild_a_server_queued_and_exits_on_sigterm(
         assert started.json()["state"] == "queued"
         # with a broker, the server runs no jobs itself: the rebuild waits for a worker
         assert problem(api.post(f"{OPS}/event_facts/rebuild"), 409)["detail"].startswith(
-            "a rebuild is queued"
+            "a rebuild asked for is queued"
         )
         time.sleep(1.0)
         assert _rebuild(api, "all")["state"] == "queued"
