@@ -14,7 +14,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from infrastructure.outbound_addresses import IPNetwork
 from infrastructure.ratelimit import Rate
 
-DEFAULT_PASSWORDS = frozenset({"postgres", "password", "change-me", "changeme", "secret", "admin"})
+DEFAULT_PASSWORDS = frozenset({"postgres", "password", "change-me", "changeme", "secret", "admin", "guest"})
+BROKER_SCHEMES = frozenset({"redis", "rediss", "amqp", "amqps"})
 
 
 class Settings(BaseSettings):
@@ -92,6 +93,20 @@ class Settings(BaseSettings):
     max_agents_per_client: int = Field(1000, alias="MAX_AGENTS_PER_CLIENT", ge=0, description="0: no limit")
     enable_federation: bool = Field(True, alias="ENABLE_FEDERATION")
     redis_url: str = Field("", alias="REDIS_URL")
+
+    # Background jobs (Dramatiq). Empty: an in-memory broker and a worker inside the API
+    # process (prod takes REDIS_URL instead); redis:// or amqp://: `a2a-goals worker` runs them.
+    broker_url: str = Field("", alias="BROKER_URL")
+    # Every queue and Redis key of the jobs is named under it, so that deployments (or test
+    # runs) sharing one Redis or RabbitMQ never take each other's messages.
+    queue_prefix: str = Field("a2a_goals", alias="QUEUE_PREFIX", pattern=r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+    worker_threads: int = Field(4, alias="WORKER_THREADS", ge=1, le=64)
+    job_time_limit_s: float = Field(600, alias="JOB_TIME_LIMIT_S", gt=0, le=86_400)
+    job_max_retries: int = Field(5, alias="JOB_MAX_RETRIES", ge=0, le=100)
+    # How long a job sent under a key (a poll) holds it before it starts; while it runs, it
+    # holds it for its time limit. Meanwhile the same key is not sent again.
+    job_pending_ttl_s: float = Field(600, alias="JOB_PENDING_TTL_S", gt=0, le=86_400)
+    projection_watch_s: float = Field(15, alias="PROJECTION_WATCH_S", ge=0, le=3600)
     rate_limit_reads: str = Field("600/minute", alias="RATE_LIMIT_READS")
     rate_limit_writes: str = Field("120/minute", alias="RATE_LIMIT_WRITES")
     rate_limit_token: str = Field("30/minute", alias="RATE_LIMIT_TOKEN")
@@ -193,8 +208,18 @@ class Settings(BaseSettings):
                     "TRUSTED_PROXIES=* lets any caller choose the address its limits are counted"
                     " under; name the reverse proxies"
                 )
+            if not self.broker_url:
+                if not self.redis_url:
+                    raise ValueError(
+                        "APP_ENV=prod needs BROKER_URL (or REDIS_URL, which it defaults to): jobs run"
+                        " on `a2a-goals worker` processes, not in an API replica's memory"
+                    )
+                self.broker_url = self.redis_url
             if not self.redis_url:
                 raise ValueError("APP_ENV=prod needs REDIS_URL: rate limits must be shared by all replicas")
+            broker_password = urlsplit(self.broker_url).password or ""
+            if broker_password.lower() in DEFAULT_PASSWORDS:
+                raise ValueError("BROKER_URL uses a well-known default password; refusing APP_ENV=prod")
             if "operator_tenant" not in self.model_fields_set:
                 raise ValueError(
                     "APP_ENV=prod needs OPERATOR_TENANT: whose admins may rebuild read models and see"
@@ -202,7 +227,30 @@ class Settings(BaseSettings):
                 )
         if self.database_url and not self.is_postgres:
             raise ValueError("DATABASE_URL must be a postgresql:// URL (or unset for SQLite)")
+        if self.broker_url and urlsplit(self.broker_url).scheme not in BROKER_SCHEMES:
+            raise ValueError("BROKER_URL must be a redis:// or amqp:// URL (or unset for in-process jobs)")
+        if self.broker_kind == "rabbitmq" and not self.redis_url:
+            raise ValueError(
+                "BROKER_URL=amqp:// needs REDIS_URL: the keys that keep a job from being sent twice"
+                " are held in Redis"
+            )
         return self
+
+    @property
+    def broker_kind(self) -> Literal["stub", "redis", "rabbitmq"]:
+        """Where jobs are queued: in this process's memory, on Redis or on RabbitMQ."""
+        scheme = urlsplit(self.broker_url).scheme
+        if not scheme:
+            return "stub"
+        return "rabbitmq" if scheme.startswith("amqp") else "redis"
+
+    @property
+    def job_keys_url(self) -> str:
+        """The Redis that holds job keys and rebuild states: the broker's when it is Redis,
+        else REDIS_URL; empty for in-process jobs."""
+        if self.broker_kind == "redis":
+            return self.broker_url
+        return self.redis_url if self.broker_kind == "rabbitmq" else ""
 
     @property
     def cors_origin_list(self) -> list[str]:

@@ -28,6 +28,7 @@ from infrastructure.card_publishing import CardServer, CardSigner
 from infrastructure.connections import ConnectionLimits, probe
 from infrastructure.database_errors import is_cancelled_statement, is_temporary
 from infrastructure.eventstore import PostgresListener, eventsourcing_env, guard_event_store, position_of
+from infrastructure.jobs import Jobs
 from infrastructure.outbound import OutboundClient, OutboundPolicy
 from infrastructure.ratelimit import InProcessRateLimiter, Rate, RateLimiter, RedisRateLimiter
 from infrastructure.readstore import PostgresReadStore, SQLiteReadStore
@@ -38,6 +39,7 @@ from infrastructure.settings import Settings
 from infrastructure.signing_keys import KeyRing
 from infrastructure.tokens import TokenIssuer, TokenVerifier
 from interfaces.http.auth import Authenticator, RateLimits
+from interfaces.workers.actors import REBUILD_PROJECTION, declare_actors
 from projections.agent_cards import AgentCardsProjection
 from projections.agent_cards_queries import AgentCardsQueries
 from projections.analytics import AnalyticsQueries
@@ -50,6 +52,7 @@ from projections.pages import StoreErrors
 from projections.peers import PeerQueries, PeersProjection
 from projections.projection import Projection
 from projections.rebuild import Rebuilder
+from projections.rebuild_jobs import RebuildJobs
 from projections.runner import ProjectionRunner
 
 DAY_S = 86_400
@@ -93,6 +96,9 @@ class System:
     card_cache: CardCache
     # Every fetch from the network goes through it: AgentCards, JWKS, peers, health, webhooks.
     outbound: OutboundClient
+    # The job broker, keys and records (set up once, here), and the rebuilds run as jobs.
+    jobs: Jobs
+    rebuilds: RebuildJobs
     listener: PostgresListener | None = None
     # PostgreSQL's circuit breaker: open while the database is known to be down (None: SQLite).
     database: CircuitBreaker | None = None
@@ -140,6 +146,7 @@ class System:
         self.runner.stop()
         if self.listener is not None:
             self.listener.stop()
+        self.jobs.close()
         self.security.close()  # the denials recorded so far, before the store goes
         self.auth.limiter.close()
         self.outbound.close()
@@ -229,7 +236,18 @@ def build_system(settings: Settings | None = None) -> System:
         max_agents_per_client=settings.max_agents_per_client,
         registered_by=agent_cards.registered_by,
     )
-    return System(
+    rebuilder = Rebuilder(
+        goals.read_log,
+        goals.log_position,
+        store,
+        projections,
+        page_size=settings.projection_page_size,
+        jobs=settings.rebuild_jobs,
+        replay_elsewhere=partial(replay_share, settings),
+        errors=STORE_ERRORS,
+    )
+    jobs = Jobs(settings)
+    system = System(
         settings=settings,
         goals=goals,
         store=store,
@@ -246,16 +264,9 @@ def build_system(settings: Settings | None = None) -> System:
         auth=auth,
         security=security,
         events=EventFactsQueries(store),
-        rebuilder=Rebuilder(
-            goals.read_log,
-            goals.log_position,
-            store,
-            projections,
-            page_size=settings.projection_page_size,
-            jobs=settings.rebuild_jobs,
-            replay_elsewhere=partial(replay_share, settings),
-            errors=STORE_ERRORS,
-        ),
+        rebuilder=rebuilder,
+        jobs=jobs,
+        rebuilds=RebuildJobs(rebuilder, jobs, jobs.records("rebuilds"), actor=REBUILD_PROJECTION),
         registry=registry,
         agent_cards=agent_cards,
         federation=FederationService(
@@ -272,6 +283,8 @@ def build_system(settings: Settings | None = None) -> System:
         listener=listener,
         database=database,
     )
+    declare_actors(jobs, lambda: system)
+    return system
 
 
 def _public_base(settings: Settings) -> str:

@@ -29,7 +29,10 @@ class WithoutQuery(logging.Filter):
 def configure_logging(debug: bool) -> None:
     """Info lines (debug lines with DEBUG) to stderr, once per process, where it starts: the
     ASGI module each server process imports (workers do not inherit their parent's handlers,
-    and the security events are log lines), and `project`."""
+    and the security events are log lines), `project`, `worker` and `scheduler`."""
     logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, format=FORMAT)
     logging.getLogger("uvicorn.access").addFilter(WithoutQuery(2))
     logging.getLogger("httpx").addFilter(WithoutQuery(1))
+    if not debug:
+        # Two info lines per poll sent: only its warnings (a poll not sent, a run missed).
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)

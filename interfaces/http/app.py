@@ -23,6 +23,7 @@ from interfaces.http.middleware import (
 from interfaces.http.openapi import install_openapi
 from interfaces.http.request_metrics import RequestMetricsMiddleware
 from interfaces.http.routes import admin, analytics, goals, oauth, operations, peers, registry, wellknown
+from interfaces.workers.worker import InProcessJobs
 
 # Every router of the API; their routes parse JSON bodies strictly (StrictJSONRoute).
 ROUTERS = (
@@ -57,19 +58,25 @@ def create_app(system: System | None = None, settings: Settings | None = None) -
             sys.start_projections()
         if owned:
             sys.warm_analytics()
+        # Without BROKER_URL, this process runs the jobs and the scheduler too (`a2a-goals
+        # worker` and `scheduler` do with one).
+        jobs = InProcessJobs(sys) if owned and sys.jobs.in_process else None
+        if jobs is not None:
+            jobs.start()
         if owned and (hint := ensure_dev_client(sys)):
             # Straight to the terminal, not through logging: log lines never carry secrets.
             print(hint, file=sys_module.stderr, flush=True)
         try:
             yield
         finally:
+            if jobs is not None:
+                jobs.stop()
             if owned:
                 sys.close()
 
     app = FastAPI(title="a2a-goals", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     if system is not None:
         app.state.system = system
-    app.state.rebuild_jobs = operations.RebuildJobs()
     # Counters of security events, read-model positions and failures, for Prometheus.
     app.mount("/metrics", make_asgi_app())
     problems.install(app)
