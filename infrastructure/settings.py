@@ -92,6 +92,7 @@ class Settings(BaseSettings):
     require_signed_cards: bool = Field(False, alias="REQUIRE_SIGNED_CARDS")
     max_agents_per_client: int = Field(1000, alias="MAX_AGENTS_PER_CLIENT", ge=0, description="0: no limit")
     enable_federation: bool = Field(True, alias="ENABLE_FEDERATION")
+    peer_sync_s: float = Field(300, alias="PEER_SYNC_S", ge=0, le=86_400, description="0: only on demand")
     redis_url: str = Field("", alias="REDIS_URL")
 
     # Background jobs (Dramatiq). Empty: an in-memory broker and a worker inside the API

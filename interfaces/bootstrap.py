@@ -39,7 +39,7 @@ from infrastructure.settings import Settings
 from infrastructure.signing_keys import KeyRing
 from infrastructure.tokens import TokenIssuer, TokenVerifier
 from interfaces.http.auth import Authenticator, RateLimits
-from interfaces.workers.actors import REBUILD_PROJECTION, declare_actors
+from interfaces.workers.actors import REBUILD_PROJECTION, SYNC_PEER, declare_actors, peer_sync_key
 from projections.agent_cards import AgentCardsProjection
 from projections.agent_cards_queries import AgentCardsQueries
 from projections.analytics import AnalyticsQueries
@@ -105,6 +105,10 @@ class System:
     analytics_warmth: Warmth = "on demand"
     closing: threading.Event = field(default_factory=threading.Event)
     warming: threading.Thread | None = None
+
+    def sync_peer_later(self, peer_id: str) -> bool:
+        """Queue a sync of a peer; False if one is already pending or running."""
+        return self.jobs.send_once(SYNC_PEER, {"peer_id": peer_id}, key=peer_sync_key(peer_id))
 
     def start_projections(self) -> None:
         """Run the projections in this process, woken by our own saves and by NOTIFY."""

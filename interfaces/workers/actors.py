@@ -12,7 +12,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import dramatiq
+from prometheus_client import Counter
 
+from domain.meta import Meta
 from infrastructure.jobs import Jobs
 from projections.status import record_lag_metrics
 
@@ -28,6 +30,18 @@ POLLS = "polls"
 # when asked for again.
 REBUILD_TIME_LIMIT_MS = 6 * 3600 * 1000
 POLL_TIME_LIMIT_MS = 60_000
+SYNC_PEER = "sync_peer"
+SYNC_PEERS = "sync_peers"
+PEER_SYNC_TIME_LIMIT_MS = 10 * 60 * 1000
+PEER_SYNCS = Counter(
+    "a2a_registry_peer_syncs_total", "Syncs of peer registries, by peer and outcome.", ["peer_id", "status"]
+)
+FEDERATION = Meta(actor="federation")
+
+
+def peer_sync_key(peer_id: str) -> str:
+    """One sync of a peer at a time: asked for, scheduled or both."""
+    return f"{SYNC_PEER}:{peer_id}"
 
 
 def declare_actors(jobs: Jobs, system: Callable[[], System]) -> None:
@@ -42,7 +56,37 @@ def declare_actors(jobs: Jobs, system: Callable[[], System]) -> None:
         running = system()
         record_lag_metrics(running.runner, running.goals.read_log, running.goals.log_position)
 
+    def sync_peer(peer_id: str) -> None:
+        """Pull what changed at one peer registry (recorded on the peer either way)."""
+        try:
+            system().federation.sync(peer_id, FEDERATION)
+        except Exception:
+            PEER_SYNCS.labels(peer_id, "failed").inc()
+            raise
+        PEER_SYNCS.labels(peer_id, "ok").inc()
+
+    def sync_peers() -> None:
+        """Send a sync of every peer, but of one whose last sync has not run yet."""
+        running = system()
+        for peer in running.peers.peers():
+            jobs.send_once(SYNC_PEER, {"peer_id": peer["peer_id"]}, key=peer_sync_key(peer["peer_id"]))
+
     broker = jobs.broker
+    # A failed sync is not retried: it is recorded on the peer, and the next one is due soon.
+    dramatiq.actor(
+        broker=broker,
+        actor_name=SYNC_PEER,
+        queue_name=jobs.queue(POLLS),
+        max_retries=0,
+        time_limit=PEER_SYNC_TIME_LIMIT_MS,
+    )(sync_peer)
+    dramatiq.actor(
+        broker=broker,
+        actor_name=SYNC_PEERS,
+        queue_name=jobs.queue(POLLS),
+        max_retries=0,
+        time_limit=POLL_TIME_LIMIT_MS,
+    )(sync_peers)
     # A rebuild is not retried: the operator sees its failure, and asking again resumes it.
     dramatiq.actor(
         broker=broker,

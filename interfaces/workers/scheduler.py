@@ -24,7 +24,7 @@ from prometheus_client import Counter
 from application.ports import JobsUnavailable
 from infrastructure.jobs import Jobs
 from infrastructure.settings import Settings
-from interfaces.workers.actors import PROJECTION_WATCH, declare_actors
+from interfaces.workers.actors import PROJECTION_WATCH, SYNC_PEERS, declare_actors
 
 log = logging.getLogger(__name__)
 POLLS_SENT = Counter(
@@ -50,6 +50,8 @@ def polls(settings: Settings) -> list[Poll]:
     due = []
     if settings.projection_watch_s > 0:
         due.append(Poll(PROJECTION_WATCH, settings.projection_watch_s, key=PROJECTION_WATCH))
+    if settings.enable_federation and settings.peer_sync_s > 0:
+        due.append(Poll(SYNC_PEERS, settings.peer_sync_s, key=SYNC_PEERS))
     return due
 
 

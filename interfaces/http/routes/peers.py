@@ -53,5 +53,5 @@ def sync_peer(peer_id: PeerId, system: SystemDep, who: AdminCaller) -> dict[str,
     """Sync this peer now (a job); the scheduler also syncs every peer periodically."""
     _operator(system, who)
     system.federation.peer(peer_id)  # 404 before anything is queued
-    system.sync_peer_later(peer_id)
-    return {"peer_id": peer_id, "queued": True}
+    queued = system.sync_peer_later(peer_id)
+    return {"peer_id": peer_id, "queued": queued, "already_pending": not queued}
