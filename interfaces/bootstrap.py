@@ -42,6 +42,9 @@ from projections.pages import StoreErrors
 from projections.projection import Projection
 from projections.rebuild import Rebuilder
 from projections.runner import ProjectionRunner
+from projections.search.index import AgentSearch
+from projections.search.postgres import PostgresAgentSearch, PostgresSearchProjection
+from projections.search.sqlite import SQLiteAgentSearch, SQLiteSearchProjection
 
 DAY_S = 86_400
 # Collections of the oldest generation between two full collections (Python's default is 10).
@@ -76,6 +79,7 @@ class System:
     security: SecurityLog
     events: EventFactsQueries
     rebuilder: Rebuilder
+    search: AgentSearch
     listener: PostgresListener | None = None
     # PostgreSQL's circuit breaker: open while the database is known to be down (None: SQLite).
     database: CircuitBreaker | None = None
@@ -150,10 +154,12 @@ def build_system(settings: Settings | None = None) -> System:
             on_saved=lambda position: runner_ref[0].wake(position) if runner_ref else None,
             version_hint=EventFactsQueries(store).version_at,
         )
+        search_projection, search = _search(store)
         projections: list[Projection] = [
             GoalProgressProjection(),
             EventFactsProjection(),
             ClientsProjection(),
+            search_projection,
         ]
         runner = ProjectionRunner(
             goals.read_log,
@@ -220,9 +226,18 @@ def build_system(settings: Settings | None = None) -> System:
             replay_elsewhere=partial(replay_share, settings),
             errors=STORE_ERRORS,
         ),
+        search=search,
         listener=listener,
         database=database,
     )
+
+
+def _search(store: ReadStore) -> tuple[Projection, AgentSearch]:
+    """The registry's search read model and its queries, on the read store."""
+    if isinstance(store, PostgresReadStore):
+        return PostgresSearchProjection(), PostgresAgentSearch(store)
+    assert isinstance(store, SQLiteReadStore)
+    return SQLiteSearchProjection(), SQLiteAgentSearch(store)
 
 
 def _database_breaker(settings: Settings) -> CircuitBreaker:
