@@ -7,8 +7,9 @@ Semantics, the same on every backend:
 - `q` is words (letters and digits; case and accents are ignored), every one of which must
   match: as a whole word, as the start of a word ("rout" finds "routing"), or, for words of
   MIN_FUZZY_LEN letters or more, as a near-miss of a word of the name, skills or provider
-  ("planer" finds "planner", trigram similarity >= FUZZY_THRESHOLD). Query operators (quotes,
-  OR, minus) are not offered: each backend would read them its own way.
+  ("planer" finds "planner": pg_trgm's word similarity >= FUZZY_THRESHOLD; the EXPANSIONS
+  most similar words of the vocabulary are searched for). Query operators (quotes, OR, minus)
+  are not offered: each backend would read them its own way.
 - Each word scores by its best match: a whole word 2 + half its field's weight, a prefix 1 +
   half the weight, a near-miss FUZZY_FACTOR times its similarity (< 1); a hit's score is the
   mean over the words. So a whole-word hit always ranks above a prefix hit, and both above a
@@ -54,6 +55,7 @@ EXACT, PREFIX, FUZZY_FACTOR = 2.0, 1.0, 0.9
 # pg_trgm's default word_similarity_threshold: what PostgreSQL's `<%` uses, and the others too.
 FUZZY_THRESHOLD = 0.6
 MIN_FUZZY_LEN = 4
+EXPANSIONS = 8  # near-misses of one query word searched for
 SCORE_DIGITS = 6
 
 WORD = re.compile(r"[^\W_]+")

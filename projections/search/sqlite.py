@@ -29,6 +29,7 @@ from projections.instants import sqlite_instant
 from projections.projection import LogPage
 from projections.search import summaries
 from projections.search.index import (
+    EXPANSIONS,
     FIELDS,
     FUZZY_FACTOR,
     FUZZY_THRESHOLD,
@@ -45,7 +46,6 @@ from projections.search.sql import Fragment, SqlAgentSearch, TextMatch
 log = logging.getLogger(__name__)
 TRIGRAMS = sqlite3.sqlite_version_info >= (3, 34, 0)
 CANDIDATES = 200  # vocabulary words sharing trigrams with a query word, most alike first
-EXPANSIONS = 8  # near-misses of one query word searched for
 CHUNK = 500
 LABEL_FIELDS = "{name skills provider}"
 DDL = (

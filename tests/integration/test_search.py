@@ -195,6 +195,23 @@ def test_a_new_card_replaces_the_words_and_moves_the_agent_up(registry: Registry
     assert registry.found("acme") == ["shifty", "other"]  # most recently updated first
 
 
+def test_near_misses_follow_the_words_cards_use_now(registry: Registry) -> None:
+    registry.register("acme", "one", card("Route Planner"))
+    registry.register("acme", "two", card("Meal Planner"))
+    registry.project()
+    assert sorted(registry.found("acme", q="planer")) == ["one", "two"]
+
+    registry.update("acme", "one", card("Tide Table"))
+    registry.project()
+    assert registry.found("acme", q="planer") == ["two"]
+    registry.deregister("acme", "two")
+    registry.project()
+    assert registry.found("acme", q="planer") == []
+    registry.register("acme", "two", card("Planner Again"))
+    registry.project()
+    assert registry.found("acme", q="planer") == ["two"]
+
+
 def test_updated_since_keeps_the_recent_changes(registry: Registry) -> None:
     registry.register("acme", "old", card("Old"))
     registry.project()

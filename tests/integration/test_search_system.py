@@ -56,6 +56,7 @@ def _tables(store: ReadStore) -> dict[str, list[tuple[Any, ...]]]:
     found = {"goals": rows(store, "SELECT * FROM agent_search_goals ORDER BY tenant, agent_id")}
     if store.dialect == "postgres":
         found["agents"] = rows(store, "SELECT * FROM agent_search ORDER BY tenant, agent_id")
+        found["words"] = rows(store, "SELECT word, docs FROM agent_search_words ORDER BY word")
         return found
     found["agents"] = rows(store, "SELECT * FROM agent_search ORDER BY doc")
     found["text"] = rows(store, "SELECT rowid, * FROM agent_search_text ORDER BY rowid")
