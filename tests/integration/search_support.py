@@ -5,9 +5,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+import os
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+
+import pytest
+from elasticsearch import Elasticsearch
 
 from application.ports import ReadStore
 from domain.goals import AgentGoals
@@ -15,6 +21,7 @@ from domain.meta import Meta
 from domain.objectives import GoalDefinition, Objective
 from domain.registry import RegisteredAgent, SubmittedCard
 from projections.projection import Projection
+from projections.search.elasticsearch import ElasticsearchAgentSearch, ElasticsearchSearchProjection
 from projections.search.index import AgentSearch, SearchPage, SearchQuery
 from projections.search.postgres import PostgresAgentSearch, PostgresSearchProjection
 from projections.search.sqlite import SQLiteAgentSearch, SQLiteSearchProjection
@@ -76,6 +83,26 @@ def search_backend(store: ReadStore) -> tuple[Projection, AgentSearch]:
     if store.dialect == "postgres":
         return PostgresSearchProjection(), PostgresAgentSearch(store)
     return SQLiteSearchProjection(), SQLiteAgentSearch(store)
+
+
+@contextmanager
+def elasticsearch_backend() -> Iterator[tuple[ElasticsearchSearchProjection, ElasticsearchAgentSearch]]:
+    """The Elasticsearch backend on the server ELASTICSEARCH_URL names, under an alias of its
+    own (its indices and template deleted afterwards); the test is skipped without one."""
+    url = os.environ.get("ELASTICSEARCH_URL")
+    if not url:
+        pytest.skip("ELASTICSEARCH_URL is not set: no Elasticsearch server to test the backend against")
+    client = Elasticsearch(url, request_timeout=30)
+    alias = f"a2a-test-{uuid.uuid4().hex[:10]}"
+    try:
+        yield ElasticsearchSearchProjection(client, alias), ElasticsearchAgentSearch(client, alias)
+    finally:
+        # By name: Elasticsearch refuses to delete by wildcard (action.destructive_requires_name).
+        names = list(client.indices.get(index=f"{alias}-*", allow_no_indices=True))
+        if names:
+            client.indices.delete(index=",".join(names))
+        client.indices.delete_index_template(name=alias)
+        client.close()
 
 
 @dataclass

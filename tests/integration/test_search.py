@@ -1,5 +1,6 @@
-"""The registry's discovery search, one suite on SQLite (FTS5) and on PostgreSQL (tsvector and
-pg_trgm): what a tenant finds, in which order, page by page, as registry and goal events arrive."""
+"""The registry's discovery search, one suite on SQLite (FTS5), on PostgreSQL (tsvector and
+pg_trgm) and on Elasticsearch (when ELASTICSEARCH_URL names a server): what a tenant finds, in
+which order, page by page, as registry and goal events arrive."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from tests.integration.search_support import (
     Registry,
     Searchable,
     card,
+    elasticsearch_backend,
     one_objective,
     search_backend,
     skill,
@@ -37,13 +39,28 @@ FORECASTER = card(
 )
 
 
+@pytest.fixture(params=["sqlite", "postgres", "elasticsearch"])
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """The backends: the read store's (SQLite, PostgreSQL), or Elasticsearch (whose read model
+    keeps the name of its index in a SQLite store)."""
+    kind: str = request.param
+    return kind
+
+
 @pytest.fixture
-def registry(make_settings: Callable[..., Settings], tmp_path: Path) -> Iterator[Registry]:
+def registry(store_kind: str, make_settings: Callable[..., Settings], tmp_path: Path) -> Iterator[Registry]:
     with fresh_read_store(make_settings(), tmp_path) as store:
-        projection, search = search_backend(store)
-        with store.transaction() as tx:
-            projection.create_tables(tx)
-        yield Registry(Searchable(store, projection, search))
+        if store_kind == "elasticsearch":
+            with elasticsearch_backend() as (projection, search):
+                yield _ready(Searchable(store, projection, search))
+        else:
+            yield _ready(Searchable(store, *search_backend(store)))
+
+
+def _ready(target: Searchable) -> Registry:
+    with target.store.transaction() as tx:
+        target.projection.create_tables(tx)
+    return Registry(target)
 
 
 def test_words_of_the_name_description_skills_and_provider_are_found(registry: Registry) -> None:
@@ -182,6 +199,7 @@ def test_a_deregistered_agent_vanishes_and_returns_with_its_goals(registry: Regi
 
 def test_a_new_card_replaces_the_words_and_moves_the_agent_up(registry: Registry) -> None:
     registry.register("acme", "shifty", card("Route Planner"))
+    registry.project()
     registry.register("acme", "other", card("Other"))
     registry.project()
     assert registry.found("acme") == ["other", "shifty"]
@@ -271,6 +289,7 @@ def _rest(registry: Registry, cursor: str | None, query: dict[str, str]) -> list
 
 def test_a_cursor_past_the_last_hit_still_counts_them(registry: Registry) -> None:
     registry.register("acme", "only", card("Only"))
+    registry.project()
     registry.register("acme", "other", card("Other"))
     registry.project()
     first = registry.search("acme", limit=1)
