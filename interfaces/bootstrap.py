@@ -12,6 +12,7 @@ from functools import partial
 from typing import Literal
 
 import redis
+from elasticsearch import Elasticsearch
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -42,7 +43,8 @@ from projections.pages import StoreErrors
 from projections.projection import Projection
 from projections.rebuild import Rebuilder
 from projections.runner import ProjectionRunner
-from projections.search.index import AgentSearch
+from projections.search.elasticsearch import ElasticsearchAgentSearch, ElasticsearchSearchProjection
+from projections.search.index import AgentSearch, SearchUnavailable
 from projections.search.postgres import PostgresAgentSearch, PostgresSearchProjection
 from projections.search.sqlite import SQLiteAgentSearch, SQLiteSearchProjection
 
@@ -58,8 +60,21 @@ WARM_UP_STOP_S = 5.0
 PEM_BLOCK = re.compile(r"-----BEGIN [A-Z ]+-----.+?-----END [A-Z ]+-----", re.S)
 # The longest a rate-limit call waits for Redis to connect or to answer.
 REDIS_TIMEOUT_S = 0.5
+
+
+def is_temporary_for_projections(error: BaseException) -> bool:
+    """The database, or the search backend a read model writes to, cannot serve now: the page
+    is retried after a pause (every read model of the page waits, as for the database)."""
+    link: BaseException | None = error
+    while link is not None:
+        if isinstance(link, SearchUnavailable):
+            return True
+        link = link.__cause__
+    return is_temporary(error)
+
+
 # How the projection runners tell the database's errors apart.
-STORE_ERRORS = StoreErrors(temporary=is_temporary, cancelled=is_cancelled_statement)
+STORE_ERRORS = StoreErrors(temporary=is_temporary_for_projections, cancelled=is_cancelled_statement)
 
 
 @dataclass
@@ -83,6 +98,7 @@ class System:
     listener: PostgresListener | None = None
     # PostgreSQL's circuit breaker: open while the database is known to be down (None: SQLite).
     database: CircuitBreaker | None = None
+    elasticsearch: Elasticsearch | None = None
     analytics_warmth: Warmth = "on demand"
     closing: threading.Event = field(default_factory=threading.Event)
     warming: threading.Thread | None = None
@@ -131,6 +147,8 @@ class System:
         self.auth.limiter.close()
         if self.database is not None:
             self.database.close()
+        if self.elasticsearch is not None:
+            self.elasticsearch.close()
         self.store.close()
         self.goals.close()
 
@@ -154,7 +172,7 @@ def build_system(settings: Settings | None = None) -> System:
             on_saved=lambda position: runner_ref[0].wake(position) if runner_ref else None,
             version_hint=EventFactsQueries(store).version_at,
         )
-        search_projection, search = _search(store)
+        search_projection, search, elasticsearch = _search(settings, store)
         projections: list[Projection] = [
             GoalProgressProjection(),
             EventFactsProjection(),
@@ -229,15 +247,24 @@ def build_system(settings: Settings | None = None) -> System:
         search=search,
         listener=listener,
         database=database,
+        elasticsearch=elasticsearch,
     )
 
 
-def _search(store: ReadStore) -> tuple[Projection, AgentSearch]:
-    """The registry's search read model and its queries, on the read store."""
+def _search(settings: Settings, store: ReadStore) -> tuple[Projection, AgentSearch, Elasticsearch | None]:
+    """The registry's search read model and its queries: in Elasticsearch when ELASTICSEARCH_URL
+    is set, in the read store otherwise. One of them: both would double the work of every page."""
+    if settings.elasticsearch_url:
+        # No I/O here: the client connects on its first request.
+        client = Elasticsearch(
+            settings.elasticsearch_url, request_timeout=settings.elasticsearch_timeout_s, max_retries=1
+        )
+        alias = settings.elasticsearch_index
+        return ElasticsearchSearchProjection(client, alias), ElasticsearchAgentSearch(client, alias), client
     if isinstance(store, PostgresReadStore):
-        return PostgresSearchProjection(), PostgresAgentSearch(store)
+        return PostgresSearchProjection(), PostgresAgentSearch(store), None
     assert isinstance(store, SQLiteReadStore)
-    return SQLiteSearchProjection(), SQLiteAgentSearch(store)
+    return SQLiteSearchProjection(), SQLiteAgentSearch(store), None
 
 
 def _database_breaker(settings: Settings) -> CircuitBreaker:
