@@ -3,7 +3,7 @@
 Run from the repo root:
 
     .venv/bin/python ops/bench/search.py [--agents 10000] [--tenants 50] [--runs 300]
-        [--database-url URL] [--seed 7] [--skip-sqlite]
+        [--goal-events 200000] [--database-url URL] [--seed 7] [--skip-sqlite]
 
 It creates a database `a2a_bench_search_<random>` on the server named by --database-url
 (default: $BENCH_DATABASE_URL or postgresql://postgres@127.0.0.1:5432/postgres) and a SQLite
@@ -17,6 +17,10 @@ goals of 1-3 objectives and record 1-3 progress updates; some pause, some comple
 are made by the real aggregates and applied through the read model's projection in pages of
 5,000 events (a transaction each, as the runner applies them); the load rate is printed. On
 PostgreSQL the tables are then ANALYZEd, as autovacuum would after such a load.
+
+Goal events: then --goal-events more progress updates (and the milestones they cross) of the
+agents' active goals, applied in pages of 40,000 (PROJECTION_PAGE_SIZE's default), as a
+catch-up meets them: the rate of the read model's goal path alone, in events/s.
 
 Queries, --runs of each kind after 20 unmeasured, each by a random tenant through
 `AgentSearch.search` in this process (the figures include the Python around the SQL):
@@ -68,6 +72,7 @@ from projections.search.sqlite import SQLiteAgentSearch, SQLiteSearchProjection 
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 PAGE = 5_000
+GOAL_PAGE = 40_000
 WARMUP = 20
 META = Meta(actor="bench", request_id="bench")
 CORE = [
@@ -289,6 +294,8 @@ def make_card(words: Words, n: int) -> dict[str, Any]:
 class Fleet:
     events: list[Any] = field(default_factory=list)
     visible: dict[str, list[str]] = field(default_factory=dict)  # tenant -> skill ids it can see
+    goals: list[AgentGoals] = field(default_factory=list)  # the active ones
+    goal_events: list[Any] = field(default_factory=list)
 
 
 def make_fleet(args: argparse.Namespace) -> tuple[Fleet, Words]:
@@ -312,12 +319,16 @@ def make_fleet(args: argparse.Namespace) -> tuple[Fleet, Words]:
         if visibility == "public":
             public_skills += ids
         if rng.random() < 0.8:
-            fleet.events += _goal_events(rng, tenant, agent_id)
+            goals = _goals(rng, tenant, agent_id)
+            fleet.events += goals.collect_events()
+            if goals.status == "active":
+                fleet.goals.append(goals)
     fleet.visible = {t: own[t] + public_skills for t in tenants}
+    fleet.goal_events = _progress(rng, fleet.goals, args.goal_events)
     return fleet, words
 
 
-def _goal_events(rng: random.Random, tenant: str, agent_id: str) -> list[Any]:
+def _goals(rng: random.Random, tenant: str, agent_id: str) -> AgentGoals:
     objectives = tuple(Objective(f"o{k}", f"Objective {k}") for k in range(rng.randint(1, 3)))
     goals = AgentGoals.start(tenant, agent_id, GoalDefinition("Serve well", objectives), META)
     for _ in range(rng.randint(1, 3)):
@@ -329,7 +340,20 @@ def _goal_events(rng: random.Random, tenant: str, agent_id: str) -> list[Any]:
         goals.change_status("paused", "maintenance", META)
     elif roll < 0.2:
         goals.change_status("completed", "done", META)
-    return list(goals.collect_events())
+    return goals
+
+
+def _progress(rng: random.Random, fleet: list[AgentGoals], wanted: int) -> list[Any]:
+    """Progress updates of random active goals (and the milestones they cross)."""
+    events: list[Any] = []
+    while len(events) < wanted and fleet:
+        goals = rng.choice(fleet)
+        objectives = goals.definition.objectives if goals.definition else ()
+        goals.record_progress(
+            META, objective_progress={o.id: round(rng.uniform(0, 100), 2) for o in objectives}
+        )
+        events += goals.collect_events()
+    return events[:wanted]
 
 
 # --- the stores -----------------------------------------------------------------------------
@@ -360,17 +384,21 @@ def load(store: ReadStore, projection: Projection, fleet: Fleet) -> float:
     """Apply the fleet's events through the projection, a page per transaction; events/s."""
     with store.transaction() as tx:
         projection.create_tables(tx)
-    started = time.perf_counter()
-    for start in range(0, len(fleet.events), PAGE):
-        page = [(start + n + 1, e) for n, e in enumerate(fleet.events[start : start + PAGE])]
-        with store.transaction() as tx:
-            projection.apply(tx, page)
-    rate = len(fleet.events) / (time.perf_counter() - started)
+    rate = apply_pages(store, projection, fleet.events, PAGE, 0)
     if store.dialect == "postgres":
         with store.transaction() as tx:
             for table in projection.tables:
                 tx.execute(f"ANALYZE {table}")
     return rate
+
+
+def apply_pages(store: ReadStore, projection: Projection, events: list[Any], size: int, after: int) -> float:
+    started = time.perf_counter()
+    for start in range(0, len(events), size):
+        page = [(after + start + n + 1, e) for n, e in enumerate(events[start : start + size])]
+        with store.transaction() as tx:
+            projection.apply(tx, page)
+    return len(events) / (time.perf_counter() - started)
 
 
 # --- the queries ----------------------------------------------------------------------------
@@ -442,6 +470,9 @@ def run(label: str, stores: Any, fleet: Fleet, words: Words, args: argparse.Name
         )
         for figure in measure(search, fleet, words, args):
             print(figure.line())
+        if fleet.goal_events:
+            rate = apply_pages(store, projection, fleet.goal_events, GOAL_PAGE, len(fleet.events))
+            print(f"  goal events: {len(fleet.goal_events):,} applied at {rate:,.0f} events/s")
 
 
 def main() -> None:
@@ -451,6 +482,7 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=10_000)
     parser.add_argument("--tenants", type=int, default=50)
     parser.add_argument("--runs", type=int, default=300)
+    parser.add_argument("--goal-events", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL))
     parser.add_argument("--skip-sqlite", action="store_true")
