@@ -32,6 +32,7 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any, Protocol
 
 import orjson
@@ -107,7 +108,7 @@ class SearchQuery:
         if problems := _problems(self):
             raise InvalidSearch(problems)
 
-    @property
+    @cached_property
     def terms(self) -> tuple[str, ...]:
         """The distinct words of `q`, in order (empty without `q`)."""
         return tuple(dict.fromkeys(words(self.q))) if self.q is not None else ()
