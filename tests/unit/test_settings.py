@@ -38,6 +38,8 @@ ENV_NAMES = (
     "OPERATOR_TENANT",
     "BROKER_URL",
     "QUEUE_PREFIX",
+    "ELASTICSEARCH_URL",
+    "ELASTICSEARCH_INDEX",
 )
 
 
@@ -96,6 +98,21 @@ def test_an_insecure_production_configuration_is_refused(change: dict[str, Any],
     values = {k: v for k, v in {**PROD, **change}.items() if v is not None}
     with pytest.raises(ValidationError, match=reason):
         settings(**values)
+
+
+@pytest.mark.parametrize(
+    ("values", "reason"),
+    [
+        ({"ELASTICSEARCH_URL": "elastic.internal:9200"}, "ELASTICSEARCH_URL"),
+        ({"ELASTICSEARCH_URL": "ftp://elastic.internal"}, "ELASTICSEARCH_URL"),
+        ({"ELASTICSEARCH_INDEX": "Agents*"}, "ELASTICSEARCH_INDEX"),
+    ],
+)
+def test_elasticsearch_settings_are_checked(values: dict[str, Any], reason: str) -> None:
+    with pytest.raises(ValidationError, match=reason):
+        settings(**values)
+    assert settings(ELASTICSEARCH_URL="https://elastic.internal:9200").elasticsearch_index == "a2a-agents"
+    assert settings().elasticsearch_url == ""
 
 
 def test_dev_and_test_still_start_on_the_embedded_defaults() -> None:
