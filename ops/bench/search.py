@@ -286,7 +286,9 @@ def make_card(words: Words, n: int) -> dict[str, Any]:
     if n % 2:
         body.update(url=f"https://a{n}.example/a2a", protocolVersion="0.3.0", preferredTransport="JSONRPC")
     else:
-        body["supportedInterfaces"] = [{"url": f"https://a{n}.example/a2a", "protocolBinding": "JSONRPC"}]
+        body["supportedInterfaces"] = [
+            {"url": f"https://a{n}.example/a2a", "protocolBinding": "JSONRPC", "protocolVersion": "1.0"}
+        ]
     return body
 
 

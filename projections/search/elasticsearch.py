@@ -38,9 +38,17 @@ from elasticsearch import ApiError, Elasticsearch, NotFoundError
 
 from application.ports import ReadStore, Tx
 from domain.goals import AgentGoals
-from domain.registry import RegisteredAgent
+from projections.goal_summaries import GoalSummary, fold_goal
 from projections.instants import utc
 from projections.projection import LogPage
+from projections.registry_changes import (
+    CardChanged,
+    Change,
+    Listed,
+    Unlisted,
+    VisibilityChanged,
+    registry_change,
+)
 from projections.search.index import (
     FIELDS,
     FUZZY_FACTOR,
@@ -59,7 +67,6 @@ from projections.search.index import (
     fingerprint,
     prefix_score,
 )
-from projections.search.summaries import GoalSummary, fold_goal
 
 log = logging.getLogger(__name__)
 BACKEND = "elasticsearch"
@@ -191,15 +198,19 @@ def fold_page(docs: dict[Key, AgentDoc], events: LogPage) -> dict[Key, AgentDoc]
     position are in it already."""
     changed: dict[Key, AgentDoc] = {}
     for position, event in events:
-        if not isinstance(event, RegisteredAgent.Event | AgentGoals.Event):
+        change = registry_change(event)
+        if change is not None:
+            key = change.key
+        elif isinstance(event, AgentGoals.Event):
+            key = (event.tenant, event.agent_id)
+        else:
             continue
-        key = (event.tenant, event.agent_id)
         doc = docs.get(key)
         if doc is not None and position <= doc.position:
             continue
-        if isinstance(event, RegisteredAgent.Event):
+        if change is not None:
             doc = docs[key] = doc or AgentDoc(*key)
-            _fold_registry(doc, event)
+            _fold_registry(doc, change)
         else:
             if doc is None or doc.goals is None:
                 if not isinstance(event, AgentGoals.Registered):
@@ -212,17 +223,17 @@ def fold_page(docs: dict[Key, AgentDoc], events: LogPage) -> dict[Key, AgentDoc]
     return changed
 
 
-def _fold_registry(doc: AgentDoc, event: RegisteredAgent.Event) -> None:
-    at = utc(event.timestamp).isoformat()
+def _fold_registry(doc: AgentDoc, event: Change) -> None:
+    at = utc(event.at).isoformat()
     match event:
-        case RegisteredAgent.AgentRegistered() | RegisteredAgent.AgentReregistered():
+        case Listed():
             doc.registered, doc.visibility, doc.updated_at = True, event.visibility, at
             doc.card = card_fields(document(event.card))
-        case RegisteredAgent.AgentCardUpdated() if doc.registered:
+        case CardChanged() if doc.registered:
             doc.card, doc.updated_at = card_fields(document(event.card)), at
-        case RegisteredAgent.AgentVisibilityChanged() if doc.registered:
+        case VisibilityChanged() if doc.registered:
             doc.visibility, doc.updated_at = event.visibility, at
-        case RegisteredAgent.AgentDeregistered():
+        case Unlisted():
             doc.registered, doc.updated_at, doc.card = False, at, card_fields(None)
 
 
@@ -358,9 +369,9 @@ class ElasticsearchSearchProjection:
             raise LookupError("agent_search_es_index names no index: create_tables was not run")
         self._set_up(index)
         keys = {
-            (e.tenant, e.agent_id)
+            change.key if (change := registry_change(e)) is not None else (e.tenant, e.agent_id)
             for _, e in events
-            if isinstance(e, RegisteredAgent.Event | AgentGoals.Event)
+            if isinstance(e, AgentGoals.Event) or registry_change(e) is not None
         }
         if not keys:
             return

@@ -31,9 +31,16 @@ from typing import Any
 
 from application.ports import ReadStore, Tx
 from domain.goals import AgentGoals
-from domain.registry import RegisteredAgent
 from projections.instants import utc
 from projections.projection import LogPage
+from projections.registry_changes import (
+    CardChanged,
+    Change,
+    Listed,
+    Unlisted,
+    VisibilityChanged,
+    registry_change,
+)
 from projections.search import summaries
 from projections.search.index import (
     EXPANSIONS,
@@ -107,21 +114,19 @@ class PostgresSearchProjection:
         goal_events = []
         vocabulary: Counter[str] = Counter()  # how many more agents use each label word
         for position, event in events:
-            if isinstance(event, RegisteredAgent.Event):
-                self._apply_registry(tx, position, event, vocabulary)
-            elif isinstance(event, AgentGoals.Event):
+            if isinstance(event, AgentGoals.Event):
                 goal_events.append((position, event))
+            elif (change := registry_change(event)) is not None:
+                self._apply_registry(tx, position, change, vocabulary)
         if goal_events:
             summaries.apply_goal_events(tx, goal_events)
         _count_words(tx, vocabulary)
 
-    def _apply_registry(
-        self, tx: Tx, position: int, event: RegisteredAgent.Event, vocabulary: Counter[str]
-    ) -> None:
-        key = (event.tenant, event.agent_id)
-        at = utc(event.timestamp)
+    def _apply_registry(self, tx: Tx, position: int, event: Change, vocabulary: Counter[str]) -> None:
+        key = event.key
+        at = utc(event.at)
         match event:
-            case RegisteredAgent.AgentRegistered() | RegisteredAgent.AgentReregistered():
+            case Listed():
                 vocabulary.subtract(_labels(tx, key) or ())
                 card = document(event.card)
                 tx.execute(
@@ -133,7 +138,7 @@ class PostgresSearchProjection:
                     (*key, event.visibility, *_values(card), at, position),
                 )
                 vocabulary.update(set(card.labels()))
-            case RegisteredAgent.AgentCardUpdated():
+            case CardChanged():
                 old = _labels(tx, key)
                 if old is not None:
                     card = document(event.card)
@@ -144,13 +149,13 @@ class PostgresSearchProjection:
                     )
                     vocabulary.subtract(old)
                     vocabulary.update(set(card.labels()))
-            case RegisteredAgent.AgentVisibilityChanged():
+            case VisibilityChanged():
                 tx.execute(
                     "UPDATE agent_search SET visibility = ?, updated_at = ?, position = ?"
                     " WHERE tenant = ? AND agent_id = ?",
                     (event.visibility, at, position, *key),
                 )
-            case RegisteredAgent.AgentDeregistered():
+            case Unlisted():
                 vocabulary.subtract(_labels(tx, key) or ())
                 tx.execute("DELETE FROM agent_search WHERE tenant = ? AND agent_id = ?", key)
 

@@ -24,9 +24,16 @@ from typing import Any
 
 from application.ports import Tx
 from domain.goals import AgentGoals
-from domain.registry import RegisteredAgent
 from projections.instants import sqlite_instant
 from projections.projection import LogPage
+from projections.registry_changes import (
+    CardChanged,
+    Change,
+    Listed,
+    Unlisted,
+    VisibilityChanged,
+    registry_change,
+)
 from projections.search import summaries
 from projections.search.index import (
     EXPANSIONS,
@@ -93,22 +100,20 @@ class SQLiteSearchProjection:
         goal_events = []
         vocabulary: Counter[str] = Counter()  # how many more agents use each label word
         for position, event in events:
-            if isinstance(event, RegisteredAgent.Event):
-                self._apply_registry(tx, position, event, vocabulary)
-            elif isinstance(event, AgentGoals.Event):
+            if isinstance(event, AgentGoals.Event):
                 goal_events.append((position, event))
+            elif (change := registry_change(event)) is not None:
+                self._apply_registry(tx, position, change, vocabulary)
         if goal_events:
             summaries.apply_goal_events(tx, goal_events)
         if TRIGRAMS:
             _count_words(tx, vocabulary)
 
-    def _apply_registry(
-        self, tx: Tx, position: int, event: RegisteredAgent.Event, vocabulary: Counter[str]
-    ) -> None:
-        key = (event.tenant, event.agent_id)
-        at = sqlite_instant(event.timestamp)
+    def _apply_registry(self, tx: Tx, position: int, event: Change, vocabulary: Counter[str]) -> None:
+        key = event.key
+        at = sqlite_instant(event.at)
         match event:
-            case RegisteredAgent.AgentRegistered() | RegisteredAgent.AgentReregistered():
+            case Listed():
                 doc = _doc(tx, key)
                 if doc is None:
                     row = tx.fetchone(
@@ -125,7 +130,7 @@ class SQLiteSearchProjection:
                         (event.visibility, at, position, doc),
                     )
                 _write_words(tx, doc, document(event.card), vocabulary)
-            case RegisteredAgent.AgentCardUpdated():
+            case CardChanged():
                 if (doc := _doc(tx, key)) is not None:
                     _drop_words(tx, doc, vocabulary)
                     _write_words(tx, doc, document(event.card), vocabulary)
@@ -133,13 +138,13 @@ class SQLiteSearchProjection:
                         "UPDATE agent_search SET updated_at = ?, position = ? WHERE doc = ?",
                         (at, position, doc),
                     )
-            case RegisteredAgent.AgentVisibilityChanged():
+            case VisibilityChanged():
                 tx.execute(
                     "UPDATE agent_search SET visibility = ?, updated_at = ?, position = ?"
                     " WHERE tenant = ? AND agent_id = ?",
                     (event.visibility, at, position, *key),
                 )
-            case RegisteredAgent.AgentDeregistered():
+            case Unlisted():
                 if (doc := _doc(tx, key)) is not None:
                     _drop_words(tx, doc, vocabulary)
                     tx.execute("DELETE FROM agent_search WHERE doc = ?", (doc,))

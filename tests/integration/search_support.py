@@ -52,7 +52,9 @@ def card(
         "capabilities": {},
     }
     if generation == "1.0":
-        body["supportedInterfaces"] = [{"url": "https://agent.example/a2a", "protocolBinding": "JSONRPC"}]
+        body["supportedInterfaces"] = [
+            {"url": "https://agent.example/a2a", "protocolBinding": "JSONRPC", "protocolVersion": "1.0"}
+        ]
     else:
         body.update(url="https://agent.example/a2a", preferredTransport="JSONRPC", protocolVersion="0.3.0")
     if organization is not None:
