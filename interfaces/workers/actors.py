@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import dramatiq
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from domain.meta import Meta
 from infrastructure.jobs import Jobs
@@ -37,6 +37,8 @@ PEER_SYNCS = Counter(
     "a2a_registry_peer_syncs_total", "Syncs of peer registries, by peer and outcome.", ["peer_id", "status"]
 )
 FEDERATION = Meta(actor="federation")
+AGENTS = Gauge("a2a_registry_agents_total", "Agents in the registry, by state.", ["status"])
+AGENT_STATES = ("public", "private", "deregistered")
 
 
 def peer_sync_key(peer_id: str) -> str:
@@ -55,6 +57,9 @@ def declare_actors(jobs: Jobs, system: Callable[[], System]) -> None:
         """Measure each read model's lag behind the log and set the lag gauges."""
         running = system()
         record_lag_metrics(running.runner, running.goals.read_log, running.goals.log_position)
+        counts = running.agent_cards.counts()
+        for state in AGENT_STATES:
+            AGENTS.labels(state).set(counts.get(state, 0))
 
     def sync_peer(peer_id: str) -> None:
         """Pull what changed at one peer registry (recorded on the peer either way)."""

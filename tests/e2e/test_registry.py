@@ -4,6 +4,7 @@ and tenants that never see each other's private agents."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import threading
@@ -14,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from a2a.client.card_resolver import parse_agent_card
+from a2a.client.card_resolver import A2ACardResolver, parse_agent_card
 from a2a.compat.v0_3.types import AgentCard as V03Card
 from a2a.utils.signing import create_signature_verifier
 from jwt.api_jwk import PyJWK
@@ -252,3 +253,29 @@ def test_another_tenants_private_agent_is_never_seen_and_its_public_one_is(serve
         entries = {i["id"]: i for i in public_index(server.url, include_deleted=include_deleted)}
         assert secret_id not in entries
         assert entries[open_id]["card_url"].endswith(f"/.well-known/agents/{open_id}/agent-card.json")
+
+
+def test_the_sdk_resolver_accepts_this_registrys_card_and_every_public_card(server: Server, reg: httpx.Client) -> None:
+    written = register(reg, "planner", sample("sample-card-v1.0.json"), "public")
+    register(reg, "legacy", sample("sample-card-v0.3.json"), "public")
+    ok(reg.get(f"{AGENTS}/planner", params={"min_position": written["position"] + 1}))
+    jwks = httpx.get(f"{server.url}/.well-known/jwks.json").json()
+
+    def key(kid: str | None, _jku: str | None) -> PyJWK:
+        (found,) = [k for k in jwks["keys"] if k["kid"] == kid]
+        return PyJWK(found)
+
+    verify = create_signature_verifier(key, ["ES256"])
+
+    async def resolve_all() -> list[str]:
+        async with httpx.AsyncClient() as client:
+            resolver = A2ACardResolver(client, server.url)
+            names = [(await resolver.get_agent_card(signature_verifier=verify)).name]
+            for entry in public_index(server.url, include_deleted=False):
+                path = entry["card_url"].removeprefix(server.url)
+                names.append((await resolver.get_agent_card(path, signature_verifier=verify)).name)
+            return names
+
+    names = asyncio.run(resolve_all())
+    assert names[0] == "a2a-goals registry"
+    assert {sample("sample-card-v1.0.json")["name"], sample("sample-card-v0.3.json")["name"]} <= set(names[1:])
