@@ -14,7 +14,8 @@ from application.ports import ReadStore
 
 RECORD_COLUMNS = (
     "c.tenant, c.agent_id, c.public_id, c.visibility, c.card, c.card_hash, c.card_url, c.signature,"
-    " c.signature_detail, c.origin, c.registered_by, c.version, c.registered_at, c.updated_at, c.position,"
+    " c.signature_detail, c.origin, c.registered_by, c.version, c.registered_at, c.updated_at,"
+    " CASE WHEN g.position > c.position THEN g.position ELSE c.position END,"  # card or goals: the later
     " g.goal_status, g.overall_progress, g.objectives_count, g.milestones_achieved, g.last_updated"
 )
 FROM = (
