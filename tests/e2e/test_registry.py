@@ -7,9 +7,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -46,32 +44,6 @@ def reg(server: Server, tenant: str) -> Iterator[httpx.Client]:
     _, headers = login(server, tenant)
     with httpx.Client(base_url=server.url, headers=headers, timeout=30) as client:
         yield client
-
-
-class Files(BaseHTTPRequestHandler):
-    documents: dict[str, bytes] = {}
-
-    def do_GET(self) -> None:
-        body = self.documents.get(self.path)
-        self.send_response(200 if body is not None else 404)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(body or b"{}")
-
-    def log_message(self, *_: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def files() -> Iterator[tuple[str, dict[str, bytes]]]:
-    """A real HTTP server on loopback serving `documents` by path."""
-    documents: dict[str, bytes] = {}
-    handler = type("Handler", (Files,), {"documents": documents})
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", documents
-    httpd.shutdown()
 
 
 def register(client: httpx.Client, agent_id: str, card: dict[str, Any], visibility: str = "private") -> dict[str, Any]:
