@@ -168,6 +168,8 @@ def test_an_unchanged_card_writes_nothing_and_deregistration_removes_the_agent(r
     assert history["items"][1]["changes"] == [
         {"path": "/description", "from": card["description"], "to": "Plans better"}
     ]
+    page = ok(reg.get(f"{AGENTS}/planner/history", params={"after_version": 1, "limit": 1}))
+    assert page["items"] == history["items"][1:2]  # diffed against the card before the page
     entries = [i for i in public_index(str(reg.base_url), include_deleted=True) if i["id"] == public_id]
     assert [i["deleted"] for i in entries] == [True]
     assert public_id not in {i["id"] for i in public_index(str(reg.base_url), include_deleted=False)}
@@ -217,6 +219,8 @@ def test_another_tenants_private_agent_is_never_seen_and_its_public_one_is(serve
         record = ok(a.get(f"{AGENTS}/{open_id}"))
         assert (record["owned"], record["agent_id"]) == (False, open_id)
         assert a.get(f"{AGENTS}/{open_id}/card").status_code == 200
+        # Its history is B's: earlier cards, who changed them and why are never A's to read.
+        problem(a.get(f"{AGENTS}/{open_id}/history"), 404)
         # Registering the same agent id in A's tenant is A's own agent, not B's.
         register(a, "secret", card)
     assert httpx.get(f"{server.url}/.well-known/agents/{secret_id}/agent-card.json").status_code == 404

@@ -28,6 +28,7 @@ from interfaces.http.registry_schemas import (
 )
 from interfaces.http.schemas import AGENT_ID_PATTERN
 from interfaces.http.search_metrics import timed_search
+from interfaces.http.routes.goals import MAX_VERSION
 from interfaces.http.types import Instant
 from projections.search.index import SearchQuery
 
@@ -149,17 +150,17 @@ def get_agent_card(
 
 @router.get("/{agent_id}/history", response_model=AgentHistoryOut, responses=PROBLEMS)
 def get_agent_history(
-    agent_id: Annotated[str, AgentPath], system: SystemDep, who: RegistryReader
+    agent_id: Annotated[str, AgentPath],
+    system: SystemDep,
+    who: RegistryReader,
+    after_version: Annotated[int, Query(ge=0, le=MAX_VERSION, description="Changes after this version.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
-    """Every change of the agent's record, with actor, time and a field-level card diff (of
-    your own agents, deregistered ones included; of another tenant's while it is public)."""
-    try:
-        return {"agent_id": agent_id, "items": card_history(system.goals, who.tenant, agent_id)}
-    except AgentNotFound:
-        record = system.agent_cards.visible(who.tenant, agent_id)
-        if record is None or not record.tenant:  # peers' copies have no history here
-            raise
-        return {"agent_id": agent_id, "items": card_history(system.goals, record.tenant, record.agent_id)}
+    """Every change of one of your agents (deregistered ones included), oldest first, with
+    actor, time and a field-level card diff, read from the log. Another tenant's history is
+    theirs: its earlier cards, actors and reasons are never shown."""
+    items = card_history(system.goals, who.tenant, agent_id, after_version=after_version, limit=limit)
+    return {"agent_id": agent_id, "items": items}
 
 
 @router.get("", response_model=AgentListOut, responses={422: {}, 503: {}, 504: {}})
