@@ -11,6 +11,7 @@ from typing import Any
 from application.registry import CardUnavailable, Signature
 from domain.cards import card_problems
 from infrastructure.a2a_cards import NotCanonicalisable, card_hash, verify_card
+from infrastructure.card_publishing import unservable
 from infrastructure.outbound import OutboundClient, OutboundError
 
 log = logging.getLogger(__name__)
@@ -21,7 +22,10 @@ class A2ACardChecks:
         self._outbound = outbound
 
     def problems(self, card: object) -> dict[str, str]:
-        return card_problems(card, prefix="card")
+        problems = card_problems(card, prefix="card")
+        if not problems and isinstance(card, Mapping) and (why := unservable(card)) is not None:
+            problems["card"] = f"A2A clients could not read this card: {why}"
+        return problems
 
     def card_hash(self, card: Mapping[str, Any]) -> str:
         return card_hash(card)

@@ -64,6 +64,18 @@ def with_goals(card: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, 
     return served
 
 
+def unservable(card: Mapping[str, Any]) -> str | None:
+    """Why a card that passes the A2A field rules still could not be served (the SDK cannot
+    read or convert it), or None: what the card route would do, tried once at registration."""
+    try:
+        served = with_goals(as_v1(card), {})
+        sdk_payload(served)
+        canonical(as_v0_3(served))
+    except ValueError as e:  # CardNotConvertible, NotCanonicalisable
+        return str(e) or type(e).__name__
+    return None
+
+
 class CardSigner:
     """JWS (detached payload, A2A §8.4) by the registry's newest key, deterministic."""
 

@@ -111,6 +111,11 @@ def test_an_invalid_card_is_refused_naming_every_wrong_field(reg: httpx.Client) 
     body = problem(reg.post(AGENTS, json={"agent_id": "bad", "card": card}), 422)
     fields = {e["field"] for e in body["errors"]}
     assert {"body.card.name", "body.card.skills.0.tags"} <= fields
+    # Within the spec's field rules, but not a card the SDK's clients could read: refused now,
+    # rather than a card route that fails for every reader.
+    unreadable = {**sample("sample-card-v1.0.json"), "securitySchemes": {"x": {"bogus": {}}}}
+    body = problem(reg.post(AGENTS, json={"agent_id": "odd", "card": unreadable}), 422)
+    assert [e["field"] for e in body["errors"]] == ["body.card"]
 
 
 def test_goal_progress_reaches_the_served_card_and_changes_its_etag(reg: httpx.Client) -> None:
