@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     require_signed_cards: bool = Field(False, alias="REQUIRE_SIGNED_CARDS")
     max_agents_per_client: int = Field(1000, alias="MAX_AGENTS_PER_CLIENT", ge=0, description="0: no limit")
     enable_federation: bool = Field(True, alias="ENABLE_FEDERATION")
+    # How many server processes `serve` started (set by it): with more than one and no
+    # REDIS_URL, hot cards are not cached (no process could evict another's cache).
+    serve_workers: int = Field(1, alias="SERVE_WORKERS", ge=1)
     peer_sync_s: float = Field(300, alias="PEER_SYNC_S", ge=0, le=86_400, description="0: only on demand")
     redis_url: str = Field("", alias="REDIS_URL")
 
@@ -229,6 +232,11 @@ class Settings(BaseSettings):
             broker_password = urlsplit(self.broker_url).password or ""
             if broker_password.lower() in DEFAULT_PASSWORDS:
                 raise ValueError("BROKER_URL uses a well-known default password; refusing APP_ENV=prod")
+            if not self.registry_base_url.startswith("https://"):
+                raise ValueError(
+                    "APP_ENV=prod needs REGISTRY_BASE_URL (https://...): the base of the links the"
+                    " registry publishes and signs, never taken from a request's Host header"
+                )
             if "operator_tenant" not in self.model_fields_set:
                 raise ValueError(
                     "APP_ENV=prod needs OPERATOR_TENANT: whose admins may rebuild read models and see"

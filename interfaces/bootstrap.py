@@ -23,7 +23,7 @@ from application.ports import ReadStore
 from application.registry import RegistryService
 from infrastructure import client_secrets
 from infrastructure.breaker import CircuitBreaker
-from infrastructure.card_cache import CardCache, InProcessCardCache, RedisCardCache
+from infrastructure.card_cache import CardCache, InProcessCardCache, NoCardCache, RedisCardCache
 from infrastructure.card_checks import A2ACardChecks, GuardedCardFetcher
 from infrastructure.card_publishing import CardServer, CardSigner
 from infrastructure.connections import ConnectionLimits, probe
@@ -194,7 +194,7 @@ def build_system(settings: Settings | None = None) -> System:
     security = SecurityLog(store)
     runner_ref: list[ProjectionRunner] = []
     shared_redis = _redis(settings)
-    card_cache = _card_cache(shared_redis)
+    card_cache = _card_cache(shared_redis, settings)
 
     with schema_lock(settings):
         goals = GoalsApp(
@@ -422,10 +422,11 @@ def _redis(settings: Settings) -> tuple[redis.Redis, CircuitBreaker] | None:
     return client, breaker
 
 
-def _card_cache(shared: tuple[redis.Redis, CircuitBreaker] | None) -> CardCache:
-    """Redis when there is one (shared with the projector, wherever it runs), else in process."""
+def _card_cache(shared: tuple[redis.Redis, CircuitBreaker] | None, settings: Settings) -> CardCache:
+    """Redis when there is one (shared with the projector, wherever it runs), else in process,
+    but for several server processes, which could not evict each other's caches."""
     if shared is None:
-        return InProcessCardCache()
+        return InProcessCardCache() if settings.serve_workers == 1 else NoCardCache()
     client, breaker = shared
     return RedisCardCache(client, breaker=breaker)
 

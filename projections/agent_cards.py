@@ -75,7 +75,7 @@ class AgentCardsProjection:
     replay_cost = 4
     tables = ("agent_cards", "agent_goal_summaries")
 
-    def __init__(self, evict: Callable[[Mapping[Key, int]], None] | None = None) -> None:
+    def __init__(self, evict: Callable[[Mapping[Key, int]], bool] | None = None) -> None:
         self._evict = evict
         self._touched: dict[Key, int] = {}  # agent -> the last log position that changed it
 
@@ -108,7 +108,11 @@ class AgentCardsProjection:
         flight this may evict a little early too, and again after they commit: harmless."""
         if self._evict is not None and self._touched:
             touched, self._touched = self._touched, {}
-            self._evict(touched)
+            if not self._evict(touched):
+                # Kept, with what later pages touch, for the next commit (until then the
+                # cache's TTL bounds how long an answer can be stale).
+                for key, position in touched.items():
+                    self._touched[key] = max(position, self._touched.get(key, 0))
 
     # --- registry events -------------------------------------------------------------------
 

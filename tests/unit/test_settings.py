@@ -26,6 +26,7 @@ PROD: dict[str, Any] = {
     "SIGNING_KEYS": PEM,
     "REDIS_URL": f"redis://:{REDIS_PASSWORD}@redis:6379/0",
     "OPERATOR_TENANT": "platform-ops",
+    "REGISTRY_BASE_URL": "https://registry.example.com",
 }
 ENV_NAMES = (
     "APP_ENV",
@@ -40,6 +41,7 @@ ENV_NAMES = (
     "QUEUE_PREFIX",
     "ELASTICSEARCH_URL",
     "ELASTICSEARCH_INDEX",
+    "REGISTRY_BASE_URL",
 )
 
 
@@ -164,3 +166,9 @@ def test_without_a_broker_url_jobs_run_in_process_outside_production() -> None:
 def test_a_broker_the_jobs_cannot_use_is_refused_in_any_environment(values: dict[str, Any], reason: str) -> None:
     with pytest.raises(ValidationError, match=reason):
         settings(APP_ENV="dev", **values)
+
+
+@pytest.mark.parametrize("base", ["", "http://registry.example.com"])
+def test_production_publishes_links_under_an_https_base_it_was_given(base: str) -> None:
+    with pytest.raises(ValidationError, match="REGISTRY_BASE_URL"):
+        settings(**{**PROD, "REGISTRY_BASE_URL": base})

@@ -26,9 +26,9 @@ from interfaces.http.registry_schemas import (
     AgentUpdateIn,
     GoalStatus,
 )
+from interfaces.http.routes.goals import MAX_VERSION
 from interfaces.http.schemas import AGENT_ID_PATTERN
 from interfaces.http.search_metrics import timed_search
-from interfaces.http.routes.goals import MAX_VERSION
 from interfaces.http.types import Instant
 from projections.search.index import SearchQuery
 
