@@ -404,6 +404,11 @@ class GoalsApp(Application[UUID]):
             return None
         return found
 
+    def replayed(self, tenant: str, actor: str, idempotency: Idempotency | None) -> CommandResult | None:
+        """The first answer to a command retried with its Idempotency-Key, if there was one
+        (for use cases that do work before the command loop: fetches, quotas)."""
+        return self._replay(tenant, actor, idempotency) if idempotency is not None else None
+
     def _replay(self, tenant: str, actor: str, idempotency: Idempotency) -> CommandResult | None:
         record_id = idempotency_id(tenant, actor, idempotency.key)
         try:

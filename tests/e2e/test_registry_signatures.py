@@ -85,3 +85,16 @@ def test_a_client_registers_at_most_max_agents_per_client(start_server: Callable
         gone = ok(api.request("DELETE", f"{AGENTS}/one"))
         ok(api.get(f"{AGENTS}/two", params={"min_position": gone["position"]}))
         ok(api.post(AGENTS, json={"agent_id": "three", "card": card}), 201)
+
+
+def test_a_retried_registration_is_answered_as_the_first_even_at_the_quota(
+    start_server: Callable[..., Server], tenant: str
+) -> None:
+    server = start_server(MAX_AGENTS_PER_CLIENT="1")
+    _, headers = login(server, tenant)
+    body = {"agent_id": "one", "card": sample("sample-card-v1.0.json")}
+    with httpx.Client(base_url=server.url, headers={**headers, "Idempotency-Key": "reg-1"}, timeout=30) as api:
+        first = ok(api.post(AGENTS, json=body), 201)
+        ok(api.get(f"{AGENTS}/one", params={"min_position": first["position"]}))
+        again = ok(api.post(AGENTS, json=body), 201)
+    assert again == {**first, "replayed": True}
