@@ -70,7 +70,7 @@ class CardChecks(Protocol):
 
     def card_hash(self, card: Mapping[str, Any]) -> str: ...
 
-    def verify(self, tenant: str, card: Mapping[str, Any]) -> Signature:
+    def verify(self, tenant: str, card: Mapping[str, Any], card_url: str | None = None) -> Signature:
         """The card's own signatures (A2A §8.4): verified, invalid or unsigned."""
         ...
 
@@ -200,7 +200,7 @@ class RegistryService:
         assert isinstance(card, Mapping)
         if len(encode_json(card)) > MAX_CARD_BYTES:
             raise InvalidCommand({"card": f"must be at most {MAX_CARD_BYTES} bytes of JSON"})
-        signature = self._checks.verify(tenant, card)
+        signature = self._checks.verify(tenant, card, source.card_url)
         if self._require_signed and signature.state != "verified":
             raise SignedCardRequired(signature.state)
         return SubmittedCard(

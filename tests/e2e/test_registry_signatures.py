@@ -16,10 +16,8 @@ from google.protobuf.json_format import MessageToDict
 
 from tests.conftest import Server
 from tests.e2e.support import login, ok, problem
-from tests.e2e.test_registry import AGENTS, files, sample
+from tests.e2e.test_registry import AGENTS, sample
 from tests.unit.test_a2a_cards import es256_key, pem
-
-__all__ = ["files"]
 
 
 def signed_card(jku: str, kid: str, private: Any) -> dict[str, Any]:
@@ -34,24 +32,32 @@ def signed_card(jku: str, kid: str, private: Any) -> dict[str, Any]:
 def test_a_signed_card_is_verified_and_one_changed_byte_makes_it_invalid(
     start_server: Callable[..., Server], tenant: str, files: tuple[str, dict[str, bytes]]
 ) -> None:
+    """The agent publishes its card and its keys on its own origin; the registry fetches both
+    through the outbound guard."""
     server = start_server(OUTBOUND_ALLOW_NETS="127.0.0.0/8")
     base, documents = files
     private, jwk = es256_key()
     documents["/jwks.json"] = json.dumps({"keys": [{**jwk, "kid": "agent-key"}]}).encode()
     card = signed_card(f"{base}/jwks.json", "agent-key", private)
+    documents["/card.json"] = json.dumps(card).encode()
+    documents["/tampered.json"] = json.dumps({**card, "description": card["description"] + "!"}).encode()
     _, headers = login(server, tenant)
     with httpx.Client(base_url=server.url, headers=headers, timeout=30) as api:
-        good = ok(api.post(AGENTS, json={"agent_id": "signed", "card": card}), 201)
+        good = ok(api.post(AGENTS, json={"agent_id": "signed", "card_url": f"{base}/card.json"}), 201)
         record = ok(api.get(f"{AGENTS}/signed", params={"min_position": good["position"]}))
         assert record["signature"]["state"] == "verified", record["signature"]
-        tampered = {**card, "description": card["description"] + "!"}
-        bad = ok(api.post(AGENTS, json={"agent_id": "tampered", "card": tampered}), 201)
+        bad = ok(api.post(AGENTS, json={"agent_id": "tampered", "card_url": f"{base}/tampered.json"}), 201)
         record = ok(api.get(f"{AGENTS}/tampered", params={"min_position": bad["position"]}))
         assert record["signature"]["state"] == "invalid"
         # The record keeps the agent's own signature; the served card carries the registry's.
         assert record["card"]["signatures"] == card["signatures"]
         served = ok(api.get(f"{AGENTS}/signed/card"))
         assert served["signatures"] != card["signatures"]
+        # The same signed card sent inline speaks for georoute-agent.example.com, whose keys
+        # are not the ones on this loopback origin: a key anyone can publish proves nothing.
+        inline = ok(api.post(AGENTS, json={"agent_id": "inline", "card": card}), 201)
+        record = ok(api.get(f"{AGENTS}/inline", params={"min_position": inline["position"]}))
+        assert record["signature"]["state"] == "invalid"
 
 
 def test_only_verified_cards_are_taken_when_signed_cards_are_required(
@@ -68,7 +74,8 @@ def test_only_verified_cards_are_taken_when_signed_cards_are_required(
         assert [e["field"] for e in refused["errors"]] == ["body.card.signatures"]
         invalid = problem(api.post(AGENTS, json={"agent_id": "spec", "card": sample("sample-card-v1.0.json")}), 422)
         assert "invalid" in invalid["detail"]
-        ok(api.post(AGENTS, json={"agent_id": "signed", "card": signed_card(f"{base}/jwks.json", "k", private)}), 201)
+        documents["/card.json"] = json.dumps(signed_card(f"{base}/jwks.json", "k", private)).encode()
+        ok(api.post(AGENTS, json={"agent_id": "signed", "card_url": f"{base}/card.json"}), 201)
 
 
 def test_a_client_registers_at_most_max_agents_per_client(start_server: Callable[..., Server], tenant: str) -> None:
