@@ -13,9 +13,17 @@ from application.registry import CardUnavailable, Signature
 from domain.cards import card_problems
 from infrastructure.a2a_cards import NotCanonicalisable, card_hash, verify_card
 from infrastructure.card_publishing import unservable
-from infrastructure.outbound import OutboundClient, OutboundError
+from infrastructure.outbound import OutboundClient, OutboundError, OutboundFailed
 
 log = logging.getLogger(__name__)
+FETCH_FAILURES = {
+    "refused": "the outbound guard does not reach this address (OUTBOUND_ALLOW_NETS)",
+    "unreachable": "it could not be reached",
+    "timeout": "it did not answer in time",
+    "status": "it did not answer 2xx",
+    "too_large": "its answer is too large",
+    "unparsable": "its answer is not JSON",
+}
 
 
 class A2ACardChecks:
@@ -73,7 +81,11 @@ class GuardedCardFetcher:
         try:
             return self._outbound.get_json(url)
         except OutboundError as e:
-            raise CardUnavailable(url, str(e)) from None
+            # The caller learns what kind of failure it was, not what the guard found out
+            # (the address a name resolves to would make this a probe of internal names).
+            log.info("card not fetched from %s: %s", _where(url), e.reason)
+            kind = e.kind if isinstance(e, OutboundFailed) else "unreachable"
+            raise CardUnavailable(url, FETCH_FAILURES.get(kind, "it could not be fetched")) from None
 
 
 def _origins(card: Mapping[str, Any], card_url: str | None) -> set[tuple[str, str, int | None]]:

@@ -125,7 +125,8 @@ class CardServer:
         return built
 
     def own(self, card: dict[str, Any], generation: str) -> ServedCard:
-        """The registry's own card, signed (built again only when it or the key changes)."""
+        """The registry's own card, signed (built again only when it or the key changes; its
+        Last-Modified is when this process built it)."""
         key = ("", generation, False)
         stamp = (card_hash_of(card), self._signer.kid)
         with self._lock:
@@ -136,7 +137,7 @@ class CardServer:
         form = as_v0_3(card) if legacy else card
         signed = self._signer.sign(form, canonical(form) if legacy else sdk_payload(form))
         body = orjson.dumps(signed)
-        built = ServedCard(body, _etag(body), "")
+        built = ServedCard(body, _etag(body), format_datetime(datetime.now(UTC), usegmt=True))
         with self._lock:
             self._built[key] = (stamp, built)
         return built

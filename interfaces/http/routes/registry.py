@@ -72,7 +72,7 @@ def register_agent(
     return _answer(result, location=f"/api/v1/agents/{body.agent_id}")
 
 
-@router.put("/{agent_id}", response_model=AgentCommandOut, responses={**PROBLEMS, 412: {}})
+@router.put("/{agent_id}", response_model=AgentCommandOut, responses={**PROBLEMS, 409: {}, 412: {}})
 def update_agent(
     agent_id: Annotated[str, AgentPath],
     body: AgentUpdateIn,
@@ -96,7 +96,7 @@ def update_agent(
     return _answer(result)
 
 
-@router.delete("/{agent_id}", response_model=AgentCommandOut, responses={**PROBLEMS, 412: {}})
+@router.delete("/{agent_id}", response_model=AgentCommandOut, responses={**PROBLEMS, 409: {}, 412: {}})
 def deregister_agent(
     agent_id: Annotated[str, AgentPath],
     system: SystemDep,
@@ -132,7 +132,12 @@ def get_agent(
 
 @router.get(
     "/{agent_id}/card",
-    responses={200: {"content": {"application/json": {}}}, 304: {"description": "Not modified"}, **PROBLEMS},
+    responses={
+        200: {"content": {"application/json": {}}},
+        304: {"description": "Not modified"},
+        **PROBLEMS,
+        504: {},
+    },
 )
 def get_agent_card(
     agent_id: Annotated[str, AgentPath],
@@ -142,9 +147,11 @@ def get_agent_card(
     a2a_version: A2AVersion = None,
     original: Annotated[bool, Query(description="The card exactly as submitted, unsigned by us.")] = False,
     if_none_match: Annotated[str | None, Header(max_length=1024)] = None,
+    min_position: MinPosition = None,
 ) -> Response:
     """The card alone, as served to A2A clients: v1.0 (or v0.3 for `A2A-Version: 0.3`), with
     the goals extension and this registry's signature; ETag and 304."""
+    read_your_writes(system, READ_MODELS, min_position)
     return card_response(system, who.tenant, agent_id, a2a_version, original, if_none_match)
 
 
