@@ -135,6 +135,15 @@ def test_goal_progress_reaches_the_served_card_and_changes_its_etag(reg: httpx.C
     assert (params["goal_status"], params["overall_progress"], params["objectives_count"]) == ("active", 60.0, 1)
     assert params["milestones_achieved"] == 4  # 25 and 50, of the objective and of overall
     assert reg.get(f"{AGENTS}/planner/card", headers={"If-None-Match": etag}).status_code == 200
+    found = ok(
+        reg.get(
+            AGENTS,
+            params={"q": "route planer", "goal_status": "active", "min_progress": 50, "owned": "true"},
+        )
+    )
+    assert [a["agent_id"] for a in found["items"]] == ["planner"] and found["total"] == 1
+    none = ok(reg.get(AGENTS, params={"q": "route", "min_progress": 61, "owned": "true"}))
+    assert (none["items"], none["total"]) == ([], 0)
 
 
 def test_served_cards_carry_a_registry_signature_the_official_sdk_verifies(server: Server, reg: httpx.Client) -> None:
