@@ -8,8 +8,8 @@ Semantics, the same on every backend:
   match: as a whole word, as the start of a word ("rout" finds "routing"), or, for words of
   MIN_FUZZY_LEN letters or more, as a near-miss of a word of the name, skills or provider
   ("planer" finds "planner": pg_trgm's word similarity >= FUZZY_THRESHOLD; the EXPANSIONS
-  most similar words of the vocabulary are searched for). Query operators (quotes, OR, minus)
-  are not offered: each backend would read them its own way.
+  most similar words of the agents the caller may see are searched for: `vocabulary_scope`).
+  Query operators (quotes, OR, minus) are not offered: each backend would read them its own way.
 - Each word scores by its best match: a whole word 2 + half its field's weight, a prefix 1 +
   half the weight, a near-miss FUZZY_FACTOR times its similarity (< 1); a hit's score is the
   mean over the words. So a whole-word hit always ranks above a prefix hit, and both above a
@@ -29,6 +29,7 @@ import hashlib
 import math
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -239,6 +240,58 @@ def word_similarity(term: str, word: str) -> float:
                 shared += gram in wanted
                 best = max(best, shared / (len(wanted) + len(seen) - shared))
     return best
+
+
+def trigrams_needed(term: str) -> int:
+    """The fewest of `term`'s trigrams a word must hold to be a near-miss: word similarity is
+    shared / (term's + run's - shared) <= shared / term's, and must reach FUZZY_THRESHOLD."""
+    return math.ceil(FUZZY_THRESHOLD * len(set(trigrams(term))) - 1e-9)  # 0.6 * 5 is 3.0000000000000004
+
+
+# --- the vocabulary of near-misses ---------------------------------------------------------
+
+# The scope of public agents' words (peers' copies included): no tenant is named so (tenants
+# start with a letter or digit).
+PUBLIC_SCOPE = ""
+
+
+def vocabulary_scope(tenant: str, visibility: str) -> str:
+    """Whose vocabulary an agent's label words are counted in: the public one, or its
+    tenant's. A search by a tenant picks its near-misses among the words of the public scope
+    and of its own only, so that which words it picks (the EXPANSIONS most similar) tells it
+    nothing of another tenant's private agents."""
+    return PUBLIC_SCOPE if visibility == "public" else tenant
+
+
+def scopes_seen_by(tenant: str) -> tuple[str, str]:
+    """The scopes a tenant's search looks for near-misses in."""
+    return (PUBLIC_SCOPE, tenant)
+
+
+@dataclass(frozen=True)
+class Labels:
+    """An agent's label words (`SearchDocument.labels`) and the scope they are counted in."""
+
+    scope: str
+    words: frozenset[str]
+
+    def entries(self) -> list[tuple[str, str]]:
+        return [(self.scope, word) for word in sorted(self.words)]
+
+
+class VocabularyChanges(Counter[tuple[str, str]]):
+    """How many more agents use each word in each scope, over a page of events."""
+
+    def replace(self, old: Labels | None, new: Labels | None) -> None:
+        """An agent's label words are counted as `new` instead of `old` (None: not at all)."""
+        if old is not None:
+            self.subtract(old.entries())
+        if new is not None:
+            self.update(new.entries())
+
+    def changed(self) -> dict[tuple[str, str], int]:
+        """The entries whose count changes, in order (a store meets them the same way each time)."""
+        return {entry: self[entry] for entry in sorted(self) if self[entry]}
 
 
 # --- documents -----------------------------------------------------------------------------

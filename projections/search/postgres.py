@@ -13,10 +13,13 @@ back what stemming would, in any language. Words are folded (case, accents) by `
 before PostgreSQL sees them, as the other backends fold them.
 
 Near-misses go through pg_trgm on the vocabulary of the names, skills and providers (each word
-once, with how many agents use it), not on each agent's concatenated text: there, `<%`
-rechecked word_similarity over ~340 characters per candidate and a typo's trigrams picked a
-third of the agents as candidates (150-420 ms at 10k agents); on the vocabulary it takes about
-a millisecond, and the near-miss words found are then matched like any word (`index`).
+once, under a trigram index), not on each agent's concatenated text: there, `<%` rechecked
+word_similarity over ~340 characters per candidate and a typo's trigrams picked a third of the
+agents as candidates (150-420 ms at 10k agents); on the vocabulary it takes about a
+millisecond, and the near-miss words found are then matched like any word (`index`). Beside
+each word, the scopes it is used in (`index.vocabulary_scope`: public, or a tenant's private
+agents) and by how many agents in each: a search keeps the words used in a scope the caller
+may see before it ranks them, so other tenants' private words never compete.
 
 Skill keys and tags are text[] under GIN indexes, for exact filters; goal fields live beside
 the rows (`summaries`), so goal events, the bulk of the log, write only their own table.
@@ -24,7 +27,6 @@ the rows (`summaries`), so goal events, the bulk of the log, write only their ow
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -48,10 +50,14 @@ from projections.search.index import (
     FUZZY_FACTOR,
     MIN_FUZZY_LEN,
     SCORE_DIGITS,
+    Labels,
     SearchDocument,
+    VocabularyChanges,
     document,
     exact_score,
     prefix_score,
+    scopes_seen_by,
+    vocabulary_scope,
 )
 from projections.search.sql import Fragment, SqlAgentSearch, TextMatch
 
@@ -77,9 +83,12 @@ def _ddl(trgm: str) -> tuple[str, ...]:
         f" USING gin (skill_keys) {NO_PENDING_LIST}",
         f"CREATE INDEX IF NOT EXISTS agent_search_tags ON agent_search USING gin (tags) {NO_PENDING_LIST}",
         "CREATE INDEX IF NOT EXISTS agent_search_recent ON agent_search (updated_at DESC, tenant, agent_id)",
-        "CREATE TABLE IF NOT EXISTS agent_search_words (word TEXT PRIMARY KEY, docs INTEGER NOT NULL)",
+        'CREATE TABLE IF NOT EXISTS agent_search_words (word TEXT COLLATE "C" PRIMARY KEY)',
         "CREATE INDEX IF NOT EXISTS agent_search_words_trigrams"
         f" ON agent_search_words USING gin (word {trgm}.gin_trgm_ops) {NO_PENDING_LIST}",
+        "CREATE TABLE IF NOT EXISTS agent_search_word_scopes ("
+        ' word TEXT COLLATE "C" NOT NULL, scope TEXT COLLATE "C" NOT NULL, docs INTEGER NOT NULL,'
+        " PRIMARY KEY (word, scope))",
     )
 
 
@@ -101,18 +110,25 @@ def trgm_schema(tx: Tx, *, create: bool = False) -> str:
 
 class PostgresSearchProjection:
     """The search read model on PostgreSQL: a row per registered agent, the vocabulary of
-    near-misses, goal summaries beside."""
+    near-misses by scope, goal summaries beside."""
 
     name = "agent_search"
-    tables = ("agent_search", "agent_search_words", summaries.TABLE)
+    tables = ("agent_search", "agent_search_words", "agent_search_word_scopes", summaries.TABLE)
 
     def create_tables(self, tx: Tx) -> None:
-        for statement in (*_ddl(trgm_schema(tx, create=True)), *summaries.DDL):
+        """The tables; a vocabulary of earlier versions, in one scope, is counted again by scope."""
+        trgm = trgm_schema(tx, create=True)
+        unscoped = _has_unscoped_vocabulary(tx)
+        if unscoped:
+            tx.execute("DROP TABLE agent_search_words")
+        for statement in (*_ddl(trgm), *summaries.DDL):
             tx.execute(statement)
+        if unscoped:
+            _count_words(tx, _vocabulary_of_rows(tx))
 
     def apply(self, tx: Tx, events: LogPage) -> None:
         goal_events = []
-        vocabulary: Counter[str] = Counter()  # how many more agents use each label word
+        vocabulary = VocabularyChanges()
         for position, event in events:
             if isinstance(event, AgentGoals.Event):
                 goal_events.append((position, event))
@@ -122,12 +138,12 @@ class PostgresSearchProjection:
             summaries.apply_goal_events(tx, goal_events)
         _count_words(tx, vocabulary)
 
-    def _apply_registry(self, tx: Tx, position: int, event: Change, vocabulary: Counter[str]) -> None:
+    def _apply_registry(self, tx: Tx, position: int, event: Change, vocabulary: VocabularyChanges) -> None:
         key = event.key
         at = utc(event.at)
+        old = _labels(tx, key)
         match event:
             case Listed():
-                vocabulary.subtract(_labels(tx, key) or ())
                 card = document(event.card)
                 tx.execute(
                     "INSERT INTO agent_search (tenant, agent_id, visibility, doc, skill_keys, tags,"
@@ -137,27 +153,26 @@ class PostgresSearchProjection:
                     " updated_at = excluded.updated_at, position = excluded.position",
                     (*key, event.visibility, *_values(card), at, position),
                 )
-                vocabulary.update(set(card.labels()))
-            case CardChanged():
-                old = _labels(tx, key)
-                if old is not None:
-                    card = document(event.card)
-                    tx.execute(
-                        f"UPDATE agent_search SET doc = {VECTOR}, skill_keys = ?, tags = ?, updated_at = ?,"
-                        " position = ? WHERE tenant = ? AND agent_id = ?",
-                        (*_values(card), at, position, *key),
-                    )
-                    vocabulary.subtract(old)
-                    vocabulary.update(set(card.labels()))
-            case VisibilityChanged():
+                scope = vocabulary_scope(key[0], event.visibility)
+                vocabulary.replace(old, Labels(scope, frozenset(card.labels())))
+            case CardChanged() if old is not None:
+                card = document(event.card)
+                tx.execute(
+                    f"UPDATE agent_search SET doc = {VECTOR}, skill_keys = ?, tags = ?, updated_at = ?,"
+                    " position = ? WHERE tenant = ? AND agent_id = ?",
+                    (*_values(card), at, position, *key),
+                )
+                vocabulary.replace(old, Labels(old.scope, frozenset(card.labels())))
+            case VisibilityChanged() if old is not None:
                 tx.execute(
                     "UPDATE agent_search SET visibility = ?, updated_at = ?, position = ?"
                     " WHERE tenant = ? AND agent_id = ?",
                     (event.visibility, at, position, *key),
                 )
-            case Unlisted():
-                vocabulary.subtract(_labels(tx, key) or ())
+                vocabulary.replace(old, Labels(vocabulary_scope(key[0], event.visibility), old.words))
+            case Unlisted() if old is not None:
                 tx.execute("DELETE FROM agent_search WHERE tenant = ? AND agent_id = ?", key)
+                vocabulary.replace(old, None)
 
 
 def _values(card: SearchDocument) -> tuple[Any, ...]:
@@ -165,31 +180,70 @@ def _values(card: SearchDocument) -> tuple[Any, ...]:
     return (*(fields[f] for f in FIELDS), list(card.skill_keys), list(card.tags))
 
 
-def _labels(tx: Tx, key: tuple[str, str]) -> set[str] | None:
-    """The label words of an agent's row (the name's, skills' and provider's), None without one."""
-    if tx.fetchone("SELECT 1 FROM agent_search WHERE tenant = ? AND agent_id = ?", key) is None:
+def _labels(tx: Tx, key: tuple[str, str]) -> Labels | None:
+    """The label words of an agent's row (the name's, skills' and provider's) in their
+    scope; None without a row."""
+    row = tx.fetchone("SELECT visibility FROM agent_search WHERE tenant = ? AND agent_id = ?", key)
+    if row is None:
         return None
     rows = tx.fetchall(
         "SELECT u.lexeme FROM agent_search s, unnest(s.doc) u"
         " WHERE s.tenant = ? AND s.agent_id = ? AND u.weights && ?::text[]",
         (*key, list(LABELS)),
     )
-    return {str(r[0]) for r in rows}
+    return Labels(vocabulary_scope(key[0], str(row[0])), frozenset(str(r[0]) for r in rows))
 
 
-def _count_words(tx: Tx, deltas: Counter[str]) -> None:
-    """Apply a page's changes to the vocabulary: one upsert, and words no agent uses leave."""
-    changed = {word: delta for word, delta in deltas.items() if delta}
+def _has_unscoped_vocabulary(tx: Tx) -> bool:
+    """Whether the vocabulary is an earlier version's: each word once, counted over every agent."""
+    found = tx.fetchone(
+        "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()"
+        " AND table_name = 'agent_search_words' AND column_name = 'docs'"
+    )
+    return found is not None
+
+
+def _vocabulary_of_rows(tx: Tx) -> VocabularyChanges:
+    """The vocabulary the rows give, counted from nothing."""
+    rows = tx.fetchall(
+        "SELECT s.tenant, s.visibility, u.lexeme FROM agent_search s, unnest(s.doc) u"
+        " WHERE u.weights && ?::text[]",
+        (list(LABELS),),
+    )
+    return VocabularyChanges((vocabulary_scope(str(t), str(v)), str(w)) for t, v, w in rows)
+
+
+def _count_words(tx: Tx, vocabulary: VocabularyChanges) -> None:
+    """Apply a page's changes to the vocabulary: one upsert of the counts by scope; words no
+    agent uses in a scope leave it, and words no scope holds leave the vocabulary."""
+    changed = vocabulary.changed()
     if not changed:
         return
+    scopes, words = [s for s, _ in changed], [w for _, w in changed]
     tx.execute(
-        "INSERT INTO agent_search_words (word, docs) SELECT * FROM unnest(?::text[], ?::integer[])"
-        " ON CONFLICT (word) DO UPDATE SET docs = agent_search_words.docs + excluded.docs",
-        (list(changed), list(changed.values())),
+        "INSERT INTO agent_search_word_scopes (word, scope, docs)"
+        " SELECT * FROM unnest(?::text[], ?::text[], ?::integer[])"
+        " ON CONFLICT (word, scope) DO UPDATE SET docs = agent_search_word_scopes.docs + excluded.docs",
+        (words, scopes, list(changed.values())),
     )
-    fewer = [word for word, delta in changed.items() if delta < 0]
+    more = sorted({w for (_, w), delta in changed.items() if delta > 0})
+    if more:
+        tx.execute(
+            "INSERT INTO agent_search_words (word) SELECT unnest(?::text[]) ON CONFLICT (word) DO NOTHING",
+            (more,),
+        )
+    fewer = [entry for entry, delta in changed.items() if delta < 0]
     if fewer:
-        tx.execute("DELETE FROM agent_search_words WHERE word = ANY(?::text[]) AND docs <= 0", (fewer,))
+        tx.execute(
+            "DELETE FROM agent_search_word_scopes c USING unnest(?::text[], ?::text[]) AS f(word, scope)"
+            " WHERE c.word = f.word AND c.scope = f.scope AND c.docs <= 0",
+            ([w for _, w in fewer], [s for s, _ in fewer]),
+        )
+        tx.execute(
+            "DELETE FROM agent_search_words w WHERE w.word = ANY(?::text[])"
+            " AND NOT EXISTS (SELECT 1 FROM agent_search_word_scopes c WHERE c.word = w.word)",
+            (sorted({w for _, w in fewer}),),
+        )
 
 
 class PostgresAgentSearch(SqlAgentSearch):
@@ -201,10 +255,10 @@ class PostgresAgentSearch(SqlAgentSearch):
         super().__init__(store)
         self._trgm: str | None = None
 
-    def _text(self, tx: Tx, terms: Sequence[str]) -> TextMatch:
+    def _text(self, tx: Tx, tenant: str, terms: Sequence[str]) -> TextMatch:
         scores, where = [], []
         for term in terms:
-            near = self._near_misses(tx, term)
+            near = self._near_misses(tx, tenant, term)
             alternatives = " | ".join([f"{term}:*", *(f"{word}:{LABELS}" for word, _ in near)])
             where.append(Fragment("s.doc @@ to_tsquery('simple', ?)", (alternatives,)))
             scores.append(_term_score(term, near))
@@ -215,18 +269,20 @@ class PostgresAgentSearch(SqlAgentSearch):
         )
         return TextMatch(source=Fragment("agent_search s"), score=score, where=where)
 
-    def _near_misses(self, tx: Tx, term: str) -> list[tuple[str, float]]:
-        """The vocabulary words most like `term` (but those it is a prefix of: found anyway)."""
+    def _near_misses(self, tx: Tx, tenant: str, term: str) -> list[tuple[str, float]]:
+        """The words most like `term` (but those it is a prefix of: found anyway) among those
+        used in the scopes `tenant` sees; words of other scopes are left out before ranking."""
         if len(term) < MIN_FUZZY_LEN:
             return []
         if self._trgm is None:
             self._trgm = trgm_schema(tx)
         # `%%`: the driver reads a lone % as the start of a placeholder (pg_trgm's `<%`).
         rows = tx.fetchall(
-            f"SELECT word, {self._trgm}.word_similarity(?, word) AS similarity FROM agent_search_words"
-            f" WHERE ? OPERATOR({self._trgm}.<%%) word AND left(word, ?) <> ?"
-            " ORDER BY similarity DESC, word LIMIT ?",
-            (term, term, len(term), term, EXPANSIONS),
+            f"SELECT w.word, {self._trgm}.word_similarity(?, w.word) AS similarity FROM agent_search_words w"
+            f" WHERE ? OPERATOR({self._trgm}.<%%) w.word AND left(w.word, ?) <> ?"
+            " AND EXISTS (SELECT 1 FROM agent_search_word_scopes c WHERE c.word = w.word AND c.scope IN (?, ?))"
+            " ORDER BY similarity DESC, w.word LIMIT ?",
+            (term, term, len(term), term, *scopes_seen_by(tenant), EXPANSIONS),
         )
         return [(str(word), float(similarity)) for word, similarity in rows]
 

@@ -76,8 +76,8 @@ class SqlAgentSearch(ABC):
     # --- what each backend says ---------------------------------------------------------------
 
     @abstractmethod
-    def _text(self, tx: Tx, terms: Sequence[str]) -> TextMatch:
-        """How rows match every one of `terms`, and their score."""
+    def _text(self, tx: Tx, tenant: str, terms: Sequence[str]) -> TextMatch:
+        """How rows match every one of `terms` in a search by `tenant`, and their score."""
 
     @abstractmethod
     def _key_filter(self, kind: str, key: str) -> Fragment:
@@ -94,7 +94,7 @@ class SqlAgentSearch(ABC):
     # --- shared ---------------------------------------------------------------------------
 
     def _hits(self, tx: Tx, tenant: str, query: SearchQuery) -> tuple[list[tuple[str, Fragment]], Fragment]:
-        text = self._text(tx, query.terms) if query.terms else None
+        text = self._text(tx, tenant, query.terms) if query.terms else None
         where = list(text.where) if text else []
         if query.owned:
             where.append(Fragment("s.tenant = ?", (tenant,)))

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from infrastructure.settings import Settings
-from projections.search.index import InvalidCursor, SearchQuery
+from projections.search.index import InvalidCursor, SearchHit, SearchQuery
 from tests.integration.search_support import (
     Registry,
     Searchable,
@@ -22,7 +22,7 @@ from tests.integration.search_support import (
     skill,
     walk,
 )
-from tests.integration.support import fresh_read_store
+from tests.integration.support import fresh_read_store, rows
 
 ROUTER = card(
     "Route Planner",
@@ -177,6 +177,101 @@ def test_a_visibility_change_shows_up(registry: Registry) -> None:
     registry.change_visibility("globex", "shy", "private")
     registry.project()
     assert registry.found("acme", q="planner") == []
+
+
+# acme's decoys: eight words (EXPANSIONS) like enough to the misspelt "vendrakso" to be its
+# near-misses (word similarity 0.7), and a little less like it than globex's "vendraksa" (0.8):
+# were that word to compete, it would push the last decoy out.
+DECOYS = [f"vendrak{c}{c}" for c in "pqrtuvwx"]
+TYPO = "vendrakso"
+
+
+def _near_misses_of_the_typo(registry: Registry, tenant: str) -> tuple[list[SearchHit], int]:
+    page = registry.search(tenant, q=TYPO, limit=100)
+    return page.items, page.total
+
+
+def _decoys(registry: Registry) -> None:
+    for n, word in enumerate(DECOYS):
+        registry.register("acme", f"decoy-{n}", card(f"{word.title()} Agent"), visibility="private")
+
+
+def test_a_near_miss_search_tells_nothing_of_another_tenants_private_words(
+    registry: Registry, store_kind: str
+) -> None:
+    if store_kind == "elasticsearch":
+        pytest.skip("Elasticsearch picks near-misses its own way (fuzzy, up to 50 of the index's terms)")
+    _decoys(registry)
+    registry.project()
+    alone = _near_misses_of_the_typo(registry, "acme")
+    assert sorted(hit.agent_id for hit in alone[0]) == [f"decoy-{n}" for n in range(8)]
+
+    registry.register("globex", "secret", card("Vendraksa Engine"), visibility="private")
+    registry.project()
+    assert _near_misses_of_the_typo(registry, "acme") == alone
+    assert "secret" in registry.found("globex", q=TYPO)  # its own private words are globex's near-misses
+
+    registry.change_visibility("globex", "secret", "public")
+    registry.project()
+    found = registry.found("acme", q=TYPO)
+    assert "secret" in found and "decoy-7" not in found  # the last of acme's decoys gives way
+
+    registry.change_visibility("globex", "secret", "private")
+    registry.project()
+    assert _near_misses_of_the_typo(registry, "acme") == alone
+
+
+def test_a_word_leaves_the_public_vocabulary_with_its_last_public_agent(
+    registry: Registry, store_kind: str
+) -> None:
+    if store_kind == "elasticsearch":
+        pytest.skip("Elasticsearch picks near-misses its own way (fuzzy, up to 50 of the index's terms)")
+    _decoys(registry)
+    registry.project()
+    alone = _near_misses_of_the_typo(registry, "acme")
+    registry.register("globex", "secret", card("Vendraksa Engine"), visibility="private")
+    registry.register("globex", "open", card("Vendraksa Service"))
+    registry.project()
+    assert "open" in registry.found("acme", q=TYPO)
+
+    registry.deregister("globex", "open")
+    registry.project()
+    assert _near_misses_of_the_typo(registry, "acme") == alone
+    assert "secret" in registry.found("globex", q=TYPO)
+
+
+EARLIER_VOCABULARY = {
+    "postgres": ("CREATE TABLE agent_search_words (word TEXT PRIMARY KEY, docs INTEGER NOT NULL)",),
+    "sqlite": (
+        "CREATE TABLE agent_search_words (id INTEGER PRIMARY KEY, word TEXT NOT NULL UNIQUE, docs INTEGER NOT NULL)",
+        "CREATE VIRTUAL TABLE agent_search_trigrams USING fts5(word, tokenize = 'trigram')",
+    ),
+}
+
+
+def test_an_earlier_versions_vocabulary_is_counted_again_by_scope(
+    registry: Registry, store_kind: str
+) -> None:
+    if store_kind == "elasticsearch":
+        pytest.skip("Elasticsearch keeps no vocabulary")
+    _decoys(registry)
+    registry.register("globex", "secret", card("Vendraksa Engine"), visibility="private")
+    registry.project()
+    before = [_near_misses_of_the_typo(registry, tenant) for tenant in ("acme", "globex")]
+    store = registry.target.store
+    with store.transaction() as tx:  # the vocabulary as earlier versions kept it: every word in one
+        for table in ("agent_search_words", "agent_search_word_scopes", "agent_search_word_trigrams"):
+            tx.execute(f"DROP TABLE IF EXISTS {table}")
+        for statement in EARLIER_VOCABULARY[store.dialect]:
+            tx.execute(statement)
+        tx.execute("INSERT INTO agent_search_words (word, docs) VALUES ('vendraksa', 1)")
+
+    with store.transaction() as tx:
+        registry.target.projection.create_tables(tx)
+    assert [_near_misses_of_the_typo(registry, tenant) for tenant in ("acme", "globex")] == before
+    registry.deregister("globex", "secret")  # and the counts go on from there
+    registry.project()
+    assert rows(store, "SELECT word FROM agent_search_words WHERE word = 'vendraksa'") == []
 
 
 def test_a_deregistered_agent_vanishes_and_returns_with_its_goals(registry: Registry) -> None:

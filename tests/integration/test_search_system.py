@@ -60,17 +60,23 @@ def _results(system: System, tenant: str) -> list[list[tuple[str, str, float | N
 def _tables(store: ReadStore) -> dict[str, list[tuple[Any, ...]]]:
     """The read model's rows, but the ids SQLite gives vocabulary words (the order pages meet them)."""
     found = {"goals": rows(store, "SELECT * FROM agent_search_goals ORDER BY tenant, agent_id")}
+    found["words"] = rows(store, "SELECT word FROM agent_search_words ORDER BY word")
     if store.dialect == "postgres":
         found["agents"] = rows(store, "SELECT * FROM agent_search ORDER BY tenant, agent_id")
-        found["words"] = rows(store, "SELECT word, docs FROM agent_search_words ORDER BY word")
+        found["scopes"] = rows(store, "SELECT * FROM agent_search_word_scopes ORDER BY word, scope")
         return found
     found["agents"] = rows(store, "SELECT * FROM agent_search ORDER BY doc")
     found["text"] = rows(store, "SELECT rowid, * FROM agent_search_text ORDER BY rowid")
     found["keys"] = rows(store, "SELECT * FROM agent_search_keys ORDER BY kind, key, doc")
-    found["words"] = rows(store, "SELECT word, docs FROM agent_search_words ORDER BY word")
+    found["scopes"] = rows(
+        store,
+        "SELECT w.word, c.scope, c.docs FROM agent_search_word_scopes c JOIN agent_search_words w ON w.id = c.word"
+        " ORDER BY w.word, c.scope",
+    )
     found["trigrams"] = rows(
         store,
-        "SELECT w.word, t.word FROM agent_search_words w JOIN agent_search_trigrams t ON t.rowid = w.id",
+        "SELECT w.word, t.trigram FROM agent_search_word_trigrams t JOIN agent_search_words w ON w.id = t.word"
+        " ORDER BY w.word, t.trigram",
     )
     return found
 
@@ -89,6 +95,9 @@ def _seed(system: System, registry: RegistryService, tenant: str) -> None:
     system.goals.change_status(tenant, "planner", "paused", "holiday", META)
     registry.update(tenant, "planner", CardSource(card=card("Meal Planer", "Weekly menus")), None, META)
     registry.update(tenant, "temp", None, "private", META)
+    registry.register(tenant, "shy", CardSource(card=card("Shy Cartographer")), "private", META)
+    registry.update(tenant, "shy", None, "public", META)
+    registry.update(tenant, "shy", None, "private", META)
 
 
 def test_the_system_searches_what_the_log_says_and_a_rebuild_equals_it(system: System, tenant: str) -> None:
@@ -98,6 +107,8 @@ def test_the_system_searches_what_the_log_says_and_a_rebuild_equals_it(system: S
     registry.deregister(tenant, "temp", META)
     system.runner.catch_up()
     live_results, live_tables = _results(system, tenant), _tables(system.store)
+    assert ("cartographer", tenant, 1) in live_tables["scopes"]  # private again: in its tenant's scope
+    assert ("cartographer", "", 1) not in live_tables["scopes"]
     assert [h[1] for h in live_results[1]] == ["router", "planner"]  # "Meal Planer": a near-miss
     assert [h[1] for h in live_results[4]] == ["planner"]
 

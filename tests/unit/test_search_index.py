@@ -12,16 +12,23 @@ from hypothesis import strategies as st
 from projections.search.index import (
     FUZZY_FACTOR,
     FUZZY_THRESHOLD,
+    PUBLIC_SCOPE,
     InvalidCursor,
     InvalidSearch,
+    Labels,
     SearchQuery,
     SortKey,
+    VocabularyChanges,
     decode_cursor,
     document,
     encode_cursor,
     exact_score,
     fingerprint,
     prefix_score,
+    scopes_seen_by,
+    trigrams,
+    trigrams_needed,
+    vocabulary_scope,
     word_similarity,
     words,
 )
@@ -149,6 +156,26 @@ def test_whole_words_rank_above_prefixes_above_near_misses_and_fields_by_weight(
 def test_word_similarity_is_pg_trgms(term: str, word: str, pg_trgm: float) -> None:
     assert word_similarity(term, word) == pytest.approx(pg_trgm, abs=1e-6)
     assert (word_similarity(term, word) >= FUZZY_THRESHOLD) == (pg_trgm >= FUZZY_THRESHOLD)
+
+
+@given(st.text("abcde", min_size=4, max_size=10), st.text("abcde", min_size=1, max_size=12))
+def test_a_near_miss_holds_the_trigrams_a_candidate_must(term: str, word: str) -> None:
+    # SQLite looks near-misses up among the words holding trigrams_needed of the term's.
+    if word_similarity(term, word) >= FUZZY_THRESHOLD:
+        assert len(set(trigrams(term)) & set(trigrams(word))) >= trigrams_needed(term)
+
+
+def test_an_agents_words_count_in_the_public_scope_or_in_its_tenants() -> None:
+    assert vocabulary_scope("acme", "public") == vocabulary_scope("", "public") == PUBLIC_SCOPE
+    assert vocabulary_scope("acme", "private") == "acme"
+    assert scopes_seen_by("globex") == (PUBLIC_SCOPE, "globex")
+    private = Labels("acme", frozenset({"route", "planner"}))
+    changes = VocabularyChanges()
+    changes.replace(None, private)
+    changes.replace(private, Labels(PUBLIC_SCOPE, private.words))  # made public: the words move
+    assert changes.changed() == {(PUBLIC_SCOPE, "planner"): 1, (PUBLIC_SCOPE, "route"): 1}
+    changes.replace(Labels(PUBLIC_SCOPE, private.words), None)  # deregistered
+    assert changes.changed() == {}
 
 
 def test_a_cursor_comes_back_to_the_search_that_made_it() -> None:
