@@ -356,8 +356,8 @@ class GoalsApp(Application[UUID]):
     ) -> tuple[dict[str, Any], Sequence[Aggregate]]:
         """Load the aggregates, check the precondition and apply the change: the aggregates
         as loaded, and those changed. Loads may come from the cache, which trusts its copies;
-        but a refusal (a failed precondition, a rule saying no) is only ever given on what
-        the log holds. A stale copy (another process resumed a paused goal, say) is corrected
+        but a refusal (a failed precondition, a rule saying no), or a change that changes
+        nothing, is only ever given on what the log holds. A stale copy (another process resumed a paused goal, say) is corrected
         when its save fails the version check, but a refused command saves nothing: without
         this, it would refuse forever."""
         decided_on_log = self.repository.cache is None
@@ -367,7 +367,7 @@ class GoalsApp(Application[UUID]):
             try:
                 if expected is not None:
                     _check_version(kind, agent_ids[0], first, expected, create)
-                return loaded, change(loaded)
+                changed = change(loaded)
             except (DomainError, VersionMismatch) as refusal:
                 if decided_on_log:
                     raise
@@ -376,6 +376,14 @@ class GoalsApp(Application[UUID]):
                 self._forget(
                     tenant, refusal.agent_ids if isinstance(refusal, BatchRefused) else agent_ids, kind
                 )
+                continue
+            if decided_on_log or any(a.pending_events for a in changed):
+                return loaded, changed
+            # "Nothing to change" is an answer too, and a stale copy would give it wrongly
+            # (made private here, public since on another replica: "private" again is no
+            # change to the copy): it is given only on what the log holds.
+            decided_on_log = True
+            self._forget(tenant, agent_ids, kind)
 
     def _forget(self, tenant: str, agent_ids: Iterable[str], kind: Kind = GOALS) -> None:
         """Drop cached aggregates, so that the next load reads them from the log."""
@@ -395,6 +403,11 @@ class GoalsApp(Application[UUID]):
         if not kind.owns(found, tenant, agent_id):
             return None
         return found
+
+    def replayed(self, tenant: str, actor: str, idempotency: Idempotency | None) -> CommandResult | None:
+        """The first answer to a command retried with its Idempotency-Key, if there was one
+        (for use cases that do work before the command loop: fetches, quotas)."""
+        return self._replay(tenant, actor, idempotency) if idempotency is not None else None
 
     def _replay(self, tenant: str, actor: str, idempotency: Idempotency) -> CommandResult | None:
         record_id = idempotency_id(tenant, actor, idempotency.key)

@@ -70,7 +70,7 @@ class CardChecks(Protocol):
 
     def card_hash(self, card: Mapping[str, Any]) -> str: ...
 
-    def verify(self, tenant: str, card: Mapping[str, Any]) -> Signature:
+    def verify(self, tenant: str, card: Mapping[str, Any], card_url: str | None = None) -> Signature:
         """The card's own signatures (A2A §8.4): verified, invalid or unsigned."""
         ...
 
@@ -120,11 +120,15 @@ class RegistryService:
         idempotency: Idempotency | None = None,
     ) -> CommandResult:
         """Register an agent (201), or register again one that was deregistered."""
+        # A retry is answered before anything is fetched or counted again.
+        if (replay := self._app.replayed(tenant, meta.actor, idempotency)) is not None:
+            return replay
         submitted = self._submitted(tenant, source)
-        self._check_quota(tenant, meta.actor)
 
         def change(loaded: dict[str, Any]) -> Sequence[Aggregate]:
             agent: RegisteredAgent | None = loaded[agent_id]
+            if agent is None or agent.deregistered:
+                self._check_quota(tenant, meta.actor)
             if agent is None:
                 return [RegisteredAgent.register(tenant, agent_id, submitted, visibility, meta)]
             agent.register_again(submitted, visibility, meta)
@@ -148,6 +152,8 @@ class RegistryService:
         """Take a new card and/or visibility; what did not change writes nothing."""
         if source is None and visibility is None:
             raise InvalidCommand({"card": "give a card, a card_url or a visibility to change"})
+        if (replay := self._app.replayed(tenant, meta.actor, idempotency)) is not None:
+            return replay
         submitted = self._submitted(tenant, source) if source is not None else None
 
         def change(loaded: dict[str, Any]) -> Sequence[Aggregate]:
@@ -194,7 +200,7 @@ class RegistryService:
         assert isinstance(card, Mapping)
         if len(encode_json(card)) > MAX_CARD_BYTES:
             raise InvalidCommand({"card": f"must be at most {MAX_CARD_BYTES} bytes of JSON"})
-        signature = self._checks.verify(tenant, card)
+        signature = self._checks.verify(tenant, card, source.card_url)
         if self._require_signed and signature.state != "verified":
             raise SignedCardRequired(signature.state)
         return SubmittedCard(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any, cast
+from uuid import UUID
 
 from application.goals import GoalsApp
 from application.registry import AgentNotFound
@@ -15,13 +16,18 @@ from domain.registry import RegisteredAgent
 MAX_CHANGES = 200  # per event: a card rewritten wholesale says so instead of listing thousands
 
 
-def card_history(app: GoalsApp, tenant: str, agent_id: str) -> list[dict[str, Any]]:
-    events = list(app.events.get(registered_agent_id(tenant, agent_id)))
-    if not events or cast(RegisteredAgent.Event, events[0]).tenant != tenant:
+def card_history(
+    app: GoalsApp, tenant: str, agent_id: str, *, after_version: int = 0, limit: int = 100
+) -> list[dict[str, Any]]:
+    """Up to `limit` changes after `after_version` of the tenant's own agent, each card change
+    diffed against the card before it."""
+    aggregate_id = registered_agent_id(tenant, agent_id)
+    first = next(iter(app.events.get(aggregate_id, limit=1)), None)
+    if first is None or cast(RegisteredAgent.Event, first).tenant != tenant:
         raise AgentNotFound(agent_id)
+    card = _card_at(app, aggregate_id, after_version) if after_version else None
     items: list[dict[str, Any]] = []
-    card: Any = None
-    for raw in events:
+    for raw in app.events.get(aggregate_id, gt=after_version or None, limit=limit):
         event = cast(RegisteredAgent.Event, raw)
         changes: list[dict[str, Any]] = []
         new_card = getattr(event, "card", None)
@@ -40,11 +46,18 @@ def card_history(app: GoalsApp, tenant: str, agent_id: str) -> list[dict[str, An
                 "event": type(event).__name__,
                 "actor": event.actor,
                 "at": event.timestamp.isoformat(),
-                "position": None,
                 "changes": changes,
             }
         )
     return items
+
+
+def _card_at(app: GoalsApp, aggregate_id: UUID, version: int) -> Any:
+    """The card as of `version` (the newest event at or before it that carries one)."""
+    for raw in app.events.get(aggregate_id, lte=version, desc=True):
+        if (card := getattr(raw, "card", None)) is not None:
+            return card
+    return None
 
 
 def diff(before: Any, after: Any, path: str) -> Iterator[dict[str, Any]]:

@@ -79,9 +79,24 @@ class CardCache(Protocol):
         agent was evicted at a later position since."""
         ...
 
-    def evict(self, agents: Mapping[Agent, int]) -> None:
-        """Drop every answer of these agents, changed at these log positions."""
+    def evict(self, agents: Mapping[Agent, int]) -> bool:
+        """Drop every answer of these agents, changed at these log positions; False if that
+        could not be done now (the caller tries again)."""
         ...
+
+
+class NoCardCache:
+    """Every lookup a miss: where no cache could be kept correct (several server processes
+    and no Redis to share)."""
+
+    def get(self, key: str) -> CachedCard | None:
+        return None
+
+    def put(self, key: str, value: CachedCard, agent: Agent, position: int) -> None:
+        return None
+
+    def evict(self, agents: Mapping[Agent, int]) -> bool:
+        return True
 
 
 class InProcessCardCache:
@@ -110,7 +125,7 @@ class InProcessCardCache:
             while len(self._entries) > self._size:
                 self._entries.popitem(last=False)
 
-    def evict(self, agents: Mapping[Agent, int]) -> None:
+    def evict(self, agents: Mapping[Agent, int]) -> bool:
         with self._lock:
             now = time.monotonic()
             self._evicted = {a: e for a, e in self._evicted.items() if e[0] >= now}
@@ -118,6 +133,7 @@ class InProcessCardCache:
                 self._evicted[(tenant, agent_id)] = (now + self._ttl_s, position)
                 for key in keys_of(tenant, agent_id):
                     self._entries.pop(key, None)
+        return True
 
 
 # KEYS: entry, evicted marker; ARGV: value, position, ttl. Stored unless evicted at a later position.
@@ -176,7 +192,7 @@ class RedisCardCache:
         except (CircuitOpen, redis.RedisError, OSError) as e:
             log.debug("card not cached (Redis: %s)", e)
 
-    def evict(self, agents: Mapping[Agent, int]) -> None:
+    def evict(self, agents: Mapping[Agent, int]) -> bool:
         try:
             with self._guarded(), self._redis.pipeline(transaction=False) as pipe:
                 for (tenant, agent_id), position in agents.items():
@@ -184,7 +200,9 @@ class RedisCardCache:
                     self._evict(keys=[self._prefix + k for k in keys], args=[position, self._ttl_s], client=pipe)
                 pipe.execute()
         except (CircuitOpen, redis.RedisError, OSError):
-            log.warning("cached cards not evicted (Redis down): stale for up to %d s", self._ttl_s)
+            log.warning("cached cards not evicted (Redis unavailable): tried again after the next page")
+            return False
+        return True
 
     @contextmanager
     def _guarded(self) -> Iterator[None]:

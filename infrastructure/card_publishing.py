@@ -64,6 +64,18 @@ def with_goals(card: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, 
     return served
 
 
+def unservable(card: Mapping[str, Any]) -> str | None:
+    """Why a card that passes the A2A field rules still could not be served (the SDK cannot
+    read or convert it), or None: what the card route would do, tried once at registration."""
+    try:
+        served = with_goals(as_v1(card), {})
+        sdk_payload(served)
+        canonical(as_v0_3(served))
+    except ValueError as e:  # CardNotConvertible, NotCanonicalisable
+        return str(e) or type(e).__name__
+    return None
+
+
 class CardSigner:
     """JWS (detached payload, A2A §8.4) by the registry's newest key, deterministic."""
 
@@ -113,7 +125,8 @@ class CardServer:
         return built
 
     def own(self, card: dict[str, Any], generation: str) -> ServedCard:
-        """The registry's own card, signed (built again only when it or the key changes)."""
+        """The registry's own card, signed (built again only when it or the key changes; its
+        Last-Modified is when this process built it)."""
         key = ("", generation, False)
         stamp = (card_hash_of(card), self._signer.kid)
         with self._lock:
@@ -124,7 +137,7 @@ class CardServer:
         form = as_v0_3(card) if legacy else card
         signed = self._signer.sign(form, canonical(form) if legacy else sdk_payload(form))
         body = orjson.dumps(signed)
-        built = ServedCard(body, _etag(body), "")
+        built = ServedCard(body, _etag(body), format_datetime(datetime.now(UTC), usegmt=True))
         with self._lock:
             self._built[key] = (stamp, built)
         return built

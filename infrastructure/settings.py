@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     require_signed_cards: bool = Field(False, alias="REQUIRE_SIGNED_CARDS")
     max_agents_per_client: int = Field(1000, alias="MAX_AGENTS_PER_CLIENT", ge=0, description="0: no limit")
     enable_federation: bool = Field(True, alias="ENABLE_FEDERATION")
+    # How many server processes `serve` started (set by it): with more than one and no
+    # REDIS_URL, hot cards are not cached (no process could evict another's cache).
+    serve_workers: int = Field(1, alias="SERVE_WORKERS", ge=1)
     peer_sync_s: float = Field(300, alias="PEER_SYNC_S", ge=0, le=86_400, description="0: only on demand")
     redis_url: str = Field("", alias="REDIS_URL")
 
@@ -134,6 +137,14 @@ class Settings(BaseSettings):
     # The longest an outbound fetch may take, redirects and body included (connecting: 2 s at most).
     outbound_timeout_s: float = Field(5.0, alias="OUTBOUND_TIMEOUT_S", gt=0, le=60)
     outbound_max_bytes: int = Field(1_048_576, alias="OUTBOUND_MAX_BYTES", ge=1024, le=64 * 1_048_576)
+    # The registry's search in Elasticsearch (its official client) instead of the read store's
+    # full-text search; empty: the read store's. Indices are ELASTICSEARCH_INDEX-<stamp>, read
+    # through the alias ELASTICSEARCH_INDEX.
+    elasticsearch_url: str = Field("", alias="ELASTICSEARCH_URL")
+    elasticsearch_index: str = Field(
+        "a2a-agents", alias="ELASTICSEARCH_INDEX", pattern=r"^[a-z0-9][a-z0-9_.-]{0,99}$"
+    )
+    elasticsearch_timeout_s: float = Field(2.0, alias="ELASTICSEARCH_TIMEOUT_S", gt=0, le=60)
 
     cors_origins: str = Field("", alias="CORS_ORIGINS", description="comma-separated allowed origins")
     cors_allow_credentials: bool = Field(False, alias="CORS_ALLOW_CREDENTIALS")
@@ -221,11 +232,18 @@ class Settings(BaseSettings):
             broker_password = urlsplit(self.broker_url).password or ""
             if broker_password.lower() in DEFAULT_PASSWORDS:
                 raise ValueError("BROKER_URL uses a well-known default password; refusing APP_ENV=prod")
+            if not self.registry_base_url.startswith("https://"):
+                raise ValueError(
+                    "APP_ENV=prod needs REGISTRY_BASE_URL (https://...): the base of the links the"
+                    " registry publishes and signs, never taken from a request's Host header"
+                )
             if "operator_tenant" not in self.model_fields_set:
                 raise ValueError(
                     "APP_ENV=prod needs OPERATOR_TENANT: whose admins may rebuild read models and see"
                     " denials that name no tenant must be chosen, not a default any tenant may be given"
                 )
+        if self.elasticsearch_url and urlsplit(self.elasticsearch_url).scheme not in {"http", "https"}:
+            raise ValueError("ELASTICSEARCH_URL must be an http:// or https:// URL (or unset)")
         if self.database_url and not self.is_postgres:
             raise ValueError("DATABASE_URL must be a postgresql:// URL (or unset for SQLite)")
         if self.broker_url and urlsplit(self.broker_url).scheme not in BROKER_SCHEMES:

@@ -12,6 +12,7 @@ from functools import partial
 from typing import Literal
 
 import redis
+from elasticsearch import Elasticsearch
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -22,7 +23,7 @@ from application.ports import ReadStore
 from application.registry import RegistryService
 from infrastructure import client_secrets
 from infrastructure.breaker import CircuitBreaker
-from infrastructure.card_cache import CardCache, InProcessCardCache, RedisCardCache
+from infrastructure.card_cache import CardCache, InProcessCardCache, NoCardCache, RedisCardCache
 from infrastructure.card_checks import A2ACardChecks, GuardedCardFetcher
 from infrastructure.card_publishing import CardServer, CardSigner
 from infrastructure.connections import ConnectionLimits, probe
@@ -54,6 +55,10 @@ from projections.projection import Projection
 from projections.rebuild import Rebuilder
 from projections.rebuild_jobs import RebuildJobs
 from projections.runner import ProjectionRunner
+from projections.search.elasticsearch import ElasticsearchAgentSearch, ElasticsearchSearchProjection
+from projections.search.index import AgentSearch, SearchUnavailable
+from projections.search.postgres import PostgresAgentSearch, PostgresSearchProjection
+from projections.search.sqlite import SQLiteAgentSearch, SQLiteSearchProjection
 
 DAY_S = 86_400
 # Collections of the oldest generation between two full collections (Python's default is 10).
@@ -67,8 +72,21 @@ WARM_UP_STOP_S = 5.0
 PEM_BLOCK = re.compile(r"-----BEGIN [A-Z ]+-----.+?-----END [A-Z ]+-----", re.S)
 # The longest a rate-limit call waits for Redis to connect or to answer.
 REDIS_TIMEOUT_S = 0.5
+
+
+def is_temporary_for_projections(error: BaseException) -> bool:
+    """The database, or the search backend a read model writes to, cannot serve now: the page
+    is retried after a pause (every read model of the page waits, as for the database)."""
+    link: BaseException | None = error
+    while link is not None:
+        if isinstance(link, SearchUnavailable):
+            return True
+        link = link.__cause__
+    return is_temporary(error)
+
+
 # How the projection runners tell the database's errors apart.
-STORE_ERRORS = StoreErrors(temporary=is_temporary, cancelled=is_cancelled_statement)
+STORE_ERRORS = StoreErrors(temporary=is_temporary_for_projections, cancelled=is_cancelled_statement)
 
 
 @dataclass
@@ -99,9 +117,12 @@ class System:
     # The job broker, keys and records (set up once, here), and the rebuilds run as jobs.
     jobs: Jobs
     rebuilds: RebuildJobs
+    search: AgentSearch
+    search_model: str  # the read model `search` reads (read-your-writes waits for it)
     listener: PostgresListener | None = None
     # PostgreSQL's circuit breaker: open while the database is known to be down (None: SQLite).
     database: CircuitBreaker | None = None
+    elasticsearch: Elasticsearch | None = None
     analytics_warmth: Warmth = "on demand"
     closing: threading.Event = field(default_factory=threading.Event)
     warming: threading.Thread | None = None
@@ -156,6 +177,8 @@ class System:
         self.outbound.close()
         if self.database is not None:
             self.database.close()
+        if self.elasticsearch is not None:
+            self.elasticsearch.close()
         self.store.close()
         self.goals.close()
 
@@ -171,7 +194,7 @@ def build_system(settings: Settings | None = None) -> System:
     security = SecurityLog(store)
     runner_ref: list[ProjectionRunner] = []
     shared_redis = _redis(settings)
-    card_cache = _card_cache(shared_redis)
+    card_cache = _card_cache(shared_redis, settings)
 
     with schema_lock(settings):
         goals = GoalsApp(
@@ -182,6 +205,7 @@ def build_system(settings: Settings | None = None) -> System:
             on_saved=lambda position: runner_ref[0].wake(position) if runner_ref else None,
             version_hint=EventFactsQueries(store).version_at,
         )
+        search_projection, search, elasticsearch = _search(settings, store)
         projections: list[Projection] = [
             GoalProgressProjection(),
             EventFactsProjection(),
@@ -189,6 +213,7 @@ def build_system(settings: Settings | None = None) -> System:
             # Served cards are built from the rows; what a page changed is evicted after it commits.
             AgentCardsProjection(evict=card_cache.evict),
             PeersProjection(),
+            search_projection,
         ]
         runner = ProjectionRunner(
             goals.read_log,
@@ -284,8 +309,11 @@ def build_system(settings: Settings | None = None) -> System:
         card_server=card_server,
         card_cache=card_cache,
         outbound=outbound,
+        search=search,
+        search_model=search_projection.name,
         listener=listener,
         database=database,
+        elasticsearch=elasticsearch,
     )
     declare_actors(jobs, lambda: system)
     return system
@@ -294,6 +322,22 @@ def build_system(settings: Settings | None = None) -> System:
 def _public_base(settings: Settings) -> str:
     """The base of the links the registry publishes when no request says otherwise."""
     return (settings.registry_base_url or f"http://{settings.host}:{settings.port}").rstrip("/")
+
+
+def _search(settings: Settings, store: ReadStore) -> tuple[Projection, AgentSearch, Elasticsearch | None]:
+    """The registry's search read model and its queries: in Elasticsearch when ELASTICSEARCH_URL
+    is set, in the read store otherwise. One of them: both would double the work of every page."""
+    if settings.elasticsearch_url:
+        # No I/O here: the client connects on its first request.
+        client = Elasticsearch(
+            settings.elasticsearch_url, request_timeout=settings.elasticsearch_timeout_s, max_retries=1
+        )
+        alias = settings.elasticsearch_index
+        return ElasticsearchSearchProjection(client, alias), ElasticsearchAgentSearch(client, alias), client
+    if isinstance(store, PostgresReadStore):
+        return PostgresSearchProjection(), PostgresAgentSearch(store), None
+    assert isinstance(store, SQLiteReadStore)
+    return SQLiteSearchProjection(), SQLiteAgentSearch(store), None
 
 
 def _database_breaker(settings: Settings) -> CircuitBreaker:
@@ -378,10 +422,11 @@ def _redis(settings: Settings) -> tuple[redis.Redis, CircuitBreaker] | None:
     return client, breaker
 
 
-def _card_cache(shared: tuple[redis.Redis, CircuitBreaker] | None) -> CardCache:
-    """Redis when there is one (shared with the projector, wherever it runs), else in process."""
+def _card_cache(shared: tuple[redis.Redis, CircuitBreaker] | None, settings: Settings) -> CardCache:
+    """Redis when there is one (shared with the projector, wherever it runs), else in process,
+    but for several server processes, which could not evict each other's caches."""
     if shared is None:
-        return InProcessCardCache()
+        return InProcessCardCache() if settings.serve_workers == 1 else NoCardCache()
     client, breaker = shared
     return RedisCardCache(client, breaker=breaker)
 

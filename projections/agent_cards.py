@@ -10,7 +10,6 @@ that changed them commits (`committed`).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -18,10 +17,11 @@ import orjson
 from application.json_encoding import encode_json
 from application.ports import Tx
 from domain.goals import AgentGoals
-from domain.objectives import revised_progress
 from domain.peers import FederatedAgent
 from domain.registry import RegisteredAgent
+from projections.goal_summaries import GoalSummary, Key, fold_page, starting
 from projections.projection import LogPage
+from projections.registry_changes import FEDERATED
 from projections.views import iso
 
 DDL = (
@@ -51,35 +51,19 @@ GOAL_COLUMNS = (
     "objective_progress",
     "position",
 )
-Key = tuple[str, str]
-# The "tenant" of copies of peers' agents: no tenant matches it (tenants start with a letter
-# or digit), so a copy can never be, or replace, a local agent.
-FEDERATED = ""
 
 
-@dataclass
-class GoalSummary:
-    """What the goals extension says of an agent's goals."""
-
-    goal_status: str = "active"
-    overall_progress: float = 0.0
-    objectives_count: int = 0
-    milestones_achieved: int = 0
-    last_updated: str | None = None
-    objective_progress: dict[str, float] = field(default_factory=dict)
-    position: int = 0
-
-    def values(self, key: Key) -> tuple[Any, ...]:
-        return (
-            *key,
-            self.goal_status,
-            self.overall_progress,
-            self.objectives_count,
-            self.milestones_achieved,
-            self.last_updated,
-            encode_json(self.objective_progress, from_log=True).decode(),
-            self.position,
-        )
+def _summary_values(key: Key, summary: GoalSummary) -> tuple[Any, ...]:
+    return (
+        *key,
+        summary.goal_status,
+        summary.overall_progress,
+        summary.objectives_count,
+        summary.milestones_achieved,
+        summary.last_updated,
+        encode_json(summary.objective_progress, from_log=True).decode(),
+        summary.position,
+    )
 
 
 class AgentCardsProjection:
@@ -91,7 +75,7 @@ class AgentCardsProjection:
     replay_cost = 4
     tables = ("agent_cards", "agent_goal_summaries")
 
-    def __init__(self, evict: Callable[[Mapping[Key, int]], None] | None = None) -> None:
+    def __init__(self, evict: Callable[[Mapping[Key, int]], bool] | None = None) -> None:
         self._evict = evict
         self._touched: dict[Key, int] = {}  # agent -> the last log position that changed it
 
@@ -124,7 +108,11 @@ class AgentCardsProjection:
         flight this may evict a little early too, and again after they commit: harmless."""
         if self._evict is not None and self._touched:
             touched, self._touched = self._touched, {}
-            self._evict(touched)
+            if not self._evict(touched):
+                # Kept, with what later pages touch, for the next commit (until then the
+                # cache's TTL bounds how long an answer can be stale).
+                for key, position in touched.items():
+                    self._touched[key] = max(position, self._touched.get(key, 0))
 
     # --- registry events -------------------------------------------------------------------
 
@@ -225,26 +213,15 @@ class AgentCardsProjection:
 
     def _apply_goals(self, tx: Tx, events: list[tuple[int, AgentGoals.Event]]) -> None:
         keys = {(e.tenant, e.agent_id) for _, e in events}
-        # Agents whose goals this page registers have no row to load.
-        starting = {(e.tenant, e.agent_id) for _, e in events if isinstance(e, AgentGoals.Registered)}
-        summaries = _load(tx, keys - starting)
-        for position, event in events:
-            key = (event.tenant, event.agent_id)
-            summary = summaries.get(key)
-            if summary is None:
-                if not isinstance(event, AgentGoals.Registered):
-                    continue  # goals recorded before this read model existed: a rebuild fills them
-                summary = summaries[key] = GoalSummary()
-            _fold(summary, event)
-            summary.position = position
-        if summaries:
+        changed = fold_page(events, _load(tx, keys - starting(events)))
+        if changed:
             tx.upsert_rows(
                 "agent_goal_summaries",
                 GOAL_COLUMNS,
                 ("tenant", "agent_id"),
-                [s.values(k) for k, s in summaries.items()],
+                [_summary_values(k, s) for k, s in changed.items()],
             )
-        self._touched.update((k, s.position) for k, s in summaries.items())
+        self._touched.update((k, s.position) for k, s in changed.items())
 
 
 def _ever_public(tx: Tx, key: Key) -> bool:
@@ -269,23 +246,12 @@ def _load(tx: Tx, keys: set[Key]) -> dict[Key, GoalSummary]:
             )
             for r in rows:
                 found[(tenant, r[0])] = GoalSummary(
-                    r[1], float(r[2]), int(r[3]), int(r[4]), r[5], orjson.loads(r[6]), int(r[7])
+                    goal_status=r[1],
+                    overall_progress=float(r[2]),
+                    objectives_count=int(r[3]),
+                    milestones_achieved=int(r[4]),
+                    last_updated=r[5],
+                    objective_progress=orjson.loads(r[6]),
+                    position=int(r[7]),
                 )
     return found
-
-
-def _fold(summary: GoalSummary, event: AgentGoals.Event) -> None:
-    match event:
-        case AgentGoals.GoalsSet(definition=definition):
-            summary.objective_progress, summary.overall_progress = revised_progress(
-                definition, summary.objective_progress
-            )
-            summary.objectives_count = len(definition.objectives)
-        case AgentGoals.ProgressRecorded():
-            summary.objective_progress.update(event.objective_progress)
-            summary.overall_progress = event.overall_progress
-            summary.last_updated = iso(event.observed_at)
-        case AgentGoals.MilestoneReached():
-            summary.milestones_achieved += 1
-        case AgentGoals.StatusChanged():
-            summary.goal_status = event.to_status

@@ -75,7 +75,8 @@ class AgentRecord:
             "visibility": self.visibility,
             "card": self.card,
             "card_hash": self.card_hash,
-            "card_url": self.card_url,
+            # Another tenant's card_url without its query, which may carry a credential.
+            "card_url": self.card_url if owned or self.card_url is None else self.card_url.split("?", 1)[0],
             "signature": {"state": self.signature, "detail": self.signature_detail},
             "version": self.version,
             "registered_at": self.registered_at,

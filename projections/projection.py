@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from application.ports import Tx
+from application.ports import ReadStore, Tx
 
 LogPage = Sequence[tuple[int, Any]]  # (log position, event), in log order
 log = logging.getLogger(__name__)
@@ -69,3 +69,20 @@ def announce_commit(projections: Sequence[Projection]) -> None:
                 projection.committed()
             except Exception:
                 log.exception("%s: acting on a committed page failed", projection.name)
+
+
+@runtime_checkable
+class Relocating(Protocol):
+    """A read model kept outside the read store (an Elasticsearch index): the tables it keeps
+    in the store name its outside copy, and a rebuilt copy goes live when they are swapped in."""
+
+    def swapped_in(self, store: ReadStore) -> None:
+        """Its rebuilt tables are live in `store` now: make the copy they name live too."""
+        ...
+
+
+def relocate(projections: Sequence[Projection], store: ReadStore) -> None:
+    """Tell the rebuilt projections kept outside the store that their tables are live."""
+    for projection in projections:
+        if isinstance(projection, Relocating):
+            projection.swapped_in(store)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import threading
 from datetime import datetime
@@ -29,6 +30,9 @@ def serve(
 ) -> None:
     """Serve the HTTP API (embedded SQLite store unless DATABASE_URL names PostgreSQL)."""
     settings = Settings()
+    # Each server process learns it is one of several (an in-process card cache is then off:
+    # another process's projections could not evict it).
+    os.environ["SERVE_WORKERS"] = str(workers)
     console.print(
         f"a2a-goals on http://{host or settings.host}:{port or settings.port} "
         f"(store: {settings.redacted_database_url()}); docs at /docs"

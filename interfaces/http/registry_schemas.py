@@ -101,7 +101,6 @@ class CardChangeOut(_In):
     event: str
     actor: str
     at: str
-    position: int | None
     changes: list[dict[str, Any]]
 
 

@@ -7,9 +7,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -46,32 +44,6 @@ def reg(server: Server, tenant: str) -> Iterator[httpx.Client]:
     _, headers = login(server, tenant)
     with httpx.Client(base_url=server.url, headers=headers, timeout=30) as client:
         yield client
-
-
-class Files(BaseHTTPRequestHandler):
-    documents: dict[str, bytes] = {}
-
-    def do_GET(self) -> None:
-        body = self.documents.get(self.path)
-        self.send_response(200 if body is not None else 404)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(body or b"{}")
-
-    def log_message(self, *_: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def files() -> Iterator[tuple[str, dict[str, bytes]]]:
-    """A real HTTP server on loopback serving `documents` by path."""
-    documents: dict[str, bytes] = {}
-    handler = type("Handler", (Files,), {"documents": documents})
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", documents
-    httpd.shutdown()
 
 
 def register(client: httpx.Client, agent_id: str, card: dict[str, Any], visibility: str = "private") -> dict[str, Any]:
@@ -139,6 +111,11 @@ def test_an_invalid_card_is_refused_naming_every_wrong_field(reg: httpx.Client) 
     body = problem(reg.post(AGENTS, json={"agent_id": "bad", "card": card}), 422)
     fields = {e["field"] for e in body["errors"]}
     assert {"body.card.name", "body.card.skills.0.tags"} <= fields
+    # Within the spec's field rules, but not a card the SDK's clients could read: refused now,
+    # rather than a card route that fails for every reader.
+    unreadable = {**sample("sample-card-v1.0.json"), "securitySchemes": {"x": {"bogus": {}}}}
+    body = problem(reg.post(AGENTS, json={"agent_id": "odd", "card": unreadable}), 422)
+    assert [e["field"] for e in body["errors"]] == ["body.card"]
 
 
 def test_goal_progress_reaches_the_served_card_and_changes_its_etag(reg: httpx.Client) -> None:
@@ -158,6 +135,15 @@ def test_goal_progress_reaches_the_served_card_and_changes_its_etag(reg: httpx.C
     assert (params["goal_status"], params["overall_progress"], params["objectives_count"]) == ("active", 60.0, 1)
     assert params["milestones_achieved"] == 4  # 25 and 50, of the objective and of overall
     assert reg.get(f"{AGENTS}/planner/card", headers={"If-None-Match": etag}).status_code == 200
+    found = ok(
+        reg.get(
+            AGENTS,
+            params={"q": "route planer", "goal_status": "active", "min_progress": 50, "owned": "true"},
+        )
+    )
+    assert [a["agent_id"] for a in found["items"]] == ["planner"] and found["total"] == 1
+    none = ok(reg.get(AGENTS, params={"q": "route", "min_progress": 61, "owned": "true"}))
+    assert (none["items"], none["total"]) == ([], 0)
 
 
 def test_served_cards_carry_a_registry_signature_the_official_sdk_verifies(server: Server, reg: httpx.Client) -> None:
@@ -196,6 +182,8 @@ def test_an_unchanged_card_writes_nothing_and_deregistration_removes_the_agent(r
     assert history["items"][1]["changes"] == [
         {"path": "/description", "from": card["description"], "to": "Plans better"}
     ]
+    page = ok(reg.get(f"{AGENTS}/planner/history", params={"after_version": 1, "limit": 1}))
+    assert page["items"] == history["items"][1:2]  # diffed against the card before the page
     entries = [i for i in public_index(str(reg.base_url), include_deleted=True) if i["id"] == public_id]
     assert [i["deleted"] for i in entries] == [True]
     assert public_id not in {i["id"] for i in public_index(str(reg.base_url), include_deleted=False)}
@@ -245,6 +233,8 @@ def test_another_tenants_private_agent_is_never_seen_and_its_public_one_is(serve
         record = ok(a.get(f"{AGENTS}/{open_id}"))
         assert (record["owned"], record["agent_id"]) == (False, open_id)
         assert a.get(f"{AGENTS}/{open_id}/card").status_code == 200
+        # Its history is B's: earlier cards, who changed them and why are never A's to read.
+        problem(a.get(f"{AGENTS}/{open_id}/history"), 404)
         # Registering the same agent id in A's tenant is A's own agent, not B's.
         register(a, "secret", card)
     assert httpx.get(f"{server.url}/.well-known/agents/{secret_id}/agent-card.json").status_code == 404

@@ -3,9 +3,11 @@ answer stored after an eviction (an answer read at an older log position is refu
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 
 import pytest
 import redis
@@ -13,6 +15,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from domain.ids import registered_agent_id
+from domain.meta import Meta
+from domain.registry import RegisteredAgent, SubmittedCard
 from infrastructure.breaker import CircuitBreaker
 from infrastructure.card_cache import (
     NOT_OWN,
@@ -23,8 +27,11 @@ from infrastructure.card_cache import (
     own_key,
     public_key,
 )
+from infrastructure.readstore import SQLiteReadStore
+from projections.agent_cards import AgentCardsProjection
 from tests.conftest import free_port
 
+SAMPLE = json.loads((Path(__file__).parent.parent / "fixtures" / "a2a" / "sample-card-v1.0.json").read_text())
 CARD = CachedCard(b'{"name": "x"}', '"e1"', "Fri, 04 Dec 2026 10:00:00 GMT", public=True)
 NEWER = CachedCard(b'{"name": "y"}', '"e2"', "Fri, 04 Dec 2026 11:00:00 GMT", public=True)
 
@@ -91,3 +98,26 @@ def test_a_redis_that_is_down_is_a_miss_not_an_error_and_opens_the_breaker() -> 
         assert dead.get("k") is None  # at once, without asking Redis
     finally:
         breaker.close()
+
+
+def test_an_eviction_that_failed_is_tried_again_and_not_lost(tmp_path: Path) -> None:
+    """The agent_cards read model keeps what it could not evict (Redis away) and evicts it
+    after the next commit, or when the runner finds nothing more to apply."""
+    asked: list[dict[tuple[str, str], int]] = []
+    answers = iter([False, True])
+
+    def evict(agents: Mapping[tuple[str, str], int]) -> bool:
+        asked.append(dict(agents))
+        return next(answers)
+
+    projection = AgentCardsProjection(evict=evict)
+    store = SQLiteReadStore(tmp_path / "read.sqlite")
+    agent = RegisteredAgent.register("acme", "x", SubmittedCard(SAMPLE, "sha256:x"), "public", Meta("t"))
+    with store.transaction() as tx:
+        projection.create_tables(tx)
+        projection.apply(tx, [(7, e) for e in agent.collect_events()])
+    projection.committed()  # Redis away: nothing evicted
+    projection.committed()  # tried again
+    projection.committed()  # nothing left to evict: Redis is not asked
+    assert asked == [{("acme", "x"): 7}, {("acme", "x"): 7}]
+    store.close()

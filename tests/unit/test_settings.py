@@ -26,6 +26,7 @@ PROD: dict[str, Any] = {
     "SIGNING_KEYS": PEM,
     "REDIS_URL": f"redis://:{REDIS_PASSWORD}@redis:6379/0",
     "OPERATOR_TENANT": "platform-ops",
+    "REGISTRY_BASE_URL": "https://registry.example.com",
 }
 ENV_NAMES = (
     "APP_ENV",
@@ -38,6 +39,9 @@ ENV_NAMES = (
     "OPERATOR_TENANT",
     "BROKER_URL",
     "QUEUE_PREFIX",
+    "ELASTICSEARCH_URL",
+    "ELASTICSEARCH_INDEX",
+    "REGISTRY_BASE_URL",
 )
 
 
@@ -98,6 +102,21 @@ def test_an_insecure_production_configuration_is_refused(change: dict[str, Any],
         settings(**values)
 
 
+@pytest.mark.parametrize(
+    ("values", "reason"),
+    [
+        ({"ELASTICSEARCH_URL": "elastic.internal:9200"}, "ELASTICSEARCH_URL"),
+        ({"ELASTICSEARCH_URL": "ftp://elastic.internal"}, "ELASTICSEARCH_URL"),
+        ({"ELASTICSEARCH_INDEX": "Agents*"}, "ELASTICSEARCH_INDEX"),
+    ],
+)
+def test_elasticsearch_settings_are_checked(values: dict[str, Any], reason: str) -> None:
+    with pytest.raises(ValidationError, match=reason):
+        settings(**values)
+    assert settings(ELASTICSEARCH_URL="https://elastic.internal:9200").elasticsearch_index == "a2a-agents"
+    assert settings().elasticsearch_url == ""
+
+
 def test_dev_and_test_still_start_on_the_embedded_defaults() -> None:
     for env in ("dev", "test"):
         assert not settings(APP_ENV=env).is_postgres
@@ -147,3 +166,9 @@ def test_without_a_broker_url_jobs_run_in_process_outside_production() -> None:
 def test_a_broker_the_jobs_cannot_use_is_refused_in_any_environment(values: dict[str, Any], reason: str) -> None:
     with pytest.raises(ValidationError, match=reason):
         settings(APP_ENV="dev", **values)
+
+
+@pytest.mark.parametrize("base", ["", "http://registry.example.com"])
+def test_production_publishes_links_under_an_https_base_it_was_given(base: str) -> None:
+    with pytest.raises(ValidationError, match="REGISTRY_BASE_URL"):
+        settings(**{**PROD, "REGISTRY_BASE_URL": base})

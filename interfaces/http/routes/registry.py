@@ -26,6 +26,7 @@ from interfaces.http.registry_schemas import (
     AgentUpdateIn,
     GoalStatus,
 )
+from interfaces.http.routes.goals import MAX_VERSION
 from interfaces.http.schemas import AGENT_ID_PATTERN
 from interfaces.http.search_metrics import timed_search
 from interfaces.http.types import Instant
@@ -71,7 +72,7 @@ def register_agent(
     return _answer(result, location=f"/api/v1/agents/{body.agent_id}")
 
 
-@router.put("/{agent_id}", response_model=AgentCommandOut, responses={**PROBLEMS, 412: {}})
+@router.put("/{agent_id}", response_model=AgentCommandOut, responses={**PROBLEMS, 409: {}, 412: {}})
 def update_agent(
     agent_id: Annotated[str, AgentPath],
     body: AgentUpdateIn,
@@ -95,7 +96,7 @@ def update_agent(
     return _answer(result)
 
 
-@router.delete("/{agent_id}", response_model=AgentCommandOut, responses={**PROBLEMS, 412: {}})
+@router.delete("/{agent_id}", response_model=AgentCommandOut, responses={**PROBLEMS, 409: {}, 412: {}})
 def deregister_agent(
     agent_id: Annotated[str, AgentPath],
     system: SystemDep,
@@ -131,7 +132,12 @@ def get_agent(
 
 @router.get(
     "/{agent_id}/card",
-    responses={200: {"content": {"application/json": {}}}, 304: {"description": "Not modified"}, **PROBLEMS},
+    responses={
+        200: {"content": {"application/json": {}}},
+        304: {"description": "Not modified"},
+        **PROBLEMS,
+        504: {},
+    },
 )
 def get_agent_card(
     agent_id: Annotated[str, AgentPath],
@@ -141,25 +147,27 @@ def get_agent_card(
     a2a_version: A2AVersion = None,
     original: Annotated[bool, Query(description="The card exactly as submitted, unsigned by us.")] = False,
     if_none_match: Annotated[str | None, Header(max_length=1024)] = None,
+    min_position: MinPosition = None,
 ) -> Response:
     """The card alone, as served to A2A clients: v1.0 (or v0.3 for `A2A-Version: 0.3`), with
     the goals extension and this registry's signature; ETag and 304."""
+    read_your_writes(system, READ_MODELS, min_position)
     return card_response(system, who.tenant, agent_id, a2a_version, original, if_none_match)
 
 
 @router.get("/{agent_id}/history", response_model=AgentHistoryOut, responses=PROBLEMS)
 def get_agent_history(
-    agent_id: Annotated[str, AgentPath], system: SystemDep, who: RegistryReader
+    agent_id: Annotated[str, AgentPath],
+    system: SystemDep,
+    who: RegistryReader,
+    after_version: Annotated[int, Query(ge=0, le=MAX_VERSION, description="Changes after this version.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
-    """Every change of the agent's record, with actor, time and a field-level card diff (of
-    your own agents, deregistered ones included; of another tenant's while it is public)."""
-    try:
-        return {"agent_id": agent_id, "items": card_history(system.goals, who.tenant, agent_id)}
-    except AgentNotFound:
-        record = system.agent_cards.visible(who.tenant, agent_id)
-        if record is None or not record.tenant:  # peers' copies have no history here
-            raise
-        return {"agent_id": agent_id, "items": card_history(system.goals, record.tenant, record.agent_id)}
+    """Every change of one of your agents (deregistered ones included), oldest first, with
+    actor, time and a field-level card diff, read from the log. Another tenant's history is
+    theirs: its earlier cards, actors and reasons are never shown."""
+    items = card_history(system.goals, who.tenant, agent_id, after_version=after_version, limit=limit)
+    return {"agent_id": agent_id, "items": items}
 
 
 @router.get("", response_model=AgentListOut, responses={422: {}, 503: {}, 504: {}})

@@ -3,12 +3,14 @@ peers to sync incrementally) and each public agent's card."""
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 
+from infrastructure.card_cache import CachedCard
 from interfaces.bootstrap import System
-from interfaces.http.card_responses import CARD_MAX_AGE_S, A2AVersion, generation_for, matches, public_card
+from interfaces.http.card_responses import CARD_MAX_AGE_S, A2AVersion, generation_for, public_card, respond
 from interfaces.http.deps import SystemDep
 from interfaces.http.json_body import StrictJSONRoute
 from interfaces.http.types import Instant
@@ -49,7 +51,8 @@ def public_index(
 ) -> dict[str, Any]:
     """Public agents, oldest change first, cursor-paged: what a peer registry syncs from."""
     page = system.agent_cards.public_index(
-        updated_since=updated_since.isoformat() if updated_since else None,
+        # The stored instants are UTC text: compared as text, the bound must be UTC too.
+        updated_since=updated_since.astimezone(UTC).isoformat() if updated_since else None,
         cursor=cursor,
         limit=limit,
         include_deleted=include_deleted,
@@ -71,14 +74,7 @@ def registry_card(
 ) -> Response:
     """This registry's own A2A card (v1.0; v0.3 for `A2A-Version: 0.3`), signed."""
     card = system.card_server.own(own_card(base_url(system, request)), generation_for(a2a_version))
-    headers = {
-        "ETag": card.etag,
-        "Cache-Control": f"public, max-age={CARD_MAX_AGE_S}",
-        "Vary": "A2A-Version",
-    }
-    if if_none_match is not None and matches(if_none_match, card.etag):
-        return Response(status_code=304, headers=headers)
-    return Response(card.body, media_type="application/json", headers=headers)
+    return respond(CachedCard(card.body, card.etag, card.last_modified, public=True), if_none_match, public=True)
 
 
 def own_card(base: str) -> dict[str, Any]:
