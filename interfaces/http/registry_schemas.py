@@ -58,14 +58,6 @@ def _one_source(body: _CardSource) -> None:
         raise ValueError("give exactly one of card and card_url")
 
 
-class AgentCommandOut(_In):
-    agent_id: str
-    version: int
-    position: int
-    created: bool = False
-    replayed: bool = False
-
-
 class SignatureOut(_In):
     state: Literal["verified", "invalid", "unsigned"]
     detail: str

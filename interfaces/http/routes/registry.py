@@ -11,13 +11,13 @@ from fastapi.responses import JSONResponse
 from application.registry import AgentNotFound, CardSource
 from application.registry_history import card_history
 from application.results import CommandResult
+from interfaces.http.answers import command_answer
 from interfaces.http.auth import RegistryReader, RegistryWriter
 from interfaces.http.card_responses import A2AVersion, card_response
 from interfaces.http.deps import IdempotencyDep, IfMatchDep, SystemDep, command_meta
 from interfaces.http.json_body import StrictJSONRoute
 from interfaces.http.queries import MinPosition, read_your_writes
 from interfaces.http.registry_schemas import (
-    AgentCommandOut,
     AgentDeleteIn,
     AgentHistoryOut,
     AgentIn,
@@ -27,7 +27,7 @@ from interfaces.http.registry_schemas import (
     GoalStatus,
 )
 from interfaces.http.routes.goals import MAX_VERSION
-from interfaces.http.schemas import AGENT_ID_PATTERN
+from interfaces.http.schemas import AGENT_ID_PATTERN, CommandOut
 from interfaces.http.search_metrics import timed_search
 from interfaces.http.types import Instant
 from projections.search.index import SearchQuery
@@ -42,21 +42,11 @@ READ_MODELS = ["agent_cards"]
 
 
 def _answer(result: CommandResult, *, location: str | None = None) -> JSONResponse:
-    item = result.first
-    body = AgentCommandOut(
-        agent_id=item.agent_id,
-        version=item.version,
-        position=result.position,
-        created=item.created,
-        replayed=result.replayed,
-    )
-    headers = {"ETag": f'"{item.version}"'}
-    if location:
-        headers["Location"] = location
-    return JSONResponse(body.model_dump(), status_code=201 if location else 200, headers=headers)
+    """201 and the agent's Location for a registration (first or again), 200 otherwise."""
+    return command_answer(result, status=201 if location else 200, location=location)
 
 
-@router.post("", response_model=AgentCommandOut, status_code=201, responses={409: {}, 422: {}})
+@router.post("", response_model=CommandOut, status_code=201, responses={409: {}, 422: {}})
 def register_agent(
     body: AgentIn, system: SystemDep, who: RegistryWriter, request: Request, key: IdempotencyDep
 ) -> JSONResponse:
@@ -72,7 +62,7 @@ def register_agent(
     return _answer(result, location=f"/api/v1/agents/{body.agent_id}")
 
 
-@router.put("/{agent_id}", response_model=AgentCommandOut, responses={**PROBLEMS, 409: {}, 412: {}})
+@router.put("/{agent_id}", response_model=CommandOut, responses={**PROBLEMS, 409: {}, 412: {}})
 def update_agent(
     agent_id: Annotated[str, AgentPath],
     body: AgentUpdateIn,
@@ -96,7 +86,7 @@ def update_agent(
     return _answer(result)
 
 
-@router.delete("/{agent_id}", response_model=AgentCommandOut, responses={**PROBLEMS, 409: {}, 412: {}})
+@router.delete("/{agent_id}", response_model=CommandOut, responses={**PROBLEMS, 409: {}, 412: {}})
 def deregister_agent(
     agent_id: Annotated[str, AgentPath],
     system: SystemDep,
