@@ -1,19 +1,28 @@
 """Federation's use cases: add and remove peer registries, and sync a peer: pull its public
 index incrementally (`updated_since`, tombstones), import each public card as a read-only
 copy, update changed ones, remove deleted ones. Copies live in no tenant, so a peer can never
-overwrite a local agent."""
+overwrite a local agent.
+
+Syncs run in a worker process while peers are added and removed through the API: every load
+here reads the log, never a copy another process may have made stale since it was cached, and
+a save that loses a race is made again on what the log then holds.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlencode
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError
 
+from application.errors import ConcurrencyConflict
 from application.goals import GoalsApp
 from domain.errors import InvalidCommand
 from domain.meta import Meta
@@ -23,6 +32,9 @@ log = logging.getLogger(__name__)
 INDEX_PATH = "/.well-known/agents/index.json"
 PAGE = 200
 MAX_PAGES = 1000  # a peer that pages forever is cut off (the next sync goes on from there)
+CHANGE_ATTEMPTS = 10
+
+A = TypeVar("A", bound=Aggregate)
 
 
 class PeerNotFound(Exception):
@@ -82,21 +94,27 @@ class FederationService:
             self._fetcher.check_url(url)
         except Exception as e:
             raise InvalidCommand({"url": f"refused by the outbound guard: {e}"}) from None
-        try:
-            peer: Peer = self._app.repository.get(peer_id(url))
-        except AggregateNotFoundError:
-            peer = Peer.add(url, meta)
-        else:
-            peer.add_again(meta)
-        self._app.save(peer)
-        return peer
+
+        def add(peer: Peer | None) -> Peer | None:
+            if peer is None:
+                return Peer.add(url, meta)
+            return peer if peer.add_again(meta) else None
+
+        added, _ = self._change(peer_id(url), Peer, add)
+        assert added is not None
+        return added
 
     def remove_peer(self, ref: str, meta: Meta) -> None:
         """Remove a peer and the copies of its agents."""
-        peer = self._peer(ref)
-        peer.remove(meta)
-        self._app.save(peer)
-        for copy_id in self._copies_of(peer.url) if self._copies_of else []:
+
+        def remove(peer: Peer | None) -> Peer:
+            peer = _present(peer, ref)
+            peer.remove(meta)
+            return peer
+
+        removed, _ = self._change(_peer_uuid(ref), Peer, remove)
+        assert removed is not None
+        for copy_id in self._copies_of(removed.url) if self._copies_of else []:
             self._remove(UUID(hex=copy_id), meta)
 
     def peer(self, ref: str) -> Peer:
@@ -110,13 +128,22 @@ class FederationService:
         try:
             result = self._pull(peer, meta)
         except Exception as e:
-            peer = self._peer(ref)
-            peer.sync_failed(str(e) or type(e).__name__, meta)
-            self._app.save(peer)
+            reason = str(e) or type(e).__name__
+
+            def failed(now: Peer | None) -> Peer:
+                now = _present(now, ref)
+                now.sync_failed(reason, meta)
+                return now
+
+            self._change(peer.id, Peer, failed)
             raise
-        peer = self._peer(ref)
-        peer.sync_completed(result.updated_since, (result.imported, result.updated, result.removed), meta)
-        self._app.save(peer)
+
+        def completed(now: Peer | None) -> Peer:
+            now = _present(now, ref)
+            now.sync_completed(result.updated_since, (result.imported, result.updated, result.removed), meta)
+            return now
+
+        self._change(peer.id, Peer, completed)
         return result
 
     def _pull(self, peer: Peer, meta: Meta) -> SyncResult:
@@ -154,6 +181,8 @@ class FederationService:
             params["cursor"] = cursor
 
     def _copy(self, peer_url: str, remote_id: str, entry: dict[str, Any], at: str, meta: Meta) -> str:
+        """Save the peer's card as the copy: "imported" (new, or again after its removal),
+        "updated", "unchanged", or "skipped" (not fetched, or not a card)."""
         card_url = entry.get("card_url")
         if not isinstance(card_url, str):
             return "skipped"
@@ -165,44 +194,80 @@ class FederationService:
         if not isinstance(card, dict) or self._rules.problems(card):
             return "skipped"
         card_hash = self._rules.card_hash(card)
-        copy = self._copy_of(peer_url, remote_id)
-        if copy is None:
-            self._app.save(FederatedAgent.imported(peer_url, remote_id, card, card_hash, card_url, at, meta))
-            return "imported"
-        if copy.update(card, card_hash, card_url, at, meta):
-            self._app.save(copy)
-            return "updated"
-        return "unchanged"
+        outcome = "unchanged"
+
+        def take(copy: FederatedAgent | None) -> FederatedAgent | None:
+            nonlocal outcome
+            if copy is None:
+                outcome = "imported"
+                return FederatedAgent.imported(peer_url, remote_id, card, card_hash, card_url, at, meta)
+            outcome = "imported" if copy.removed else "updated"
+            if copy.update(card, card_hash, card_url, at, meta):
+                return copy
+            outcome = "unchanged"
+            return None
+
+        self._change(federated_agent_id(peer_url, remote_id), FederatedAgent, take)
+        return outcome
 
     def _remove_copy(self, peer_url: str, remote_id: str, meta: Meta) -> int:
         return self._remove(federated_agent_id(peer_url, remote_id), meta)
 
     def _remove(self, copy_id: UUID, meta: Meta) -> int:
-        copy = self._get_copy(copy_id)
-        if copy is None or not copy.remove(meta):
-            return 0
-        self._app.save(copy)
-        return 1
+        def remove(copy: FederatedAgent | None) -> FederatedAgent | None:
+            return copy if copy is not None and copy.remove(meta) else None
 
-    def _copy_of(self, peer_url: str, remote_id: str) -> FederatedAgent | None:
-        return self._get_copy(federated_agent_id(peer_url, remote_id))
-
-    def _get_copy(self, copy_id: UUID) -> FederatedAgent | None:
-        try:
-            copy: object = self._app.repository.get(copy_id)
-        except AggregateNotFoundError:
-            return None
-        return copy if isinstance(copy, FederatedAgent) else None
+        _, saved = self._change(copy_id, FederatedAgent, remove)
+        return int(saved)
 
     def _peer(self, ref: str) -> Peer:
+        return _present(self._load(_peer_uuid(ref), Peer), ref)
+
+    def _change(
+        self, aggregate_id: UUID, kind: type[A], change: Callable[[A | None], A | None]
+    ) -> tuple[A | None, bool]:
+        """Load the aggregate from the log (None if there is none) and save what `change`
+        makes of it (None: nothing to save); a save that lost a race with another process is
+        made again on what the log then holds, a bounded number of times. The aggregate, as
+        saved or else as loaded, and whether it was saved."""
+        for _ in range(CHANGE_ATTEMPTS):
+            found = self._load(aggregate_id, kind)
+            changed = change(found)
+            if changed is None:
+                return found, False
+            try:
+                self._app.save(changed)
+            except IntegrityError:
+                continue
+            return changed, True
+        raise ConcurrencyConflict(aggregate_id.hex, CHANGE_ATTEMPTS, kind=kind.__name__)
+
+    def _load(self, aggregate_id: UUID, kind: type[A]) -> A | None:
+        """The aggregate as the log holds it now, not as this process cached it: another
+        process (the API, a worker) may have changed it since."""
+        cache = self._app.repository.cache
+        if cache is not None:
+            with contextlib.suppress(KeyError):
+                cache.get(aggregate_id, evict=True)
         try:
-            found: Peer = self._app.repository.get(UUID(hex=ref))
-        except (ValueError, AggregateNotFoundError):
-            raise PeerNotFound(ref) from None
-        if not isinstance(found, Peer) or found.removed:
-            raise PeerNotFound(ref)
-        return found
+            found: object = self._app.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+        return found if isinstance(found, kind) else None
 
     def _check_enabled(self) -> None:
         if not self._enabled:
             raise FederationDisabled()
+
+
+def _present(peer: Peer | None, ref: str) -> Peer:
+    if peer is None or peer.removed:
+        raise PeerNotFound(ref)
+    return peer
+
+
+def _peer_uuid(ref: str) -> UUID:
+    try:
+        return UUID(hex=ref)
+    except ValueError:
+        raise PeerNotFound(ref) from None

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 import pytest
 
-from application.federation import INDEX_PATH
+from application.federation import INDEX_PATH, PeerNotFound
 from domain.meta import Meta
 from domain.peers import federated_agent_id
 from infrastructure.card_publishing import GOALS_EXTENSION_URI, PEER_GOALS_EXTENSION_URI
@@ -119,6 +119,38 @@ def live_copies(system: System, peer: PeerRegistry) -> set[str]:
 
 def copy_of(peer: PeerRegistry, remote_id: str) -> str:
     return federated_agent_id(peer.url, remote_id).hex
+
+
+# --- two processes, one log ------------------------------------------------------------------
+
+
+def test_a_peer_synced_by_the_worker_is_removed_through_the_api(
+    api: System, worker: System, peer: PeerRegistry
+) -> None:
+    """The API cached the peer when it was added; the worker's sync changed it since."""
+    peer.publish("a1", T)
+    peer_id = added(api, peer)
+    worker.federation.sync(peer_id, META)
+    assert live_copies(api, peer) == {copy_of(peer, "a1")}
+    api.federation.remove_peer(peer_id, META)
+    with pytest.raises(PeerNotFound):
+        worker.federation.peer(peer_id)
+    assert live_copies(api, peer) == set()
+
+
+def test_agents_come_back_when_their_peer_is_added_again(
+    api: System, worker: System, peer: PeerRegistry
+) -> None:
+    """The worker cached the copies it imported; the API removed them with the peer since."""
+    peer.publish("a1", T)
+    peer_id = added(api, peer)
+    worker.federation.sync(peer_id, META)
+    assert live_copies(api, peer) == {copy_of(peer, "a1")}
+    api.federation.remove_peer(peer_id, META)
+    assert live_copies(api, peer) == set()
+    added(api, peer)
+    assert worker.federation.sync(peer_id, META).imported == 1
+    assert live_copies(api, peer) == {copy_of(peer, "a1")}
 
 
 # --- what this registry serves of a copy ------------------------------------------------------
