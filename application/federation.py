@@ -14,6 +14,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlencode
 from uuid import UUID
@@ -26,7 +27,7 @@ from application.errors import ConcurrencyConflict
 from application.goals import GoalsApp
 from domain.errors import InvalidCommand
 from domain.meta import Meta
-from domain.peers import FederatedAgent, Peer, federated_agent_id, peer_id
+from domain.peers import FederatedAgent, Peer, federated_agent_id, instant, next_start, peer_id
 
 log = logging.getLogger(__name__)
 INDEX_PATH = "/.well-known/agents/index.json"
@@ -68,7 +69,7 @@ class SyncResult:
     updated: int
     removed: int
     skipped: int
-    updated_since: str | None
+    updated_since: str | None  # where the next sync starts
 
 
 class FederationService:
@@ -148,14 +149,16 @@ class FederationService:
 
     def _pull(self, peer: Peer, meta: Meta) -> SyncResult:
         imported = updated = removed = skipped = 0
-        watermark = peer.updated_since
-        for entry in self._entries(peer):
+        latest: datetime | None = None  # the latest change seen
+        ended: list[bool] = []
+        for entry in self._entries(peer, ended):
             remote_id = str(entry.get("id", ""))
             at = str(entry.get("updated_at", ""))
-            if not remote_id or not at:
+            changed = instant(at)
+            if not remote_id or changed is None:
                 skipped += 1
                 continue
-            watermark = max(watermark or at, at)
+            latest = max(latest or changed, changed)
             if entry.get("deleted"):
                 removed += self._remove_copy(peer.url, remote_id, meta)
                 continue
@@ -163,9 +166,13 @@ class FederationService:
             imported += outcome == "imported"
             updated += outcome == "updated"
             skipped += outcome == "skipped"
-        return SyncResult(imported, updated, removed, skipped, watermark)
+        return SyncResult(
+            imported, updated, removed, skipped, next_start(peer.updated_since, latest, bool(ended))
+        )
 
-    def _entries(self, peer: Peer) -> Iterator[dict[str, Any]]:
+    def _entries(self, peer: Peer, ended: list[bool]) -> Iterator[dict[str, Any]]:
+        """The index's entries from where the last sync started; `ended` is given True once
+        the index was read to its end."""
         params: dict[str, Any] = {"include_deleted": "true", "limit": PAGE}
         if peer.updated_since:
             params["updated_since"] = peer.updated_since
@@ -177,15 +184,20 @@ class FederationService:
             yield from (i for i in items if isinstance(i, dict))
             cursor = page.get("next_cursor")
             if not isinstance(cursor, str) or not cursor:
+                ended.append(True)
                 return
             params["cursor"] = cursor
 
     def _copy(self, peer_url: str, remote_id: str, entry: dict[str, Any], at: str, meta: Meta) -> str:
         """Save the peer's card as the copy: "imported" (new, or again after its removal),
-        "updated", "unchanged", or "skipped" (not fetched, or not a card)."""
+        "updated", "unchanged", or "skipped" (not fetched, or not a card). The card is fetched
+        only when the entry is newer than the copy."""
         card_url = entry.get("card_url")
         if not isinstance(card_url, str):
             return "skipped"
+        copy = self._load(federated_agent_id(peer_url, remote_id), FederatedAgent)
+        if copy is not None and copy.covers(card_url, at):
+            return "unchanged"
         try:
             card = self._fetcher.get_json(card_url)
         except Exception as e:

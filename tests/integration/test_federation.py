@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,7 @@ import pytest
 
 from application.federation import INDEX_PATH, PeerNotFound
 from domain.meta import Meta
-from domain.peers import federated_agent_id
+from domain.peers import OVERLAP, federated_agent_id
 from infrastructure.card_publishing import GOALS_EXTENSION_URI, PEER_GOALS_EXTENSION_URI
 from infrastructure.settings import Settings
 from interfaces.bootstrap import System, build_system
@@ -151,6 +151,25 @@ def test_agents_come_back_when_their_peer_is_added_again(
     added(api, peer)
     assert worker.federation.sync(peer_id, META).imported == 1
     assert live_copies(api, peer) == {copy_of(peer, "a1")}
+
+
+# --- changes that land late ------------------------------------------------------------------
+
+
+def test_a_change_stamped_before_the_last_sync_saw_is_read_by_the_next(
+    api: System, peer: PeerRegistry
+) -> None:
+    """Another replica of the peer, its clock behind, committed after our sync read past it."""
+    peer.publish("a1", T)
+    peer_id = added(api, peer)
+    api.federation.sync(peer_id, META)
+    peer.publish("a2", T - timedelta(seconds=2))
+    result = api.federation.sync(peer_id, META)
+    assert (result.imported, result.updated, result.updated_since) == (1, 0, (T - OVERLAP).isoformat())
+    assert peer.fetched("/cards/a1.json") == 1  # read again within the overlap: not fetched again
+    peer.delete("a1", T - timedelta(seconds=1))  # made private, stamped before its last change
+    assert api.federation.sync(peer_id, META).removed == 1
+    assert live_copies(api, peer) == {copy_of(peer, "a2")}
 
 
 # --- what this registry serves of a copy ------------------------------------------------------
