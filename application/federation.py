@@ -6,17 +6,21 @@ overwrite a local agent.
 Syncs run in a worker process while peers are added and removed through the API: every load
 here reads the log, never a copy another process may have made stale since it was cached, and
 a save that loses a race is made again on what the log then holds.
+
+A peer is trusted with nothing: its index is read within bounds (`application.peer_index`),
+its cards are fetched only from its own origin, it has MAX_COPIES_PER_PEER copies at most,
+and a sync that finds its peer removed undoes what it imported.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
-from urllib.parse import urlencode
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
@@ -25,15 +29,19 @@ from eventsourcing.persistence import IntegrityError
 
 from application.errors import ConcurrencyConflict
 from application.goals import GoalsApp
+from application.peer_index import Entry, IndexReading
 from domain.errors import InvalidCommand
 from domain.meta import Meta
-from domain.peers import FederatedAgent, Peer, federated_agent_id, instant, next_start, peer_id
+from domain.peers import FederatedAgent, Peer, federated_agent_id, next_start, peer_id, same_origin
 
 log = logging.getLogger(__name__)
-INDEX_PATH = "/.well-known/agents/index.json"
-PAGE = 200
-MAX_PAGES = 1000  # a peer that pages forever is cut off (the next sync goes on from there)
 CHANGE_ATTEMPTS = 10
+# Live copies of one peer's agents at most: past it, new agents of the peer are not imported.
+MAX_COPIES_PER_PEER = 10_000
+# A sync stops taking entries after this long (well within its job's time limit), so that
+# what it did is recorded and the next one goes on from there.
+SYNC_BUDGET_S = 5 * 60
+LIVE_CHECK_EVERY = 50  # entries between two checks that the peer was not removed meanwhile
 
 A = TypeVar("A", bound=Aggregate)
 
@@ -47,6 +55,10 @@ class PeerNotFound(Exception):
 class FederationDisabled(Exception):
     def __init__(self) -> None:
         super().__init__("federation is turned off here (ENABLE_FEDERATION=false)")
+
+
+class _PeerGone(Exception):
+    """The peer was removed (and maybe added again) while it synced."""
 
 
 class PeerFetcher(Protocol):
@@ -68,8 +80,33 @@ class SyncResult:
     imported: int
     updated: int
     removed: int
-    skipped: int
+    skipped: int  # malformed, repeated, or whose card could not be fetched or was invalid
+    refused: int  # a card on another origin than the peer's, or past MAX_COPIES_PER_PEER
     updated_since: str | None  # where the next sync starts
+    stopped: str | None  # why the sync ended before the peer's index did
+
+
+@dataclass
+class _Sync:
+    """What one sync of a peer did so far."""
+
+    peer: Peer  # as it was when the sync started
+    reading: IndexReading
+    live_copies: int
+    imported: int = 0
+    updated: int = 0
+    removed: int = 0
+    skipped: int = 0
+    refused: int = 0
+    latest: datetime | None = None  # the latest change seen
+    written: list[UUID] = field(default_factory=list)  # copies imported or updated
+
+    def counts(self) -> tuple[int, int, int]:
+        return self.imported, self.updated, self.removed
+
+    def result(self, updated_since: str | None, stopped: str | None) -> SyncResult:
+        skipped = self.skipped + self.reading.skipped + self.reading.repeated
+        return SyncResult(*self.counts(), skipped, self.refused, updated_since, stopped)
 
 
 class FederationService:
@@ -81,12 +118,14 @@ class FederationService:
         *,
         enabled: bool = True,
         copies_of: Callable[[str], list[str]] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._app = app
         self._fetcher = fetcher
         self._rules = rules
         self._enabled = enabled
         self._copies_of = copies_of
+        self._clock = clock
 
     def add_peer(self, url: str, meta: Meta) -> Peer:
         self._check_enabled()
@@ -109,7 +148,8 @@ class FederationService:
         """Remove a peer and the copies of its agents."""
 
         def remove(peer: Peer | None) -> Peer:
-            peer = _present(peer, ref)
+            if peer is None or peer.removed:
+                raise PeerNotFound(ref)
             peer.remove(meta)
             return peer
 
@@ -123,88 +163,91 @@ class FederationService:
 
     def sync(self, ref: str, meta: Meta) -> SyncResult:
         """Pull what changed at the peer since the last sync. A failure is recorded on the
-        peer (once, until a sync succeeds again) and raised."""
+        peer (once, until a sync succeeds again) and raised. A sync whose peer is removed
+        meanwhile removes the copies it wrote, and records nothing."""
         self._check_enabled()
-        peer = self._peer(ref)
+        sync = self._start(self._peer(ref))
         try:
-            result = self._pull(peer, meta)
+            self._pull(sync, meta)
+            updated_since = next_start(sync.peer.updated_since, sync.latest, sync.reading.stopped is None)
+            self._change(sync.peer.id, Peer, lambda now: self._completed(sync, now, updated_since, meta))
+        except _PeerGone:
+            self._undo(sync, meta)
+            return sync.result(sync.peer.updated_since, "the peer was removed")
         except Exception as e:
-            reason = str(e) or type(e).__name__
-
-            def failed(now: Peer | None) -> Peer:
-                now = _present(now, ref)
-                now.sync_failed(reason, meta)
-                return now
-
-            self._change(peer.id, Peer, failed)
+            if not self._failed(sync, str(e) or type(e).__name__, meta):
+                self._undo(sync, meta)
             raise
+        stopped = sync.reading.stopped
+        if stopped or sync.refused:
+            log.warning("sync of %s: %s; %d entries refused", sync.peer.url, stopped or "done", sync.refused)
+        return sync.result(updated_since, stopped)
 
-        def completed(now: Peer | None) -> Peer:
-            now = _present(now, ref)
-            now.sync_completed(result.updated_since, (result.imported, result.updated, result.removed), meta)
-            return now
-
-        self._change(peer.id, Peer, completed)
-        return result
-
-    def _pull(self, peer: Peer, meta: Meta) -> SyncResult:
-        imported = updated = removed = skipped = 0
-        latest: datetime | None = None  # the latest change seen
-        ended: list[bool] = []
-        for entry in self._entries(peer, ended):
-            remote_id = str(entry.get("id", ""))
-            at = str(entry.get("updated_at", ""))
-            changed = instant(at)
-            if not remote_id or changed is None:
-                skipped += 1
-                continue
-            latest = max(latest or changed, changed)
-            if entry.get("deleted"):
-                removed += self._remove_copy(peer.url, remote_id, meta)
-                continue
-            outcome = self._copy(peer.url, remote_id, entry, at, meta)
-            imported += outcome == "imported"
-            updated += outcome == "updated"
-            skipped += outcome == "skipped"
-        return SyncResult(
-            imported, updated, removed, skipped, next_start(peer.updated_since, latest, bool(ended))
+    def _start(self, peer: Peer) -> _Sync:
+        deadline = self._clock() + SYNC_BUDGET_S
+        reading = IndexReading(
+            self._fetcher, peer.url, peer.updated_since, deadline=deadline, clock=self._clock
         )
+        return _Sync(peer, reading, len(self._copies_of(peer.url)) if self._copies_of else 0)
 
-    def _entries(self, peer: Peer, ended: list[bool]) -> Iterator[dict[str, Any]]:
-        """The index's entries from where the last sync started; `ended` is given True once
-        the index was read to its end."""
-        params: dict[str, Any] = {"include_deleted": "true", "limit": PAGE}
-        if peer.updated_since:
-            params["updated_since"] = peer.updated_since
-        for _ in range(MAX_PAGES):
-            page = self._fetcher.get_json(f"{peer.url}{INDEX_PATH}?{urlencode(params)}")
-            items = page.get("items") if isinstance(page, dict) else None
-            if not isinstance(items, list):
-                raise ValueError(f"{peer.url} answered no index (no items)")
-            yield from (i for i in items if isinstance(i, dict))
-            cursor = page.get("next_cursor")
-            if not isinstance(cursor, str) or not cursor:
-                ended.append(True)
-                return
-            params["cursor"] = cursor
+    def _pull(self, sync: _Sync, meta: Meta) -> None:
+        for taken, entry in enumerate(sync.reading.entries(), 1):
+            sync.latest = max(sync.latest or entry.updated_at, entry.updated_at)
+            if entry.deleted:
+                removed = self._remove(federated_agent_id(sync.peer.url, entry.remote_id), meta)
+                sync.removed += removed
+                sync.live_copies -= removed
+            else:
+                self._take(sync, entry, meta)
+            if taken % LIVE_CHECK_EVERY == 0 and not _live(self._load(sync.peer.id, Peer), sync.peer):
+                raise _PeerGone()
 
-    def _copy(self, peer_url: str, remote_id: str, entry: dict[str, Any], at: str, meta: Meta) -> str:
-        """Save the peer's card as the copy: "imported" (new, or again after its removal),
-        "updated", "unchanged", or "skipped" (not fetched, or not a card). The card is fetched
-        only when the entry is newer than the copy."""
-        card_url = entry.get("card_url")
-        if not isinstance(card_url, str):
-            return "skipped"
-        copy = self._load(federated_agent_id(peer_url, remote_id), FederatedAgent)
-        if copy is not None and copy.covers(card_url, at):
-            return "unchanged"
+    def _take(self, sync: _Sync, entry: Entry, meta: Meta) -> None:
+        """Import or update the copy of an entry's agent, fetching its card only when the
+        entry is newer than the copy."""
+        peer_url, card_url = sync.peer.url, entry.card_url
+        if card_url is None:
+            sync.skipped += 1
+            return
+        if not same_origin(peer_url, card_url):
+            sync.refused += 1
+            return
+        copy_id = federated_agent_id(peer_url, entry.remote_id)
+        copy = self._load(copy_id, FederatedAgent)
+        if copy is not None and copy.covers(card_url, entry.at):
+            return
+        if (copy is None or copy.removed) and sync.live_copies >= MAX_COPIES_PER_PEER:
+            sync.refused += 1
+            return
+        card = self._card(peer_url, entry.remote_id, card_url)
+        if card is None:
+            sync.skipped += 1
+            return
+        try:
+            outcome = self._copy(peer_url, entry, card_url, card, meta)
+        except InvalidCommand as e:
+            log.info("agent %s of peer %s not copied: %s", entry.remote_id, peer_url, e)
+            sync.skipped += 1
+            return
+        if outcome != "unchanged":
+            sync.written.append(copy_id)
+        sync.imported += outcome == "imported"
+        sync.updated += outcome == "updated"
+        sync.live_copies += outcome == "imported"
+
+    def _card(self, peer_url: str, remote_id: str, card_url: str) -> dict[str, Any] | None:
         try:
             card = self._fetcher.get_json(card_url)
         except Exception as e:
             log.info("card %s of peer %s not fetched: %s", remote_id, peer_url, e)
-            return "skipped"
+            return None
         if not isinstance(card, dict) or self._rules.problems(card):
-            return "skipped"
+            return None
+        return card
+
+    def _copy(self, peer_url: str, entry: Entry, card_url: str, card: dict[str, Any], meta: Meta) -> str:
+        """Save the card as the copy: "imported" (new, or again after its removal), "updated"
+        or "unchanged"."""
         card_hash = self._rules.card_hash(card)
         outcome = "unchanged"
 
@@ -212,18 +255,47 @@ class FederationService:
             nonlocal outcome
             if copy is None:
                 outcome = "imported"
-                return FederatedAgent.imported(peer_url, remote_id, card, card_hash, card_url, at, meta)
+                return FederatedAgent.imported(
+                    peer_url, entry.remote_id, card, card_hash, card_url, entry.at, meta
+                )
             outcome = "imported" if copy.removed else "updated"
-            if copy.update(card, card_hash, card_url, at, meta):
+            if copy.update(card, card_hash, card_url, entry.at, meta):
                 return copy
             outcome = "unchanged"
             return None
 
-        self._change(federated_agent_id(peer_url, remote_id), FederatedAgent, take)
+        self._change(federated_agent_id(peer_url, entry.remote_id), FederatedAgent, take)
         return outcome
 
-    def _remove_copy(self, peer_url: str, remote_id: str, meta: Meta) -> int:
-        return self._remove(federated_agent_id(peer_url, remote_id), meta)
+    def _completed(self, sync: _Sync, peer: Peer | None, updated_since: str | None, meta: Meta) -> Peer:
+        if peer is None or not _live(peer, sync.peer):
+            raise _PeerGone()
+        peer.sync_completed(updated_since, sync.counts(), meta)
+        return peer
+
+    def _failed(self, sync: _Sync, reason: str, meta: Meta) -> bool:
+        """Record a failed sync on its peer; False if the peer was removed meanwhile."""
+        live = True
+
+        def failed(peer: Peer | None) -> Peer | None:
+            nonlocal live
+            live = _live(peer, sync.peer)
+            if peer is None or not live:
+                return None
+            peer.sync_failed(reason, meta)
+            return peer
+
+        self._change(sync.peer.id, Peer, failed)
+        return live
+
+    def _undo(self, sync: _Sync, meta: Meta) -> None:
+        """Remove the copies a sync wrote: its peer was removed while it ran (the removal
+        removed the copies it knew of, maybe not these)."""
+        for copy_id in sync.written:
+            self._remove(copy_id, meta)
+        log.warning(
+            "peer %s was removed while it synced: %d copies removed", sync.peer.url, len(sync.written)
+        )
 
     def _remove(self, copy_id: UUID, meta: Meta) -> int:
         def remove(copy: FederatedAgent | None) -> FederatedAgent | None:
@@ -233,7 +305,10 @@ class FederationService:
         return int(saved)
 
     def _peer(self, ref: str) -> Peer:
-        return _present(self._load(_peer_uuid(ref), Peer), ref)
+        found = self._load(_peer_uuid(ref), Peer)
+        if found is None or found.removed:
+            raise PeerNotFound(ref)
+        return found
 
     def _change(
         self, aggregate_id: UUID, kind: type[A], change: Callable[[A | None], A | None]
@@ -272,10 +347,9 @@ class FederationService:
             raise FederationDisabled()
 
 
-def _present(peer: Peer | None, ref: str) -> Peer:
-    if peer is None or peer.removed:
-        raise PeerNotFound(ref)
-    return peer
+def _live(now: Peer | None, synced: Peer) -> bool:
+    """Whether the peer a sync started with is still there: not removed, nor added again."""
+    return now is not None and not now.removed and now.generation == synced.generation
 
 
 def _peer_uuid(ref: str) -> UUID:

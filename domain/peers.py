@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate
@@ -29,6 +30,7 @@ MAX_CURSOR = 512
 # How far before the latest change it saw the next sync asks from: longer than a peer's
 # replicas' clocks differ plus a commit takes, so that a change landing late is still read.
 OVERLAP = timedelta(minutes=5)
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def peer_id(url: str) -> UUID:
@@ -66,6 +68,22 @@ def next_start(previous: str | None, latest: datetime | None, reached_end: bool)
     return start.isoformat()
 
 
+def same_origin(base: str, url: str) -> bool:
+    """Whether `url` is on `base`'s origin: the same scheme, host and port."""
+    try:
+        return _origin(base) == _origin(url)
+    except ValueError:
+        return False
+
+
+def _origin(url: str) -> tuple[str, str, int]:
+    parts = urlsplit(url)
+    scheme, host = parts.scheme.lower(), parts.hostname or ""
+    if scheme not in DEFAULT_PORTS or not host:
+        raise ValueError(f"{url!r} has no http(s) origin")
+    return scheme, host, parts.port or DEFAULT_PORTS[scheme]
+
+
 class PeerRemovedError(DomainError):
     def __init__(self, url: str) -> None:
         super().__init__(f"peer {url} was removed")
@@ -86,6 +104,7 @@ class Peer(Aggregate):
         def apply(self, peer: Peer) -> None:
             peer.removed = False
             peer.updated_since = None
+            peer.generation += 1
 
     class PeerRemoved(Event):
         def apply(self, peer: Peer) -> None:
@@ -112,6 +131,7 @@ class Peer(Aggregate):
         self.removed = False
         self.updated_since: str | None = None  # the peer's clock: where the next sync starts
         self.last_error: str | None = None
+        self.generation = 0  # how many times it was added again: a sync spans one generation
 
     @classmethod
     def add(cls, url: str, meta: Meta) -> Peer:

@@ -14,7 +14,10 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 import pytest
 
-from application.federation import INDEX_PATH, PeerNotFound
+import application.federation
+import application.peer_index
+from application.federation import PeerNotFound
+from application.peer_index import INDEX_PATH
 from domain.meta import Meta
 from domain.peers import OVERLAP, federated_agent_id
 from infrastructure.card_publishing import GOALS_EXTENSION_URI, PEER_GOALS_EXTENSION_URI
@@ -151,6 +154,132 @@ def test_agents_come_back_when_their_peer_is_added_again(
     added(api, peer)
     assert worker.federation.sync(peer_id, META).imported == 1
     assert live_copies(api, peer) == {copy_of(peer, "a1")}
+
+
+# --- a peer trusted with nothing -----------------------------------------------------------
+
+
+def test_a_peer_serving_the_same_page_forever_is_read_twice(api: System, peer: PeerRegistry) -> None:
+    peer.publish("a1", T)
+    peer.site.routes[INDEX_PATH] = lambda h: answer(h, {"items": [peer.entries["a1"]], "next_cursor": "more"})
+    peer_id = added(api, peer)
+    result = api.federation.sync(peer_id, META)
+    assert (result.imported, result.stopped) == (1, "a page brought nothing new")
+    assert peer.fetched(INDEX_PATH) == 2 and peer.fetched("/cards/a1.json") == 1
+    assert api.federation.peer(peer_id).updated_since == T.isoformat()  # recorded: the next sync goes on
+
+
+def test_a_peer_whose_cursor_comes_back_is_not_followed_around(api: System, peer: PeerRegistry) -> None:
+    pages = iter(range(1000))
+
+    def index(handler: BaseHTTPRequestHandler) -> None:
+        remote_id = f"a{next(pages)}"
+        peer.publish(remote_id, T)
+        answer(handler, {"items": [peer.entries[remote_id]], "next_cursor": "the same"})
+
+    peer.site.routes[INDEX_PATH] = index
+    result = api.federation.sync(added(api, peer), META)
+    assert (result.imported, result.stopped) == (2, "a cursor came back")
+    assert peer.fetched(INDEX_PATH) == 2
+
+
+def test_an_entry_repeated_within_a_sync_is_taken_once(api: System, peer: PeerRegistry) -> None:
+    peer.publish("a1", T)
+    peer.site.routes[INDEX_PATH] = lambda h: answer(
+        h, {"items": [peer.entries["a1"]] * 3, "next_cursor": None}
+    )
+    result = api.federation.sync(added(api, peer), META)
+    assert (result.imported, result.skipped) == (1, 2)
+    assert peer.fetched("/cards/a1.json") == 1
+
+
+def test_a_card_on_another_origin_is_refused_and_counted(api: System, peer: PeerRegistry) -> None:
+    peer.publish("a1", T)
+    with serving() as elsewhere:
+        elsewhere.routes["/card.json"] = reply(200, orjson.dumps(CARD))
+        peer.entries["a2"] = {
+            "id": "a2",
+            "deleted": False,
+            "updated_at": T.isoformat(),
+            "card_url": f"{elsewhere.url}/card.json",
+        }
+        result = api.federation.sync(added(api, peer), META)
+        assert elsewhere.requests == []
+    assert (result.imported, result.refused) == (1, 1)
+    assert live_copies(api, peer) == {copy_of(peer, "a1")}
+
+
+def test_a_sync_takes_a_bounded_number_of_entries_and_the_next_goes_on_from_there(
+    api: System, peer: PeerRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(application.peer_index, "MAX_ENTRIES_PER_SYNC", 2)
+    for n in range(3):
+        peer.publish(f"a{n}", T + timedelta(seconds=n))
+    peer_id = added(api, peer)
+    first = api.federation.sync(peer_id, META)
+    assert (first.imported, first.stopped, first.updated_since) == (
+        2,
+        "2 entries taken",
+        (T + timedelta(seconds=1)).isoformat(),
+    )
+    second = api.federation.sync(peer_id, META)
+    assert (second.imported, second.stopped) == (1, None)
+    assert peer.fetched("/cards/a0.json") == 1  # a1 was read again, a0 not at all
+
+
+def test_a_peer_has_a_bounded_number_of_copies(
+    api: System, peer: PeerRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(application.federation, "MAX_COPIES_PER_PEER", 2)
+    for n in range(3):
+        peer.publish(f"a{n}", T + timedelta(seconds=n))
+    peer_id = added(api, peer)
+    result = api.federation.sync(peer_id, META)
+    assert (result.imported, result.refused) == (2, 1)
+    peer.delete("a0", T + timedelta(seconds=5))
+    peer.publish("a3", T + timedelta(seconds=6))
+    api.runner.catch_up()
+    result = api.federation.sync(peer_id, META)
+    assert (result.removed, result.imported) == (1, 1)  # a0's place taken by a3
+    assert live_copies(api, peer) == {copy_of(peer, "a1"), copy_of(peer, "a3")}
+
+
+def test_a_sync_whose_peer_is_removed_meanwhile_removes_what_it_imported(
+    api: System, worker: System, peer: PeerRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(application.federation, "LIVE_CHECK_EVERY", 1)
+    for n in range(3):
+        peer.publish(f"a{n}", T + timedelta(seconds=n))
+    peer_id = added(api, peer)
+    serve_a1 = peer.site.routes["/cards/a1.json"]
+
+    def removed_while_served(handler: BaseHTTPRequestHandler) -> None:
+        api.federation.remove_peer(peer_id, META)  # the operator, while the worker syncs
+        serve_a1(handler)
+
+    peer.site.routes["/cards/a1.json"] = removed_while_served
+    result = worker.federation.sync(peer_id, META)
+    assert result.stopped == "the peer was removed"
+    assert peer.fetched("/cards/a2.json") == 0
+    assert live_copies(api, peer) == set()
+
+
+def test_a_sync_that_ends_as_its_peer_is_removed_records_nothing_and_keeps_no_copy(
+    api: System, worker: System, peer: PeerRegistry
+) -> None:
+    """No check between two entries saw the removal: the one made with the sync's record does."""
+    peer.publish("a1", T)
+    peer_id = added(api, peer)
+    serve_a1 = peer.site.routes["/cards/a1.json"]
+
+    def removed_while_served(handler: BaseHTTPRequestHandler) -> None:
+        api.federation.remove_peer(peer_id, META)
+        serve_a1(handler)
+
+    peer.site.routes["/cards/a1.json"] = removed_while_served
+    assert worker.federation.sync(peer_id, META).stopped == "the peer was removed"
+    assert live_copies(api, peer) == set()
+    assert api.federation.add_peer(peer.url, META).updated_since is None
 
 
 # --- changes that land late ------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""Federation's rules without I/O: where the next sync of a peer starts, and when a copy
-needs no fetch."""
+"""Federation's rules without I/O: where the next sync of a peer starts, whose cards are
+fetched, when a copy needs no fetch, and a peer's generations."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from domain.meta import Meta
-from domain.peers import OVERLAP, FederatedAgent, instant, next_start
+from domain.peers import OVERLAP, FederatedAgent, Peer, instant, next_start, same_origin
 
 META = Meta(actor="federation", request_id="r1")
 CARD = json.loads((Path(__file__).parent.parent / "fixtures" / "a2a" / "sample-card-v1.0.json").read_text())
@@ -50,6 +50,18 @@ def test_only_instants_with_an_offset_are_read() -> None:
     assert instant("yesterday") is None
 
 
+def test_a_card_is_fetched_from_the_peers_own_origin_only() -> None:
+    peer = "https://peer.example:8443/registry"
+    assert same_origin(peer, "https://peer.example:8443/.well-known/agents/a/agent-card.json")
+    assert same_origin("https://peer.example", "https://PEER.example:443/card.json")
+    assert not same_origin(peer, "https://peer.example/card.json")  # another port
+    assert not same_origin(peer, "http://peer.example:8443/card.json")  # another scheme
+    assert not same_origin(peer, "https://evil.example:8443/card.json")
+    assert not same_origin(peer, "https://peer.example:8443@evil.example:8443/card.json")
+    assert not same_origin(peer, "/relative/card.json")
+    assert not same_origin(peer, "https://peer.example:99999/card.json")
+
+
 def test_a_copy_covers_an_entry_no_newer_than_its_card_and_at_the_same_url() -> None:
     at = "2026-11-20T12:00:00+00:00"
     copy = FederatedAgent.imported(
@@ -71,3 +83,11 @@ def test_a_copy_updated_covers_the_time_of_its_new_card() -> None:
     later = (T + timedelta(minutes=1)).isoformat()
     assert copy.update({**CARD, "description": "v2"}, "h2", "https://p.example/a1", later, META)
     assert copy.covers("https://p.example/a1", later)
+
+
+def test_a_peer_added_again_is_a_new_generation_that_syncs_from_the_start() -> None:
+    peer = Peer.add("https://peer.example", META)
+    peer.sync_completed(T.isoformat(), (1, 0, 0), META)
+    peer.remove(META)
+    assert peer.add_again(META)
+    assert (peer.removed, peer.generation, peer.updated_since) == (False, 1, None)
