@@ -6,6 +6,11 @@ ECDSA), so that the same card and goals give the same bytes, and the same ETag, 
 process. The agent's own signatures covered the card without our extension: they are not
 served here (the record keeps them with their verification result; `?original=true` serves
 the card exactly as submitted).
+
+A peer's agent (a copy, see `domain.peers`) is served as its registry served it, but for the
+goals extension: under our uri, and signed by us, it would say goals this registry recorded.
+It is served under PEER_GOALS_EXTENSION_URI instead, with the peer's URL as `params.origin`.
+Whatever a card itself lists under either uri is not served: both are this registry's to use.
 """
 
 from __future__ import annotations
@@ -32,6 +37,12 @@ from projections.agent_cards_queries import AgentRecord
 
 GOALS_EXTENSION_URI = "urn:a2a-goals:extension:goals:v1"
 GOALS_EXTENSION_DESCRIPTION = "The agent's goals and progress, as recorded by this registry."
+PEER_GOALS_EXTENSION_URI = "urn:a2a-goals:extension:peer-goals:v1"
+PEER_GOALS_EXTENSION_DESCRIPTION = (
+    "The agent's goals and progress as the peer registry at params.origin published them;"
+    " not recorded by this registry."
+)
+OUR_URIS = frozenset({GOALS_EXTENSION_URI, PEER_GOALS_EXTENSION_URI})
 CACHED_CARDS = 10_000
 
 
@@ -44,23 +55,15 @@ class ServedCard:
 
 def with_goals(card: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
     """A v1.0 card with our goals extension in `capabilities.extensions` (the only place A2A
-    allows: no new top-level field), replacing any extension that claims our uri, and
-    without signatures (they covered the card as submitted)."""
-    served = {k: v for k, v in card.items() if k != "signatures"}
-    capabilities = dict(served.get("capabilities") or {})
-    extensions = [
-        e for e in capabilities.get("extensions") or [] if not (isinstance(e, dict) and e.get("uri") == GOALS_EXTENSION_URI)
-    ]
-    extensions.append(
-        {
-            "uri": GOALS_EXTENSION_URI,
-            "description": GOALS_EXTENSION_DESCRIPTION,
-            "required": False,
-            "params": dict(params),
-        }
-    )
-    capabilities["extensions"] = extensions
-    served["capabilities"] = capabilities
+    allows: no new top-level field), replacing any extension that claims one of our uris,
+    and without signatures (they covered the card as submitted)."""
+    served = _unsigned(card)
+    others, _ = _split_extensions(card)
+    ours = {"uri": GOALS_EXTENSION_URI, "description": GOALS_EXTENSION_DESCRIPTION, "required": False}
+    served["capabilities"] = {
+        **dict(card.get("capabilities") or {}),
+        "extensions": [*others, {**ours, "params": dict(params)}],
+    }
     return served
 
 
@@ -74,6 +77,42 @@ def unservable(card: Mapping[str, Any]) -> str | None:
     except ValueError as e:  # CardNotConvertible, NotCanonicalisable
         return str(e) or type(e).__name__
     return None
+
+
+def as_copy(card: Mapping[str, Any], origin: str) -> dict[str, Any]:
+    """A v1.0 card of a peer's agent, without signatures, and with the goals extension the
+    peer served moved under PEER_GOALS_EXTENSION_URI, its `params.origin` the peer's URL."""
+    served = _unsigned(card)
+    others, claimed = _split_extensions(card)
+    if not claimed:
+        return served
+    goals = next((e for e in claimed if e.get("uri") == GOALS_EXTENSION_URI), None)
+    if goals is not None:
+        params = goals.get("params")
+        others.append(
+            {
+                "uri": PEER_GOALS_EXTENSION_URI,
+                "description": PEER_GOALS_EXTENSION_DESCRIPTION,
+                "required": False,
+                "params": {**(params if isinstance(params, dict) else {}), "origin": origin},
+            }
+        )
+    served["capabilities"] = {**dict(card.get("capabilities") or {}), "extensions": others}
+    return served
+
+
+def _split_extensions(card: Mapping[str, Any]) -> tuple[list[Any], list[dict[str, Any]]]:
+    """A card's extensions: those of others, and those that claim one of our uris."""
+    capabilities = card.get("capabilities")
+    listed = capabilities.get("extensions") if isinstance(capabilities, Mapping) else None
+    others: list[Any] = []
+    claimed: list[dict[str, Any]] = []
+    for e in listed if isinstance(listed, list) else []:
+        if isinstance(e, dict) and e.get("uri") in OUR_URIS:
+            claimed.append(e)
+        else:
+            others.append(e)
+    return others, claimed
 
 
 class CardSigner:
@@ -147,8 +186,8 @@ class CardServer:
             body = orjson.dumps(record.card)
         else:
             card = as_v1(record.card)
-            # A peer's agent keeps the goals extension its registry served; ours only for our own.
-            card = with_goals(card, record.goals.params()) if not record.origin else _unsigned(card)
+            # Our goals extension only for our own agents: a peer's are moved aside.
+            card = as_copy(card, record.origin) if record.origin else with_goals(card, record.goals.params())
             if generation == "0.3":
                 legacy = as_v0_3(card)
                 signed = self._signer.sign(legacy, canonical(legacy))

@@ -36,6 +36,11 @@ PEER_SYNC_TIME_LIMIT_MS = 10 * 60 * 1000
 PEER_SYNCS = Counter(
     "a2a_registry_peer_syncs_total", "Syncs of peer registries, by peer and outcome.", ["peer_id", "status"]
 )
+PEER_ENTRIES_REFUSED = Counter(
+    "a2a_registry_peer_entries_refused_total",
+    "Entries of peers' indexes refused: a card on another origin than the peer's, or past its copies cap.",
+    ["peer_id"],
+)
 FEDERATION = Meta(actor="federation")
 AGENTS = Gauge("a2a_registry_agents_total", "Agents in the registry, by state.", ["status"])
 AGENT_STATES = ("public", "private", "deregistered")
@@ -64,11 +69,12 @@ def declare_actors(jobs: Jobs, system: Callable[[], System]) -> None:
     def sync_peer(peer_id: str) -> None:
         """Pull what changed at one peer registry (recorded on the peer either way)."""
         try:
-            system().federation.sync(peer_id, FEDERATION)
+            result = system().federation.sync(peer_id, FEDERATION)
         except Exception:
             PEER_SYNCS.labels(peer_id, "failed").inc()
             raise
         PEER_SYNCS.labels(peer_id, "ok").inc()
+        PEER_ENTRIES_REFUSED.labels(peer_id).inc(result.refused)
 
     def sync_peers() -> None:
         """Send a sync of every peer, but of one whose last sync has not run yet."""

@@ -50,14 +50,19 @@ def registries(
     return start_server(**env), start_server(**peer_env)
 
 
+def listed(client: httpx.Client, peer_id: str) -> dict[str, Any] | None:
+    """The peer as the peers read model shows it: not at all until it has read the addition."""
+    return next((p for p in ok(client.get("/api/v1/peers"))["items"] if p["peer_id"] == peer_id), None)
+
+
 def sync(client: httpx.Client, peer_id: str) -> dict[str, Any]:
     """Ask for a sync and wait until the peers read model shows one that ended after asking."""
-    before = {p["peer_id"]: p.get("last_sync_at") for p in ok(client.get("/api/v1/peers"))["items"]}
+    last = (listed(client, peer_id) or {}).get("last_sync_at")
     ok(client.post(f"/api/v1/peers/{peer_id}/sync"), 202)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        (peer,) = [p for p in ok(client.get("/api/v1/peers"))["items"] if p["peer_id"] == peer_id]
-        if peer["last_sync_at"] and peer["last_sync_at"] != before.get(peer_id):
+        peer = listed(client, peer_id)
+        if peer is not None and peer["last_sync_at"] and peer["last_sync_at"] != last:
             assert peer["last_sync_status"] == "ok", peer
             return peer
         time.sleep(0.1)
