@@ -11,23 +11,27 @@ from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording, Transcoder
 
 from application.errors import BatchRefused, ConcurrencyConflict, GoalsNotFound, VersionMismatch
+from application.kinds import GOALS, Keyed, Kind
 from application.ports import PositionLookup
 from application.preconditions import IfMatch
 from application.results import CommandResult, Written
 from application.transcodings import FastJSONTranscoder, register_domain_transcodings
 from domain.errors import DomainError, InvalidCommand
-from domain.goals import AgentGoals, AutoUpdate, Meta
+from domain.goals import AgentGoals, AutoUpdate
 from domain.idempotency import IdempotencyRecord
 from domain.ids import goals_id, idempotency_id
+from domain.meta import Meta
 from domain.objectives import GoalDefinition
 
 log = logging.getLogger(__name__)
 
 Loaded = dict[str, AgentGoals | None]
-Change = Callable[[Loaded], list[AgentGoals]]
+# What a command does to the aggregates it loaded (by key; None: not there): those it changed.
+Change = Callable[[dict[str, Any]], Sequence[Aggregate]]
 
 
 @dataclass(frozen=True)
@@ -104,7 +108,7 @@ class GoalsApp(Application[UUID]):
             goals.set_goals(definition, meta)
             return [goals]
 
-        return self._execute(tenant, [agent_id], change, meta, expected_version, idempotency, create=True)
+        return self.execute(tenant, [agent_id], change, meta, expected_version, idempotency, create=True)
 
     def record_progress(
         self,
@@ -123,7 +127,7 @@ class GoalsApp(Application[UUID]):
             _apply_progress(goals, update, meta, source)
             return [goals]
 
-        return self._execute(tenant, [update.agent_id], change, meta, expected_version, idempotency)
+        return self.execute(tenant, [update.agent_id], change, meta, expected_version, idempotency)
 
     def record_progress_batch(
         self,
@@ -158,7 +162,7 @@ class GoalsApp(Application[UUID]):
                 raise BatchRefused(errors, refused)
             return [g for g in loaded.values() if g is not None]
 
-        return self._execute(tenant, agent_ids, change, meta, None, idempotency)
+        return self.execute(tenant, agent_ids, change, meta, None, idempotency)
 
     def change_status(
         self,
@@ -179,7 +183,7 @@ class GoalsApp(Application[UUID]):
             goals.change_status(status, reason, meta, reopen=reopen)
             return [goals]
 
-        return self._execute(tenant, [agent_id], change, meta, expected_version, idempotency)
+        return self.execute(tenant, [agent_id], change, meta, expected_version, idempotency)
 
     def configure_auto_update(
         self,
@@ -198,7 +202,7 @@ class GoalsApp(Application[UUID]):
             goals.configure_auto_update(config, meta)
             return [goals]
 
-        return self._execute(tenant, [agent_id], change, meta, expected_version, idempotency)
+        return self.execute(tenant, [agent_id], change, meta, expected_version, idempotency)
 
     # --- the log, for the read side ---------------------------------------------------------
 
@@ -282,7 +286,7 @@ class GoalsApp(Application[UUID]):
 
     # --- the command loop ----------------------------------------------------------------
 
-    def _execute(
+    def execute(
         self,
         tenant: str,
         agent_ids: list[str],
@@ -292,15 +296,21 @@ class GoalsApp(Application[UUID]):
         idempotency: Idempotency | None,
         *,
         create: bool = False,
+        kind: Kind = GOALS,
     ) -> CommandResult:
+        """The command loop of every aggregate keyed by (tenant, key): replay an idempotent
+        retry, load, apply `change`, save with optimistic concurrency, retry a lost race."""
         if idempotency is not None and (replay := self._replay(tenant, meta.actor, idempotency)):
             return replay
         expected = IfMatch.version(expected_version) if isinstance(expected_version, int) else expected_version
         for _ in range(self.max_retries):
-            loaded, changed = self._decide(tenant, agent_ids, change, expected, create)
+            loaded, changed = self._decide(kind, tenant, agent_ids, change, expected, create)
+            if not any(a.pending_events for a in changed):
+                return self._unchanged(changed)
             result = CommandResult(
                 items=tuple(
-                    Written(g.agent_id, g.id, g.version, created=loaded[g.agent_id] is None) for g in changed
+                    Written(g.agent_id, g.id, g.version, created=loaded[g.agent_id] is None)
+                    for g in cast("Sequence[Keyed]", changed)
                 ),
                 position=0,
             )
@@ -315,64 +325,89 @@ class GoalsApp(Application[UUID]):
                 recordings = self.save(*changed, *extra)
             except IntegrityError:
                 # Someone else wrote first (maybe another process, and our cache is stale).
-                self._forget(tenant, agent_ids)
+                self._forget(tenant, agent_ids, kind)
                 if idempotency is not None and (replay := self._replay(tenant, meta.actor, idempotency)):
                     return replay
                 if expected is not None:
-                    current = self._load(tenant, agent_ids[0])
+                    current = self._load(tenant, agent_ids[0], kind)
                     raise VersionMismatch(
                         agent_ids[0], expected.describe(), current.version if current else None
                     ) from None
                 continue
             except BaseException:
                 # Unknown outcome (the connection dropped at commit, say): trust the log next time.
-                self._forget(tenant, agent_ids)
+                self._forget(tenant, agent_ids, kind)
                 raise
             return _positioned(result, recordings)
-        raise ConcurrencyConflict(agent_ids[0], self.max_retries)
+        raise ConcurrencyConflict(agent_ids[0], self.max_retries, kind=kind.noun)
+
+    def _unchanged(self, aggregates: Sequence[Aggregate]) -> CommandResult:
+        """What a command that changed nothing answers (the same card again, say): nothing is
+        written, and the position is where the current versions were recorded, so that a
+        read with `min_position` sees them."""
+        items = tuple(
+            Written(a.agent_id, a.id, a.version, self._lookup(a.id, a.version))
+            for a in cast("Sequence[Keyed]", aggregates)
+        )
+        return CommandResult(items=items, position=max((w.position or 0 for w in items), default=0))
 
     def _decide(
-        self, tenant: str, agent_ids: list[str], change: Change, expected: IfMatch | None, create: bool
-    ) -> tuple[Loaded, list[AgentGoals]]:
+        self, kind: Kind, tenant: str, agent_ids: list[str], change: Change, expected: IfMatch | None, create: bool
+    ) -> tuple[dict[str, Any], Sequence[Aggregate]]:
         """Load the aggregates, check the precondition and apply the change: the aggregates
         as loaded, and those changed. Loads may come from the cache, which trusts its copies;
-        but a refusal (a failed precondition, a rule saying no) is only ever given on what
-        the log holds. A stale copy (another process resumed a paused goal, say) is corrected
+        but a refusal (a failed precondition, a rule saying no), or a change that changes
+        nothing, is only ever given on what the log holds. A stale copy (another process resumed a paused goal, say) is corrected
         when its save fails the version check, but a refused command saves nothing: without
         this, it would refuse forever."""
         decided_on_log = self.repository.cache is None
         while True:
-            loaded = {a: self._load(tenant, a) for a in agent_ids}
+            loaded = {a: self._load(tenant, a, kind) for a in agent_ids}
             first = loaded[agent_ids[0]]
             try:
                 if expected is not None:
-                    _check_version(agent_ids[0], first, expected, create)
-                return loaded, change(loaded)
+                    _check_version(kind, agent_ids[0], first, expected, create)
+                changed = change(loaded)
             except (DomainError, VersionMismatch) as refusal:
                 if decided_on_log:
                     raise
                 decided_on_log = True
                 # Only the copies refused are read again: the rest of a batch stays cached.
-                self._forget(tenant, refusal.agent_ids if isinstance(refusal, BatchRefused) else agent_ids)
+                self._forget(
+                    tenant, refusal.agent_ids if isinstance(refusal, BatchRefused) else agent_ids, kind
+                )
+                continue
+            if decided_on_log or any(a.pending_events for a in changed):
+                return loaded, changed
+            # "Nothing to change" is an answer too, and a stale copy would give it wrongly
+            # (made private here, public since on another replica: "private" again is no
+            # change to the copy): it is given only on what the log holds.
+            decided_on_log = True
+            self._forget(tenant, agent_ids, kind)
 
-    def _forget(self, tenant: str, agent_ids: Iterable[str]) -> None:
+    def _forget(self, tenant: str, agent_ids: Iterable[str], kind: Kind = GOALS) -> None:
         """Drop cached aggregates, so that the next load reads them from the log."""
         cache = self.repository.cache
         if cache is None:
             return
         for agent_id in agent_ids:
             with contextlib.suppress(KeyError):
-                cache.get(goals_id(tenant, agent_id), evict=True)
+                cache.get(kind.aggregate_id(tenant, agent_id), evict=True)
 
-    def _load(self, tenant: str, agent_id: str) -> AgentGoals | None:
+    def _load(self, tenant: str, agent_id: str, kind: Kind = GOALS) -> Any:
         try:
-            goals: AgentGoals = self.repository.get(goals_id(tenant, agent_id))
+            found: Aggregate = self.repository.get(kind.aggregate_id(tenant, agent_id))
         except AggregateNotFoundError:
             return None
-        # Ids are derived from tenant and key; a mismatch would be another tenant's goal.
-        if goals.tenant != tenant or goals.agent_id != agent_id:
+        # Ids are derived from tenant and key; a mismatch would be another tenant's aggregate.
+        if not kind.owns(found, tenant, agent_id):
             return None
-        return goals
+        return found
+
+    def replayed(self, tenant: str, actor: str, idempotency: Idempotency | None) -> CommandResult | None:
+        """The first answer to a command retried with its Idempotency-Key, if there was one
+        (for use cases that do work before the command loop: fetches, quotas)."""
+        return self._replay(tenant, actor, idempotency) if idempotency is not None else None
 
     def _replay(self, tenant: str, actor: str, idempotency: Idempotency) -> CommandResult | None:
         record_id = idempotency_id(tenant, actor, idempotency.key)
@@ -421,10 +456,10 @@ def _apply_progress(goals: AgentGoals, update: ProgressUpdate, meta: Meta, sourc
     )
 
 
-def _check_version(agent_id: str, goals: AgentGoals | None, expected: IfMatch, create: bool) -> None:
-    actual = goals.version if goals is not None else None
+def _check_version(kind: Kind, agent_id: str, found: Aggregate | None, expected: IfMatch, create: bool) -> None:
+    actual = found.version if found is not None else None
     if actual is None and not create:
-        raise GoalsNotFound(agent_id)
+        raise kind.not_found(agent_id)
     if not expected.admits(actual):
         raise VersionMismatch(agent_id, expected.describe(), actual)
 

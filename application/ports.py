@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -88,3 +89,44 @@ class Wakeup(Protocol):
     def wait(self, timeout: float) -> bool: ...
 
     def set(self) -> None: ...
+
+
+class JobsUnavailable(Exception):
+    """The job broker, or the store of job keys and states, cannot be reached now."""
+
+
+@dataclass(frozen=True)
+class HeldKey:
+    """A job key held for one sent job; the token tells this holding from any later one."""
+
+    key: str
+    token: str
+
+
+class JobQueue(Protocol):
+    """Sends jobs to the workers. A job sent under a key (a poll's, a rebuild's) holds it from
+    the send until it has run, and while it is held no other job is sent under it."""
+
+    def hold(self, key: str) -> HeldKey | None:
+        """Hold `key` for a job about to be sent; None while a job sent under it is pending or
+        running. JobsUnavailable when the keys cannot be reached."""
+        ...
+
+    def send(self, actor: str, kwargs: dict[str, Any], *, held: HeldKey | None = None) -> None:
+        """Queue a job for `actor`; a `held` key is let go when the job has run (or when it
+        could not be queued: JobsUnavailable)."""
+        ...
+
+    def release(self, held: HeldKey) -> None:
+        """Let go of a key no job was sent under (a no-op if it is no longer this holding's)."""
+        ...
+
+
+class JobRecords(Protocol):
+    """The latest state of each named job of one kind, seen alike by every process."""
+
+    def put(self, name: str, record: dict[str, Any]) -> None: ...
+
+    def get(self, name: str) -> dict[str, Any] | None: ...
+
+    def all(self) -> list[dict[str, Any]]: ...

@@ -13,6 +13,7 @@ from domain.errors import GoalNotActive, InvalidCommand, TransitionRefused
 from domain.ids import goals_id
 from domain.legacy import storable_definition
 from domain.limits import MAX_METRIC, MAX_REASON, MAX_URL, OVERALL, number_problem, text_problem
+from domain.meta import Meta, meta_fields
 from domain.objectives import (
     DEFAULT_MILESTONES,
     GoalDefinition,
@@ -29,15 +30,6 @@ SOURCES = frozenset({"manual", "metrics", "bulk"})
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 EARLIEST_OBSERVATION = datetime(1970, 1, 1, tzinfo=UTC)
 MIN_INTERVAL_S, MAX_INTERVAL_S = 5, 86_400
-
-
-@dataclass(frozen=True)
-class Meta:
-    """Who asked for a change, and in which request: recorded on every event."""
-
-    actor: str
-    request_id: str = ""
-    idempotency_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -185,7 +177,7 @@ class AgentGoals(Aggregate):
             id=goals_id(tenant, agent_id),
             tenant=tenant,
             agent_id=agent_id,
-            **_meta(meta),
+            **meta_fields(meta),
         )
         goals.set_goals(definition, meta)
         return goals
@@ -323,7 +315,7 @@ class AgentGoals(Aggregate):
                 )
 
     def _trigger(self, event_class: type[AgentGoals.Event], meta: Meta, **kwargs: Any) -> None:
-        self.trigger_event(event_class, tenant=self.tenant, agent_id=self.agent_id, **_meta(meta), **kwargs)
+        self.trigger_event(event_class, tenant=self.tenant, agent_id=self.agent_id, **meta_fields(meta), **kwargs)
 
     @staticmethod
     def _now() -> datetime:
@@ -332,10 +324,6 @@ class AgentGoals(Aggregate):
 
 def milestone_key(goal_version: int, objective_id: str, threshold: float) -> str:
     return f"{goal_version}:{objective_id}:{threshold:g}"
-
-
-def _meta(meta: Meta) -> dict[str, Any]:
-    return {"actor": meta.actor, "request_id": meta.request_id, "idempotency_key": meta.idempotency_key}
 
 
 def _check_observed_at(observed_at: datetime, now: datetime) -> None:

@@ -23,3 +23,8 @@ def idempotency_id(tenant: str, actor: str, key: str) -> UUID:
 def client_id_to_uuid(client_id: str) -> UUID:
     """Client ids are global: the token endpoint learns the tenant from the client."""
     return uuid5(NAMESPACE, f"oauth-client:{client_id}")
+
+
+def registered_agent_id(tenant: str, agent_id: str) -> UUID:
+    """The registry's record of an agent: the same agent_id as its goals, another aggregate."""
+    return uuid5(NAMESPACE, f"{tenant}:agent:{agent_id}")

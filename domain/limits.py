@@ -110,3 +110,46 @@ def _note_value_problem(value: Any) -> str | None:
                 return f"label {key}: {problem}"
         return None
     return "must be a text, a number, true, false, null or an object of text labels"
+
+
+# Free JSON (an AgentCard's fields this system does not interpret): integers a JSON number
+# can carry exactly everywhere (RFC 8785 writes numbers as IEEE 754 doubles: larger integers
+# have no exact canonical form), and no deeper than the edge parses.
+MAX_JSON_INTEGER = 2**53 - 1
+MAX_JSON_DEPTH = 32
+MAX_JSON_KEY = 256
+
+
+def json_problems(value: object, path: str) -> dict[str, str]:
+    """What keeps free JSON from being stored and read back exactly, by field path: texts
+    (keys too) must be valid Unicode without NUL, numbers finite, integers exact in any
+    reader, and nesting bounded. Without recursion: the depth is what is checked."""
+    problems: dict[str, str] = {}
+    stack: list[tuple[object, str, int]] = [(value, path, 1)]
+    while stack:
+        item, where, depth = stack.pop()
+        if isinstance(item, dict | list) and depth > MAX_JSON_DEPTH:
+            problems[where] = f"nests more than {MAX_JSON_DEPTH} levels deep"
+            continue
+        if isinstance(item, dict):
+            for key, child in item.items():
+                if (problem := text_problem(key, MAX_JSON_KEY)) is not None:
+                    problems[f"{where}.{str(key)[:64]!s}"] = f"field name {problem}"
+                else:
+                    stack.append((child, f"{where}.{key}", depth + 1))
+        elif isinstance(item, list):
+            stack.extend((child, f"{where}.{i}", depth + 1) for i, child in enumerate(item))
+        elif isinstance(item, str):
+            if (problem := text_problem(item, len(item))) is not None:
+                problems[where] = problem
+        elif isinstance(item, bool) or item is None:
+            continue
+        elif isinstance(item, int):
+            if abs(item) > MAX_JSON_INTEGER:
+                problems[where] = f"must be an integer between -{MAX_JSON_INTEGER} and {MAX_JSON_INTEGER}"
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                problems[where] = "must be a finite number"
+        else:
+            problems[where] = "must be JSON (an object, array, text, number, true, false or null)"
+    return problems

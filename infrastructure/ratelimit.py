@@ -281,7 +281,7 @@ return {1, remaining, new_tat - now, 0}
 
 # Errors that say Redis is unreachable (refused, reset, timed out, loading): they open the
 # breaker. Any other RedisError is about one call, and fails that call only.
-_UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
 # The Retry-After of a refusal while no breaker says when Redis will be asked again.
 _RETRY_AFTER_S = 1.0
 
@@ -327,7 +327,7 @@ class RedisRateLimiter:
             reply = self._script(keys=[self._prefix + bounded_key(key)], args=[interval_us, tolerance_us])
         except CircuitOpen as refused:
             return self._undecided(rate, refused, refused.retry_after_s)
-        except _UNREACHABLE as error:
+        except UNREACHABLE as error:
             if breaker is not None:
                 breaker.failed()
             return self._undecided(rate, error, _RETRY_AFTER_S)

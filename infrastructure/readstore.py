@@ -165,6 +165,16 @@ def _copy_table(conn: sqlite3.Connection, table: str) -> None:
     conn.execute(f'DROP TABLE IF EXISTS main."{table}"')
     for _, statement in ddl:
         conn.execute(statement)
+    if any(
+        kind == "table" and statement.upper().startswith("CREATE VIRTUAL TABLE") for kind, statement in ddl
+    ):
+        # A virtual table's rowid is not among its columns (`*`), and other tables refer to
+        # its rows by it (an FTS5 index of a table's rows): it is copied too.
+        columns = ", ".join(f'"{c[1]}"' for c in conn.execute(f'PRAGMA shadow.table_info("{table}")'))
+        conn.execute(
+            f'INSERT INTO main."{table}" (rowid, {columns}) SELECT rowid, {columns} FROM shadow."{table}"'
+        )
+        return
     conn.execute(f'INSERT INTO main."{table}" SELECT * FROM shadow."{table}"')
 
 

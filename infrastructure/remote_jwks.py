@@ -8,9 +8,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import httpx
-
 from infrastructure.jose import JoseError, JsonWebKey
+from infrastructure.outbound import OutboundClient, OutboundError, redacted
 
 __all__ = ["RemoteJWKS"]
 
@@ -18,21 +17,22 @@ log = logging.getLogger(__name__)
 
 
 class RemoteJWKS:
-    """Keys of an external issuer by its JWKS URL (httpx), cached; an unknown kid triggers a
+    """Keys of an external issuer by its JWKS URL, cached; an unknown kid triggers a
     refetch, but at most once per ``min_refetch_s`` (so forged tokens with random kids cannot make
     us hammer the IdP).
 
     The cache is refreshed when older than ``cache_s`` (again at most once per ``min_refetch_s``);
     if a fetch fails, the previous keys stay in use. Keys without a kid, with ``use`` other than
-    "sig", symmetric ("oct") keys, and keys authlib cannot import are ignored. Fetching is synchronous and serialized
-    by a lock; the own client (when none is given) has a 5 s timeout.
+    "sig", symmetric ("oct") keys, and keys authlib cannot import are ignored. Fetching goes
+    through the system's outbound guard (its addresses, timeout and size limit), and is
+    synchronous and serialized by a lock.
     """
 
     def __init__(
         self,
         url: str,
+        outbound: OutboundClient,
         *,
-        client: httpx.Client | None = None,
         cache_s: float = 3600,
         min_refetch_s: float = 60,
         clock: Callable[[], float] = time.monotonic,
@@ -40,8 +40,7 @@ class RemoteJWKS:
         if cache_s <= 0 or min_refetch_s < 0:
             raise ValueError("need cache_s > 0 and min_refetch_s >= 0")
         self._url = url
-        self._owns_client = client is None
-        self._client = client if client is not None else httpx.Client(timeout=5.0)
+        self._outbound = outbound
         self._cache_s = cache_s
         self._min_refetch_s = min_refetch_s
         self._clock = clock
@@ -62,19 +61,15 @@ class RemoteJWKS:
                 self._fetch(now)
             return self._keys.get(kid)
 
-    def close(self) -> None:
-        """Close the HTTP client if this object created it."""
-        if self._owns_client:
-            self._client.close()
-
     def _fetch(self, now: float) -> None:
         self._attempted_at = now
         try:
-            response = self._client.get(self._url, headers={"Accept": "application/json"})
-            response.raise_for_status()
-            keys = self._parse(response.json())
-        except (httpx.HTTPError, ValueError) as exc:
-            log.warning("could not fetch JWKS from %s: %s", self._url, exc)
+            keys = self._parse(self._outbound.get_json(self._url))
+        except OutboundError as exc:
+            log.warning("could not fetch JWKS from %s: %s", exc.url, exc.reason)
+            return
+        except ValueError as exc:
+            log.warning("could not use the JWKS of %s: %s", redacted(self._url), exc)
             return
         self._keys = keys
         self._fetched_at = now

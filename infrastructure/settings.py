@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from infrastructure.outbound_addresses import IPNetwork
 from infrastructure.ratelimit import Rate
 
-DEFAULT_PASSWORDS = frozenset({"postgres", "password", "change-me", "changeme", "secret", "admin"})
+DEFAULT_PASSWORDS = frozenset({"postgres", "password", "change-me", "changeme", "secret", "admin", "guest"})
+BROKER_SCHEMES = frozenset({"redis", "rediss", "amqp", "amqps"})
 
 
 class Settings(BaseSettings):
@@ -80,7 +83,34 @@ class Settings(BaseSettings):
     external_issuer: str = Field("", alias="EXTERNAL_ISSUER")
     external_algorithms: str = Field("RS256,ES256", alias="EXTERNAL_ALGORITHMS")
 
+    # The registry
+    registry_base_url: str = Field(
+        "",
+        alias="REGISTRY_BASE_URL",
+        description="base of every link the registry publishes (behind a proxy); the request's own base if empty",
+    )
+    require_signed_cards: bool = Field(False, alias="REQUIRE_SIGNED_CARDS")
+    max_agents_per_client: int = Field(1000, alias="MAX_AGENTS_PER_CLIENT", ge=0, description="0: no limit")
+    enable_federation: bool = Field(True, alias="ENABLE_FEDERATION")
+    # How many server processes `serve` started (set by it): with more than one and no
+    # REDIS_URL, hot cards are not cached (no process could evict another's cache).
+    serve_workers: int = Field(1, alias="SERVE_WORKERS", ge=1)
+    peer_sync_s: float = Field(300, alias="PEER_SYNC_S", ge=0, le=86_400, description="0: only on demand")
     redis_url: str = Field("", alias="REDIS_URL")
+
+    # Background jobs (Dramatiq). Empty: an in-memory broker and a worker inside the API
+    # process (prod takes REDIS_URL instead); redis:// or amqp://: `a2a-goals worker` runs them.
+    broker_url: str = Field("", alias="BROKER_URL")
+    # Every queue and Redis key of the jobs is named under it, so that deployments (or test
+    # runs) sharing one Redis or RabbitMQ never take each other's messages.
+    queue_prefix: str = Field("a2a_goals", alias="QUEUE_PREFIX", pattern=r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+    worker_threads: int = Field(4, alias="WORKER_THREADS", ge=1, le=64)
+    job_time_limit_s: float = Field(600, alias="JOB_TIME_LIMIT_S", gt=0, le=86_400)
+    job_max_retries: int = Field(5, alias="JOB_MAX_RETRIES", ge=0, le=100)
+    # How long a job sent under a key (a poll) holds it before it starts; while it runs, it
+    # holds it for its time limit. Meanwhile the same key is not sent again.
+    job_pending_ttl_s: float = Field(600, alias="JOB_PENDING_TTL_S", gt=0, le=86_400)
+    projection_watch_s: float = Field(15, alias="PROJECTION_WATCH_S", ge=0, le=3600)
     rate_limit_reads: str = Field("600/minute", alias="RATE_LIMIT_READS")
     rate_limit_writes: str = Field("120/minute", alias="RATE_LIMIT_WRITES")
     rate_limit_token: str = Field("30/minute", alias="RATE_LIMIT_TOKEN")
@@ -100,6 +130,21 @@ class Settings(BaseSettings):
     trusted_proxies: str = Field(
         "", alias="TRUSTED_PROXIES", description="comma-separated addresses or networks of reverse proxies"
     )
+
+    # Outbound fetches (AgentCards, JWKS, peers, health and metrics, webhooks) reach public
+    # addresses only, and those of these networks: a comma-separated or JSON list of CIDRs.
+    outbound_allow_nets: Annotated[tuple[IPNetwork, ...], NoDecode] = Field((), alias="OUTBOUND_ALLOW_NETS")
+    # The longest an outbound fetch may take, redirects and body included (connecting: 2 s at most).
+    outbound_timeout_s: float = Field(5.0, alias="OUTBOUND_TIMEOUT_S", gt=0, le=60)
+    outbound_max_bytes: int = Field(1_048_576, alias="OUTBOUND_MAX_BYTES", ge=1024, le=64 * 1_048_576)
+    # The registry's search in Elasticsearch (its official client) instead of the read store's
+    # full-text search; empty: the read store's. Indices are ELASTICSEARCH_INDEX-<stamp>, read
+    # through the alias ELASTICSEARCH_INDEX.
+    elasticsearch_url: str = Field("", alias="ELASTICSEARCH_URL")
+    elasticsearch_index: str = Field(
+        "a2a-agents", alias="ELASTICSEARCH_INDEX", pattern=r"^[a-z0-9][a-z0-9_.-]{0,99}$"
+    )
+    elasticsearch_timeout_s: float = Field(2.0, alias="ELASTICSEARCH_TIMEOUT_S", gt=0, le=60)
 
     cors_origins: str = Field("", alias="CORS_ORIGINS", description="comma-separated allowed origins")
     cors_allow_credentials: bool = Field(False, alias="CORS_ALLOW_CREDENTIALS")
@@ -126,6 +171,30 @@ class Settings(BaseSettings):
                 ) from None
         return value
 
+    @field_validator("outbound_allow_nets", mode="before")
+    @classmethod
+    def _outbound_nets(cls, value: Any) -> tuple[IPNetwork, ...]:
+        entries: Any = value
+        if isinstance(value, str) and value.strip().startswith("["):
+            try:
+                entries = json.loads(value)
+            except ValueError:
+                raise ValueError("OUTBOUND_ALLOW_NETS: not a JSON list of networks") from None
+        elif isinstance(value, str):
+            entries = [e for e in value.split(",") if e.strip()]
+        if not isinstance(entries, list | tuple):
+            raise ValueError("OUTBOUND_ALLOW_NETS: a comma-separated or JSON list of networks")
+        nets: list[IPNetwork] = []
+        for entry in entries:
+            try:
+                nets.append(ipaddress.ip_network(str(entry).strip()))  # an address is a network of one
+            except ValueError:
+                raise ValueError(
+                    f"OUTBOUND_ALLOW_NETS: {entry!r} is neither an IP address nor a network such as"
+                    " 10.20.0.0/16 (with no bits set past the prefix)"
+                ) from None
+        return tuple(nets)
+
     @model_validator(mode="after")
     def _refuse_insecure_production(self) -> Settings:
         if self.external_jwks_url and not self.external_issuer:
@@ -151,16 +220,56 @@ class Settings(BaseSettings):
                     "TRUSTED_PROXIES=* lets any caller choose the address its limits are counted"
                     " under; name the reverse proxies"
                 )
+            if not self.broker_url:
+                if not self.redis_url:
+                    raise ValueError(
+                        "APP_ENV=prod needs BROKER_URL (or REDIS_URL, which it defaults to): jobs run"
+                        " on `a2a-goals worker` processes, not in an API replica's memory"
+                    )
+                self.broker_url = self.redis_url
             if not self.redis_url:
                 raise ValueError("APP_ENV=prod needs REDIS_URL: rate limits must be shared by all replicas")
+            broker_password = urlsplit(self.broker_url).password or ""
+            if broker_password.lower() in DEFAULT_PASSWORDS:
+                raise ValueError("BROKER_URL uses a well-known default password; refusing APP_ENV=prod")
+            if not self.registry_base_url.startswith("https://"):
+                raise ValueError(
+                    "APP_ENV=prod needs REGISTRY_BASE_URL (https://...): the base of the links the"
+                    " registry publishes and signs, never taken from a request's Host header"
+                )
             if "operator_tenant" not in self.model_fields_set:
                 raise ValueError(
                     "APP_ENV=prod needs OPERATOR_TENANT: whose admins may rebuild read models and see"
                     " denials that name no tenant must be chosen, not a default any tenant may be given"
                 )
+        if self.elasticsearch_url and urlsplit(self.elasticsearch_url).scheme not in {"http", "https"}:
+            raise ValueError("ELASTICSEARCH_URL must be an http:// or https:// URL (or unset)")
         if self.database_url and not self.is_postgres:
             raise ValueError("DATABASE_URL must be a postgresql:// URL (or unset for SQLite)")
+        if self.broker_url and urlsplit(self.broker_url).scheme not in BROKER_SCHEMES:
+            raise ValueError("BROKER_URL must be a redis:// or amqp:// URL (or unset for in-process jobs)")
+        if self.broker_kind == "rabbitmq" and not self.redis_url:
+            raise ValueError(
+                "BROKER_URL=amqp:// needs REDIS_URL: the keys that keep a job from being sent twice"
+                " are held in Redis"
+            )
         return self
+
+    @property
+    def broker_kind(self) -> Literal["stub", "redis", "rabbitmq"]:
+        """Where jobs are queued: in this process's memory, on Redis or on RabbitMQ."""
+        scheme = urlsplit(self.broker_url).scheme
+        if not scheme:
+            return "stub"
+        return "rabbitmq" if scheme.startswith("amqp") else "redis"
+
+    @property
+    def job_keys_url(self) -> str:
+        """The Redis that holds job keys and rebuild states: the broker's when it is Redis,
+        else REDIS_URL; empty for in-process jobs."""
+        if self.broker_kind == "redis":
+            return self.broker_url
+        return self.redis_url if self.broker_kind == "rabbitmq" else ""
 
     @property
     def cors_origin_list(self) -> list[str]:

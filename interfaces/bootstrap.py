@@ -12,17 +12,25 @@ from functools import partial
 from typing import Literal
 
 import redis
+from elasticsearch import Elasticsearch
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from application.clients import ClientsService, SecretScheme
+from application.federation import FederationService
 from application.goals import GoalsApp
 from application.ports import ReadStore
+from application.registry import RegistryService
 from infrastructure import client_secrets
 from infrastructure.breaker import CircuitBreaker
+from infrastructure.card_cache import CardCache, InProcessCardCache, NoCardCache, RedisCardCache
+from infrastructure.card_checks import A2ACardChecks, GuardedCardFetcher
+from infrastructure.card_publishing import CardServer, CardSigner
 from infrastructure.connections import ConnectionLimits, probe
 from infrastructure.database_errors import is_cancelled_statement, is_temporary
 from infrastructure.eventstore import PostgresListener, eventsourcing_env, guard_event_store, position_of
+from infrastructure.jobs import Jobs
+from infrastructure.outbound import OutboundClient, OutboundPolicy
 from infrastructure.ratelimit import InProcessRateLimiter, Rate, RateLimiter, RedisRateLimiter
 from infrastructure.readstore import PostgresReadStore, SQLiteReadStore
 from infrastructure.remote_jwks import RemoteJWKS
@@ -32,6 +40,9 @@ from infrastructure.settings import Settings
 from infrastructure.signing_keys import KeyRing
 from infrastructure.tokens import TokenIssuer, TokenVerifier
 from interfaces.http.auth import Authenticator, RateLimits
+from interfaces.workers.actors import REBUILD_PROJECTION, SYNC_PEER, declare_actors, peer_sync_key
+from projections.agent_cards import AgentCardsProjection
+from projections.agent_cards_queries import AgentCardsQueries
 from projections.analytics import AnalyticsQueries
 from projections.clients import ClientQueries, ClientsProjection
 from projections.event_facts import EventFactsProjection
@@ -39,9 +50,15 @@ from projections.event_facts_queries import EventFactsQueries
 from projections.goal_progress import GoalProgressProjection, GoalProgressQueries
 from projections.history_queries import GoalHistoryQueries
 from projections.pages import StoreErrors
+from projections.peers import PeerQueries, PeersProjection
 from projections.projection import Projection
 from projections.rebuild import Rebuilder
+from projections.rebuild_jobs import RebuildJobs
 from projections.runner import ProjectionRunner
+from projections.search.elasticsearch import ElasticsearchAgentSearch, ElasticsearchSearchProjection
+from projections.search.index import AgentSearch, SearchUnavailable
+from projections.search.postgres import PostgresAgentSearch, PostgresSearchProjection
+from projections.search.sqlite import SQLiteAgentSearch, SQLiteSearchProjection
 
 DAY_S = 86_400
 # Collections of the oldest generation between two full collections (Python's default is 10).
@@ -55,8 +72,21 @@ WARM_UP_STOP_S = 5.0
 PEM_BLOCK = re.compile(r"-----BEGIN [A-Z ]+-----.+?-----END [A-Z ]+-----", re.S)
 # The longest a rate-limit call waits for Redis to connect or to answer.
 REDIS_TIMEOUT_S = 0.5
+
+
+def is_temporary_for_projections(error: BaseException) -> bool:
+    """The database, or the search backend a read model writes to, cannot serve now: the page
+    is retried after a pause (every read model of the page waits, as for the database)."""
+    link: BaseException | None = error
+    while link is not None:
+        if isinstance(link, SearchUnavailable):
+            return True
+        link = link.__cause__
+    return is_temporary(error)
+
+
 # How the projection runners tell the database's errors apart.
-STORE_ERRORS = StoreErrors(temporary=is_temporary, cancelled=is_cancelled_statement)
+STORE_ERRORS = StoreErrors(temporary=is_temporary_for_projections, cancelled=is_cancelled_statement)
 
 
 @dataclass
@@ -76,12 +106,30 @@ class System:
     security: SecurityLog
     events: EventFactsQueries
     rebuilder: Rebuilder
+    registry: RegistryService
+    federation: FederationService
+    peers: PeerQueries
+    agent_cards: AgentCardsQueries
+    card_server: CardServer
+    card_cache: CardCache
+    # Every fetch from the network goes through it: AgentCards, JWKS, peers, health, webhooks.
+    outbound: OutboundClient
+    # The job broker, keys and records (set up once, here), and the rebuilds run as jobs.
+    jobs: Jobs
+    rebuilds: RebuildJobs
+    search: AgentSearch
+    search_model: str  # the read model `search` reads (read-your-writes waits for it)
     listener: PostgresListener | None = None
     # PostgreSQL's circuit breaker: open while the database is known to be down (None: SQLite).
     database: CircuitBreaker | None = None
+    elasticsearch: Elasticsearch | None = None
     analytics_warmth: Warmth = "on demand"
     closing: threading.Event = field(default_factory=threading.Event)
     warming: threading.Thread | None = None
+
+    def sync_peer_later(self, peer_id: str) -> bool:
+        """Queue a sync of a peer; False if one is already pending or running."""
+        return self.jobs.send_once(SYNC_PEER, {"peer_id": peer_id}, key=peer_sync_key(peer_id))
 
     def start_projections(self) -> None:
         """Run the projections in this process, woken by our own saves and by NOTIFY."""
@@ -123,10 +171,14 @@ class System:
         self.runner.stop()
         if self.listener is not None:
             self.listener.stop()
+        self.jobs.close()
         self.security.close()  # the denials recorded so far, before the store goes
         self.auth.limiter.close()
+        self.outbound.close()
         if self.database is not None:
             self.database.close()
+        if self.elasticsearch is not None:
+            self.elasticsearch.close()
         self.store.close()
         self.goals.close()
 
@@ -141,6 +193,9 @@ def build_system(settings: Settings | None = None) -> System:
         store = SQLiteReadStore(settings.read_models_path)
     security = SecurityLog(store)
     runner_ref: list[ProjectionRunner] = []
+    shared_redis = _redis(settings)
+    card_cache = _card_cache(shared_redis, settings)
+
     with schema_lock(settings):
         goals = GoalsApp(
             eventsourcing_env(settings),
@@ -150,10 +205,15 @@ def build_system(settings: Settings | None = None) -> System:
             on_saved=lambda position: runner_ref[0].wake(position) if runner_ref else None,
             version_hint=EventFactsQueries(store).version_at,
         )
+        search_projection, search, elasticsearch = _search(settings, store)
         projections: list[Projection] = [
             GoalProgressProjection(),
             EventFactsProjection(),
             ClientsProjection(),
+            # Served cards are built from the rows; what a page changed is evicted after it commits.
+            AgentCardsProjection(evict=card_cache.evict),
+            PeersProjection(),
+            search_projection,
         ]
         runner = ProjectionRunner(
             goals.read_log,
@@ -168,6 +228,7 @@ def build_system(settings: Settings | None = None) -> System:
         runner.setup()
         security.setup()
         keys = _keys(settings)
+    card_server = CardServer(CardSigner(keys, jku=f"{_public_base(settings)}/.well-known/jwks.json"))
     listener = database = None
     if isinstance(store, PostgresReadStore):
         channel = getattr(goals.recorder, "channel_name", "a2a_events")
@@ -179,6 +240,7 @@ def build_system(settings: Settings | None = None) -> System:
         guard_event_store(goals, database)
         store.limit_statements()
     client_queries = ClientQueries(store)
+    outbound = OutboundClient(OutboundPolicy.from_settings(settings))
     verifier = TokenVerifier(
         keys,
         issuer=settings.token_issuer,
@@ -188,12 +250,33 @@ def build_system(settings: Settings | None = None) -> System:
     auth = Authenticator(
         verifier,
         client_queries,
-        _limiter(settings, security),
+        _limiter(settings, security, shared_redis),
         _limits(settings),
         security,
-        external=_external_verifier(settings),
+        external=_external_verifier(settings, outbound),
     )
-    return System(
+    agent_cards = AgentCardsQueries(store)
+    checks = A2ACardChecks(outbound)
+    registry = RegistryService(
+        goals,
+        checks,
+        GuardedCardFetcher(outbound),
+        require_signed=settings.require_signed_cards,
+        max_agents_per_client=settings.max_agents_per_client,
+        registered_by=agent_cards.registered_by,
+    )
+    rebuilder = Rebuilder(
+        goals.read_log,
+        goals.log_position,
+        store,
+        projections,
+        page_size=settings.projection_page_size,
+        jobs=settings.rebuild_jobs,
+        replay_elsewhere=partial(replay_share, settings),
+        errors=STORE_ERRORS,
+    )
+    jobs = Jobs(settings)
+    system = System(
         settings=settings,
         goals=goals,
         store=store,
@@ -210,19 +293,51 @@ def build_system(settings: Settings | None = None) -> System:
         auth=auth,
         security=security,
         events=EventFactsQueries(store),
-        rebuilder=Rebuilder(
-            goals.read_log,
-            goals.log_position,
-            store,
-            projections,
-            page_size=settings.projection_page_size,
-            jobs=settings.rebuild_jobs,
-            replay_elsewhere=partial(replay_share, settings),
-            errors=STORE_ERRORS,
+        rebuilder=rebuilder,
+        jobs=jobs,
+        rebuilds=RebuildJobs(rebuilder, jobs, jobs.records("rebuilds"), actor=REBUILD_PROJECTION),
+        registry=registry,
+        agent_cards=agent_cards,
+        federation=FederationService(
+            goals,
+            outbound,
+            checks,
+            enabled=settings.enable_federation,
+            copies_of=agent_cards.copies_of,
         ),
+        peers=PeerQueries(store),
+        card_server=card_server,
+        card_cache=card_cache,
+        outbound=outbound,
+        search=search,
+        search_model=search_projection.name,
         listener=listener,
         database=database,
+        elasticsearch=elasticsearch,
     )
+    declare_actors(jobs, lambda: system)
+    return system
+
+
+def _public_base(settings: Settings) -> str:
+    """The base of the links the registry publishes when no request says otherwise."""
+    return (settings.registry_base_url or f"http://{settings.host}:{settings.port}").rstrip("/")
+
+
+def _search(settings: Settings, store: ReadStore) -> tuple[Projection, AgentSearch, Elasticsearch | None]:
+    """The registry's search read model and its queries: in Elasticsearch when ELASTICSEARCH_URL
+    is set, in the read store otherwise. One of them: both would double the work of every page."""
+    if settings.elasticsearch_url:
+        # No I/O here: the client connects on its first request.
+        client = Elasticsearch(
+            settings.elasticsearch_url, request_timeout=settings.elasticsearch_timeout_s, max_retries=1
+        )
+        alias = settings.elasticsearch_index
+        return ElasticsearchSearchProjection(client, alias), ElasticsearchAgentSearch(client, alias), client
+    if isinstance(store, PostgresReadStore):
+        return PostgresSearchProjection(), PostgresAgentSearch(store), None
+    assert isinstance(store, SQLiteReadStore)
+    return SQLiteSearchProjection(), SQLiteAgentSearch(store), None
 
 
 def _database_breaker(settings: Settings) -> CircuitBreaker:
@@ -272,7 +387,7 @@ def _keys(settings: Settings) -> KeyRing:
     )
 
 
-def _external_verifier(settings: Settings) -> TokenVerifier | None:
+def _external_verifier(settings: Settings, outbound: OutboundClient) -> TokenVerifier | None:
     """Tokens of an external IdP, by its JWKS URL (cached; unknown kids refetch at most once a minute)."""
     if not settings.external_jwks_url:
         return None
@@ -281,13 +396,14 @@ def _external_verifier(settings: Settings) -> TokenVerifier | None:
         issuer=settings.external_issuer,
         audience=settings.token_audience,
         algorithms=settings.external_algorithm_list,
-        remote=RemoteJWKS(settings.external_jwks_url),
+        remote=RemoteJWKS(settings.external_jwks_url, outbound),
     )
 
 
-def _limiter(settings: Settings, security: SecurityLog) -> RateLimiter:
+def _redis(settings: Settings) -> tuple[redis.Redis, CircuitBreaker] | None:
+    """The Redis client the limiter and the card cache share, and its breaker (None: no Redis)."""
     if not settings.redis_url:
-        return InProcessRateLimiter()
+        return None
     # Short timeouts and no retries: a limiter must answer fast, even when Redis is away.
     client = redis.Redis.from_url(
         settings.redis_url,
@@ -303,6 +419,24 @@ def _limiter(settings: Settings, security: SecurityLog) -> RateLimiter:
         failures_to_open=settings.redis_breaker_failures,
         probe_every_s=settings.redis_probe_interval_s,
     )
+    return client, breaker
+
+
+def _card_cache(shared: tuple[redis.Redis, CircuitBreaker] | None, settings: Settings) -> CardCache:
+    """Redis when there is one (shared with the projector, wherever it runs), else in process,
+    but for several server processes, which could not evict each other's caches."""
+    if shared is None:
+        return InProcessCardCache() if settings.serve_workers == 1 else NoCardCache()
+    client, breaker = shared
+    return RedisCardCache(client, breaker=breaker)
+
+
+def _limiter(
+    settings: Settings, security: SecurityLog, shared: tuple[redis.Redis, CircuitBreaker] | None
+) -> RateLimiter:
+    if shared is None:
+        return InProcessRateLimiter()
+    client, breaker = shared
     return RedisRateLimiter(
         client,
         fail_open=settings.rate_limit_fail_open,

@@ -1,6 +1,7 @@
 # shellcheck shell=bash
-# PostgreSQL and Redis for the test suite; sourced by ops/test after ops/lib.sh.
-# use_postgres / use_redis export TEST_DATABASE_URL / TEST_REDIS_URL, preferring:
+# PostgreSQL, Redis and RabbitMQ for the test suite; sourced by ops/test after ops/lib.sh.
+# use_postgres / use_redis / use_rabbitmq export TEST_DATABASE_URL / TEST_REDIS_URL /
+# TEST_BROKER_AMQP_URL, preferring:
 #   1. the URL already in the environment,
 #   2. a server already running on the standard port (skipped with OPS_TEST_PRIVATE_SERVICES=1),
 #   3. a private throwaway server under .cache/, stopped and deleted on exit.
@@ -121,3 +122,55 @@ start_private_redis() {
   export TEST_REDIS_URL="redis://127.0.0.1:$port/0"
   REDIS_SOURCE="private, $(redis-server --version | grep -o 'v=[^ ]*' | cut -d= -f2), stopped on exit"
 }
+
+# --- RabbitMQ ----------------------------------------------------------------
+
+# Does a RabbitMQ at this amqp:// URL accept the login? (pika from the venv)
+amqp_ok() {
+  .venv/bin/python -c 'import sys, pika
+params = pika.URLParameters(sys.argv[1])
+params.socket_timeout = params.blocked_connection_timeout = 3
+params.connection_attempts = 1
+pika.BlockingConnection(params).close()' "$1" 2>/dev/null
+}
+
+use_rabbitmq() {
+  local url=amqp://guest:guest@127.0.0.1:5672/
+  if [[ -n ${TEST_BROKER_AMQP_URL:-} ]]; then RABBITMQ_SOURCE="from TEST_BROKER_AMQP_URL"; return; fi
+  if [[ ${OPS_TEST_PRIVATE_SERVICES:-0} != 1 ]] && amqp_ok "$url"; then
+    export TEST_BROKER_AMQP_URL=$url; RABBITMQ_SOURCE="already running"; return
+  fi
+  start_private_rabbitmq
+}
+
+start_private_rabbitmq() {
+  local dir port dist i pid
+  local bin=/usr/lib/rabbitmq/bin/rabbitmq-server
+  [[ -x $bin ]] || apt_install rabbitmq-server
+  mkdir -p .cache/rabbitmq
+  dir=$(mktemp -d "$ROOT/.cache/rabbitmq/run.XXXXXX")
+  CLEANUP+=("rm -rf '$dir'")
+  port=$(free_port 56729)
+  dist=$(free_port $((port + 1)))
+  # A node of its own: its name, ports, files, no plugins, and none of /etc/rabbitmq's
+  # settings (the machine's node may be running); its Erlang cookie goes to HOME.
+  : >"$dir/rabbitmq-env.conf"
+  echo '[].' >"$dir/enabled_plugins"
+  # RabbitMQ refuses to run as root, so root runs it as the package's rabbitmq user.
+  if ((EUID == 0)); then chown -R rabbitmq: "$dir"; fi
+  as_rabbitmq env HOME="$dir" RABBITMQ_CONF_ENV_FILE="$dir/rabbitmq-env.conf" \
+    RABBITMQ_NODENAME="a2a-test-$port@localhost" RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 \
+    RABBITMQ_NODE_PORT="$port" RABBITMQ_DIST_PORT="$dist" ERL_EPMD_ADDRESS=127.0.0.1 \
+    RABBITMQ_MNESIA_BASE="$dir/mnesia" RABBITMQ_LOG_BASE="$dir/log" RABBITMQ_PID_FILE="$dir/pid" \
+    RABBITMQ_CONFIG_FILE="$dir/rabbitmq" RABBITMQ_ADVANCED_CONFIG_FILE="$dir/advanced.config" \
+    RABBITMQ_ENABLED_PLUGINS_FILE="$dir/enabled_plugins" "$bin" >"$dir/server.log" 2>&1 &
+  pid=$!
+  # SIGTERM to the Erlang VM (its pid file) stops the node; the launcher's pid if it never wrote one.
+  CLEANUP+=("kill \$(cat '$dir/pid' 2>/dev/null || echo $pid); sleep 2")
+  for ((i = 0; i < 120; i++)); do amqp_ok "amqp://guest:guest@127.0.0.1:$port/" && break; sleep 0.5; done
+  amqp_ok "amqp://guest:guest@127.0.0.1:$port/" || { cat "$dir/server.log" >&2; return 1; }
+  export TEST_BROKER_AMQP_URL="amqp://guest:guest@127.0.0.1:$port/"
+  RABBITMQ_SOURCE="private, node a2a-test-$port, stopped on exit"
+}
+
+as_rabbitmq() { if ((EUID == 0)); then runuser -u rabbitmq -- "$@"; else "$@"; fi; }

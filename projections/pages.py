@@ -21,7 +21,7 @@ from prometheus_client import Gauge
 
 from application.ports import ReadStore, Tx
 from projections.failures import ProjectionFailed, Skips
-from projections.projection import LogPage, Projection, ReadLog, forget, own_copy
+from projections.projection import LogPage, Projection, ReadLog, announce_commit, forget, own_copy
 from projections.tracking import LockedRows, TrackingRows, advance, lock_tracking, skips_in
 from projections.write_behind import Superseded, WriteBehind
 
@@ -269,6 +269,7 @@ class PageApplier:
         self._fitted_page(events)
         for name, (position, _) in rows.items():
             PROJECTED.labels(projection=name).set(position)
+        announce_commit(self.projections)
 
     def recover(self) -> None:
         """Back to what is committed: drop memory, predictions and the writer's failure."""

@@ -3,12 +3,14 @@ applies."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from application.ports import Tx
+from application.ports import ReadStore, Tx
 
 LogPage = Sequence[tuple[int, Any]]  # (log position, event), in log order
+log = logging.getLogger(__name__)
 ReadLog = Callable[[int, int], LogPage]  # (after, limit): up to `limit` events after position `after`
 
 
@@ -49,3 +51,38 @@ def forget(projection: Projection) -> None:
 def own_copy(projection: Projection) -> Projection:
     """`projection` with memory of its own (a rebuild's runner works beside the live one)."""
     return projection.fresh() if isinstance(projection, Remembering) else projection
+
+
+@runtime_checkable
+class Announcing(Protocol):
+    """A projection that acts once what it applied is committed (e.g. evicts caches)."""
+
+    def committed(self) -> None: ...
+
+
+def announce_commit(projections: Sequence[Projection]) -> None:
+    """Tell the projections that want to know that their pages so far are committed. A
+    failure is logged, never raised: the page is committed whatever a cache does."""
+    for projection in projections:
+        if isinstance(projection, Announcing):
+            try:
+                projection.committed()
+            except Exception:
+                log.exception("%s: acting on a committed page failed", projection.name)
+
+
+@runtime_checkable
+class Relocating(Protocol):
+    """A read model kept outside the read store (an Elasticsearch index): the tables it keeps
+    in the store name its outside copy, and a rebuilt copy goes live when they are swapped in."""
+
+    def swapped_in(self, store: ReadStore) -> None:
+        """Its rebuilt tables are live in `store` now: make the copy they name live too."""
+        ...
+
+
+def relocate(projections: Sequence[Projection], store: ReadStore) -> None:
+    """Tell the rebuilt projections kept outside the store that their tables are live."""
+    for projection in projections:
+        if isinstance(projection, Relocating):
+            projection.swapped_in(store)

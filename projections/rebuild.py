@@ -23,7 +23,7 @@ from multiprocessing import get_context
 
 from application.ports import ReadStore
 from projections.pages import NO_ERRORS_TEMPORARY, StoreErrors
-from projections.projection import Projection, ReadLog
+from projections.projection import Projection, ReadLog, relocate
 from projections.runner import ProjectionRunner
 from projections.tracking import load_skips
 
@@ -150,6 +150,9 @@ class Rebuilder:
             shadow.close()
             raise
         self._store.drop_shadow(shadow)
+        # After the swap, which is done whatever happens here: a copy kept outside the store
+        # that cannot go live raises, and the rebuild is reported failed.
+        relocate([self._projections[n] for n in names], self._store)
         return RebuildResult(tuple(names), reached - at_start, seconds, reached)
 
     def replay(self, names: Sequence[str]) -> int:

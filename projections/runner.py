@@ -21,7 +21,7 @@ from typing import Any, Literal
 from application.ports import ReadStore, Tx
 from projections.failures import FAILURES, NotSkippable, ProjectionFailed, Skips, apply_around_failures
 from projections.pages import NO_ERRORS_TEMPORARY, PageApplier, StoreErrors
-from projections.projection import LogPage, Projection, ReadLog
+from projections.projection import LogPage, Projection, ReadLog, announce_commit
 from projections.tracking import (
     ProjectionStatus,
     create_tracking,
@@ -154,6 +154,8 @@ class ProjectionRunner:
                     raise
                 if self._pages.settle():
                     self._idle_at = time.time()  # nothing left to apply, nothing in flight
+                    # What acting on a commit could not do then is tried again, page or not.
+                    announce_commit(self._pages.projections)
                     break
         finally:
             self._pages.settle()

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from prometheus_client import Gauge
+
 from projections.projection import ReadLog
 from projections.runner import ProjectionRunner
 from projections.tracking import ProjectionStatus
@@ -16,6 +18,15 @@ from projections.tracking import ProjectionStatus
 # The smallest lag in seconds of a read model behind the log: 0 means it has applied every
 # event, even when the clock of the process that wrote the oldest one runs ahead of ours.
 LEAST_LAG_S = 0.001
+# Set by the projection_watch job every PROJECTION_WATCH_S, in the process that runs it.
+LAG_EVENTS = Gauge(
+    "a2a_projection_lag_events", "Events of the log a read model has not applied yet.", ["projection"]
+)
+LAG_SECONDS = Gauge(
+    "a2a_projection_lag_seconds",
+    "Age in seconds of the oldest event a read model has not applied (0: none).",
+    ["projection"],
+)
 
 
 @dataclass(frozen=True)
@@ -72,3 +83,14 @@ def projection_status(
         }
         for lag in read_model_lags(runner.statuses(), read_log, end, now)
     ]
+
+
+def record_lag_metrics(
+    runner: ProjectionRunner, read_log: ReadLog, log_end: Callable[[], int]
+) -> list[ReadModelLag]:
+    """Measure every read model's lag from its tracking row and set the lag gauges."""
+    lags = read_model_lags(runner.statuses(), read_log, log_end())
+    for lag in lags:
+        LAG_EVENTS.labels(lag.status.name).set(lag.lag_events)
+        LAG_SECONDS.labels(lag.status.name).set(lag.lag_s)
+    return lags

@@ -56,7 +56,12 @@ def make_settings(store_kind: str, tmp_path: Path, request: pytest.FixtureReques
     """Settings for the store under test; extra keyword arguments override by alias."""
 
     def make(**overrides: object) -> Settings:
-        values: dict[str, object] = {"APP_ENV": "test", "DATA_DIR": str(tmp_path / "data")}
+        # ELASTICSEARCH_URL, set for the Elasticsearch tests, is not for every system under test.
+        values: dict[str, object] = {
+            "APP_ENV": "test",
+            "DATA_DIR": str(tmp_path / "data"),
+            "ELASTICSEARCH_URL": "",
+        }
         if store_kind == "postgres":
             values["DATABASE_URL"] = request.getfixturevalue("pg_url")
         values.update(overrides)
@@ -161,7 +166,7 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
 
     def start(*args: str, **env: str) -> Server:
         """A server with `env` over the test defaults; `args` go to `serve` (`--workers 2`)."""
-        base = {"APP_ENV": "test", "DATA_DIR": str(tmp_path / "server-data")}
+        base = {"APP_ENV": "test", "DATA_DIR": str(tmp_path / "server-data"), "ELASTICSEARCH_URL": ""}
         server = Server({**base, **env}, tmp_path / f"server-{len(servers)}.log", args)
         servers.append(server)
         return server

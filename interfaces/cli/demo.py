@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from application.goals import ProgressUpdate
-from domain.goals import Meta
+from domain.meta import Meta
 from domain.objectives import GoalDefinition, Kpi, Objective
 from interfaces.bootstrap import System
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import threading
 from datetime import datetime
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import typer
 import uvicorn
@@ -28,6 +30,9 @@ def serve(
 ) -> None:
     """Serve the HTTP API (embedded SQLite store unless DATABASE_URL names PostgreSQL)."""
     settings = Settings()
+    # Each server process learns it is one of several (an in-process card cache is then off:
+    # another process's projections could not evict it).
+    os.environ["SERVE_WORKERS"] = str(workers)
     console.print(
         f"a2a-goals on http://{host or settings.host}:{port or settings.port} "
         f"(store: {settings.redacted_database_url()}); docs at /docs"
@@ -71,6 +76,59 @@ def project() -> None:
                 console.print(f"[red]read model failed[/] (the others go on): {reported}")
     finally:
         system.close()
+
+
+@app.command()
+def worker(
+    threads: Annotated[
+        int | None, typer.Option(min=1, max=64, help="Threads running jobs (default: WORKER_THREADS).")
+    ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(min=1, max=65535, help="Serve this process's Prometheus metrics on HOST:PORT."),
+    ] = None,
+) -> None:
+    """Run background jobs from BROKER_URL's queues until interrupted (SIGTERM/SIGINT)."""
+    from interfaces.workers.worker import run_worker
+
+    settings = _with_broker()
+    configure_logging(settings.debug)
+    count = threads or settings.worker_threads
+    console.print(
+        f"worker: {count} threads, queues {settings.queue_prefix}.* on {_redacted(settings.broker_url)}"
+    )
+    run_worker(settings, count, metrics_port)
+
+
+@app.command()
+def scheduler() -> None:
+    """Send the periodic jobs to BROKER_URL when due, until interrupted (SIGTERM/SIGINT).
+    Run one: a poll is not sent while the one before it is pending or running."""
+    from interfaces.workers.scheduler import polls, run_scheduler
+
+    settings = _with_broker()
+    configure_logging(settings.debug)
+    due = ", ".join(f"{p.actor} every {p.every_s:g}s" for p in polls(settings)) or "nothing"
+    console.print(f"scheduler: {due}, queues {settings.queue_prefix}.* on {_redacted(settings.broker_url)}")
+    run_scheduler(settings)
+
+
+def _with_broker() -> Settings:
+    settings = Settings()
+    if settings.broker_kind == "stub":
+        console.print(
+            "[red]BROKER_URL is not set[/]: without one, jobs run inside the API process"
+            " (`a2a-goals serve`); set redis://... or amqp://... to run them here"
+        )
+        raise typer.Exit(2)
+    return settings
+
+
+def _redacted(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")).geturl()
+    return url
 
 
 clients_app = typer.Typer(help="OAuth clients.", no_args_is_help=True)

@@ -13,7 +13,7 @@ from prometheus_client import make_asgi_app
 from infrastructure.settings import Settings
 from interfaces.bootstrap import System, build_system, settle_heap
 from interfaces.devclient import ensure_dev_client
-from interfaces.http import problems
+from interfaces.http import problems, registry_problems
 from interfaces.http.middleware import (
     BodyLimitMiddleware,
     InternalErrorMiddleware,
@@ -21,10 +21,21 @@ from interfaces.http.middleware import (
     SecurityHeadersMiddleware,
 )
 from interfaces.http.openapi import install_openapi
-from interfaces.http.routes import admin, analytics, goals, oauth, operations
+from interfaces.http.request_metrics import RequestMetricsMiddleware
+from interfaces.http.routes import admin, analytics, goals, oauth, operations, peers, registry, wellknown
+from interfaces.workers.worker import InProcessJobs
 
 # Every router of the API; their routes parse JSON bodies strictly (StrictJSONRoute).
-ROUTERS = (goals.router, analytics.router, oauth.router, admin.router, operations.router)
+ROUTERS = (
+    goals.router,
+    analytics.router,
+    registry.router,
+    peers.router,
+    wellknown.router,
+    oauth.router,
+    admin.router,
+    operations.router,
+)
 DESCRIPTION = """Goals for A2A agents, event-sourced: every goal, progress update, milestone
 and status change is an immutable event. Commands answer with the aggregate `version`
 and the log `position`; pass `?min_position=` to a query to read your own write.
@@ -47,27 +58,35 @@ def create_app(system: System | None = None, settings: Settings | None = None) -
             sys.start_projections()
         if owned:
             sys.warm_analytics()
+        # Without BROKER_URL, this process runs the jobs and the scheduler too (`a2a-goals
+        # worker` and `scheduler` do with one).
+        jobs = InProcessJobs(sys) if owned and sys.jobs.in_process else None
+        if jobs is not None:
+            jobs.start()
         if owned and (hint := ensure_dev_client(sys)):
             # Straight to the terminal, not through logging: log lines never carry secrets.
             print(hint, file=sys_module.stderr, flush=True)
         try:
             yield
         finally:
+            if jobs is not None:
+                jobs.stop()
             if owned:
                 sys.close()
 
     app = FastAPI(title="a2a-goals", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     if system is not None:
         app.state.system = system
-    app.state.rebuild_jobs = operations.RebuildJobs()
     # Counters of security events, read-model positions and failures, for Prometheus.
     app.mount("/metrics", make_asgi_app())
     problems.install(app)
+    registry_problems.install(app)
     for router in ROUTERS:
         app.include_router(router)
     install_openapi(app)
     config = system.settings if system else settings or Settings()
     app.add_middleware(InternalErrorMiddleware)
+    app.add_middleware(RequestMetricsMiddleware)  # around the 500s too
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
     if config.cors_origin_list:
         app.add_middleware(

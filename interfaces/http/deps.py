@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 
 from application.goals import Idempotency
 from application.preconditions import IfMatch
-from domain.goals import Meta
+from domain.meta import Meta
 from interfaces.bootstrap import System
 
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}\Z")  # \Z: $ would let a trailing newline in

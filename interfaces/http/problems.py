@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException
 from application.clients import ClientNotFound
 from application.errors import ConcurrencyConflict, GoalsNotFound, NotCaughtUp, VersionMismatch
 from application.json_encoding import UnstorableValue
+from application.ports import JobsUnavailable
 from domain.clients import ClientDisabled
 from domain.errors import GoalNotActive, InvalidCommand, TransitionRefused
 from domain.idempotency import KeyReused
@@ -215,6 +216,8 @@ def install(app: FastAPI) -> None:
 
     for exc_type in DATABASE_ERRORS:
         app.add_exception_handler(exc_type, database_error)
+    # The job broker, or the Redis of job keys, cannot be reached: nothing was queued.
+    app.add_exception_handler(JobsUnavailable, unavailable)
 
     @app.exception_handler(RateLimiterUnavailable)
     async def limiter_unavailable(request: Request, exc: RateLimiterUnavailable) -> JSONResponse:

@@ -100,7 +100,7 @@ sys.path.insert(0, str(ROOT))
 
 from application.goals import ProgressUpdate  # noqa: E402
 from application.ports import Tx  # noqa: E402
-from domain.goals import Meta  # noqa: E402
+from domain.meta import Meta  # noqa: E402
 from domain.objectives import GoalDefinition, Kpi, Objective  # noqa: E402
 from infrastructure.settings import Settings  # noqa: E402
 from interfaces.bootstrap import STORE_ERRORS, System, build_system, settle_heap  # noqa: E402

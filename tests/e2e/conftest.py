@@ -3,7 +3,10 @@ A test module may define its own `server` or `api` to change them."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import httpx
 import pytest
@@ -38,3 +41,29 @@ def api(server: Server, caller: tuple[str, dict[str, str]]) -> Iterator[httpx.Cl
     """A client of the server, authenticated with the caller's token."""
     with httpx.Client(base_url=f"{server.url}{API}", headers=caller[1], timeout=30) as client:
         yield client
+
+
+class Files(BaseHTTPRequestHandler):
+    documents: dict[str, bytes] = {}
+
+    def do_GET(self) -> None:
+        body = self.documents.get(self.path)
+        self.send_response(200 if body is not None else 404)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body or b"{}")
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def files() -> Iterator[tuple[str, dict[str, bytes]]]:
+    """A real HTTP server on loopback serving `documents` by path."""
+    documents: dict[str, bytes] = {}
+    handler = type("Handler", (Files,), {"documents": documents})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", documents
+    httpd.shutdown()

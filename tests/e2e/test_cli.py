@@ -157,3 +157,8 @@ def test_ops_run_serves_the_api(ops_run: tuple[subprocess.Popen[bytes], str, Pat
     # the server computes the busiest tenants' analytics at start-up (none yet: done at once)
     assert health.json()["analytics"] in {"warming", "warm"}
     assert (log_path.parent / "run-data" / "events.sqlite").exists()
+    # the whole system in one process: its scheduler sent projection_watch and its worker ran it
+    lag = 'a2a_projection_lag_events{projection="goal_progress"}'
+    while lag not in httpx.get(f"{url}/metrics/", timeout=2).text:
+        assert time.monotonic() < deadline and proc.poll() is None, log_path.read_text()
+        time.sleep(0.2)

@@ -45,7 +45,13 @@ def test_tokens_of_the_configured_idp_are_accepted_and_others_refused(
     idp: tuple[str, KeyRing], start_server: Callable[..., Server], tenant: str, tmp_path: Path
 ) -> None:
     jwks_url, idp_keys = idp
-    server = start_server(EXTERNAL_JWKS_URL=jwks_url, EXTERNAL_ISSUER=IDP, EXTERNAL_ALGORITHMS="ES256")
+    # The IdP of this test serves on loopback, which outbound fetches may reach only when allowed.
+    server = start_server(
+        EXTERNAL_JWKS_URL=jwks_url,
+        EXTERNAL_ISSUER=IDP,
+        EXTERNAL_ALGORITHMS="ES256",
+        OUTBOUND_ALLOW_NETS="127.0.0.0/8",
+    )
     url = f"{server.url}/api/v1/goals/"
 
     token, _ = TokenIssuer(idp_keys, issuer=IDP, audience="a2a-goals-api").issue(

@@ -17,8 +17,9 @@ import psycopg
 
 from application.goals import ProgressUpdate
 from application.ports import ReadStore
-from domain.goals import AgentGoals, Meta
+from domain.goals import AgentGoals
 from domain.ids import goals_id
+from domain.meta import Meta
 from domain.objectives import GoalDefinition, Kpi, Objective
 from infrastructure.readstore import PostgresReadStore, SQLiteReadStore
 from infrastructure.settings import Settings

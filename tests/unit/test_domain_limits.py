@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 
 from application.json_encoding import encode_json
 from domain.errors import InvalidCommand
-from domain.goals import AgentGoals, AutoUpdate, Meta
+from domain.goals import AgentGoals, AutoUpdate
 from domain.limits import MAX_OBJECTIVES, OVERALL, note_problems
+from domain.meta import Meta
 from domain.objectives import GoalDefinition, Kpi, Objective, unique_ids
 from projections.views import definition_json
 

@@ -16,9 +16,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain.errors import DomainError, GoalNotActive, InvalidCommand, TransitionRefused
-from domain.goals import AgentGoals, AutoUpdate, Meta
+from domain.goals import AgentGoals, AutoUpdate
 from domain.ids import goals_id
 from domain.limits import OVERALL
+from domain.meta import Meta
 from domain.objectives import DEFAULT_MILESTONES, GoalDefinition, Kpi, Objective
 from domain.status import Status
 

@@ -26,6 +26,7 @@ PROD: dict[str, Any] = {
     "SIGNING_KEYS": PEM,
     "REDIS_URL": f"redis://:{REDIS_PASSWORD}@redis:6379/0",
     "OPERATOR_TENANT": "platform-ops",
+    "REGISTRY_BASE_URL": "https://registry.example.com",
 }
 ENV_NAMES = (
     "APP_ENV",
@@ -36,6 +37,11 @@ ENV_NAMES = (
     "CORS_ORIGINS",
     "CORS_ALLOW_CREDENTIALS",
     "OPERATOR_TENANT",
+    "BROKER_URL",
+    "QUEUE_PREFIX",
+    "ELASTICSEARCH_URL",
+    "ELASTICSEARCH_INDEX",
+    "REGISTRY_BASE_URL",
 )
 
 
@@ -69,6 +75,9 @@ def test_a_complete_production_configuration_is_accepted() -> None:
         ({"REDIS_URL": None}, "REDIS_URL"),
         ({"CORS_ORIGINS": "*", "CORS_ALLOW_CREDENTIALS": "true"}, "CORS"),
         ({"OPERATOR_TENANT": None}, "OPERATOR_TENANT"),
+        ({"REDIS_URL": None}, r"needs BROKER_URL \(or REDIS_URL"),
+        ({"REDIS_URL": None, "BROKER_URL": f"redis://:{REDIS_PASSWORD}@queue:6379/0"}, "rate limits"),
+        ({"BROKER_URL": "amqp://guest:guest@rabbit:5672/"}, "BROKER_URL uses a well-known default password"),
     ],
     ids=[
         "no-signing-keys",
@@ -82,12 +91,30 @@ def test_a_complete_production_configuration_is_accepted() -> None:
         "no-redis",
         "cors-wildcard-with-credentials",
         "no-operator-tenant",
+        "no-broker-nor-redis",
+        "broker-but-no-redis",
+        "broker-password-guest",
     ],
 )
 def test_an_insecure_production_configuration_is_refused(change: dict[str, Any], reason: str) -> None:
     values = {k: v for k, v in {**PROD, **change}.items() if v is not None}
     with pytest.raises(ValidationError, match=reason):
         settings(**values)
+
+
+@pytest.mark.parametrize(
+    ("values", "reason"),
+    [
+        ({"ELASTICSEARCH_URL": "elastic.internal:9200"}, "ELASTICSEARCH_URL"),
+        ({"ELASTICSEARCH_URL": "ftp://elastic.internal"}, "ELASTICSEARCH_URL"),
+        ({"ELASTICSEARCH_INDEX": "Agents*"}, "ELASTICSEARCH_INDEX"),
+    ],
+)
+def test_elasticsearch_settings_are_checked(values: dict[str, Any], reason: str) -> None:
+    with pytest.raises(ValidationError, match=reason):
+        settings(**values)
+    assert settings(ELASTICSEARCH_URL="https://elastic.internal:9200").elasticsearch_index == "a2a-agents"
+    assert settings().elasticsearch_url == ""
 
 
 def test_dev_and_test_still_start_on_the_embedded_defaults() -> None:
@@ -108,3 +135,40 @@ def test_a_refusal_does_not_echo_any_secret_of_the_configuration(change: dict[st
         fragments = {secret[i : i + 6] for i in range(len(secret) - 5)}
         shown = sorted(f for f in fragments if f in message)
         assert not shown, f"the refusal quotes part of a secret: {shown}"
+
+
+def test_production_jobs_go_to_the_redis_of_redis_url_unless_broker_url_names_another() -> None:
+    assert settings(**PROD).broker_url == PROD["REDIS_URL"]
+    assert settings(**PROD).broker_kind == "redis"
+    rabbit = f"amqp://app:{PASSWORD}@rabbit:5672/"
+    chosen = settings(**{**PROD, "BROKER_URL": rabbit})
+    assert chosen.broker_url == rabbit and chosen.broker_kind == "rabbitmq"
+    # the keys that keep polls from piling up live in REDIS_URL's Redis then
+    assert chosen.job_keys_url == PROD["REDIS_URL"]
+
+
+def test_without_a_broker_url_jobs_run_in_process_outside_production() -> None:
+    for env in ("dev", "test"):
+        chosen = settings(APP_ENV=env, REDIS_URL="redis://127.0.0.1:6379/0")
+        assert chosen.broker_kind == "stub" and chosen.job_keys_url == ""
+
+
+@pytest.mark.parametrize(
+    ("values", "reason"),
+    [
+        ({"BROKER_URL": "http://queue:8080/"}, "BROKER_URL must be a redis:// or amqp:// URL"),
+        ({"BROKER_URL": "amqp://127.0.0.1:5672/"}, "BROKER_URL=amqp:// needs REDIS_URL"),
+        ({"QUEUE_PREFIX": "two words"}, "QUEUE_PREFIX"),
+        ({"QUEUE_PREFIX": "9starts_with_a_digit"}, "QUEUE_PREFIX"),
+    ],
+    ids=["scheme", "rabbitmq-without-redis", "prefix-space", "prefix-digit"],
+)
+def test_a_broker_the_jobs_cannot_use_is_refused_in_any_environment(values: dict[str, Any], reason: str) -> None:
+    with pytest.raises(ValidationError, match=reason):
+        settings(APP_ENV="dev", **values)
+
+
+@pytest.mark.parametrize("base", ["", "http://registry.example.com"])
+def test_production_publishes_links_under_an_https_base_it_was_given(base: str) -> None:
+    with pytest.raises(ValidationError, match="REGISTRY_BASE_URL"):
+        settings(**{**PROD, "REGISTRY_BASE_URL": base})

@@ -11,6 +11,7 @@ from application.errors import GoalsNotFound
 from application.goals import ProgressUpdate
 from application.results import CommandResult
 from domain.goals import AutoUpdate
+from interfaces.http.answers import command_answer
 from interfaces.http.auth import GoalsReader, GoalsWriter
 from interfaces.http.deps import IdempotencyDep, IfMatchDep, SystemDep, command_meta
 from interfaces.http.json_body import StrictJSONRoute
@@ -44,21 +45,9 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
 
 
 def _answer(result: CommandResult, *, created_status: int = 200, location: str | None = None) -> JSONResponse:
-    """The command's answer, built here rather than by FastAPI's response_model machinery,
-    which would take one more trip through the thread pool per command."""
-    item = result.first
-    body = CommandOut(
-        agent_id=item.agent_id,
-        version=item.version,
-        position=result.position,
-        created=item.created,
-        replayed=result.replayed,
-    )
-    headers = {"ETag": f'"{item.version}"'}
-    if item.created and location:
-        headers["Location"] = location
-    return JSONResponse(
-        body.model_dump(), status_code=created_status if item.created else 200, headers=headers
+    created = result.first.created
+    return command_answer(
+        result, status=created_status if created else 200, location=location if created else None
     )
 
 

@@ -1,5 +1,8 @@
 """An external issuer's keys (infrastructure/remote_jwks.py) against a real JWKS server on
-127.0.0.1: caching, refetching at most once per interval, failures and unusable keys."""
+127.0.0.1: caching, refetching at most once per interval, failures and unusable keys.
+
+The keys are fetched through the outbound guard, which refuses loopback by default: these
+tests allow 127.0.0.0/8 explicitly, as an operator would allow an IdP on a private network."""
 
 from __future__ import annotations
 
@@ -9,14 +12,15 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from infrastructure.outbound import OutboundClient, OutboundPolicy
 from infrastructure.remote_jwks import RemoteJWKS
 from infrastructure.signing_keys import KeyRing
 from infrastructure.tokens import InvalidToken, TokenIssuer, TokenVerifier
@@ -35,6 +39,7 @@ from tests.unit.tokens.forging import (
 )
 
 REMOTE_ISS = "https://idp.test"
+LOOPBACK_ALLOWED = OutboundPolicy(allow_nets=(ip_network("127.0.0.0/8"),))
 
 
 @dataclass
@@ -90,11 +95,16 @@ class Remote:
 
 
 @pytest.fixture
-def remote(jwks_server: JWKSServer, tmp_path: Path, clock: FakeClock) -> Iterator[Remote]:
+def outbound() -> Iterator[OutboundClient]:
+    with OutboundClient(LOOPBACK_ALLOWED) as client:
+        yield client
+
+
+@pytest.fixture
+def remote(jwks_server: JWKSServer, outbound: OutboundClient, tmp_path: Path, clock: FakeClock) -> Remote:
     idp_ring = KeyRing.load_or_create(tmp_path / "idp.json", clock=clock)
     mono = FakeClock(1000.0)
-    client = httpx.Client(trust_env=False, timeout=5.0)  # no proxy for 127.0.0.1
-    jwks = RemoteJWKS(jwks_server.url, client=client, cache_s=3600, min_refetch_s=60, clock=mono)
+    jwks = RemoteJWKS(jwks_server.url, outbound, cache_s=3600, min_refetch_s=60, clock=mono)
     remote = Remote(
         server=jwks_server,
         idp_ring=idp_ring,
@@ -104,10 +114,7 @@ def remote(jwks_server: JWKSServer, tmp_path: Path, clock: FakeClock) -> Iterato
         mono=mono,
     )
     remote.publish()
-    try:
-        yield remote
-    finally:
-        client.close()
+    return remote
 
 
 def random_kid_token() -> str:
@@ -220,13 +227,27 @@ def test_a_failing_idp_leaves_the_cached_keys_in_use(remote: Remote) -> None:
     assert remote.server.requests == 3
 
 
-def test_an_unreachable_idp_refuses_tokens(clock: FakeClock, tmp_path: Path) -> None:
+def test_an_unreachable_idp_refuses_tokens(
+    outbound: OutboundClient, clock: FakeClock, tmp_path: Path
+) -> None:
     idp_ring = KeyRing.load_or_create(tmp_path / "idp.json", clock=clock)
     token, _ = TokenIssuer(idp_ring, issuer=REMOTE_ISS, audience=AUD, clock=clock).issue("c", "t", [])
-    with httpx.Client(trust_env=False, timeout=2.0) as client:
-        jwks = RemoteJWKS("http://127.0.0.1:9/jwks.json", client=client, clock=FakeClock())
+    jwks = RemoteJWKS("http://127.0.0.1:9/jwks.json", outbound, clock=FakeClock())
+    verifier = TokenVerifier(None, issuer=REMOTE_ISS, audience=AUD, remote=jwks, clock=clock)
+    assert reason_of(verifier, token) == "unknown_key"
+
+
+def test_an_idp_on_loopback_is_not_asked_unless_allowed(
+    jwks_server: JWKSServer, clock: FakeClock, tmp_path: Path
+) -> None:
+    idp_ring = KeyRing.load_or_create(tmp_path / "idp.json", clock=clock)
+    jwks_server.document = idp_ring.jwks()
+    token, _ = TokenIssuer(idp_ring, issuer=REMOTE_ISS, audience=AUD, clock=clock).issue("c", "t", [])
+    with OutboundClient(OutboundPolicy()) as guarded:
+        jwks = RemoteJWKS(jwks_server.url, guarded, clock=FakeClock())
         verifier = TokenVerifier(None, issuer=REMOTE_ISS, audience=AUD, remote=jwks, clock=clock)
         assert reason_of(verifier, token) == "unknown_key"
+    assert jwks_server.requests == 0
 
 
 def test_unusable_remote_keys_are_ignored(remote: Remote) -> None:
@@ -253,7 +274,9 @@ def test_unusable_remote_keys_are_ignored(remote: Remote) -> None:
     assert reason_of(remote.verifier, hs) == "algorithm_not_allowed"
 
 
-def test_remote_rs256_issuer_when_configured(jwks_server: JWKSServer, clock: FakeClock) -> None:
+def test_remote_rs256_issuer_when_configured(
+    jwks_server: JWKSServer, outbound: OutboundClient, clock: FakeClock
+) -> None:
     """Algorithms come from configuration: an RS256 IdP works when RS256 is configured, its key's
     declared alg is honoured, and ES256 tokens are then refused."""
     private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -267,26 +290,25 @@ def test_remote_rs256_issuer_when_configured(jwks_server: JWKSServer, clock: Fak
         "e": b64(numbers.e.to_bytes(3, "big")),
     }
     jwks_server.document = {"keys": [jwk, {**jwk, "kid": "rsa-ps", "alg": "PS256"}]}
-    with httpx.Client(trust_env=False, timeout=5.0) as client:
-        jwks = RemoteJWKS(jwks_server.url, client=client, clock=FakeClock())
-        verifier = TokenVerifier(
-            None, issuer=REMOTE_ISS, audience=AUD, algorithms=["RS256"], remote=jwks, clock=clock
-        )
-        payload = good_claims(iss=REMOTE_ISS)
-        token = forge({"alg": "RS256", "kid": "rsa-1", "typ": "JWT"}, payload, rsa_signer(private))
-        assert verifier.verify(token).subject == "client-7"
-        # The key declares alg PS256: it may not verify RS256 signatures.
-        wrong_alg = forge({"alg": "RS256", "kid": "rsa-ps"}, payload, rsa_signer(private))
-        assert reason_of(verifier, wrong_alg) == "key_mismatch"
-        es = forge(
-            {"alg": "ES256", "kid": "rsa-1"},
-            payload,
-            ecdsa_signer(ec.generate_private_key(ec.SECP256R1()), hashes.SHA256()),
-        )
-        assert reason_of(verifier, es) == "algorithm_not_allowed"
-        hs = forge({"alg": "HS256", "kid": "rsa-1"}, payload, hmac_signer(jwk["n"].encode()))
-        assert reason_of(verifier, hs) == "algorithm_not_allowed"
-        assert jwks_server.requests == 1
+    jwks = RemoteJWKS(jwks_server.url, outbound, clock=FakeClock())
+    verifier = TokenVerifier(
+        None, issuer=REMOTE_ISS, audience=AUD, algorithms=["RS256"], remote=jwks, clock=clock
+    )
+    payload = good_claims(iss=REMOTE_ISS)
+    token = forge({"alg": "RS256", "kid": "rsa-1", "typ": "JWT"}, payload, rsa_signer(private))
+    assert verifier.verify(token).subject == "client-7"
+    # The key declares alg PS256: it may not verify RS256 signatures.
+    wrong_alg = forge({"alg": "RS256", "kid": "rsa-ps"}, payload, rsa_signer(private))
+    assert reason_of(verifier, wrong_alg) == "key_mismatch"
+    es = forge(
+        {"alg": "ES256", "kid": "rsa-1"},
+        payload,
+        ecdsa_signer(ec.generate_private_key(ec.SECP256R1()), hashes.SHA256()),
+    )
+    assert reason_of(verifier, es) == "algorithm_not_allowed"
+    hs = forge({"alg": "HS256", "kid": "rsa-1"}, payload, hmac_signer(jwk["n"].encode()))
+    assert reason_of(verifier, hs) == "algorithm_not_allowed"
+    assert jwks_server.requests == 1
 
 
 def test_local_ring_and_remote_together(remote: Remote, ring: KeyRing, clock: FakeClock) -> None:

@@ -1,0 +1,219 @@
+"""Hot card answers, cached: in Redis when REDIS_URL is set (shared by every process, evicted
+by whichever process projects), in process otherwise.
+
+An entry is what one caller's lookup of one card found: the served bytes with their headers,
+or "not this tenant's own agent" (so that a public id looked up again goes straight to the
+public entry). Keys are derived from (tenant, agent_id) and from the public id, so that the
+agent_cards read model can evict every entry of an agent after its page commits.
+Invariant: only the projection's eviction makes an entry stale before its TTL; a page that
+changed a card evicts after it commits (test_a_cached_card_is_evicted_when_the_read_model_changes
+breaks otherwise). An answer read before a change but stored after its eviction would be stale:
+eviction leaves the agent's log position behind, and an answer read at an older position is not
+stored (atomically, in a Lua script on Redis). A cache that fails is a miss, never an error.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Protocol
+
+import orjson
+import redis
+
+from domain.ids import registered_agent_id
+from infrastructure.breaker import CircuitBreaker, CircuitOpen
+from infrastructure.ratelimit import UNREACHABLE
+
+log = logging.getLogger(__name__)
+TTL_S = 60  # the backstop: an eviction lost (Redis down at that moment) is stale this long at most
+VARIANTS = [(generation, original) for generation in ("1.0", "0.3") for original in (False, True)]
+
+
+@dataclass(frozen=True)
+class CachedCard:
+    """A served card (`body` set) or NOT_OWN (the tenant has no own agent of that id)."""
+
+    body: bytes | None
+    etag: str = ""
+    last_modified: str = ""
+    public: bool = False
+
+
+NOT_OWN = CachedCard(None)
+
+
+def own_key(tenant: str, agent_id: str, generation: str, original: bool) -> str:
+    return f"card:own:{len(tenant)}:{tenant}:{agent_id}:{generation}:{int(original)}"
+
+
+def public_key(public_id: str, generation: str, original: bool) -> str:
+    return f"card:pub:{public_id}:{generation}:{int(original)}"
+
+
+def evicted_key(tenant: str, agent_id: str) -> str:
+    return f"card:evicted:{len(tenant)}:{tenant}:{agent_id}"
+
+
+def keys_of(tenant: str, agent_id: str) -> list[str]:
+    """Every key an agent's answers may be cached under."""
+    public_id = registered_agent_id(tenant, agent_id).hex if tenant else agent_id
+    return [own_key(tenant, agent_id, g, o) for g, o in VARIANTS] + [
+        public_key(public_id, g, o) for g, o in VARIANTS
+    ]
+
+
+Agent = tuple[str, str]  # (tenant, agent_id); tenant "" for copies of peers' agents
+
+
+class CardCache(Protocol):
+    def get(self, key: str) -> CachedCard | None: ...
+
+    def put(self, key: str, value: CachedCard, agent: Agent, position: int) -> None:
+        """Store an answer read from the read model at the agent's log `position`, unless the
+        agent was evicted at a later position since."""
+        ...
+
+    def evict(self, agents: Mapping[Agent, int]) -> bool:
+        """Drop every answer of these agents, changed at these log positions; False if that
+        could not be done now (the caller tries again)."""
+        ...
+
+
+class NoCardCache:
+    """Every lookup a miss: where no cache could be kept correct (several server processes
+    and no Redis to share)."""
+
+    def get(self, key: str) -> CachedCard | None:
+        return None
+
+    def put(self, key: str, value: CachedCard, agent: Agent, position: int) -> None:
+        return None
+
+    def evict(self, agents: Mapping[Agent, int]) -> bool:
+        return True
+
+
+class InProcessCardCache:
+    def __init__(self, size: int = 10_000, ttl_s: float = TTL_S) -> None:
+        self._entries: OrderedDict[str, tuple[float, CachedCard]] = OrderedDict()
+        self._evicted: dict[Agent, tuple[float, int]] = {}
+        self._size = size
+        self._ttl_s = ttl_s
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> CachedCard | None:
+        with self._lock:
+            found = self._entries.get(key)
+            if found is None or found[0] < time.monotonic():
+                return None
+            return found[1]
+
+    def put(self, key: str, value: CachedCard, agent: Agent, position: int) -> None:
+        with self._lock:
+            now = time.monotonic()
+            evicted = self._evicted.get(agent)
+            if evicted is not None and evicted[0] >= now and evicted[1] > position:
+                return
+            self._entries[key] = (now + self._ttl_s, value)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+
+    def evict(self, agents: Mapping[Agent, int]) -> bool:
+        with self._lock:
+            now = time.monotonic()
+            self._evicted = {a: e for a, e in self._evicted.items() if e[0] >= now}
+            for (tenant, agent_id), position in agents.items():
+                self._evicted[(tenant, agent_id)] = (now + self._ttl_s, position)
+                for key in keys_of(tenant, agent_id):
+                    self._entries.pop(key, None)
+        return True
+
+
+# KEYS: entry, evicted marker; ARGV: value, position, ttl. Stored unless evicted at a later position.
+PUT = """
+local evicted = tonumber(redis.call('GET', KEYS[2]) or '-1')
+if evicted > tonumber(ARGV[2]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+return 1
+"""
+# KEYS: evicted marker, then the entries; ARGV: position, ttl.
+EVICT = """
+local evicted = tonumber(redis.call('GET', KEYS[1]) or '-1')
+if tonumber(ARGV[1]) > evicted then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) end
+redis.call('DEL', unpack(KEYS, 2))
+return 1
+"""
+
+
+class RedisCardCache:
+    """On Redis, behind the breaker the rate limiter shares: while Redis is known to be down
+    every lookup is a miss at once (no request waits on a dead Redis)."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        prefix: str = "a2a:",
+        ttl_s: int = TTL_S,
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
+        self._redis = client
+        self._prefix = prefix
+        self._ttl_s = ttl_s
+        self._breaker = breaker
+        self._put = client.register_script(PUT)
+        self._evict = client.register_script(EVICT)
+
+    def get(self, key: str) -> CachedCard | None:
+        try:
+            with self._guarded():
+                raw = self._redis.get(self._prefix + key)
+        except (CircuitOpen, redis.RedisError, OSError) as e:
+            log.debug("card cache miss (Redis: %s)", e)
+            return None
+        if not isinstance(raw, bytes):
+            return None
+        head, _, body = raw.partition(b"\n")
+        etag, modified, public, present = orjson.loads(head)
+        return CachedCard(body if present else None, etag, modified, public)
+
+    def put(self, key: str, value: CachedCard, agent: Agent, position: int) -> None:
+        head = orjson.dumps([value.etag, value.last_modified, value.public, value.body is not None])
+        keys = [self._prefix + key, self._prefix + evicted_key(*agent)]
+        try:
+            with self._guarded():
+                self._put(keys=keys, args=[head + b"\n" + (value.body or b""), position, self._ttl_s])
+        except (CircuitOpen, redis.RedisError, OSError) as e:
+            log.debug("card not cached (Redis: %s)", e)
+
+    def evict(self, agents: Mapping[Agent, int]) -> bool:
+        try:
+            with self._guarded(), self._redis.pipeline(transaction=False) as pipe:
+                for (tenant, agent_id), position in agents.items():
+                    keys = [evicted_key(tenant, agent_id), *keys_of(tenant, agent_id)]
+                    self._evict(keys=[self._prefix + k for k in keys], args=[position, self._ttl_s], client=pipe)
+                pipe.execute()
+        except (CircuitOpen, redis.RedisError, OSError):
+            log.warning("cached cards not evicted (Redis unavailable): tried again after the next page")
+            return False
+        return True
+
+    @contextmanager
+    def _guarded(self) -> Iterator[None]:
+        breaker = self._breaker
+        if breaker is None:
+            yield
+            return
+        breaker.admit()
+        try:
+            yield
+        except UNREACHABLE:
+            breaker.failed()
+            raise
+        breaker.succeeded()

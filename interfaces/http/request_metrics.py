@@ -1,0 +1,52 @@
+"""Every API request counted and timed, labelled by route template (never the raw path, so
+the number of series stays bounded whatever ids are sent)."""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import Counter, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+REQUESTS = Counter(
+    "a2a_registry_requests_total",
+    "API requests, by method, route template and status code.",
+    ["method", "endpoint", "status_code"],
+)
+DURATION = Histogram(
+    "a2a_registry_request_duration_seconds",
+    "Time to answer an API request, by method and route template.",
+    ["method", "endpoint"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+UNMATCHED = "unmatched"  # no route: 404s and 405s of unknown paths are one series
+# Methods are the client's to choose: any other is one series too.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class RequestMetricsMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # what the client gets if the app fails before answering
+
+        async def recording(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording)
+        finally:
+            # Routing filled in scope["route"] (the same dict) when a route matched.
+            route = scope.get("route")
+            endpoint = getattr(route, "path", None) or UNMATCHED
+            method = scope["method"] if scope["method"] in METHODS else "OTHER"
+            REQUESTS.labels(method, endpoint, str(status)).inc()
+            DURATION.labels(method, endpoint).observe(time.perf_counter() - started)

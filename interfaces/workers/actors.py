@@ -1,0 +1,116 @@
+"""The actors: each one a thin entry point that calls a service of the System.
+
+They are declared on the broker the composition root built (`declare_actors`, called by
+`interfaces.bootstrap.build_system`), never at import: dramatiq's `@actor` decorator binds the
+global broker as a module is imported, and makes one (RabbitMQ on localhost) if none was set,
+before Settings is even read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import dramatiq
+from prometheus_client import Counter, Gauge
+
+from domain.meta import Meta
+from infrastructure.jobs import Jobs
+from projections.status import record_lag_metrics
+
+if TYPE_CHECKING:
+    from interfaces.bootstrap import System
+
+REBUILD_PROJECTION = "rebuild_projection"
+PROJECTION_WATCH = "projection_watch"
+# Queues: one-off operations, and the polls the scheduler sends.
+OPERATIONS = "operations"
+POLLS = "polls"
+# A rebuild of a big log runs long; one interrupted by this limit resumes from its shadow
+# when asked for again.
+REBUILD_TIME_LIMIT_MS = 6 * 3600 * 1000
+POLL_TIME_LIMIT_MS = 60_000
+SYNC_PEER = "sync_peer"
+SYNC_PEERS = "sync_peers"
+PEER_SYNC_TIME_LIMIT_MS = 10 * 60 * 1000
+PEER_SYNCS = Counter(
+    "a2a_registry_peer_syncs_total", "Syncs of peer registries, by peer and outcome.", ["peer_id", "status"]
+)
+PEER_ENTRIES_REFUSED = Counter(
+    "a2a_registry_peer_entries_refused_total",
+    "Entries of peers' indexes refused: a card on another origin than the peer's, or past its copies cap.",
+    ["peer_id"],
+)
+FEDERATION = Meta(actor="federation")
+AGENTS = Gauge("a2a_registry_agents_total", "Agents in the registry, by state.", ["status"])
+AGENT_STATES = ("public", "private", "deregistered")
+
+
+def peer_sync_key(peer_id: str) -> str:
+    """One sync of a peer at a time: asked for, scheduled or both."""
+    return f"{SYNC_PEER}:{peer_id}"
+
+
+def declare_actors(jobs: Jobs, system: Callable[[], System]) -> None:
+    """Declare every actor on `jobs.broker`; `system` gives the System they call, when they run."""
+
+    def rebuild_projection(name: str) -> None:
+        """Rebuild one read model (or `all`), as asked for through the admin API."""
+        system().rebuilds.run(name)
+
+    def projection_watch() -> None:
+        """Measure each read model's lag behind the log and set the lag gauges."""
+        running = system()
+        record_lag_metrics(running.runner, running.goals.read_log, running.goals.log_position)
+        counts = running.agent_cards.counts()
+        for state in AGENT_STATES:
+            AGENTS.labels(state).set(counts.get(state, 0))
+
+    def sync_peer(peer_id: str) -> None:
+        """Pull what changed at one peer registry (recorded on the peer either way)."""
+        try:
+            result = system().federation.sync(peer_id, FEDERATION)
+        except Exception:
+            PEER_SYNCS.labels(peer_id, "failed").inc()
+            raise
+        PEER_SYNCS.labels(peer_id, "ok").inc()
+        PEER_ENTRIES_REFUSED.labels(peer_id).inc(result.refused)
+
+    def sync_peers() -> None:
+        """Send a sync of every peer, but of one whose last sync has not run yet."""
+        running = system()
+        for peer in running.peers.peers():
+            jobs.send_once(SYNC_PEER, {"peer_id": peer["peer_id"]}, key=peer_sync_key(peer["peer_id"]))
+
+    broker = jobs.broker
+    # A failed sync is not retried: it is recorded on the peer, and the next one is due soon.
+    dramatiq.actor(
+        broker=broker,
+        actor_name=SYNC_PEER,
+        queue_name=jobs.queue(POLLS),
+        max_retries=0,
+        time_limit=PEER_SYNC_TIME_LIMIT_MS,
+    )(sync_peer)
+    dramatiq.actor(
+        broker=broker,
+        actor_name=SYNC_PEERS,
+        queue_name=jobs.queue(POLLS),
+        max_retries=0,
+        time_limit=POLL_TIME_LIMIT_MS,
+    )(sync_peers)
+    # A rebuild is not retried: the operator sees its failure, and asking again resumes it.
+    dramatiq.actor(
+        broker=broker,
+        actor_name=REBUILD_PROJECTION,
+        queue_name=jobs.queue(OPERATIONS),
+        max_retries=0,
+        time_limit=REBUILD_TIME_LIMIT_MS,
+    )(rebuild_projection)
+    # A poll is not retried either: the next one is due soon.
+    dramatiq.actor(
+        broker=broker,
+        actor_name=PROJECTION_WATCH,
+        queue_name=jobs.queue(POLLS),
+        max_retries=0,
+        time_limit=POLL_TIME_LIMIT_MS,
+    )(projection_watch)

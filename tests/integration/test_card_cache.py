@@ -1,0 +1,123 @@
+"""The card cache, in process and on a real Redis: eviction after a change, and no stale
+answer stored after an eviction (an answer read at an older log position is refused)."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from domain.ids import registered_agent_id
+from domain.meta import Meta
+from domain.registry import RegisteredAgent, SubmittedCard
+from infrastructure.breaker import CircuitBreaker
+from infrastructure.card_cache import (
+    NOT_OWN,
+    CachedCard,
+    CardCache,
+    InProcessCardCache,
+    RedisCardCache,
+    own_key,
+    public_key,
+)
+from infrastructure.readstore import SQLiteReadStore
+from projections.agent_cards import AgentCardsProjection
+from tests.conftest import free_port
+
+SAMPLE = json.loads((Path(__file__).parent.parent / "fixtures" / "a2a" / "sample-card-v1.0.json").read_text())
+CARD = CachedCard(b'{"name": "x"}', '"e1"', "Fri, 04 Dec 2026 10:00:00 GMT", public=True)
+NEWER = CachedCard(b'{"name": "y"}', '"e2"', "Fri, 04 Dec 2026 11:00:00 GMT", public=True)
+
+
+@pytest.fixture(params=["in-process", "redis"])
+def cache(request: pytest.FixtureRequest) -> Iterator[CardCache]:
+    if request.param == "in-process":
+        yield InProcessCardCache()
+        return
+    url = os.environ.get("TEST_REDIS_URL")
+    if not url:
+        if os.environ.get("A2A_REQUIRE_SERVICES") == "1":
+            pytest.fail("TEST_REDIS_URL is not set: run the suite with ops/test")
+        pytest.skip("Redis not configured (TEST_REDIS_URL)")
+    client = redis.Redis.from_url(url)
+    yield RedisCardCache(client, prefix=f"test-{uuid.uuid4().hex}:")
+    client.close()
+
+
+def agent() -> tuple[str, str]:
+    return (f"t{uuid.uuid4().hex[:8]}", "planner")
+
+
+def test_a_cached_card_is_evicted_when_the_read_model_changes(cache: CardCache) -> None:
+    tenant, agent_id = agent()
+    public_id = registered_agent_id(tenant, agent_id).hex
+    own, public = own_key(tenant, agent_id, "1.0", False), public_key(public_id, "0.3", True)
+    cache.put(own, CARD, (tenant, agent_id), 5)
+    cache.put(public, CARD, (tenant, agent_id), 5)
+    assert cache.get(own) == CARD and cache.get(public) == CARD
+    cache.evict({(tenant, agent_id): 9})
+    assert cache.get(own) is None and cache.get(public) is None
+
+
+def test_an_answer_read_before_a_change_is_not_stored_after_its_eviction(cache: CardCache) -> None:
+    tenant, agent_id = agent()
+    key = own_key(tenant, agent_id, "1.0", False)
+    cache.evict({(tenant, agent_id): 9})  # the change at position 9 committed, then evicted
+    cache.put(key, CARD, (tenant, agent_id), 5)  # a reader that read position 5 before it
+    assert cache.get(key) is None
+    cache.put(key, NEWER, (tenant, agent_id), 9)
+    assert cache.get(key) == NEWER
+
+
+def test_not_own_is_remembered_until_the_tenant_registers_that_id(cache: CardCache) -> None:
+    tenant, ref = agent()
+    key = own_key(tenant, ref, "1.0", False)
+    cache.put(key, NOT_OWN, (tenant, ref), 0)
+    found = cache.get(key)
+    assert found is not None and found.body is None
+    cache.evict({(tenant, ref): 3})  # the tenant registered an agent of that id
+    assert cache.get(key) is None
+
+
+def test_a_redis_that_is_down_is_a_miss_not_an_error_and_opens_the_breaker() -> None:
+    client = redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
+    breaker = CircuitBreaker("redis", client.ping, failures_to_open=2, probe_every_s=60)
+    dead = RedisCardCache(client, breaker=breaker)
+    try:
+        dead.put("k", CARD, ("t", "a"), 1)
+        assert dead.get("k") is None
+        dead.evict({("t", "a"): 2})
+        assert breaker.state == "open"
+        assert dead.get("k") is None  # at once, without asking Redis
+    finally:
+        breaker.close()
+
+
+def test_an_eviction_that_failed_is_tried_again_and_not_lost(tmp_path: Path) -> None:
+    """The agent_cards read model keeps what it could not evict (Redis away) and evicts it
+    after the next commit, or when the runner finds nothing more to apply."""
+    asked: list[dict[tuple[str, str], int]] = []
+    answers = iter([False, True])
+
+    def evict(agents: Mapping[tuple[str, str], int]) -> bool:
+        asked.append(dict(agents))
+        return next(answers)
+
+    projection = AgentCardsProjection(evict=evict)
+    store = SQLiteReadStore(tmp_path / "read.sqlite")
+    agent = RegisteredAgent.register("acme", "x", SubmittedCard(SAMPLE, "sha256:x"), "public", Meta("t"))
+    with store.transaction() as tx:
+        projection.create_tables(tx)
+        projection.apply(tx, [(7, e) for e in agent.collect_events()])
+    projection.committed()  # Redis away: nothing evicted
+    projection.committed()  # tried again
+    projection.committed()  # nothing left to evict: Redis is not asked
+    assert asked == [{("acme", "x"): 7}, {("acme", "x"): 7}]
+    store.close()
