@@ -235,6 +235,15 @@ def test_another_tenants_private_agent_is_never_seen_and_its_public_one_is(serve
         assert a.get(f"{AGENTS}/{open_id}/card").status_code == 200
         # Its history is B's: earlier cards, who changed them and why are never A's to read.
         problem(a.get(f"{AGENTS}/{open_id}/history"), 404)
+        # Search and list: B's public agent is found, its private one never, by any filter,
+        # and the totals count only what A may see.
+        for params in ({"q": "secret planner"}, {"q": "planner"}, {"skill": card["skills"][0]["id"]}, {}):
+            found = ok(a.get(AGENTS, params={**params, "limit": 100, "min_position": shown["position"]}))
+            ids = {item["id"] for item in found["items"]}
+            assert secret_id not in ids, params
+            assert found["total"] == len(found["items"]) or found["next_cursor"], params
+        assert open_id in {i["id"] for i in ok(a.get(AGENTS, params={"q": "open planner", "limit": 100}))["items"]}
+        assert ok(a.get(AGENTS, params={"q": "secret planner", "owned": "true"}))["total"] == 0
         # Registering the same agent id in A's tenant is A's own agent, not B's.
         register(a, "secret", card)
     assert httpx.get(f"{server.url}/.well-known/agents/{secret_id}/agent-card.json").status_code == 404
