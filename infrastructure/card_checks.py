@@ -5,7 +5,7 @@ fetching a card by URL, every fetch through the one outbound guard."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,8 +27,11 @@ FETCH_FAILURES = {
 
 
 class A2ACardChecks:
-    def __init__(self, outbound: OutboundClient) -> None:
+    def __init__(
+        self, outbound: OutboundClient, tenant_keys: Callable[[str], list[dict[str, Any]]] | None = None
+    ) -> None:
         self._outbound = outbound
+        self._tenant_keys = tenant_keys
 
     def problems(self, card: object) -> dict[str, str]:
         problems = card_problems(card, prefix="card")
@@ -40,18 +43,20 @@ class A2ACardChecks:
         return card_hash(card)
 
     def verify(self, tenant: str, card: Mapping[str, Any], card_url: str | None = None) -> Signature:
-        """A signature verifies only with a key published on the card's own origin (one of its
-        interfaces' or the URL it was fetched from): anyone can publish keys somewhere, so a
-        `jku` elsewhere proves nothing about who the card speaks for."""
+        """A signature verifies with a key the tenant registered, or one published on the
+        card's own origin (one of its interfaces' or the URL it was fetched from): anyone can
+        publish keys somewhere, so a `jku` elsewhere proves nothing about who the card speaks for."""
         origins = _origins(card, card_url)
+        registered = self._tenant_keys(tenant) if self._tenant_keys is not None else []
         fetched: dict[str, list[dict[str, Any]]] = {}  # each jku once, however many signatures
 
         def keys(kid: str | None, jku: str | None) -> list[dict[str, Any]]:
-            if not jku or _origin(jku) not in origins:
-                return []
-            if jku not in fetched:
-                fetched[jku] = self._fetch_keys(jku)
-            return [k for k in fetched[jku] if kid is None or k.get("kid") == kid]
+            found = [k for k in registered if kid is None or k.get("kid") == kid]
+            if jku and _origin(jku) in origins:
+                if jku not in fetched:
+                    fetched[jku] = self._fetch_keys(jku)
+                found += [k for k in fetched[jku] if kid is None or k.get("kid") == kid]
+            return found
 
         try:
             check = verify_card(card, keys)

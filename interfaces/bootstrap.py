@@ -16,6 +16,7 @@ from elasticsearch import Elasticsearch
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from application.card_keys import CardKeysService
 from application.clients import ClientsService, SecretScheme
 from application.federation import FederationService
 from application.goals import GoalsApp
@@ -107,6 +108,7 @@ class System:
     events: EventFactsQueries
     rebuilder: Rebuilder
     registry: RegistryService
+    card_keys: CardKeysService
     federation: FederationService
     peers: PeerQueries
     agent_cards: AgentCardsQueries
@@ -256,7 +258,8 @@ def build_system(settings: Settings | None = None) -> System:
         external=_external_verifier(settings, outbound),
     )
     agent_cards = AgentCardsQueries(store)
-    checks = A2ACardChecks(outbound)
+    card_keys = CardKeysService(goals)
+    checks = A2ACardChecks(outbound, card_keys.keys)
     registry = RegistryService(
         goals,
         checks,
@@ -297,6 +300,7 @@ def build_system(settings: Settings | None = None) -> System:
         jobs=jobs,
         rebuilds=RebuildJobs(rebuilder, jobs, jobs.records("rebuilds"), actor=REBUILD_PROJECTION),
         registry=registry,
+        card_keys=card_keys,
         agent_cards=agent_cards,
         federation=FederationService(
             goals,

@@ -22,7 +22,17 @@ from interfaces.http.middleware import (
 )
 from interfaces.http.openapi import install_openapi
 from interfaces.http.request_metrics import RequestMetricsMiddleware
-from interfaces.http.routes import admin, analytics, goals, oauth, operations, peers, registry, wellknown
+from interfaces.http.routes import (
+    admin,
+    analytics,
+    card_keys,
+    goals,
+    oauth,
+    operations,
+    peers,
+    registry,
+    wellknown,
+)
 from interfaces.workers.worker import InProcessJobs
 
 # Every router of the API; their routes parse JSON bodies strictly (StrictJSONRoute).
@@ -30,6 +40,7 @@ ROUTERS = (
     goals.router,
     analytics.router,
     registry.router,
+    card_keys.router,
     peers.router,
     wellknown.router,
     oauth.router,

@@ -26,7 +26,7 @@ def test_cli_status_and_rebuild_report_positions_and_a_rate(tmp_path: Path) -> N
 
     status = cli(data_dir, "projections", "status")
     assert status.returncode == 0, status.stderr
-    for name in ("goal_progress", "oauth_clients", "event_facts"):
+    for name in ("goal_progress", "oauth_clients", "event_facts", "agent_cards", "agent_search", "peers"):
         assert name in status.stdout
     assert "live" in status.stdout
 
@@ -66,7 +66,14 @@ def test_operator_endpoints_show_status_and_rebuild_in_the_background(
         status = api.get(OPS)
         assert status.status_code == 200, status.text
         names = {p["name"] for p in status.json()["projections"]}
-        assert names == {"goal_progress", "oauth_clients", "event_facts"}
+        assert names == {
+            "goal_progress",
+            "oauth_clients",
+            "event_facts",
+            "agent_cards",
+            "agent_search",
+            "peers",
+        }
         for entry in status.json()["projections"]:
             assert set(entry) >= {"position", "lag_events", "lag_s", "state", "error"}
 

@@ -105,3 +105,26 @@ def test_a_retried_registration_is_answered_as_the_first_even_at_the_quota(
         ok(api.get(f"{AGENTS}/one", params={"min_position": first["position"]}))
         again = ok(api.post(AGENTS, json=body), 201)
     assert again == {**first, "replayed": True}
+
+
+def test_keys_a_tenant_registers_verify_its_cards_and_no_one_elses(
+    start_server: Callable[..., Server], tenant: str
+) -> None:
+    server = start_server()
+    private, jwk = es256_key()
+    card = signed_card("https://keys.elsewhere.example/jwks.json", "team-key", private)
+    _, mine = login(server, tenant)
+    _, theirs = login(server, tenant + "b")
+    with httpx.Client(base_url=server.url, headers=mine, timeout=30) as api:
+        refused = problem(api.put("/api/v1/registry/keys", json={"keys": [{**jwk, "kid": "k", "d": "secret"}]}), 422)
+        assert [e["field"] for e in refused["errors"]] == ["body.keys.0"]
+        ok(api.put("/api/v1/registry/keys", json={"keys": [{**jwk, "kid": "team-key"}]}))
+        assert ok(api.get("/api/v1/registry/keys"))["keys"] == [{**jwk, "kid": "team-key"}]
+        written = ok(api.post(AGENTS, json={"agent_id": "signed", "card": card}), 201)
+        record = ok(api.get(f"{AGENTS}/signed", params={"min_position": written["position"]}))
+        assert record["signature"]["state"] == "verified"
+    with httpx.Client(base_url=server.url, headers=theirs, timeout=30) as api:
+        assert ok(api.get("/api/v1/registry/keys"))["keys"] == []
+        written = ok(api.post(AGENTS, json={"agent_id": "signed", "card": card}), 201)
+        record = ok(api.get(f"{AGENTS}/signed", params={"min_position": written["position"]}))
+        assert record["signature"]["state"] == "invalid"  # another tenant's keys vouch for nothing here
