@@ -23,6 +23,10 @@ MAX_REMOTE_ID = 256
 _NEVER = datetime.min.replace(tzinfo=UTC)
 
 
+
+class PeerIndexInvalid(ValueError):
+    """The peer answered something that is not a registry index."""
+
 class IndexFetcher(Protocol):
     def get_json(self, url: str) -> Any: ...
 
@@ -69,7 +73,7 @@ class IndexReading:
             page = self._fetcher.get_json(f"{self._peer_url}{INDEX_PATH}?{urlencode(params)}")
             items = page.get("items") if isinstance(page, dict) else None
             if not isinstance(items, list):
-                raise ValueError(f"{self._peer_url} answered no index (no items)")
+                raise PeerIndexInvalid(f"{self._peer_url} answered no index (no items)")
             fresh = False
             for entry in filter(None, map(self._entry, items)):
                 if entry.updated_at <= seen.get(entry.remote_id, _NEVER):

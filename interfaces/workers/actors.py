@@ -8,14 +8,18 @@ before Settings is even read.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import dramatiq
 from prometheus_client import Counter, Gauge
 
+from application.federation import PeerNotFound
+from application.peer_index import PeerIndexInvalid
 from domain.meta import Meta
 from infrastructure.jobs import Jobs
+from infrastructure.outbound import OutboundError
 from projections.status import record_lag_metrics
 
 if TYPE_CHECKING:
@@ -30,6 +34,7 @@ POLLS = "polls"
 # when asked for again.
 REBUILD_TIME_LIMIT_MS = 6 * 3600 * 1000
 POLL_TIME_LIMIT_MS = 60_000
+log = logging.getLogger(__name__)
 SYNC_PEER = "sync_peer"
 SYNC_PEERS = "sync_peers"
 PEER_SYNC_TIME_LIMIT_MS = 10 * 60 * 1000
@@ -67,9 +72,18 @@ def declare_actors(jobs: Jobs, system: Callable[[], System]) -> None:
             AGENTS.labels(state).set(counts.get(state, 0))
 
     def sync_peer(peer_id: str) -> None:
-        """Pull what changed at one peer registry (recorded on the peer either way)."""
+        """Pull what changed at one peer registry (recorded on the peer either way). A peer
+        that cannot be reached or answers no index is an outcome, logged in one line; anything
+        else is an error of ours, and raised."""
         try:
             result = system().federation.sync(peer_id, FEDERATION)
+        except PeerNotFound:
+            log.info("peer %s was removed before its sync ran", peer_id)
+            return
+        except (OutboundError, PeerIndexInvalid) as failure:
+            PEER_SYNCS.labels(peer_id, "failed").inc()
+            log.warning("sync of peer %s failed: %s", peer_id, failure)
+            return
         except Exception:
             PEER_SYNCS.labels(peer_id, "failed").inc()
             raise
