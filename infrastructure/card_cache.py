@@ -28,6 +28,7 @@ import redis
 
 from domain.ids import registered_agent_id
 from infrastructure.breaker import CircuitBreaker, CircuitOpen
+from infrastructure.card_evictions import CHANNEL, EvictionFeed, eviction_message
 from infrastructure.ratelimit import UNREACHABLE
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,13 @@ Agent = tuple[str, str]  # (tenant, agent_id); tenant "" for copies of peers' ag
 class CardCache(Protocol):
     def get(self, key: str) -> CachedCard | None: ...
 
+    def get_at_once(self, key: str) -> CachedCard | None:
+        """The answer if this process holds it, found without I/O (safe on the event loop);
+        None when it does not, or cannot know without asking."""
+        ...
+
+    def close(self) -> None: ...
+
     def put(self, key: str, value: CachedCard, agent: Agent, position: int) -> None:
         """Store an answer read from the read model at the agent's log `position`, unless the
         agent was evicted at a later position since."""
@@ -92,7 +100,13 @@ class NoCardCache:
     def get(self, key: str) -> CachedCard | None:
         return None
 
+    def get_at_once(self, key: str) -> CachedCard | None:
+        return None
+
     def put(self, key: str, value: CachedCard, agent: Agent, position: int) -> None:
+        return None
+
+    def close(self) -> None:
         return None
 
     def evict(self, agents: Mapping[Agent, int]) -> bool:
@@ -113,6 +127,15 @@ class InProcessCardCache:
             if found is None or found[0] < time.monotonic():
                 return None
             return found[1]
+
+    get_at_once = get
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def close(self) -> None:
+        return None
 
     def put(self, key: str, value: CachedCard, agent: Agent, position: int) -> None:
         with self._lock:
@@ -163,14 +186,25 @@ class RedisCardCache:
         ttl_s: int = TTL_S,
         breaker: CircuitBreaker | None = None,
     ) -> None:
-        self._redis = client
-        self._prefix = prefix
+        self._redis = self.client = client
+        self._prefix = self.prefix = prefix
         self._ttl_s = ttl_s
         self._breaker = breaker
         self._put = client.register_script(PUT)
         self._evict = client.register_script(EVICT)
 
     def get(self, key: str) -> CachedCard | None:
+        entry = self.entry(key)
+        return None if entry is None else entry[0]
+
+    def get_at_once(self, key: str) -> CachedCard | None:
+        return None  # every lookup is a round trip
+
+    def close(self) -> None:
+        return None  # the client is the rate limiter's, closed with it
+
+    def entry(self, key: str) -> tuple[CachedCard, Agent, int] | None:
+        """The answer under `key`, with the agent and the log position it was read at."""
         try:
             with self._guarded():
                 raw = self._redis.get(self._prefix + key)
@@ -180,11 +214,14 @@ class RedisCardCache:
         if not isinstance(raw, bytes):
             return None
         head, _, body = raw.partition(b"\n")
-        etag, modified, public, present = orjson.loads(head)
-        return CachedCard(body if present else None, etag, modified, public)
+        fields = orjson.loads(head)
+        if len(fields) != 7:  # written by an older release: a miss, replaced on the next read
+            return None
+        etag, modified, public, present, tenant, agent_id, position = fields
+        return CachedCard(body if present else None, etag, modified, public), (tenant, agent_id), position
 
     def put(self, key: str, value: CachedCard, agent: Agent, position: int) -> None:
-        head = orjson.dumps([value.etag, value.last_modified, value.public, value.body is not None])
+        head = orjson.dumps([value.etag, value.last_modified, value.public, value.body is not None, *agent, position])
         keys = [self._prefix + key, self._prefix + evicted_key(*agent)]
         try:
             with self._guarded():
@@ -198,6 +235,7 @@ class RedisCardCache:
                 for (tenant, agent_id), position in agents.items():
                     keys = [evicted_key(tenant, agent_id), *keys_of(tenant, agent_id)]
                     self._evict(keys=[self._prefix + k for k in keys], args=[position, self._ttl_s], client=pipe)
+                pipe.publish(self._prefix + CHANNEL, eviction_message(agents))
                 pipe.execute()
         except (CircuitOpen, redis.RedisError, OSError):
             log.warning("cached cards not evicted (Redis unavailable): tried again after the next page")
@@ -217,3 +255,50 @@ class RedisCardCache:
             breaker.failed()
             raise
         breaker.succeeded()
+
+
+class TieredCardCache:
+    """Redis, mirrored in this process's memory: a hit in memory costs no round trip.
+
+    Invariant: a card in memory is never staler than Redis. Memory is filled only from Redis
+    (whose entries are guarded by log position), only while the eviction feed is live and had
+    no gap since the read began (same `epoch`), and every eviction published on the feed drops
+    the agent here too (test_tiered_cache_forgets_what_another_process_evicted and
+    test_tiered_cache_trusts_no_memory_while_the_feed_is_down break otherwise).
+    """
+
+    def __init__(self, shared: RedisCardCache, size: int = 10_000) -> None:
+        self._shared = shared
+        self._local = InProcessCardCache(size)
+        self._feed = EvictionFeed(shared.client, shared.prefix, self._local.evict, self._local.clear)
+
+    def get_at_once(self, key: str) -> CachedCard | None:
+        feed = self._feed
+        if not feed.live:
+            feed.start()  # in the processes that serve cards only
+            return None
+        return self._local.get(key)
+
+    def get(self, key: str) -> CachedCard | None:
+        feed = self._feed
+        epoch, live = feed.epoch, feed.live
+        if live and (found := self._local.get(key)) is not None:
+            return found
+        feed.start()
+        entry = self._shared.entry(key)
+        if entry is None:
+            return None
+        card, agent, position = entry
+        if live and feed.live and feed.epoch == epoch:
+            self._local.put(key, card, agent, position)
+        return card
+
+    def put(self, key: str, value: CachedCard, agent: Agent, position: int) -> None:
+        self._shared.put(key, value, agent, position)  # memory takes it from Redis, on a read
+
+    def evict(self, agents: Mapping[Agent, int]) -> bool:
+        self._local.evict(agents)
+        return self._shared.evict(agents)
+
+    def close(self) -> None:
+        self._feed.close()

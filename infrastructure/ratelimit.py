@@ -141,6 +141,11 @@ class RateLimiter(Protocol):
 
     def hit(self, key: str, rate: Rate) -> Decision: ...
 
+    def hit_at_once(self, key: str, rate: Rate) -> Decision | None:
+        """hit(), when it can be decided without I/O (safe on the event loop); else None, and
+        nothing was counted."""
+        ...
+
     def close(self) -> None:
         """Let go of what the limiter holds (connections, a probing thread)."""
 
@@ -250,12 +255,16 @@ class InProcessRateLimiter:
                     break
         return _decision(rate, allowed, remaining, reset_us, retry_us)
 
+    hit_at_once = hit
+
     def close(self) -> None:
         """Nothing to let go of: the keys are in this process's memory."""
 
 
-# KEYS[1]: the key. ARGV[1]: emission interval (µs). ARGV[2]: burst tolerance (µs).
-# Returns {allowed (0|1), remaining, reset (µs), retry after (µs)}: integers only, since a Lua
+# KEYS[1]: the key. ARGV[1]: emission interval (µs). ARGV[2]: burst tolerance (µs). ARGV[3]:
+# requests wanted at once (a lease, see ratelimit_leases; 1 for a plain hit), of which as many
+# as the bucket holds are granted, and at least one, or none.
+# Returns {allowed (0|1), remaining, reset (µs), retry after (µs), granted}: integers only, since a Lua
 # number returned to Redis is truncated to an integer. Microseconds since the epoch (~1.7e15) are
 # exact in Lua's doubles (< 2^53); the TAT is written with %d so no digit is lost to %.14g.
 _GCRA_LUA = """
@@ -269,13 +278,14 @@ if stored then
   tat = math.max(tonumber(stored), now)
 end
 if tat - now > tolerance then
-  return {0, 0, tat - now, tat - tolerance - now}
+  return {0, 0, tat - now, tat - tolerance - now, 0}
 end
-local new_tat = tat + interval
+local granted = math.min(tonumber(ARGV[3]), math.floor((tolerance - (tat - now)) / interval) + 1)
+local new_tat = tat + interval * granted
 local ttl_ms = math.ceil((new_tat - now) / 1000)
 redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', ttl_ms)
 local remaining = math.floor((tolerance - (new_tat - now)) / interval) + 1
-return {1, remaining, new_tat - now, 0}
+return {1, remaining, new_tat - now, 0, granted}
 """
 
 
@@ -319,24 +329,32 @@ class RedisRateLimiter:
         self._script = client.register_script(_GCRA_LUA)
 
     def hit(self, key: str, rate: Rate) -> Decision:
+        return self.lease(key, rate, 1)[0]
+
+    def hit_at_once(self, key: str, rate: Rate) -> Decision | None:
+        return None  # every hit is a round trip
+
+    def lease(self, key: str, rate: Rate, wanted: int) -> tuple[Decision, int]:
+        """Up to `wanted` requests of `key` at once (as many as its bucket holds): the decision
+        on the first, and how many were granted in all (0: refused, or undecided)."""
         interval_us, tolerance_us = _gcra_params(rate)
         breaker = self._breaker
         try:
             if breaker is not None:
                 breaker.admit()
-            reply = self._script(keys=[self._prefix + bounded_key(key)], args=[interval_us, tolerance_us])
+            reply = self._script(keys=[self._prefix + bounded_key(key)], args=[interval_us, tolerance_us, wanted])
         except CircuitOpen as refused:
-            return self._undecided(rate, refused, refused.retry_after_s)
+            return self._undecided(rate, refused, refused.retry_after_s), 0
         except UNREACHABLE as error:
             if breaker is not None:
                 breaker.failed()
-            return self._undecided(rate, error, _RETRY_AFTER_S)
+            return self._undecided(rate, error, _RETRY_AFTER_S), 0
         except redis.exceptions.RedisError as error:
-            return self._undecided(rate, error, _RETRY_AFTER_S)
+            return self._undecided(rate, error, _RETRY_AFTER_S), 0
         if breaker is not None:
             breaker.succeeded()
-        allowed, remaining, reset_us, retry_us = (int(v) for v in reply)
-        return _decision(rate, bool(allowed), remaining, reset_us, retry_us)
+        allowed, remaining, reset_us, retry_us, granted = (int(v) for v in reply)
+        return _decision(rate, bool(allowed), remaining, reset_us, retry_us), granted
 
     def close(self) -> None:
         """Stop the breaker's probing and close the connections."""

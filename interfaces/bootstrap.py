@@ -24,7 +24,13 @@ from application.ports import ReadStore
 from application.registry import RegistryService
 from infrastructure import client_secrets
 from infrastructure.breaker import CircuitBreaker
-from infrastructure.card_cache import CardCache, InProcessCardCache, NoCardCache, RedisCardCache
+from infrastructure.card_cache import (
+    CardCache,
+    InProcessCardCache,
+    NoCardCache,
+    RedisCardCache,
+    TieredCardCache,
+)
 from infrastructure.card_checks import A2ACardChecks, GuardedCardFetcher
 from infrastructure.card_publishing import CardServer, CardSigner
 from infrastructure.connections import ConnectionLimits, probe
@@ -33,6 +39,7 @@ from infrastructure.eventstore import PostgresListener, eventsourcing_env, guard
 from infrastructure.jobs import Jobs
 from infrastructure.outbound import OutboundClient, OutboundPolicy
 from infrastructure.ratelimit import InProcessRateLimiter, Rate, RateLimiter, RedisRateLimiter
+from infrastructure.ratelimit_leases import LeasedRateLimiter
 from infrastructure.readstore import PostgresReadStore, SQLiteReadStore
 from infrastructure.remote_jwks import RemoteJWKS
 from infrastructure.schema import schema_lock
@@ -175,6 +182,7 @@ class System:
             self.listener.stop()
         self.jobs.close()
         self.security.close()  # the denials recorded so far, before the store goes
+        self.card_cache.close()
         self.auth.limiter.close()
         self.outbound.close()
         if self.database is not None:
@@ -432,7 +440,7 @@ def _card_cache(shared: tuple[redis.Redis, CircuitBreaker] | None, settings: Set
     if shared is None:
         return InProcessCardCache() if settings.serve_workers == 1 else NoCardCache()
     client, breaker = shared
-    return RedisCardCache(client, breaker=breaker)
+    return TieredCardCache(RedisCardCache(client, breaker=breaker))
 
 
 def _limiter(
@@ -441,11 +449,13 @@ def _limiter(
     if shared is None:
         return InProcessRateLimiter()
     client, breaker = shared
-    return RedisRateLimiter(
-        client,
-        fail_open=settings.rate_limit_fail_open,
-        on_unavailable=lambda error: security.record("rate_limiter_unavailable", error=type(error).__name__),
-        breaker=breaker,
+    return LeasedRateLimiter(
+        RedisRateLimiter(
+            client,
+            fail_open=settings.rate_limit_fail_open,
+            on_unavailable=lambda error: security.record("rate_limiter_unavailable", error=type(error).__name__),
+            breaker=breaker,
+        )
     )
 
 

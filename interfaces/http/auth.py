@@ -206,6 +206,16 @@ class Authenticator:
                 self._refreshes += 1
         return self._disabled
 
+    def check_rate_at_once(self, key: str, route_class: str) -> bool:
+        """check_rate(), if the limiter can decide without I/O; False if it cannot (nothing
+        was counted)."""
+        decision = self.limiter.hit_at_once(f"{key}:{route_class}", self.limits.for_class(route_class))
+        if decision is None:
+            return False
+        if not decision.allowed:
+            raise RateLimited(decision, route_class)
+        return True
+
     def check_rate(self, key: str, route_class: str) -> Decision:
         decision = self.limiter.hit(f"{key}:{route_class}", self.limits.for_class(route_class))
         if not decision.allowed:
@@ -215,7 +225,7 @@ class Authenticator:
 
 def route_class(request: Request) -> str:
     """Which limit a request counts against: reads, writes or search."""
-    if request.url.path.endswith("/search"):
+    if request.scope["path"].endswith("/search"):  # not request.url: it builds a URL object
         return "search"
     return "reads" if request.method in {"GET", "HEAD"} else "writes"
 
@@ -271,10 +281,8 @@ async def authenticated(
     # asking again and again for what its scopes do not allow is limited like any other.
     kind = route_class(request)
     try:
-        if auth.limiter.blocking:
+        if not auth.check_rate_at_once(f"client:{claims.subject}", kind):
             await run_in_threadpool(auth.check_rate, f"client:{claims.subject}", kind)
-        else:
-            auth.check_rate(f"client:{claims.subject}", kind)
     except RateLimited:
         auth.security.record(
             "rate_limited",

@@ -29,6 +29,22 @@ def generation_for(a2a_version: str | None) -> str:
     return "0.3" if a2a_version is not None and a2a_version.split(".")[0] == "0" else "1.0"
 
 
+def card_at_once(system: System, tenant: str, ref: str, a2a_version: str | None, original: bool) -> CachedCard | None:
+    """The answer `card_response` would give, if this process holds it (no I/O: for the
+    event loop); None sends the request the long way, in the thread pool."""
+    generation = generation_for(a2a_version)
+    cache = system.card_cache
+    found = cache.get_at_once(own_key(tenant, ref, generation, original))
+    if found is NOT_OWN or (found is not None and found.body is None):
+        found = cache.get_at_once(public_key(ref, generation, original))
+    return found
+
+
+def public_at_once(system: System, public_id: str, a2a_version: str | None) -> CachedCard | None:
+    """`public_card`'s answer if this process holds it (no I/O)."""
+    return system.card_cache.get_at_once(public_key(public_id, generation_for(a2a_version), False))
+
+
 def card_response(
     system: System, tenant: str, ref: str, a2a_version: str | None, original: bool, if_none_match: str | None
 ) -> Response:

@@ -24,12 +24,14 @@ from infrastructure.card_cache import (
     CardCache,
     InProcessCardCache,
     RedisCardCache,
+    TieredCardCache,
     own_key,
     public_key,
 )
 from infrastructure.readstore import SQLiteReadStore
 from projections.agent_cards import AgentCardsProjection
 from tests.conftest import free_port
+from tests.integration.support import wait_until
 
 SAMPLE = json.loads((Path(__file__).parent.parent / "fixtures" / "a2a" / "sample-card-v1.0.json").read_text())
 CARD = CachedCard(b'{"name": "x"}', '"e1"', "Fri, 04 Dec 2026 10:00:00 GMT", public=True)
@@ -121,3 +123,61 @@ def test_an_eviction_that_failed_is_tried_again_and_not_lost(tmp_path: Path) -> 
     projection.committed()  # nothing left to evict: Redis is not asked
     assert asked == [{("acme", "x"): 7}, {("acme", "x"): 7}]
     store.close()
+
+
+@pytest.fixture
+def tiered_pair() -> Iterator[tuple[TieredCardCache, TieredCardCache, redis.Redis]]:
+    """Two serving processes' caches on one real Redis (one prefix), each with its own memory."""
+    url = os.environ.get("TEST_REDIS_URL")
+    if not url:
+        if os.environ.get("A2A_REQUIRE_SERVICES") == "1":
+            pytest.fail("TEST_REDIS_URL is not set: run the suite with ops/test")
+        pytest.skip("Redis not configured (TEST_REDIS_URL)")
+    prefix = f"test-{uuid.uuid4().hex}:"
+    clients = [redis.Redis.from_url(url, socket_timeout=5) for _ in range(3)]
+    one, two = (TieredCardCache(RedisCardCache(c, prefix=prefix)) for c in clients[:2])
+    yield one, two, clients[2]
+    one.close()
+    two.close()
+    for c in clients:
+        c.close()
+
+
+def _in_memory(cache: TieredCardCache, key: str) -> CachedCard | None:
+    """What `cache` holds in memory after a read (which fills it once its eviction feed is up)."""
+    cache.get(key)
+    return cache.get_at_once(key)
+
+
+def test_tiered_cache_forgets_what_another_process_evicted(
+    tiered_pair: tuple[TieredCardCache, TieredCardCache, redis.Redis],
+) -> None:
+    projector, server, _ = tiered_pair
+    tenant, agent_id = agent()
+    key = own_key(tenant, agent_id, "1.0", False)
+    projector.put(key, CARD, (tenant, agent_id), 5)
+    wait_until(lambda: _in_memory(server, key) == CARD, 5, "the card in the server's memory")
+    projector.evict({(tenant, agent_id): 9})  # the change committed elsewhere
+    wait_until(lambda: server.get_at_once(key) is None, 5, "the eviction heard")
+    assert server.get(key) is None
+    projector.put(key, NEWER, (tenant, agent_id), 9)
+    wait_until(lambda: _in_memory(server, key) == NEWER, 5, "the new card in memory")
+
+
+def test_tiered_cache_trusts_no_memory_while_the_feed_is_down(
+    tiered_pair: tuple[TieredCardCache, TieredCardCache, redis.Redis],
+) -> None:
+    """An eviction published while a process was not listening is lost to it: its memory is
+    dropped when the feed comes back, so what it serves is never staler than Redis."""
+    projector, server, admin = tiered_pair
+    tenant, agent_id = agent()
+    key = own_key(tenant, agent_id, "1.0", False)
+    projector.put(key, CARD, (tenant, agent_id), 5)
+    wait_until(lambda: _in_memory(server, key) == CARD, 5, "the card in the server's memory")
+    admin.delete(f"{server._shared.prefix}{key}")  # gone from Redis, and no message heard
+    assert server.get_at_once(key) == CARD  # memory alone does not know yet
+    epoch = server._feed.epoch
+    admin.client_kill_filter(_type="pubsub")  # the feed's connection drops; it reconnects
+    wait_until(lambda: server._feed.epoch > epoch and server._feed.live, 10, "the feed back")
+    assert server.get_at_once(key) is None
+    assert server.get(key) is None

@@ -6,14 +6,16 @@ from datetime import UTC
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from application.registry import AgentNotFound, CardSource
 from application.registry_history import card_history
 from application.results import CommandResult
+from interfaces.bootstrap import System
 from interfaces.http.answers import command_answer
 from interfaces.http.auth import RegistryReader, RegistryWriter
-from interfaces.http.card_responses import A2AVersion, card_response
+from interfaces.http.card_responses import A2AVersion, card_at_once, card_response, respond
 from interfaces.http.deps import IdempotencyDep, IfMatchDep, SystemDep, command_meta
 from interfaces.http.json_body import StrictJSONRoute
 from interfaces.http.queries import MinPosition, read_your_writes
@@ -129,11 +131,10 @@ def get_agent(
         504: {},
     },
 )
-def get_agent_card(
+async def get_agent_card(
     agent_id: Annotated[str, AgentPath],
     system: SystemDep,
     who: RegistryReader,
-    request: Request,
     a2a_version: A2AVersion = None,
     original: Annotated[bool, Query(description="The card exactly as submitted, unsigned by us.")] = False,
     if_none_match: Annotated[str | None, Header(max_length=1024)] = None,
@@ -141,8 +142,25 @@ def get_agent_card(
 ) -> Response:
     """The card alone, as served to A2A clients: v1.0 (or v0.3 for `A2A-Version: 0.3`), with
     the goals extension and this registry's signature; ETag and 304."""
+    if not min_position and (found := card_at_once(system, who.tenant, agent_id, a2a_version, original)):
+        return respond(found, if_none_match, public=False)
+    return await run_in_threadpool(
+        _card_after, system, who.tenant, agent_id, a2a_version, original, if_none_match, min_position
+    )
+
+
+def _card_after(
+    system: System,
+    tenant: str,
+    agent_id: str,
+    a2a_version: str | None,
+    original: bool,
+    if_none_match: str | None,
+    min_position: int | None,
+) -> Response:
+    """The card once the read models have reached `min_position` (in the thread pool)."""
     read_your_writes(system, READ_MODELS, min_position)
-    return card_response(system, who.tenant, agent_id, a2a_version, original, if_none_match)
+    return card_response(system, tenant, agent_id, a2a_version, original, if_none_match)
 
 
 @router.get("/{agent_id}/history", response_model=AgentHistoryOut, responses=PROBLEMS)

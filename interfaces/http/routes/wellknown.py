@@ -7,10 +7,18 @@ from datetime import UTC
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 
 from infrastructure.card_cache import CachedCard
 from interfaces.bootstrap import System
-from interfaces.http.card_responses import CARD_MAX_AGE_S, A2AVersion, generation_for, public_card, respond
+from interfaces.http.card_responses import (
+    CARD_MAX_AGE_S,
+    A2AVersion,
+    generation_for,
+    public_at_once,
+    public_card,
+    respond,
+)
 from interfaces.http.deps import SystemDep
 from interfaces.http.json_body import StrictJSONRoute
 from interfaces.http.types import Instant
@@ -29,14 +37,17 @@ def public_card_url(base: str, public_id: str) -> str:
 
 
 @router.get("/.well-known/agents/{public_id}/agent-card.json", responses={304: {}, 404: {}})
-def public_agent_card(
+async def public_agent_card(
     public_id: PublicId,
     system: SystemDep,
     a2a_version: A2AVersion = None,
     if_none_match: Annotated[str | None, Header(max_length=1024)] = None,
 ) -> Response:
     """A public agent's card, with the goals extension and this registry's signature."""
-    return public_card(system, public_id, a2a_version, if_none_match)
+    found = public_at_once(system, public_id, a2a_version)
+    if found is not None:
+        return respond(found, if_none_match, public=True)
+    return await run_in_threadpool(public_card, system, public_id, a2a_version, if_none_match)
 
 
 @router.get("/.well-known/agents/index.json")
