@@ -10,6 +10,7 @@ schemas' to bound. A refusal is FastAPI's JSON decode error: a 422 naming the bo
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -18,6 +19,10 @@ from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
 MAX_DEPTH = 32
+# orjson reads an integer beyond 64 bits as a float, silently changing it: a body with a long
+# enough run of digits is read again by the standard library, whose integers are exact, so the
+# schemas see (and refuse, naming the field) the number that was sent.
+LONG_DIGITS = re.compile(rb"[0-9]{19}")
 
 
 class StrictJSONRequest(Request):
@@ -27,6 +32,8 @@ class StrictJSONRequest(Request):
             parsed = orjson.loads(body)  # its JSONDecodeError is json's: FastAPI answers 422
             if too_deep(parsed, MAX_DEPTH):
                 raise json.JSONDecodeError(f"nested more than {MAX_DEPTH} levels deep", "", 0)
+            if LONG_DIGITS.search(body):
+                parsed = json.loads(body)  # valid, and its depth bounded, by now
             self._json = parsed
         return self._json
 

@@ -116,6 +116,10 @@ def test_an_invalid_card_is_refused_naming_every_wrong_field(reg: httpx.Client) 
     unreadable = {**sample("sample-card-v1.0.json"), "securitySchemes": {"x": {"bogus": {}}}}
     body = problem(reg.post(AGENTS, json={"agent_id": "odd", "card": unreadable}), 422)
     assert [e["field"] for e in body["errors"]] == ["body.card"]
+    # An integer no JSON reader keeps exactly is refused where it is, not stored as a float.
+    huge = {**sample("sample-card-v1.0.json"), "x-fleet": {"budget": 2**70}}
+    body = problem(reg.post(AGENTS, json={"agent_id": "huge", "card": huge}), 422)
+    assert [e["field"] for e in body["errors"]] == ["body.card.x-fleet.budget"]
 
 
 def test_goal_progress_reaches_the_served_card_and_changes_its_etag(reg: httpx.Client) -> None:
