@@ -134,7 +134,8 @@ def tiered_pair() -> Iterator[tuple[TieredCardCache, TieredCardCache, redis.Redi
             pytest.fail("TEST_REDIS_URL is not set: run the suite with ops/test")
         pytest.skip("Redis not configured (TEST_REDIS_URL)")
     prefix = f"test-{uuid.uuid4().hex}:"
-    clients = [redis.Redis.from_url(url, socket_timeout=5) for _ in range(3)]
+    # Named, so that a test can drop its own feed's connection and no one else's.
+    clients = [redis.Redis.from_url(url, socket_timeout=5, client_name=f"{prefix}{i}") for i in range(3)]
     one, two = (TieredCardCache(RedisCardCache(c, prefix=prefix)) for c in clients[:2])
     yield one, two, clients[2]
     one.close()
@@ -177,7 +178,9 @@ def test_tiered_cache_trusts_no_memory_while_the_feed_is_down(
     admin.delete(f"{server._shared.prefix}{key}")  # gone from Redis, and no message heard
     assert server.get_at_once(key) == CARD  # memory alone does not know yet
     epoch = server._feed.epoch
-    admin.client_kill_filter(_type="pubsub")  # the feed's connection drops; it reconnects
+    for connection in admin.client_list(_type="pubsub"):  # the feed's connection drops
+        if connection["name"] == f"{server._shared.prefix}1":
+            admin.client_kill_filter(_id=connection["id"])
     wait_until(lambda: server._feed.epoch > epoch and server._feed.live, 10, "the feed back")
     assert server.get_at_once(key) is None
     assert server.get(key) is None
