@@ -260,17 +260,21 @@ class RedisCardCache:
 class TieredCardCache:
     """Redis, mirrored in this process's memory: a hit in memory costs no round trip.
 
-    Invariant: a card in memory is never staler than Redis. Memory is filled only from Redis
-    (whose entries are guarded by log position), only while the eviction feed is live and had
-    no gap since the read began (same `epoch`), and every eviction published on the feed drops
-    the agent here too (test_tiered_cache_forgets_what_another_process_evicted and
-    test_tiered_cache_trusts_no_memory_while_the_feed_is_down break otherwise).
+    Invariant: a card in memory is never staler than Redis. Memory takes an answer (read from
+    Redis, or from the read model by a `put` after this thread's `get` missed) only while the
+    eviction feed is live and had no gap since that `get` began (same `epoch`), with the log
+    position it was read at (an agent evicted at a later one refuses it); and every eviction
+    published on the feed drops the agent here too (test_tiered_cache_forgets_what_another_
+    process_evicted and test_tiered_cache_trusts_no_memory_while_the_feed_is_down break
+    otherwise).
     """
 
     def __init__(self, shared: RedisCardCache, size: int = 10_000) -> None:
         self._shared = shared
         self._local = InProcessCardCache(size)
         self._feed = EvictionFeed(shared.client, shared.prefix, self._local.evict, self._local.clear)
+        # The feed's epoch when this thread's last lookup began, if the feed was live then.
+        self._began = threading.local()
 
     def get_at_once(self, key: str) -> CachedCard | None:
         feed = self._feed
@@ -282,6 +286,7 @@ class TieredCardCache:
     def get(self, key: str) -> CachedCard | None:
         feed = self._feed
         epoch, live = feed.epoch, feed.live
+        self._began.epoch = epoch if live else None
         if live and (found := self._local.get(key)) is not None:
             return found
         feed.start()
@@ -289,12 +294,18 @@ class TieredCardCache:
         if entry is None:
             return None
         card, agent, position = entry
-        if live and feed.live and feed.epoch == epoch:
-            self._local.put(key, card, agent, position)
+        self._remember(key, card, agent, position)
         return card
 
     def put(self, key: str, value: CachedCard, agent: Agent, position: int) -> None:
-        self._shared.put(key, value, agent, position)  # memory takes it from Redis, on a read
+        self._shared.put(key, value, agent, position)
+        self._remember(key, value, agent, position)
+
+    def _remember(self, key: str, value: CachedCard, agent: Agent, position: int) -> None:
+        began = getattr(self._began, "epoch", None)
+        feed = self._feed
+        if began is not None and feed.live and feed.epoch == began:
+            self._local.put(key, value, agent, position)
 
     def evict(self, agents: Mapping[Agent, int]) -> bool:
         self._local.evict(agents)

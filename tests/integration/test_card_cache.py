@@ -150,6 +150,13 @@ def _in_memory(cache: TieredCardCache, key: str) -> CachedCard | None:
     return cache.get_at_once(key)
 
 
+def _drop_feed(admin: redis.Redis, cache: TieredCardCache) -> None:
+    """Close the connection of `cache`'s eviction feed, server side (the second of the pair)."""
+    for connection in admin.client_list(_type="pubsub"):
+        if connection["name"] == f"{cache._shared.prefix}1":
+            admin.client_kill_filter(_id=connection["id"])
+
+
 def test_tiered_cache_forgets_what_another_process_evicted(
     tiered_pair: tuple[TieredCardCache, TieredCardCache, redis.Redis],
 ) -> None:
@@ -178,9 +185,27 @@ def test_tiered_cache_trusts_no_memory_while_the_feed_is_down(
     admin.delete(f"{server._shared.prefix}{key}")  # gone from Redis, and no message heard
     assert server.get_at_once(key) == CARD  # memory alone does not know yet
     epoch = server._feed.epoch
-    for connection in admin.client_list(_type="pubsub"):  # the feed's connection drops
-        if connection["name"] == f"{server._shared.prefix}1":
-            admin.client_kill_filter(_id=connection["id"])
+    _drop_feed(admin, server)  # its connection drops; it reconnects
     wait_until(lambda: server._feed.epoch > epoch and server._feed.live, 10, "the feed back")
     assert server.get_at_once(key) is None
     assert server.get(key) is None
+
+
+def test_tiered_cache_keeps_what_it_read_unless_the_feed_had_a_gap_meanwhile(
+    tiered_pair: tuple[TieredCardCache, TieredCardCache, redis.Redis],
+) -> None:
+    _, server, admin = tiered_pair
+    tenant, agent_id = agent()
+    read, gapped = own_key(tenant, agent_id, "1.0", False), own_key(tenant, agent_id, "0.3", False)
+    server.get(read)
+    wait_until(lambda: server._feed.live, 5, "the feed up")
+    assert server.get(read) is None  # a miss: the caller reads the read model, then puts
+    server.put(read, CARD, (tenant, agent_id), 5)
+    assert server.get_at_once(read) == CARD
+    assert server.get(gapped) is None
+    epoch = server._feed.epoch
+    _drop_feed(admin, server)  # an eviction may be missed meanwhile
+    wait_until(lambda: server._feed.epoch > epoch and server._feed.live, 10, "the feed back")
+    server.put(gapped, CARD, (tenant, agent_id), 5)
+    assert server.get_at_once(gapped) is None  # Redis has it; memory does not trust it
+    assert server.get(gapped) == CARD
