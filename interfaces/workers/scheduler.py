@@ -25,6 +25,7 @@ from application.ports import JobsUnavailable
 from infrastructure.jobs import Jobs
 from infrastructure.settings import Settings
 from interfaces.workers.actors import PROJECTION_WATCH, SYNC_PEERS, declare_actors
+from interfaces.workers.reachability import CHECK_REACHABILITY
 
 log = logging.getLogger(__name__)
 POLLS_SENT = Counter(
@@ -52,6 +53,8 @@ def polls(settings: Settings) -> list[Poll]:
         due.append(Poll(PROJECTION_WATCH, settings.projection_watch_s, key=PROJECTION_WATCH))
     if settings.enable_federation and settings.peer_sync_s > 0:
         due.append(Poll(SYNC_PEERS, settings.peer_sync_s, key=SYNC_PEERS))
+    if settings.reachability_check_s > 0:
+        due.append(Poll(CHECK_REACHABILITY, settings.reachability_check_s, key=CHECK_REACHABILITY))
     return due
 
 
