@@ -10,11 +10,12 @@ from fastapi import APIRouter, HTTPException, Path
 
 from domain.templates import CATALOGUE, TEMPLATE_ID
 from interfaces.http.auth import GoalsReader
+from interfaces.http.json_body import StrictJSONRoute
 from interfaces.http.schemas import TemplateListOut, TemplateOut
 
 TEMPLATE_ID_PATTERN = f"^{TEMPLATE_ID.pattern}$"
 TemplateIdPath = Annotated[str, Path(pattern=TEMPLATE_ID_PATTERN, description="A template's id.")]
-router = APIRouter(prefix="/api/v1/goals/templates", tags=["goals"])
+router = APIRouter(prefix="/api/v1/goals/templates", tags=["goals"], route_class=StrictJSONRoute)
 
 
 @router.get("", response_model=TemplateListOut)
