@@ -36,6 +36,8 @@ def card_history(
             card = new_card
         if isinstance(event, RegisteredAgent.AgentVisibilityChanged):
             changes = [{"path": "/visibility", "from": event.previous, "to": event.visibility}]
+        elif isinstance(event, RegisteredAgent.ReachabilityChanged):
+            changes = [{"path": "/reachable", "to": event.reachable, "error": event.error}]
         elif isinstance(event, RegisteredAgent.AgentDeregistered):
             changes = [{"path": "", "from": "registered", "to": "deregistered", "reason": event.reason}]
         if len(changes) > MAX_CHANGES:

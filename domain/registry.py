@@ -23,6 +23,7 @@ from domain.meta import Meta, meta_fields
 VISIBILITIES = frozenset({"private", "public"})
 SIGNATURE_STATES = frozenset({"verified", "invalid", "unsigned"})
 MAX_SIGNATURE_DETAIL = 500
+MAX_REACHABILITY_ERROR = 500  # domain.reachability.MAX_ERROR
 Visibility = Literal["private", "public"]
 
 
@@ -102,6 +103,7 @@ class RegisteredAgent(Aggregate):
             agent.visibility = self.visibility
             agent.deregistered = False
             agent.registered_by = self.actor
+            agent.reachable = None  # a new record: not checked yet
 
     class AgentCardUpdated(Event):
         card: dict[str, Any]
@@ -126,6 +128,17 @@ class RegisteredAgent(Aggregate):
         def apply(self, agent: RegisteredAgent) -> None:
             agent.deregistered = True
 
+    class ReachabilityChanged(Event):
+        """The agent's own card URL answered, or stopped answering (`error` says how): recorded
+        when that changes, never once per check."""
+
+        reachable: bool
+        error: str
+        url: str
+
+        def apply(self, agent: RegisteredAgent) -> None:
+            agent.reachable = self.reachable
+
     def __init__(
         self,
         tenant: str,
@@ -145,6 +158,7 @@ class RegisteredAgent(Aggregate):
         self.registered_by = actor
         self.visibility = visibility
         self.deregistered = False
+        self.reachable: bool | None = None  # not checked yet
         self._take(card, card_hash, card_url, signature, signature_detail)
 
     def _take(
@@ -206,6 +220,25 @@ class RegisteredAgent(Aggregate):
         if problem := text_problem(reason, MAX_REASON):
             raise InvalidCommand({"reason": problem})
         self._trigger(self.AgentDeregistered, meta, reason=reason)
+
+    def record_reachability(self, reachable: bool, error: str, url: str, meta: Meta) -> bool:
+        """The outcome of a check of the agent's card URL; an event only when it differs from
+        the last one recorded (the first check records one). A deregistered agent is not
+        checked: its outcome is dropped. Whether an event was written."""
+        if self.deregistered or reachable == getattr(self, "reachable", None):
+            return False
+        problems = {
+            name: problem
+            for name, problem in (
+                ("error", text_problem(error, MAX_REACHABILITY_ERROR)),
+                ("url", text_problem(url, MAX_URL, required=True)),
+            )
+            if problem is not None
+        }
+        if problems:
+            raise InvalidCommand(problems)
+        self._trigger(self.ReachabilityChanged, meta, reachable=reachable, error=error, url=url)
+        return True
 
     def _check_live(self) -> None:
         if self.deregistered:

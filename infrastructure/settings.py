@@ -96,6 +96,8 @@ class Settings(BaseSettings):
     # REDIS_URL, hot cards are not cached (no process could evict another's cache).
     serve_workers: int = Field(1, alias="SERVE_WORKERS", ge=1)
     peer_sync_s: float = Field(300, alias="PEER_SYNC_S", ge=0, le=86_400, description="0: only on demand")
+    # How often each registered agent's own card URL is checked (docs/registry.md). 0: never.
+    reachability_check_s: float = Field(900, alias="REACHABILITY_CHECK_S", ge=0, le=86_400)
     redis_url: str = Field("", alias="REDIS_URL")
 
     # Background jobs (Dramatiq). Empty: an in-memory broker and a worker inside the API

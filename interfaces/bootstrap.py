@@ -21,6 +21,7 @@ from application.clients import ClientsService, SecretScheme
 from application.federation import FederationService
 from application.goals import GoalsApp
 from application.ports import ReadStore
+from application.reachability import ReachabilityService
 from application.registry import RegistryService
 from infrastructure import client_secrets
 from infrastructure.breaker import CircuitBreaker
@@ -32,6 +33,7 @@ from infrastructure.card_cache import (
     TieredCardCache,
 )
 from infrastructure.card_checks import A2ACardChecks, GuardedCardFetcher
+from infrastructure.card_probe import GuardedCardProbe
 from infrastructure.card_publishing import CardServer, CardSigner
 from infrastructure.connections import ConnectionLimits, probe
 from infrastructure.database_errors import is_cancelled_statement, is_temporary
@@ -60,6 +62,7 @@ from projections.history_queries import GoalHistoryQueries
 from projections.pages import StoreErrors
 from projections.peers import PeerQueries, PeersProjection
 from projections.projection import Projection
+from projections.reachability import ReachabilityChecks
 from projections.rebuild import Rebuilder
 from projections.rebuild_jobs import RebuildJobs
 from projections.runner import ProjectionRunner
@@ -128,6 +131,9 @@ class System:
     rebuilds: RebuildJobs
     search: AgentSearch
     search_model: str  # the read model `search` reads (read-your-writes waits for it)
+    # Checks of registered agents' own card URLs (REACHABILITY_CHECK_S), and what they read.
+    reachability: ReachabilityService
+    reachability_reads: ReachabilityChecks
     listener: PostgresListener | None = None
     # PostgreSQL's circuit breaker: open while the database is known to be down (None: SQLite).
     database: CircuitBreaker | None = None
@@ -287,6 +293,7 @@ def build_system(settings: Settings | None = None) -> System:
         errors=STORE_ERRORS,
     )
     jobs = Jobs(settings)
+    reachability_reads = ReachabilityChecks(store)
     system = System(
         settings=settings,
         goals=goals,
@@ -323,6 +330,8 @@ def build_system(settings: Settings | None = None) -> System:
         outbound=outbound,
         search=search,
         search_model=search_projection.name,
+        reachability=ReachabilityService(goals, GuardedCardProbe(outbound), reachability_reads),
+        reachability_reads=reachability_reads,
         listener=listener,
         database=database,
         elasticsearch=elasticsearch,

@@ -21,6 +21,12 @@ from domain.peers import FederatedAgent
 from domain.registry import RegisteredAgent
 from projections.goal_summaries import GoalSummary, Key, fold_page, starting
 from projections.projection import LogPage
+from projections.reachability import (
+    REACHABILITY_DDL,
+    REACHABILITY_TABLE,
+    forget_reachability,
+    record_reachability,
+)
 from projections.registry_changes import FEDERATED
 from projections.views import iso
 
@@ -39,6 +45,7 @@ DDL = (
     " overall_progress DOUBLE PRECISION NOT NULL, objectives_count INTEGER NOT NULL,"
     " milestones_achieved INTEGER NOT NULL, last_updated TEXT, objective_progress TEXT NOT NULL,"
     " position BIGINT NOT NULL, PRIMARY KEY (tenant, agent_id))",
+    *REACHABILITY_DDL,
 )
 GOAL_COLUMNS = (
     "tenant",
@@ -73,7 +80,7 @@ class AgentCardsProjection:
     name = "agent_cards"
     # µs of replay per event: how rebuilds share the work (a goal event costs a summary fold)
     replay_cost = 4
-    tables = ("agent_cards", "agent_goal_summaries")
+    tables = ("agent_cards", "agent_goal_summaries", REACHABILITY_TABLE)
 
     def __init__(self, evict: Callable[[Mapping[Key, int]], bool] | None = None) -> None:
         self._evict = evict
@@ -124,6 +131,7 @@ class AgentCardsProjection:
             case RegisteredAgent.AgentRegistered() | RegisteredAgent.AgentReregistered():
                 ever_public = _ever_public(tx, key)
                 tx.execute("DELETE FROM agent_cards WHERE tenant = ? AND agent_id = ?", key)
+                forget_reachability(tx, key)  # a new record: not checked yet
                 tx.execute(
                     "INSERT INTO agent_cards (tenant, agent_id, visibility, deleted, card, card_hash,"
                     " card_url, signature, signature_detail, origin, registered_by, version,"
@@ -174,6 +182,13 @@ class AgentCardsProjection:
                     " WHERE tenant = ? AND agent_id = ?",
                     (*common, *key),
                 )
+            case RegisteredAgent.ReachabilityChanged():
+                # Not a change of the card: updated_at (the index's and peers' order) stays.
+                tx.execute(
+                    "UPDATE agent_cards SET version = ?, position = ? WHERE tenant = ? AND agent_id = ?",
+                    (event.originator_version, position, *key),
+                )
+                record_reachability(tx, key, event, position)
 
     # --- copies of peers' agents -------------------------------------------------------
 

@@ -16,10 +16,13 @@ RECORD_COLUMNS = (
     "c.tenant, c.agent_id, c.public_id, c.visibility, c.card, c.card_hash, c.card_url, c.signature,"
     " c.signature_detail, c.origin, c.registered_by, c.version, c.registered_at, c.updated_at,"
     " CASE WHEN g.position > c.position THEN g.position ELSE c.position END,"  # card or goals: the later
-    " g.goal_status, g.overall_progress, g.objectives_count, g.milestones_achieved, g.last_updated"
+    " g.goal_status, g.overall_progress, g.objectives_count, g.milestones_achieved, g.last_updated,"
+    " r.reachable, r.error, r.since, k.last_checked"
 )
 FROM = (
     "agent_cards c LEFT JOIN agent_goal_summaries g ON g.tenant = c.tenant AND g.agent_id = c.agent_id"
+    " LEFT JOIN agent_reachability r ON r.tenant = c.tenant AND r.agent_id = c.agent_id"
+    " LEFT JOIN agent_reachability_checks k ON k.tenant = c.tenant AND k.agent_id = c.agent_id"
 )
 VISIBLE = "c.deleted = 0 AND (c.tenant = ? OR c.visibility = 'public')"
 
@@ -47,6 +50,25 @@ class GoalsBlock:
 
 
 @dataclass(frozen=True)
+class Reachability:
+    """Whether the agent's own card URL answered at the last check (None: not checked yet),
+    since when that holds, the error that made it unreachable, and when it was last checked."""
+
+    reachable: bool | None = None
+    since: str | None = None
+    last_error: str | None = None
+    last_checked: str | None = None
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "reachable": self.reachable,
+            "since": self.since,
+            "last_error": self.last_error,
+            "last_checked": self.last_checked,
+        }
+
+
+@dataclass(frozen=True)
 class AgentRecord:
     tenant: str
     agent_id: str
@@ -64,6 +86,7 @@ class AgentRecord:
     updated_at: str
     position: int
     goals: GoalsBlock
+    reachability: Reachability = Reachability()
 
     def view(self, caller: str) -> dict[str, Any]:
         """The record as the API shows it to tenant `caller`."""
@@ -83,6 +106,7 @@ class AgentRecord:
             "updated_at": self.updated_at,
             "origin": self.origin or "local",
             "goals": self.goals.params(),
+            "reachability": self.reachability.view(),
         }
 
 
@@ -237,6 +261,12 @@ def _record(row: Any) -> AgentRecord:
         updated_at=row[13],
         position=int(row[14]),
         goals=goals,
+        reachability=Reachability(
+            None if row[20] is None else bool(row[20]),
+            row[22],
+            (row[21] or None) if row[20] == 0 else None,
+            row[23],
+        ),
     )
 
 

@@ -166,7 +166,14 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
 
     def start(*args: str, **env: str) -> Server:
         """A server with `env` over the test defaults; `args` go to `serve` (`--workers 2`)."""
-        base = {"APP_ENV": "test", "DATA_DIR": str(tmp_path / "server-data"), "ELASTICSEARCH_URL": ""}
+        # No reachability checks unless a test asks: they would write events of their own
+        # into logs that tests count (test_reachability sets REACHABILITY_CHECK_S).
+        base = {
+            "APP_ENV": "test",
+            "DATA_DIR": str(tmp_path / "server-data"),
+            "ELASTICSEARCH_URL": "",
+            "REACHABILITY_CHECK_S": "0",
+        }
         server = Server({**base, **env}, tmp_path / f"server-{len(servers)}.log", args)
         servers.append(server)
         return server

@@ -31,12 +31,14 @@ from interfaces.http.routes import (
     operations,
     peers,
     registry,
+    templates,
     wellknown,
 )
 from interfaces.workers.worker import InProcessJobs
 
 # Every router of the API; their routes parse JSON bodies strictly (StrictJSONRoute).
 ROUTERS = (
+    templates.router,
     goals.router,
     analytics.router,
     registry.router,

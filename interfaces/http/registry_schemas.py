@@ -72,6 +72,13 @@ class GoalsParamsOut(_In):
     last_updated: str | None
 
 
+class ReachabilityOut(_In):
+    reachable: bool | None = Field(description="Whether the agent's own card URL answered at the last check; null: not checked yet.")
+    since: str | None = Field(description="When the last change of `reachable` was recorded.")
+    last_error: str | None = Field(description="Why it is unreachable (null while reachable).")
+    last_checked: str | None
+
+
 class AgentOut(_In):
     agent_id: str = Field(description="The caller's own id of the agent, or the public id of another tenant's.")
     id: str = Field(description="The public id (what the well-known documents and card URLs use).")
@@ -86,6 +93,7 @@ class AgentOut(_In):
     updated_at: str
     origin: str
     goals: GoalsParamsOut
+    reachability: ReachabilityOut
 
 
 class CardChangeOut(_In):

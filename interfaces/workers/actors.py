@@ -20,6 +20,7 @@ from application.peer_index import PeerIndexInvalid
 from domain.meta import Meta
 from infrastructure.jobs import Jobs
 from infrastructure.outbound import OutboundError
+from interfaces.workers.reachability import declare_reachability_actors
 from projections.status import record_lag_metrics
 
 if TYPE_CHECKING:
@@ -97,6 +98,7 @@ def declare_actors(jobs: Jobs, system: Callable[[], System]) -> None:
             jobs.send_once(SYNC_PEER, {"peer_id": peer["peer_id"]}, key=peer_sync_key(peer["peer_id"]))
 
     broker = jobs.broker
+    declare_reachability_actors(jobs, system)
     # A failed sync is not retried: it is recorded on the peer, and the next one is due soon.
     dramatiq.actor(
         broker=broker,

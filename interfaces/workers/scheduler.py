@@ -13,7 +13,7 @@ import signal
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -25,6 +25,7 @@ from application.ports import JobsUnavailable
 from infrastructure.jobs import Jobs
 from infrastructure.settings import Settings
 from interfaces.workers.actors import PROJECTION_WATCH, SYNC_PEERS, declare_actors
+from interfaces.workers.reachability import CHECK_REACHABILITY
 
 log = logging.getLogger(__name__)
 POLLS_SENT = Counter(
@@ -43,6 +44,7 @@ class Poll:
     every_s: float
     key: str
     kwargs: dict[str, Any] = field(default_factory=dict)
+    at_start: bool = True  # False: the first one after `every_s`, not when the scheduler starts
 
 
 def polls(settings: Settings) -> list[Poll]:
@@ -52,11 +54,17 @@ def polls(settings: Settings) -> list[Poll]:
         due.append(Poll(PROJECTION_WATCH, settings.projection_watch_s, key=PROJECTION_WATCH))
     if settings.enable_federation and settings.peer_sync_s > 0:
         due.append(Poll(SYNC_PEERS, settings.peer_sync_s, key=SYNC_PEERS))
+    if settings.reachability_check_s > 0:
+        # Not at every start: a restart would check the whole registry at once, again.
+        due.append(
+            Poll(CHECK_REACHABILITY, settings.reachability_check_s, key=CHECK_REACHABILITY, at_start=False)
+        )
     return due
 
 
 class JobScheduler:
-    """APScheduler 3 in a background thread, sending each poll when it is due (the first at once)."""
+    """APScheduler 3 in a background thread, sending each poll when it is due (the first at once,
+    unless the poll says otherwise)."""
 
     def __init__(self, jobs: Jobs, due: Sequence[Poll]) -> None:
         self._jobs = jobs
@@ -71,7 +79,7 @@ class JobScheduler:
                 IntervalTrigger(seconds=poll.every_s, timezone=UTC),
                 args=[poll],
                 id=poll.key,
-                next_run_time=datetime.now(UTC),
+                next_run_time=datetime.now(UTC) + timedelta(seconds=0 if poll.at_start else poll.every_s),
             )
 
     def send(self, poll: Poll) -> bool:

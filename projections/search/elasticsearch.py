@@ -38,6 +38,7 @@ from elasticsearch import ApiError, Elasticsearch, NotFoundError
 
 from application.ports import ReadStore, Tx
 from domain.goals import AgentGoals
+from domain.registry import RegisteredAgent
 from projections.goal_summaries import GoalSummary, fold_goal
 from projections.instants import utc
 from projections.projection import LogPage
@@ -83,6 +84,10 @@ class IndexingRefused(Exception):
     (a mapping conflict, a closed index): the page fails, loudly."""
 
 
+# Fields added after the first indexes were created: put into an existing index's mapping too.
+ADDED_FIELDS: dict[str, Any] = {"reachable": {"type": "boolean"}}
+
+
 def template(alias: str) -> dict[str, Any]:
     """The index template of every index of `alias` (the body of `put_index_template`)."""
     return {
@@ -113,6 +118,7 @@ def template(alias: str) -> dict[str, Any]:
                     "goal_status": {"type": "keyword"},
                     "overall_progress": {"type": "double"},
                     "objective_progress": {"type": "object", "enabled": False},
+                    **ADDED_FIELDS,
                 },
             },
         },
@@ -146,6 +152,7 @@ class AgentDoc:
     updated_at: str | None = None
     card: dict[str, Any] = field(default_factory=lambda: card_fields(None))
     goals: GoalSummary | None = None
+    reachable: bool | None = None  # the last recorded check; None: not checked yet
 
     @property
     def id(self) -> str:
@@ -164,6 +171,7 @@ class AgentDoc:
             "goal_status": goals.goal_status if goals else None,
             "overall_progress": goals.overall_progress if goals else None,
             "objective_progress": dict(goals.objective_progress) if goals else {},
+            "reachable": self.reachable,
         }
 
     @classmethod
@@ -184,6 +192,7 @@ class AgentDoc:
             updated_at=source.get("updated_at"),
             card={k: source[k] for k in card_fields(None)},
             goals=goals,
+            reachable=source.get("reachable"),
         )
 
 
@@ -201,7 +210,7 @@ def fold_page(docs: dict[Key, AgentDoc], events: LogPage) -> dict[Key, AgentDoc]
         change = registry_change(event)
         if change is not None:
             key = change.key
-        elif isinstance(event, AgentGoals.Event):
+        elif isinstance(event, RegisteredAgent.ReachabilityChanged | AgentGoals.Event):
             key = (event.tenant, event.agent_id)
         else:
             continue
@@ -211,6 +220,10 @@ def fold_page(docs: dict[Key, AgentDoc], events: LogPage) -> dict[Key, AgentDoc]
         if change is not None:
             doc = docs[key] = doc or AgentDoc(*key)
             _fold_registry(doc, change)
+        elif isinstance(event, RegisteredAgent.ReachabilityChanged):
+            if doc is None:
+                continue  # registered before this read model existed: a rebuild fills it
+            doc.reachable = event.reachable
         else:
             if doc is None or doc.goals is None:
                 if not isinstance(event, AgentGoals.Registered):
@@ -228,6 +241,7 @@ def _fold_registry(doc: AgentDoc, event: Change) -> None:
     match event:
         case Listed():
             doc.registered, doc.visibility, doc.updated_at = True, event.visibility, at
+            doc.reachable = None  # a new record: not checked yet
             doc.card = card_fields(document(event.card))
         case CardChanged() if doc.registered:
             doc.card, doc.updated_at = card_fields(document(event.card)), at
@@ -305,6 +319,8 @@ def _filters(tenant: str, query: SearchQuery) -> list[dict[str, Any]]:
         filters.append({"range": {"overall_progress": progress}})
     if query.since is not None:
         filters.append({"range": {"updated_at": {"gte": utc(query.since).isoformat()}}})
+    if query.reachable is not None:
+        filters.append({"term": {"reachable": query.reachable}})
     return filters
 
 
@@ -371,7 +387,8 @@ class ElasticsearchSearchProjection:
         keys = {
             change.key if (change := registry_change(e)) is not None else (e.tenant, e.agent_id)
             for _, e in events
-            if isinstance(e, AgentGoals.Event) or registry_change(e) is not None
+            if isinstance(e, AgentGoals.Event | RegisteredAgent.ReachabilityChanged)
+            or registry_change(e) is not None
         }
         if not keys:
             return
@@ -406,6 +423,8 @@ class ElasticsearchSearchProjection:
             self._client.indices.put_index_template(name=self.alias, **template(self.alias))
             if not self._client.indices.exists(index=index):
                 self._client.indices.create(index=index)
+            else:
+                self._client.indices.put_mapping(index=index, properties=ADDED_FIELDS)
             if alias and not self._client.indices.exists_alias(name=self.alias):
                 self._client.indices.put_alias(index=index, name=self.alias)
         self._ready.add(index)

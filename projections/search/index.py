@@ -101,6 +101,7 @@ class SearchQuery:
     min_progress: float | None = None
     max_progress: float | None = None
     owned: bool = False  # only the caller's tenant
+    reachable: bool | None = None  # only agents whose last check answered (True) or failed (False)
     updated_since: str | None = None  # ISO 8601 instant with an offset
     cursor: str | None = None
     limit: int = DEFAULT_LIMIT
@@ -384,6 +385,8 @@ def fingerprint(tenant: str, query: SearchQuery) -> str:
         query.max_progress,
         query.owned,
         since.timestamp() if since is not None else None,
+        # Only when given: cursors handed out before this filter existed stay valid.
+        *([query.reachable] if query.reachable is not None else []),
     ]
     return hashlib.sha256(orjson.dumps(described)).hexdigest()[:16]
 

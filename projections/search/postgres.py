@@ -43,7 +43,7 @@ from projections.registry_changes import (
     VisibilityChanged,
     registry_change,
 )
-from projections.search import summaries
+from projections.search import reachability, summaries
 from projections.search.index import (
     EXPANSIONS,
     FIELDS,
@@ -59,6 +59,7 @@ from projections.search.index import (
     scopes_seen_by,
     vocabulary_scope,
 )
+from projections.search.reachability import apply_reachability
 from projections.search.sql import Fragment, SqlAgentSearch, TextMatch
 
 WEIGHTS = {"name": "A", "skills": "B", "description": "C", "provider": "D"}
@@ -113,7 +114,13 @@ class PostgresSearchProjection:
     near-misses by scope, goal summaries beside."""
 
     name = "agent_search"
-    tables = ("agent_search", "agent_search_words", "agent_search_word_scopes", summaries.TABLE)
+    tables = (
+        "agent_search",
+        "agent_search_words",
+        "agent_search_word_scopes",
+        summaries.TABLE,
+        reachability.TABLE,
+    )
 
     def create_tables(self, tx: Tx) -> None:
         """The tables; a vocabulary of earlier versions, in one scope, is counted again by scope."""
@@ -121,7 +128,7 @@ class PostgresSearchProjection:
         unscoped = _has_unscoped_vocabulary(tx)
         if unscoped:
             tx.execute("DROP TABLE agent_search_words")
-        for statement in (*_ddl(trgm), *summaries.DDL):
+        for statement in (*_ddl(trgm), *summaries.DDL, *reachability.DDL):
             tx.execute(statement)
         if unscoped:
             _count_words(tx, _vocabulary_of_rows(tx))
@@ -134,6 +141,7 @@ class PostgresSearchProjection:
                 goal_events.append((position, event))
             elif (change := registry_change(event)) is not None:
                 self._apply_registry(tx, position, change, vocabulary)
+            apply_reachability(tx, position, event)
         if goal_events:
             summaries.apply_goal_events(tx, goal_events)
         _count_words(tx, vocabulary)

@@ -106,6 +106,14 @@ class SqlAgentSearch(ABC):
             where.append(self._key_filter("tag", query.tag_key))
         if query.since is not None:
             where.append(Fragment("s.updated_at >= ?", (self._instant(query.since),)))
+        if query.reachable is not None:
+            where.append(
+                Fragment(
+                    "EXISTS (SELECT 1 FROM agent_search_reachability r"
+                    " WHERE r.tenant = s.tenant AND r.agent_id = s.agent_id AND r.reachable = ?)",
+                    (int(query.reachable),),
+                )
+            )
         join = _goal_filters(query, where)
         source = text.source if text else Fragment("agent_search s")
         score = text.score if text else Fragment("NULL")

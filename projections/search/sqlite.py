@@ -34,7 +34,7 @@ from projections.registry_changes import (
     VisibilityChanged,
     registry_change,
 )
-from projections.search import summaries
+from projections.search import reachability, summaries
 from projections.search.index import (
     EXPANSIONS,
     FIELDS,
@@ -54,6 +54,7 @@ from projections.search.index import (
     vocabulary_scope,
     word_similarity,
 )
+from projections.search.reachability import apply_reachability
 from projections.search.sql import Fragment, SqlAgentSearch, TextMatch
 
 CHUNK = 500
@@ -91,6 +92,7 @@ class SQLiteSearchProjection:
         "agent_search_word_scopes",
         "agent_search_word_trigrams",
         summaries.TABLE,
+        reachability.TABLE,
     )
 
     def create_tables(self, tx: Tx) -> None:
@@ -99,7 +101,7 @@ class SQLiteSearchProjection:
         if unscoped:
             tx.execute("DROP TABLE IF EXISTS agent_search_trigrams")
             tx.execute("DROP TABLE agent_search_words")
-        for statement in (*DDL, *summaries.DDL):
+        for statement in (*DDL, *summaries.DDL, *reachability.DDL):
             tx.execute(statement)
         if unscoped:
             _count_words(tx, _vocabulary_of_rows(tx))
@@ -112,6 +114,7 @@ class SQLiteSearchProjection:
                 goal_events.append((position, event))
             elif (change := registry_change(event)) is not None:
                 self._apply_registry(tx, position, change, vocabulary)
+            apply_reachability(tx, position, event)
         if goal_events:
             summaries.apply_goal_events(tx, goal_events)
         _count_words(tx, vocabulary)

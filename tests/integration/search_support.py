@@ -137,6 +137,11 @@ class Registry:
         self.agents[(tenant, agent_id)].deregister("retired", META)
         self._collect(self.agents[(tenant, agent_id)])
 
+    def reachability(self, tenant: str, agent_id: str, reachable: bool, error: str = "") -> None:
+        url = "https://agent.example/.well-known/agent-card.json"
+        self.agents[(tenant, agent_id)].record_reachability(reachable, error, url, META)
+        self._collect(self.agents[(tenant, agent_id)])
+
     def set_goals(self, tenant: str, agent_id: str, definition: GoalDefinition | None = None) -> None:
         key = (tenant, agent_id)
         if key in self.goals:

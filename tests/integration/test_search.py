@@ -420,3 +420,29 @@ def test_a_malformed_or_foreign_cursor_is_refused(registry: Registry) -> None:
         assert refused.value.errors.keys() == {"cursor"}
     with pytest.raises(InvalidCursor):
         registry.target.search.search("globex", SearchQuery(q="planner", cursor=cursor))  # another caller's
+
+
+def test_the_reachable_filter_follows_the_last_recorded_check(registry: Registry) -> None:
+    for agent in ("up", "down", "unchecked"):
+        registry.register("acme", agent, card(f"Agent {agent}"))
+    registry.register("other", "hidden", card("Hidden"), visibility="private")
+    registry.reachability("acme", "up", True)
+    registry.reachability("acme", "down", False, "timeout: no answer in time")
+    registry.reachability("other", "hidden", False, "unreachable: no connection could be made")
+    registry.project()
+
+    assert registry.found("acme", reachable=True) == ["up"]
+    assert registry.found("acme", reachable=False) == ["down"]  # never another tenant's private agent
+    assert sorted(registry.found("other", reachable=False)) == ["down", "hidden"]
+    assert len(registry.found("acme")) == 3  # unchecked: in neither, but listed without the filter
+
+    registry.reachability("acme", "up", False, "status: answered 503")
+    registry.reachability("acme", "down", True)
+    registry.project()
+    assert registry.found("acme", reachable=True, q="agent") == ["down"]
+    assert registry.found("acme", reachable=False) == ["up"]
+
+    registry.deregister("acme", "down")
+    registry.register("acme", "down", card("Agent down"))  # registered again: not checked yet
+    registry.project()
+    assert registry.found("acme", reachable=True) == []

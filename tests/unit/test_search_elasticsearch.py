@@ -200,3 +200,30 @@ def test_each_word_scores_its_best_match_and_the_words_their_mean() -> None:
     assert body["sort"][0] == {"_score": "desc"}
     assert body["search_after"] == [2.35, "acme", "a1"]
     assert body["size"] == 6
+
+
+def test_the_reachable_filter_is_a_term_of_the_documents_field() -> None:
+    for reachable in (True, False):
+        filters = search_body("acme", SearchQuery(reachable=reachable), None)["query"]["bool"]["filter"]
+        assert filters[2:] == [{"term": {"reachable": reachable}}]
+    assert all(
+        "reachable" not in str(f) for f in search_body("acme", SearchQuery(), None)["query"]["bool"]["filter"]
+    )
+    assert template("a2a-agents")["template"]["mappings"]["properties"]["reachable"] == {"type": "boolean"}
+
+
+def test_reachability_changes_fold_into_the_document_and_a_new_registration_forgets_them() -> None:
+    agent = _registered()
+    page = _page(agent)
+    docs = fold_page({}, page)
+    assert docs[("acme", "router")].source()["reachable"] is None
+    agent.record_reachability(
+        False, "timeout: no answer in 5 s", "https://agent.example/.well-known/agent-card.json", META
+    )
+    changed = fold_page(docs, _page(agent, start=10))
+    assert changed[("acme", "router")].source()["reachable"] is False
+    assert AgentDoc.from_source(changed[("acme", "router")].source()).reachable is False
+    agent.deregister("gone", META)
+    agent.register_again(SubmittedCard(CARD, "sha256:x"), "public", META)
+    again = fold_page(docs, _page(agent, start=20))
+    assert again[("acme", "router")].source()["reachable"] is None

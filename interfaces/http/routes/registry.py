@@ -189,6 +189,10 @@ def list_agents(
     min_progress: Annotated[float | None, Query(ge=0, le=100)] = None,
     max_progress: Annotated[float | None, Query(ge=0, le=100)] = None,
     owned: Annotated[bool, Query(description="Only the caller's own agents.")] = False,
+    reachable: Annotated[
+        bool | None,
+        Query(description="Only agents whose own card URL answered (true) or not (false) at the last check."),
+    ] = None,
     updated_since: Annotated[Instant | None, Query()] = None,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
@@ -205,6 +209,7 @@ def list_agents(
         min_progress=min_progress,
         max_progress=max_progress,
         owned=owned,
+        reachable=reachable,
         updated_since=updated_since.astimezone(UTC).isoformat() if updated_since else None,
         cursor=cursor,
         limit=limit,
