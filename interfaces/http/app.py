@@ -31,6 +31,7 @@ from interfaces.http.routes import (
     operations,
     peers,
     registry,
+    webhooks,
     wellknown,
 )
 from interfaces.workers.worker import InProcessJobs
@@ -46,6 +47,7 @@ ROUTERS = (
     oauth.router,
     admin.router,
     operations.router,
+    webhooks.router,
 )
 DESCRIPTION = """Goals for A2A agents, event-sourced: every goal, progress update, milestone
 and status change is an immutable event. Commands answer with the aggregate `version`
@@ -92,6 +94,7 @@ def create_app(system: System | None = None, settings: Settings | None = None) -
     app.mount("/metrics", make_asgi_app())
     problems.install(app)
     registry_problems.install(app)
+    webhooks.install_problems(app)
     for router in ROUTERS:
         app.include_router(router)
     install_openapi(app)

@@ -24,6 +24,7 @@ from prometheus_client import Counter
 from application.ports import JobsUnavailable
 from infrastructure.jobs import Jobs
 from infrastructure.settings import Settings
+from interfaces.webhook_system import DISPATCH_WEBHOOKS
 from interfaces.workers.actors import PROJECTION_WATCH, SYNC_PEERS, declare_actors
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,8 @@ def polls(settings: Settings) -> list[Poll]:
         due.append(Poll(PROJECTION_WATCH, settings.projection_watch_s, key=PROJECTION_WATCH))
     if settings.enable_federation and settings.peer_sync_s > 0:
         due.append(Poll(SYNC_PEERS, settings.peer_sync_s, key=SYNC_PEERS))
+    if settings.webhook_dispatch_s > 0:
+        due.append(Poll(DISPATCH_WEBHOOKS, settings.webhook_dispatch_s, key=DISPATCH_WEBHOOKS))
     return due
 
 
