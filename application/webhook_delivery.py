@@ -15,8 +15,10 @@ from application.webhooks import Endpoint
 from domain.webhooks import RetryPolicy
 
 Outcome = Literal["delivered", "retrying", "failed"]
-# Deliveries one lane job sends at most; the next dispatch goes on with the rest.
-LANE_BATCH = 200
+# How long one lane job goes on sending (a delivery started by then is finished, within the
+# outbound timeout); the next dispatch goes on with the rest. The job's time limit is well
+# above it, and bounds how long a job lost with its worker keeps the lane waiting.
+LANE_BUDGET_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,8 @@ class DeliveryService:
         """Send the lane's due deliveries in order, until one fails or none is due; how many
         were sent. Run one job per lane at a time (the job key sees to it)."""
         sent = 0
-        for _ in range(LANE_BATCH):
+        started = time.monotonic()
+        while time.monotonic() - started < LANE_BUDGET_S:
             delivery = self._outbox.head(subscription_id, agent_id)
             if delivery is None or delivery.next_attempt_at > self._clock():
                 break

@@ -32,7 +32,8 @@ PROJECTION_WATCH = "projection_watch"
 OPERATIONS = "operations"
 POLLS = "polls"
 WEBHOOKS = "webhooks"
-WEBHOOK_TIME_LIMIT_MS = 30 * 60 * 1000
+# Well above a lane job's budget (application.webhook_delivery.LANE_BUDGET_S) plus a delivery.
+WEBHOOK_TIME_LIMIT_MS = 3 * 60 * 1000
 # A rebuild of a big log runs long; one interrupted by this limit resumes from its shadow
 # when asked for again.
 REBUILD_TIME_LIMIT_MS = 6 * 3600 * 1000
