@@ -157,5 +157,7 @@ class RetryPolicy:
             return None
         backoff = min(self.max_s, self.first_s * math.pow(2, min(attempts - 1, 60)))
         # "Equal jitter": half the backoff, plus up to the other half at random.
-        at = now + backoff / 2 + backoff / 2 * jitter
-        return at if at <= created_at + self.retry_for_s else None
+        earliest, deadline = now + backoff / 2, created_at + self.retry_for_s
+        if earliest > deadline:
+            return None
+        return min(earliest + backoff / 2 * jitter, deadline)
