@@ -182,6 +182,9 @@ def test_a_receiver_sees_each_event_once_and_in_order_though_its_first_delivery_
             "ten deliveries delivered",
         )
         listed = _deliveries(api, subscription)
+    metrics = httpx.get(f"{server.url}/metrics/", timeout=30).text
+    assert 'a2a_goals_webhook_deliveries_total{outcome="delivered"} 10.0' in metrics
+    assert 'a2a_goals_webhook_deliveries_total{outcome="retrying"} 1.0' in metrics
 
     assert all(verify(secret, r.headers, r.body) for r in receiver.received)
     assert receiver.received[0].answered == 500  # the first was refused, and sent again
@@ -219,7 +222,11 @@ def test_tenants_never_see_each_others_subscriptions_or_events(
         httpx.Client(base_url=server.url, headers=mine, timeout=30) as api,
         httpx.Client(base_url=server.url, headers=theirs, timeout=30) as other,
     ):
-        subscription = ok(api.post(WEBHOOKS, json={"url": receiver.url, "events": ["goals_set"]}), 201)["id"]
+        asked = {"url": receiver.url, "events": ["goals_set"]}
+        first = ok(api.post(WEBHOOKS, json=asked, headers={"Idempotency-Key": "sub-1"}), 201)
+        again = ok(api.post(WEBHOOKS, json=asked, headers={"Idempotency-Key": "sub-1"}), 201)
+        assert (again["id"], again["secret"], again["replayed"]) == (first["id"], first["secret"], True)
+        subscription = first["id"]
         problem(other.get(f"{WEBHOOKS}/{subscription}"), 404)
         problem(other.get(f"{WEBHOOKS}/{subscription}/deliveries"), 404)
         problem(other.delete(f"{WEBHOOKS}/{subscription}"), 404)
@@ -342,3 +349,23 @@ def test_worker_processes_deliver_on_redis_and_a_killed_worker_loses_nothing(
     assert orjson.loads(accepted[0].body)["type"] == "goals_set"
     assert _milestones(accepted) == EXPECTED_MILESTONES
     assert "Traceback" not in _logs(tmp_path)
+
+
+def test_a_delivery_that_keeps_failing_is_given_up_and_the_next_one_is_tried(
+    start_server: Callable[..., Server], tenant: str
+) -> None:
+    server = start_server(**FAST, WEBHOOK_MAX_ATTEMPTS="2")
+    nowhere = f"http://127.0.0.1:{free_port()}/hook"
+    _, headers = login(server, tenant)
+    with httpx.Client(base_url=server.url, headers=headers, timeout=30) as api:
+        subscription = ok(api.post(WEBHOOKS, json={"url": nowhere, "events": EVENTS}), 201)["id"]
+        last = _scenario(api, "a1")
+        _wait_until(
+            lambda: {d["status"] for d in _deliveries(api, subscription, last)} == {"failed"},
+            "every delivery given up",
+        )
+        listed = _deliveries(api, subscription)
+    assert len(listed) == 10
+    assert all([a["error"] for a in d["attempts"]] == ["unreachable"] * 2 for d in listed)
+    metrics = httpx.get(f"{server.url}/metrics/", timeout=30).text
+    assert 'a2a_goals_webhook_deliveries_total{outcome="failed"} 10.0' in metrics
