@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from application.webhooks import Endpoint
-from domain.webhooks import RetryPolicy
+from domain.webhooks import RetryPolicy, SealedSecretUnreadable
 
 Outcome = Literal["delivered", "retrying", "failed"]
 # How long one lane job goes on sending (a delivery started by then is finished, within the
@@ -96,11 +96,17 @@ class DeliveryService:
             delivery = self._outbox.head(subscription_id, agent_id)
             if delivery is None or delivery.next_attempt_at > self._clock():
                 break
-            endpoint = self._endpoint(delivery.tenant, subscription_id)
-            if endpoint is None:  # deleted while its deliveries waited
-                self._outbox.cancel(delivery.tenant, subscription_id)
-                break
-            attempt = self._sender.send(endpoint, delivery)
+            try:
+                endpoint = self._endpoint(delivery.tenant, subscription_id)
+            except SealedSecretUnreadable:
+                # SECRETS_KEY changed under it: nothing can be signed. Recorded as an attempt,
+                # so that the delivery is retried (the key may come back) and then given up.
+                attempt = Attempt(self._clock(), None, "secret_unreadable", 0.0)
+            else:
+                if endpoint is None:  # deleted while its deliveries waited
+                    self._outbox.cancel(delivery.tenant, subscription_id)
+                    break
+                attempt = self._sender.send(endpoint, delivery)
             sent += 1
             if not self._settle(delivery, attempt):
                 break

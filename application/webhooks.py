@@ -36,7 +36,9 @@ class SecretSealer(Protocol):
 
     def seal(self, secret: bytes, owner: str) -> str: ...
 
-    def open(self, sealed: str, owner: str) -> bytes: ...
+    def open(self, sealed: str, owner: str) -> bytes:
+        """The secret; SealedSecretUnreadable if it cannot be opened."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,8 @@ class WebhooksService:
         )
 
     def endpoint(self, tenant: str, subscription_id: str, *, include_deleted: bool = False) -> Endpoint | None:
-        """The URL and the secret in clear of a live subscription; None if it is gone."""
+        """The URL and the secret in clear of a live subscription; None if it is gone.
+        SealedSecretUnreadable if its secret cannot be opened."""
         try:
             found: Aggregate = self._app.repository.get(webhook_subscription_id(tenant, subscription_id))
         except AggregateNotFoundError:

@@ -55,6 +55,10 @@ class SubscriptionDeleted(DomainError):
         self.subscription_id = subscription_id
 
 
+class SealedSecretUnreadable(Exception):
+    """A sealed secret that cannot be opened (sealed under another SECRETS_KEY, or altered)."""
+
+
 def subscription_problems(url: object, events: object) -> dict[str, str]:
     """Every wrong field of a subscription, by its path."""
     problems: dict[str, str] = {}

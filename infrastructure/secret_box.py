@@ -24,12 +24,14 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from domain.webhooks import SealedSecretUnreadable
+
 KEY_BYTES = 32
 NONCE_BYTES = 12
 PREFIX = "aesgcm.v1"
 
 
-class SecretUnreadable(Exception):
+class SecretUnreadable(SealedSecretUnreadable):
     """A sealed secret this box cannot open: another key, another owner, or altered."""
 
 

@@ -369,3 +369,24 @@ def test_a_delivery_that_keeps_failing_is_given_up_and_the_next_one_is_tried(
     assert all([a["error"] for a in d["attempts"]] == ["unreachable"] * 2 for d in listed)
     metrics = httpx.get(f"{server.url}/metrics/", timeout=30).text
     assert 'a2a_goals_webhook_deliveries_total{outcome="failed"} 10.0' in metrics
+
+
+def test_a_secret_sealed_under_another_secrets_key_is_an_attempt_that_fails_not_a_crash(
+    start_server: Callable[..., Server], receiver: Receiver, tenant: str
+) -> None:
+    keys = [base64.b64encode(bytes([n]) * 32).decode() for n in (1, 2)]
+    first = start_server(**FAST, SECRETS_KEY=keys[0])
+    _, headers = login(first, tenant)
+    with httpx.Client(base_url=first.url, headers=headers, timeout=30) as api:
+        subscription = ok(api.post(WEBHOOKS, json={"url": receiver.url, "events": ["goals_set"]}), 201)["id"]
+    first.stop()
+
+    second = start_server(**FAST, SECRETS_KEY=keys[1])  # the same store, another key
+    _, headers = login(second, tenant)
+    with httpx.Client(base_url=second.url, headers=headers, timeout=30) as api:
+        position = _goals(api, "a1")
+        _wait_until(lambda: bool(_deliveries(api, subscription, position)[0]["attempts"]), "a first attempt")
+        attempt = _deliveries(api, subscription)[0]["attempts"][0]
+    assert (attempt["status_code"], attempt["error"]) == (None, "secret_unreadable")
+    assert receiver.received == []  # nothing unsigned, or signed with anything else, went out
+    assert "Traceback" not in second.log_text()
