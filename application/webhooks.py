@@ -19,7 +19,13 @@ from application.preconditions import IfMatch
 from application.results import CommandResult
 from domain.errors import InvalidCommand
 from domain.meta import Meta
-from domain.webhooks import WebhookSubscription, subscription_problems, webhook_subscription_id
+from domain.webhooks import (
+    MAX_SUBSCRIPTIONS,
+    TooManySubscriptions,
+    WebhookSubscription,
+    subscription_problems,
+    webhook_subscription_id,
+)
 
 
 class SubscriptionNotFound(Exception):
@@ -63,9 +69,16 @@ class WebhooksService:
         sealer: SecretSealer,
         refusal: Callable[[str], str | None],
         new_secret: Callable[[], str],
+        live_count: Callable[[str], int],
+        *,
+        limit: int = MAX_SUBSCRIPTIONS,
     ) -> None:
-        """`refusal(url)`: why the outbound guard would refuse `url`, or None."""
+        """`refusal(url)`: why the outbound guard would refuse `url`, or None; `live_count(tenant)`:
+        how many live subscriptions the tenant has (a read model: concurrent requests may pass
+        the limit by a few)."""
         self._app = app
+        self._live_count = live_count
+        self._limit = limit
         self._sealer = sealer
         self._refusal = refusal
         self._new_secret = new_secret
@@ -82,6 +95,8 @@ class WebhooksService:
             raise InvalidCommand(problems)
         if (reason := self._refusal(url)) is not None:
             raise InvalidCommand({"url": f"refused by the outbound guard: {reason}"})
+        if self._live_count(tenant) >= self._limit:
+            raise TooManySubscriptions(self._limit)
         key = f"wh_{uuid.uuid4().hex}"
         secret = self._new_secret()
         sealed = self._sealer.seal(secret.encode(), _owner(tenant, key))

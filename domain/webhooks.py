@@ -30,6 +30,8 @@ EVENT_TYPES: dict[str, str] = {
     "GoalStagnant": "goal_stagnant",
 }
 WEBHOOK_EVENTS = frozenset(EVENT_TYPES.values())
+# Live subscriptions a tenant may have: each one multiplies the deliveries of every event.
+MAX_SUBSCRIPTIONS = 50
 SUBSCRIPTION_ID = re.compile(r"wh_[0-9a-f]{32}\Z")
 MAX_SEALED = 512
 
@@ -53,6 +55,12 @@ class SubscriptionDeleted(DomainError):
     def __init__(self, subscription_id: str) -> None:
         super().__init__(f"webhook subscription {subscription_id!r} was deleted")
         self.subscription_id = subscription_id
+
+
+class TooManySubscriptions(DomainError):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the tenant has {limit} webhook subscriptions, the most it may; delete one first")
+        self.limit = limit
 
 
 class SealedSecretUnreadable(Exception):

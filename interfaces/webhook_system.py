@@ -53,10 +53,10 @@ def secret_box(settings: Settings) -> SecretBox:
 
 
 def build_webhooks(settings: Settings, goals: GoalsApp, store: ReadStore, outbound: OutboundClient) -> Webhooks:
-    subscriptions = WebhooksService(
-        goals, secret_box(settings), lambda url: refusal(outbound, url), new_secret
-    )
     rows = WebhookDeliveries(store)
+    subscriptions = WebhooksService(
+        goals, secret_box(settings), lambda url: refusal(outbound, url), new_secret, rows.live_count
+    )
     policy = RetryPolicy(
         first_s=settings.webhook_retry_first_s,
         max_s=max(MAX_RETRY_BACKOFF_S, settings.webhook_retry_first_s),

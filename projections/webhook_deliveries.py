@@ -81,6 +81,11 @@ class WebhookDeliveries:
 
     # --- the API's -----------------------------------------------------------------------
 
+    def live_count(self, tenant: str) -> int:
+        with self._store.read() as tx:
+            row = tx.fetchone("SELECT COUNT(*) FROM webhook_subscriptions WHERE tenant = ? AND deleted = 0", (tenant,))
+        return int(row[0]) if row else 0
+
     def subscriptions(self, tenant: str) -> list[dict[str, Any]]:
         with self._store.read() as tx:
             rows = tx.fetchall(

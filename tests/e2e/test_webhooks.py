@@ -390,3 +390,21 @@ def test_a_secret_sealed_under_another_secrets_key_is_an_attempt_that_fails_not_
     assert (attempt["status_code"], attempt["error"]) == (None, "secret_unreadable")
     assert receiver.received == []  # nothing unsigned, or signed with anything else, went out
     assert "Traceback" not in second.log_text()
+
+
+def test_a_tenant_has_at_most_fifty_subscriptions(
+    start_server: Callable[..., Server], receiver: Receiver, tenant: str
+) -> None:
+    server = start_server(**FAST)
+    _, headers = login(server, tenant)
+    _, others = login(server, f"{tenant}y")
+    asked = {"url": receiver.url, "events": ["status_changed"]}
+    with httpx.Client(base_url=server.url, headers=headers, timeout=30) as api:
+        created = [ok(api.post(WEBHOOKS, json=asked), 201) for _ in range(50)]
+        assert len(ok(api.get(WEBHOOKS, params={"min_position": created[-1]["position"]}))["items"]) == 50
+        refused = problem(api.post(WEBHOOKS, json=asked), 409)
+        assert refused["type"] == "/problems/too-many-webhooks" and refused["limit"] == 50
+        ok(httpx.post(f"{server.url}{WEBHOOKS}", json=asked, headers=others, timeout=30), 201)  # theirs is theirs
+        deleted = ok(api.delete(f"{WEBHOOKS}/{created[0]['id']}"))
+        ok(api.get(WEBHOOKS, params={"min_position": deleted["position"]}))
+        ok(api.post(WEBHOOKS, json=asked), 201)

@@ -12,17 +12,18 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from application.webhooks import SubscriptionNotFound
 from domain.limits import MAX_URL
-from domain.webhooks import SubscriptionDeleted
+from domain.webhooks import SubscriptionDeleted, TooManySubscriptions
 from interfaces.http.auth import GoalsReader, GoalsWriter
 from interfaces.http.deps import IdempotencyDep, IfMatchDep, SystemDep, command_meta
 from interfaces.http.json_body import StrictJSONRoute
-from interfaces.http.problems import NOT_FOUND, problem_response
+from interfaces.http.problems import NOT_FOUND, Problem, problem_response
 from interfaces.http.queries import MinPosition, read_your_writes
 from interfaces.http.schemas import _In
 from interfaces.http.types import MAX_POSITION, StorableText
 
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"], route_class=StrictJSONRoute)
 READ_MODELS = ["webhook_outbox"]
+TOO_MANY = Problem(409, "too-many-webhooks", "The tenant has as many webhook subscriptions as it may")
 SubscriptionId = Annotated[str, Path(pattern=r"^wh_[0-9a-f]{32}$", description="The subscription's id.")]
 EventType = Literal[
     "milestone_reached",
@@ -97,7 +98,7 @@ class DeliveryPageOut(BaseModel):
     next_cursor: int | None = Field(description="Pass as ?before= for the next (older) page.")
 
 
-@router.post("", response_model=SubscribedOut, status_code=201, responses={422: {}})
+@router.post("", response_model=SubscribedOut, status_code=201, responses={409: {}, 422: {}})
 def subscribe(
     body: SubscriptionIn, system: SystemDep, who: GoalsWriter, request: Request, key: IdempotencyDep
 ) -> JSONResponse:
@@ -186,3 +187,7 @@ def install_problems(app: FastAPI) -> None:
     @app.exception_handler(SubscriptionDeleted)
     async def not_found(request: Request, exc: Exception) -> JSONResponse:
         return problem_response(request, NOT_FOUND, str(exc))
+
+    @app.exception_handler(TooManySubscriptions)
+    async def too_many(request: Request, exc: TooManySubscriptions) -> JSONResponse:
+        return problem_response(request, TOO_MANY, str(exc), limit=exc.limit)
