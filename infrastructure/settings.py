@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from infrastructure.outbound_addresses import IPNetwork
 from infrastructure.ratelimit import Rate
+from infrastructure.secret_box import parse_key
 
 DEFAULT_PASSWORDS = frozenset({"postgres", "password", "change-me", "changeme", "secret", "admin", "guest"})
 BROKER_SCHEMES = frozenset({"redis", "rediss", "amqp", "amqps"})
@@ -148,6 +149,16 @@ class Settings(BaseSettings):
     )
     elasticsearch_timeout_s: float = Field(2.0, alias="ELASTICSEARCH_TIMEOUT_S", gt=0, le=60)
 
+    # Webhooks: signing secrets are kept sealed under SECRETS_KEY (base64 of 32 bytes; required
+    # in prod, generated into DATA_DIR otherwise). A failed delivery is tried again with
+    # backoff from WEBHOOK_RETRY_FIRST_S, for at most WEBHOOK_RETRY_FOR_S and
+    # WEBHOOK_MAX_ATTEMPTS; the scheduler looks for due deliveries every WEBHOOK_DISPATCH_S.
+    secrets_key: SecretStr | None = Field(None, alias="SECRETS_KEY")
+    webhook_retry_for_s: float = Field(86_400, alias="WEBHOOK_RETRY_FOR_S", gt=0, le=30 * 86_400)
+    webhook_retry_first_s: float = Field(5.0, alias="WEBHOOK_RETRY_FIRST_S", gt=0, le=3600)
+    webhook_max_attempts: int = Field(30, alias="WEBHOOK_MAX_ATTEMPTS", ge=1, le=100)
+    webhook_dispatch_s: float = Field(5.0, alias="WEBHOOK_DISPATCH_S", ge=0, le=3600, description="0: never")
+
     cors_origins: str = Field("", alias="CORS_ORIGINS", description="comma-separated allowed origins")
     cors_allow_credentials: bool = Field(False, alias="CORS_ALLOW_CREDENTIALS")
 
@@ -210,6 +221,8 @@ class Settings(BaseSettings):
                 raise ValueError("APP_ENV=prod needs DATABASE_URL naming a PostgreSQL database")
             if self.signing_keys is None or not self.signing_keys.get_secret_value().strip():
                 raise ValueError("APP_ENV=prod needs SIGNING_KEYS (PEM private keys); none are generated")
+            if self.secrets_key is None or not self.secrets_key.get_secret_value().strip():
+                raise ValueError("APP_ENV=prod needs SECRETS_KEY (base64 of 32 random bytes); none is generated")
             password = urlsplit(self.database_url).password or ""
             if password.lower() in DEFAULT_PASSWORDS:
                 raise ValueError("DATABASE_URL uses a well-known default password; refusing APP_ENV=prod")
@@ -244,6 +257,8 @@ class Settings(BaseSettings):
                     "APP_ENV=prod needs OPERATOR_TENANT: whose admins may rebuild read models and see"
                     " denials that name no tenant must be chosen, not a default any tenant may be given"
                 )
+        if self.secrets_key is not None and self.secrets_key.get_secret_value().strip():
+            parse_key(self.secrets_key.get_secret_value())
         if self.elasticsearch_url and urlsplit(self.elasticsearch_url).scheme not in {"http", "https"}:
             raise ValueError("ELASTICSEARCH_URL must be an http:// or https:// URL (or unset)")
         if self.database_url and not self.is_postgres:
@@ -292,6 +307,10 @@ class Settings(BaseSettings):
     @property
     def keys_path(self) -> Path:
         return self.data_dir / "signing-keys.json"
+
+    @property
+    def secrets_key_path(self) -> Path:
+        return self.data_dir / "secrets-key"
 
     @property
     def is_postgres(self) -> bool:

@@ -50,6 +50,7 @@ from infrastructure.settings import Settings
 from infrastructure.signing_keys import KeyRing
 from infrastructure.tokens import TokenIssuer, TokenVerifier
 from interfaces.http.auth import Authenticator, RateLimits
+from interfaces.webhook_system import Webhooks, build_webhooks, send_lanes
 from interfaces.workers.actors import REBUILD_PROJECTION, SYNC_PEER, declare_actors, peer_sync_key
 from projections.agent_cards import AgentCardsProjection
 from projections.agent_cards_queries import AgentCardsQueries
@@ -70,6 +71,7 @@ from projections.search.elasticsearch import ElasticsearchAgentSearch, Elasticse
 from projections.search.index import AgentSearch, SearchUnavailable
 from projections.search.postgres import PostgresAgentSearch, PostgresSearchProjection
 from projections.search.sqlite import SQLiteAgentSearch, SQLiteSearchProjection
+from projections.webhook_outbox import WebhookOutboxProjection
 
 DAY_S = 86_400
 # Collections of the oldest generation between two full collections (Python's default is 10).
@@ -134,6 +136,7 @@ class System:
     # Checks of registered agents' own card URLs (REACHABILITY_CHECK_S), and what they read.
     reachability: ReachabilityService
     reachability_reads: ReachabilityChecks
+    webhooks: Webhooks
     listener: PostgresListener | None = None
     # PostgreSQL's circuit breaker: open while the database is known to be down (None: SQLite).
     database: CircuitBreaker | None = None
@@ -211,6 +214,7 @@ def build_system(settings: Settings | None = None) -> System:
     runner_ref: list[ProjectionRunner] = []
     shared_redis = _redis(settings)
     card_cache = _card_cache(shared_redis, settings)
+    jobs_ref: list[Jobs] = []
 
     with schema_lock(settings):
         goals = GoalsApp(
@@ -231,10 +235,12 @@ def build_system(settings: Settings | None = None) -> System:
             PeersProjection(),
             search_projection,
         ]
+        # An outbox, not a view: never rebuilt (a replay would send every event again).
+        outbox = WebhookOutboxProjection(on_new=lambda lanes: send_lanes(jobs_ref[0], lanes) if jobs_ref else None)
         runner = ProjectionRunner(
             goals.read_log,
             store,
-            projections,
+            [*projections, outbox],
             page_size=settings.projection_page_size,
             poll_s=settings.projection_poll_s,
             errors=STORE_ERRORS,
@@ -294,6 +300,7 @@ def build_system(settings: Settings | None = None) -> System:
     )
     jobs = Jobs(settings)
     reachability_reads = ReachabilityChecks(store)
+    jobs_ref.append(jobs)
     system = System(
         settings=settings,
         goals=goals,
@@ -332,6 +339,7 @@ def build_system(settings: Settings | None = None) -> System:
         search_model=search_projection.name,
         reachability=ReachabilityService(goals, GuardedCardProbe(outbound), reachability_reads),
         reachability_reads=reachability_reads,
+        webhooks=build_webhooks(settings, goals, store, outbound),
         listener=listener,
         database=database,
         elasticsearch=elasticsearch,

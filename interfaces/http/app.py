@@ -32,6 +32,7 @@ from interfaces.http.routes import (
     peers,
     registry,
     templates,
+    webhooks,
     wellknown,
 )
 from interfaces.workers.worker import InProcessJobs
@@ -48,6 +49,7 @@ ROUTERS = (
     oauth.router,
     admin.router,
     operations.router,
+    webhooks.router,
 )
 DESCRIPTION = """Goals for A2A agents, event-sourced: every goal, progress update, milestone
 and status change is an immutable event. Commands answer with the aggregate `version`
@@ -94,6 +96,7 @@ def create_app(system: System | None = None, settings: Settings | None = None) -
     app.mount("/metrics", make_asgi_app())
     problems.install(app)
     registry_problems.install(app)
+    webhooks.install_problems(app)
     for router in ROUTERS:
         app.include_router(router)
     install_openapi(app)

@@ -20,6 +20,7 @@ from application.peer_index import PeerIndexInvalid
 from domain.meta import Meta
 from infrastructure.jobs import Jobs
 from infrastructure.outbound import OutboundError
+from interfaces.webhook_system import DELIVER_WEBHOOKS, DISPATCH_WEBHOOKS, send_lanes
 from interfaces.workers.reachability import declare_reachability_actors
 from projections.status import record_lag_metrics
 
@@ -31,6 +32,9 @@ PROJECTION_WATCH = "projection_watch"
 # Queues: one-off operations, and the polls the scheduler sends.
 OPERATIONS = "operations"
 POLLS = "polls"
+WEBHOOKS = "webhooks"
+# Well above a lane job's budget (application.webhook_delivery.LANE_BUDGET_S) plus a delivery.
+WEBHOOK_TIME_LIMIT_MS = 3 * 60 * 1000
 # A rebuild of a big log runs long; one interrupted by this limit resumes from its shadow
 # when asked for again.
 REBUILD_TIME_LIMIT_MS = 6 * 3600 * 1000
@@ -97,8 +101,32 @@ def declare_actors(jobs: Jobs, system: Callable[[], System]) -> None:
         for peer in running.peers.peers():
             jobs.send_once(SYNC_PEER, {"peer_id": peer["peer_id"]}, key=peer_sync_key(peer["peer_id"]))
 
+    def deliver_webhooks(subscription_id: str, agent_id: str) -> None:
+        """Send one lane's due webhook deliveries, in order (one job per lane at a time)."""
+        system().webhooks.delivery.deliver_lane(subscription_id, agent_id)
+
+    def dispatch_webhooks() -> None:
+        """Queue a delivery job for every lane whose next delivery is due."""
+        due = system().webhooks.delivery.due_lanes()
+        send_lanes(jobs, ((subscription, agent) for _, subscription, agent in due))
+
     broker = jobs.broker
     declare_reachability_actors(jobs, system)
+    # Deliveries retry on their own schedule (recorded per attempt), not as failed jobs.
+    dramatiq.actor(
+        broker=broker,
+        actor_name=DELIVER_WEBHOOKS,
+        queue_name=jobs.queue(WEBHOOKS),
+        max_retries=0,
+        time_limit=WEBHOOK_TIME_LIMIT_MS,
+    )(deliver_webhooks)
+    dramatiq.actor(
+        broker=broker,
+        actor_name=DISPATCH_WEBHOOKS,
+        queue_name=jobs.queue(POLLS),
+        max_retries=0,
+        time_limit=POLL_TIME_LIMIT_MS,
+    )(dispatch_webhooks)
     # A failed sync is not retried: it is recorded on the peer, and the next one is due soon.
     dramatiq.actor(
         broker=broker,

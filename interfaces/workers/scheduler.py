@@ -24,6 +24,7 @@ from prometheus_client import Counter
 from application.ports import JobsUnavailable
 from infrastructure.jobs import Jobs
 from infrastructure.settings import Settings
+from interfaces.webhook_system import DISPATCH_WEBHOOKS
 from interfaces.workers.actors import PROJECTION_WATCH, SYNC_PEERS, declare_actors
 from interfaces.workers.reachability import CHECK_REACHABILITY
 
@@ -59,6 +60,8 @@ def polls(settings: Settings) -> list[Poll]:
         due.append(
             Poll(CHECK_REACHABILITY, settings.reachability_check_s, key=CHECK_REACHABILITY, at_start=False)
         )
+    if settings.webhook_dispatch_s > 0:
+        due.append(Poll(DISPATCH_WEBHOOKS, settings.webhook_dispatch_s, key=DISPATCH_WEBHOOKS))
     return due
 
 

@@ -27,6 +27,7 @@ PROD: dict[str, Any] = {
     "REDIS_URL": f"redis://:{REDIS_PASSWORD}@redis:6379/0",
     "OPERATOR_TENANT": "platform-ops",
     "REGISTRY_BASE_URL": "https://registry.example.com",
+    "SECRETS_KEY": "q9Vq1o0o3bqk3yq5Yf9d0s8Jg8y1vQ2mX5nZr7tLw0E=",
 }
 ENV_NAMES = (
     "APP_ENV",
@@ -42,6 +43,7 @@ ENV_NAMES = (
     "ELASTICSEARCH_URL",
     "ELASTICSEARCH_INDEX",
     "REGISTRY_BASE_URL",
+    "SECRETS_KEY",
 )
 
 
@@ -172,3 +174,12 @@ def test_a_broker_the_jobs_cannot_use_is_refused_in_any_environment(values: dict
 def test_production_publishes_links_under_an_https_base_it_was_given(base: str) -> None:
     with pytest.raises(ValidationError, match="REGISTRY_BASE_URL"):
         settings(**{**PROD, "REGISTRY_BASE_URL": base})
+
+
+def test_production_needs_a_secrets_key_of_32_bytes() -> None:
+    without = {k: v for k, v in PROD.items() if k != "SECRETS_KEY"}
+    with pytest.raises(ValidationError, match="SECRETS_KEY"):
+        settings(**without)
+    with pytest.raises(ValidationError, match="32 bytes") as refused:
+        settings(**{**PROD, "SECRETS_KEY": "c2hvcnQ="})
+    assert "c2hvcnQ=" not in str(refused.value)
