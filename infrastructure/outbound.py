@@ -248,11 +248,14 @@ class OutboundClient:
         except orjson.JSONDecodeError as exc:
             raise OutboundFailed(response.url, "unparsable", f"not JSON ({exc})") from None
 
-    def post_json(self, url: str, body: Any, headers: Mapping[str, str] | None = None) -> OutboundResponse:
-        """POST `body` as JSON to `url`: whatever the status, with the answer's body read whole."""
+    def post_json(
+        self, url: str, body: Any, headers: Mapping[str, str] | None = None, *, follow_redirects: bool = True
+    ) -> OutboundResponse:
+        """POST `body` as JSON to `url`: whatever the status, with the answer's body read whole.
+        Without `follow_redirects`, a redirect is the answer (a 3xx)."""
         sent = httpx.Headers(headers)
         sent["Content-Type"] = "application/json"
-        return self._fetch("POST", url, sent, orjson.dumps(body))
+        return self._fetch("POST", url, sent, orjson.dumps(body), follow_redirects=follow_redirects)
 
     def close(self) -> None:
         self._client.close()
@@ -266,13 +269,15 @@ class OutboundClient:
     def _checked_addresses(self, host: str, port: int) -> Sequence[IPAddress]:
         return self.policy.addresses(host, port)
 
-    def _fetch(self, method: str, url: str, headers: httpx.Headers, body: bytes | None) -> OutboundResponse:
+    def _fetch(
+        self, method: str, url: str, headers: httpx.Headers, body: bytes | None, *, follow_redirects: bool = True
+    ) -> OutboundResponse:
         with deadline(self.policy.timeout_s):
             target = self.policy.target(url)
             for _ in range(self.policy.max_redirects + 1):
                 response = self._send(method, target, headers, body)
                 location = response.headers.get("location")
-                if response.status_code not in REDIRECTS or location is None:
+                if response.status_code not in REDIRECTS or location is None or not follow_redirects:
                     return self._answer(response, target)
                 response.close()
                 following = self._redirect(target, location)

@@ -25,7 +25,9 @@ class GuardedWebhookSender:
         signed = headers(endpoint.secret, delivery.delivery_id, int(at), body)
         started = time.perf_counter()
         try:
-            answer = self._outbound.post_json(endpoint.url, payload, headers=signed)
+            # A redirect is a failed attempt: followed, it would send the event elsewhere (or
+            # turn the POST into a GET), and the subscription names one endpoint.
+            answer = self._outbound.post_json(endpoint.url, payload, headers=signed, follow_redirects=False)
         except OutboundFailed as failure:
             return Attempt(at, None, failure.kind, _ms(started))
         return Attempt(at, answer.status, None if answer.ok else "status", _ms(started))

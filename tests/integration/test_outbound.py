@@ -166,6 +166,16 @@ def test_a_post_is_sent_again_on_307_and_becomes_a_get_on_303(peer: Peer) -> Non
     assert peer.requests[1].headers["Content-Type"] == "application/json"
 
 
+def test_a_post_that_must_not_follow_redirects_gets_the_redirect_as_its_answer(peer: Peer) -> None:
+    """Webhook deliveries: a 3xx is the endpoint's answer, never a POST (or GET) elsewhere."""
+    peer.routes["/moved"] = redirect("/hook", 307)
+    peer.routes["/hook"] = reply(202)
+    with client("127.0.0.0/8") as outbound:
+        answer = outbound.post_json(f"{peer.url}/moved", {"event": "done"}, follow_redirects=False)
+    assert answer.status == 307 and not answer.ok
+    assert [r.path for r in peer.requests] == ["/moved"]
+
+
 def test_a_body_past_the_limit_is_refused_while_it_arrives(peer: Peer) -> None:
     peer.routes["/chunked"] = chunked(b"x" * 1000, 100)  # 100 kB and no Content-Length
     peer.routes["/fits"] = chunked(b"x" * 1000, 64)
