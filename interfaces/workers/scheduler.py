@@ -25,6 +25,7 @@ from application.ports import JobsUnavailable
 from infrastructure.jobs import Jobs
 from infrastructure.settings import Settings
 from interfaces.workers.actors import PROJECTION_WATCH, SYNC_PEERS, declare_actors
+from interfaces.workers.collection import CHECK_STAGNATION, scheduler_sweep
 
 log = logging.getLogger(__name__)
 POLLS_SENT = Counter(
@@ -52,6 +53,8 @@ def polls(settings: Settings) -> list[Poll]:
         due.append(Poll(PROJECTION_WATCH, settings.projection_watch_s, key=PROJECTION_WATCH))
     if settings.enable_federation and settings.peer_sync_s > 0:
         due.append(Poll(SYNC_PEERS, settings.peer_sync_s, key=SYNC_PEERS))
+    if settings.stagnation_check_s > 0:
+        due.append(Poll(CHECK_STAGNATION, settings.stagnation_check_s, key=CHECK_STAGNATION))
     return due
 
 
@@ -99,14 +102,17 @@ def run_scheduler(settings: Settings) -> None:
     jobs = Jobs(settings)
     declare_actors(jobs, _runs_no_jobs)  # sending needs the actors' queues, not a System
     scheduler = JobScheduler(jobs, polls(settings))
+    sweep = scheduler_sweep(settings, jobs)  # the due polls of the metrics collector
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     scheduler.start()
+    sweep.start()
     try:
         while not stop.wait(1.0):
             pass
     finally:
+        sweep.stop()
         scheduler.stop()
         jobs.close()
 
