@@ -221,8 +221,9 @@ def test_a_stalled_goal_is_recorded_once_and_listed_with_since_when(
             "/agents/idle", json={"goals": {"purpose_statement": "p", "primary_objectives": ["A"]}}
         )
         assert created.status_code == 201
+        assert api.get("/agents/idle", params={"min_position": created.json()["position"]}).status_code == 200
         stalls = wait_for(lambda: _actions(api, "idle", "goal_stagnant"), server.log_text)
-        assert stalls[0]["data"]["since"] and stalls[0]["data"]["hours"] > 0.0005
+        assert stalls[0]["data"]["since"] and stalls[0]["data"]["hours"] >= 0.0005
         stagnant = api.get("/alerts").json()["stagnant"]
         assert [a["agent_id"] for a in stagnant] == ["idle"] and stagnant[0]["since"]
         # later checks find the same stall: nothing more is recorded
