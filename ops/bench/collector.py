@@ -3,6 +3,9 @@
     .venv/bin/python ops/bench/collector.py [--agents 1000] [--interval 5] [--seconds 30]
         [--redis-url redis://127.0.0.1:6379/0] [--database-url postgresql://...] [--threads 8]
 
+With --database-url, the run creates a database `a2a_bench_collector_<random>` on that server
+and drops it at the end; without it, the store is SQLite in a temporary directory.
+
 One process serves every agent's metrics (`/agents/N/metrics`, Prometheus text whose counter
 grows with time, so every poll moves progress and writes an event: the costly case). Goals
 and auto-update configurations (interval `--interval`) are written first, in this process.
@@ -44,6 +47,7 @@ from domain.meta import Meta  # noqa: E402
 from domain.objectives import GoalDefinition, Kpi, Objective  # noqa: E402
 from infrastructure.settings import Settings  # noqa: E402
 from interfaces.bootstrap import build_system  # noqa: E402
+from ops.bench.scratch import create_database, drop_database  # noqa: E402
 
 TENANT = "bench"
 # Each agent's counter grows 200 a second; its KPI's target is 100,000: a poll every 5 s moves
@@ -184,8 +188,10 @@ def main() -> int:
         "STAGNATION_CHECK_S": "0",
         "PEER_SYNC_S": "0",
     }
-    if args.database_url:
-        env["DATABASE_URL"] = args.database_url
+    scratch = None
+    if args.database_url:  # a database of the run's own, dropped at the end
+        scratch = create_database(args.database_url, "a2a_bench_collector_")
+        env["DATABASE_URL"] = scratch[1]
     procs: list[subprocess.Popen[bytes]] = []
     agents_port, metrics_port = free_port(), free_port()
     try:
@@ -227,6 +233,8 @@ def main() -> int:
         if keys:
             client.delete(*keys)
         shutil.rmtree(data, ignore_errors=True)
+        if scratch is not None:
+            drop_database(args.database_url, scratch[0])
     window = t1 - t0
     before, after = counted(text0), counted(text1)
     polls = {status: after.get(status, 0.0) - before.get(status, 0.0) for status in after}
