@@ -69,9 +69,11 @@ class CollectionSchedule:
             else:
                 result.pending += 1
             interval = current[0]
-            # The next one is due an interval after this one, or at once if that is past
-            # (a scheduler that was stopped): missed polls are one poll, not a burst.
-            heapq.heappush(self._heap, (max(due + interval, now), generation, key))
+            # The next one is due an interval after this one; if that is past already (a
+            # scheduler that was stopped or starved), an interval from now: the polls it
+            # missed were this one poll, not a burst.
+            following = due + interval
+            heapq.heappush(self._heap, (following if following > now else now + interval, generation, key))
         return result
 
     @property
