@@ -42,7 +42,7 @@ import redis
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from domain.auto_update import AutoUpdate  # noqa: E402
+from domain.auto_update import AutoUpdate, KpiMapping, Series  # noqa: E402
 from domain.meta import Meta  # noqa: E402
 from domain.objectives import GoalDefinition, Kpi, Objective  # noqa: E402
 from infrastructure.settings import Settings  # noqa: E402
@@ -107,7 +107,7 @@ def setup(env: dict[str, str], agents: int, interval: int, agents_url: str) -> N
                 interval,
                 None,
                 f"{agents_url}/agents/{n}/metrics",
-                {"throughput": "tasks_completed_total"},
+                {"throughput": KpiMapping(Series("tasks_completed_total"))},
             )
             system.collection.configure(TENANT, agent_id, config, meta)
         system.runner.catch_up()

@@ -27,8 +27,8 @@ class Targets:
 
 
 def schedule(
-    targets: Targets, sent: list[tuple[str, float]], pending: set[str] = frozenset()
-) -> CollectionSchedule:  # type: ignore[assignment]
+    targets: Targets, sent: list[tuple[str, float]], pending: frozenset[str] = frozenset()
+) -> CollectionSchedule:
     def send(tenant: str, agent_id: str, due: float) -> bool:
         if agent_id in pending:
             return False
@@ -39,7 +39,7 @@ def schedule(
 
 
 def test_a_target_configured_while_running_is_polled_at_once_then_every_interval() -> None:
-    targets, sent = Targets(), []
+    targets, sent = Targets(), list[tuple[str, float]]()
     running = schedule(targets, sent)
     running.sweep(100.0)
     targets.rows.append(Target("t", "a", 5, True, 1))
@@ -54,7 +54,7 @@ def test_a_target_configured_while_running_is_polled_at_once_then_every_interval
 
 
 def test_targets_found_at_start_are_spread_and_a_stopped_scheduler_sends_one_poll_not_a_burst() -> None:
-    targets, sent = Targets(), []
+    targets, sent = Targets(), list[tuple[str, float]]()
     targets.rows = [Target("t", "a", 10, True, 1)]
     running = schedule(targets, sent)
     running.sweep(0.0)
@@ -68,8 +68,8 @@ def test_targets_found_at_start_are_spread_and_a_stopped_scheduler_sends_one_pol
 
 
 def test_disabled_or_paused_targets_are_dropped_and_a_pending_poll_is_not_resent() -> None:
-    targets, sent = Targets(), []
-    running = schedule(targets, sent, pending={"b"})
+    targets, sent = Targets(), list[tuple[str, float]]()
+    running = schedule(targets, sent, pending=frozenset({"b"}))
     running.sweep(0.0)
     targets.rows = [Target("t", "a", 5, True, 1), Target("t", "b", 5, True, 2)]
     running.sweep(1.0)
@@ -80,7 +80,7 @@ def test_disabled_or_paused_targets_are_dropped_and_a_pending_poll_is_not_resent
 
 
 def test_a_sweep_reads_only_what_changed_since_the_last() -> None:
-    targets, sent = Targets(), []
+    targets, sent = Targets(), list[tuple[str, float]]()
     running = schedule(targets, sent)
     targets.rows = [Target("t", f"a{i}", 5, True, i + 1) for i in range(3)]
     running.sweep(0.0)

@@ -48,7 +48,7 @@ def test_a_mapping_object_names_each_wrong_field() -> None:
 
 def test_the_configuration_refuses_a_bad_mapping_with_its_field_path() -> None:
     with pytest.raises(InvalidCommand) as refused:
-        AutoUpdate(True, 120, None, "http://a/metrics", {"obj1": {"metric": "m", "aggregation": "avg"}})
+        AutoUpdate(True, 120, None, "http://a/metrics", {"obj1": {"metric": "m", "aggregation": "avg"}})  # type: ignore[dict-item]  # the JSON form, parsed
     assert set(refused.value.errors) == {"kpi_metrics.obj1.aggregation"}
 
 
@@ -99,7 +99,7 @@ def test_configurations_stored_with_metric_names_load_as_mappings() -> None:
     assert loaded.kpi_metrics == {"o1": KpiMapping(Series("tickets"))}
     assert transcoder.decode(transcoder.encode(loaded)) == loaded
     structured = AutoUpdate(
-        True, 60, None, "http://a/m", {"o1": {"metric": "t_total", "aggregation": "rate", "window_s": 60}}
+        True, 60, None, "http://a/m", {"o1": {"metric": "t_total", "aggregation": "rate", "window_s": 60}}  # type: ignore[dict-item]  # the JSON form, parsed
     )
     assert transcoder.decode(transcoder.encode(structured)) == structured
 
