@@ -108,9 +108,10 @@ class MetricsCollection:
     def collect(self, tenant: str, agent_id: str) -> str:
         """Poll one agent and record what changed; how the poll ended (STATUSES or SKIPPED)."""
         goals = self._goals.current(tenant, agent_id)
-        config = goals.auto_update if goals is not None else None
-        if goals is None or config is None or not config.enabled or goals.status != Status.ACTIVE:
+        if goals is None or not self._polled(goals):
             return SKIPPED
+        config = goals.auto_update
+        assert config is not None
         now = self._clock()
         try:
             samples = self._scraper.scrape(config.health_url, config.metrics_url)
@@ -124,8 +125,15 @@ class MetricsCollection:
             self._record(tenant, agent_id, lambda g: g.collection_failed(reason, COLLECTOR))
             return "missing_metric"
         observed = datetime.fromtimestamp(now, UTC)
-        self._record(tenant, agent_id, lambda g: g.record_metrics(values, observed, self._min_delta, COLLECTOR))
+        self._record(
+            tenant, agent_id, lambda g: g.record_metrics(values, observed, self._min_delta, COLLECTOR)
+        )
         return "ok"
+
+    @staticmethod
+    def _polled(goals: AgentGoals) -> bool:
+        config = goals.auto_update
+        return config is not None and config.enabled and goals.status == Status.ACTIVE
 
     def check_stagnation(self, stalls: Iterable[Stall], hours: float) -> int:
         """Record each stalled goal's stall, once per stall; how many were recorded."""
@@ -133,12 +141,20 @@ class MetricsCollection:
         now = datetime.fromtimestamp(self._clock(), UTC)
         for stall in stalls:
             recorded += self._record(
-                stall.tenant, stall.agent_id, lambda g: g.check_stagnation(now, hours, STAGNATION)
+                stall.tenant,
+                stall.agent_id,
+                lambda g: g.check_stagnation(now, hours, STAGNATION),
+                polled_only=False,
             )
         return recorded
 
     def _values(
-        self, tenant: str, agent_id: str, mappings: Mapping[str, KpiMapping], samples: list[Sample], now: float
+        self,
+        tenant: str,
+        agent_id: str,
+        mappings: Mapping[str, KpiMapping],
+        samples: list[Sample],
+        now: float,
     ) -> dict[str, float]:
         values: dict[str, float] = {}
         for objective_id, mapping in mappings.items():
@@ -153,16 +169,18 @@ class MetricsCollection:
                 values[objective_id] = value
         return values
 
-    def _record(self, tenant: str, agent_id: str, decide: Callable[[AgentGoals], None]) -> bool:
+    def _record(
+        self, tenant: str, agent_id: str, decide: Callable[[AgentGoals], None], *, polled_only: bool = True
+    ) -> bool:
         """Let the aggregate decide, through the command loop: whether it wrote anything."""
         wrote = False
 
         def change(loaded: dict[str, AgentGoals | None]) -> list[AgentGoals]:
             nonlocal wrote
             goals = loaded[agent_id]
-            if goals is None:
+            if goals is None or (polled_only and not self._polled(goals)):
                 wrote = False
-                return []
+                return []  # disabled or paused since the poll was read: nothing to record
             decide(goals)
             wrote = bool(goals.pending_events)
             return [goals]

@@ -139,9 +139,14 @@ class CollectionSweep:
                 failing = False
             except JobsUnavailable as error:
                 log.warning("due polls not sent: %s", error)
-            except Exception:
-                if not failing:  # logged once per outage, not every second
-                    log.exception("the collection sweep failed; trying again")
+            except Exception as error:
+                # Logged once per outage, not every second: before the API process has made
+                # the read model's table, say, or while the database is away.
+                if not failing:
+                    log.warning(
+                        "the collection sweep failed (%s: %s); trying again", type(error).__name__, error
+                    )
+                    log.debug("the collection sweep failed", exc_info=True)
                 failing = True
             self._stop.wait(max(0.0, self._every_s - (time.monotonic() - started)))
 
