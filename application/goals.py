@@ -204,6 +204,12 @@ class GoalsApp(Application[UUID]):
 
         return self.execute(tenant, [agent_id], change, meta, expected_version, idempotency)
 
+    def current(self, tenant: str, agent_id: str) -> AgentGoals | None:
+        """The agent's goals as this process knows them (maybe cached): for reading a
+        configuration, never for deciding a change (`execute` does that)."""
+        found: AgentGoals | None = self._load(tenant, agent_id)
+        return found
+
     # --- the log, for the read side ---------------------------------------------------------
 
     def read_log(self, after: int, limit: int) -> list[tuple[int, Any]]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, fields
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -46,8 +46,15 @@ class AutoUpdateAsDict(_Shallow):
     type = AutoUpdate
     name = "auto_update"
 
+    # A mapping is stored in its JSON form: a bare metric name for the shorthand, which is
+    # how every mapping was stored before mappings had labels and aggregations, so those
+    # events (and snapshots) load unchanged.
     def encode(self, obj: Any) -> dict[str, Any]:
-        return {**asdict(obj), "kpi_metrics": dict(obj.kpi_metrics)}
+        encoded: dict[str, Any] = obj.as_json()
+        return encoded
+
+    def decode(self, data: Any) -> Any:
+        return AutoUpdate(**data)
 
 
 def register_domain_transcodings(transcoder: JSONTranscoder) -> None:

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from eventsourcing.domain import Aggregate
 
+from domain.auto_update import AutoUpdate, auto_update_problems
+from domain.collection import CollectionRules
 from domain.errors import GoalNotActive, InvalidCommand, TransitionRefused
 from domain.ids import goals_id
 from domain.legacy import storable_definition
-from domain.limits import MAX_METRIC, MAX_REASON, MAX_URL, OVERALL, number_problem, text_problem
+from domain.limits import MAX_REASON, OVERALL, number_problem, text_problem
 from domain.meta import Meta, meta_fields
 from domain.objectives import (
     DEFAULT_MILESTONES,
@@ -29,19 +30,10 @@ SOURCES = frozenset({"manual", "metrics", "bulk"})
 # forgiven, an instant in the future is not (it would pin "last updated" and hide a stall).
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 EARLIEST_OBSERVATION = datetime(1970, 1, 1, tzinfo=UTC)
-MIN_INTERVAL_S, MAX_INTERVAL_S = 5, 86_400
+__all__ = ["AgentGoals", "AutoUpdate", "milestone_key"]
 
 
-@dataclass(frozen=True)
-class AutoUpdate:
-    enabled: bool
-    interval_s: int
-    health_url: str | None
-    metrics_url: str | None
-    kpi_metrics: Mapping[str, str]
-
-
-class AgentGoals(Aggregate):
+class AgentGoals(CollectionRules, Aggregate):
     """Goals, progress, milestones and status of one agent, changed only by its events."""
 
     class Event(Aggregate.Event):
@@ -128,6 +120,33 @@ class AgentGoals(Aggregate):
         def apply(self, aggregate: AgentGoals) -> None:
             aggregate.auto_update = self.config
 
+    class MetricsCollectionFailed(Event):
+        """Polling the agent's endpoints failed, after polls that had succeeded (or none)."""
+
+        reason: str
+
+        def apply(self, aggregate: AgentGoals) -> None:
+            aggregate.collection_failing_since = self.timestamp
+            aggregate.collection_failure = self.reason
+
+    class MetricsCollectionRecovered(Event):
+        """Polling succeeded again after failures since `failed_since`."""
+
+        failed_since: datetime
+
+        def apply(self, aggregate: AgentGoals) -> None:
+            aggregate.collection_failing_since = None
+            aggregate.collection_failure = None
+
+    class GoalStagnant(Event):
+        """An active goal has had no progress since `since`, for more than `hours`."""
+
+        since: datetime
+        hours: float
+
+        def apply(self, aggregate: AgentGoals) -> None:
+            aggregate.stagnant_since = self.since
+
     def __init__(
         self,
         tenant: str,
@@ -149,6 +168,9 @@ class AgentGoals(Aggregate):
         self.last_updated: datetime | None = None
         self.update_count = 0
         self.auto_update: AutoUpdate | None = None
+        self.collection_failing_since: datetime | None = None
+        self.collection_failure: str | None = None
+        self.stagnant_since: datetime | None = None
 
     def __deepcopy__(self, memo: dict[int, Any]) -> AgentGoals:
         """The copy the aggregate cache hands to a command: its containers are copied, and
@@ -253,10 +275,7 @@ class AgentGoals(Aggregate):
 
     def configure_auto_update(self, config: AutoUpdate, meta: Meta) -> None:
         """How the agent's health and metrics endpoints are polled for KPI values."""
-        errors = _auto_update_problems(config)
-        unknown = sorted(set(config.kpi_metrics) - set(self._definition().objective_ids()))
-        if unknown:
-            errors["kpi_metrics"] = f"unknown objective ids: {', '.join(unknown)}"
+        errors = auto_update_problems(config, frozenset(self._definition().objective_ids()))
         if errors:
             raise InvalidCommand(errors)
         self._trigger(self.AutoUpdateConfigured, meta, config=config)
@@ -333,19 +352,6 @@ def _check_observed_at(observed_at: datetime, now: datetime) -> None:
         raise InvalidCommand({"observed_at": f"is in the future (after {now.isoformat()} and its leeway)"})
     if observed_at < EARLIEST_OBSERVATION:
         raise InvalidCommand({"observed_at": "must not be before 1970"})
-
-
-def _auto_update_problems(config: AutoUpdate) -> dict[str, str]:
-    errors: dict[str, str] = {}
-    if not MIN_INTERVAL_S <= config.interval_s <= MAX_INTERVAL_S:
-        errors["interval_s"] = f"must be between {MIN_INTERVAL_S} and {MAX_INTERVAL_S} seconds"
-    for name, url in (("health_url", config.health_url), ("metrics_url", config.metrics_url)):
-        if url is not None and (problem := text_problem(url, MAX_URL, required=True)):
-            errors[name] = problem
-    for objective_id, metric in config.kpi_metrics.items():
-        if problem := text_problem(metric, MAX_METRIC, required=True):
-            errors[f"kpi_metrics.{objective_id}"] = problem
-    return errors
 
 
 def _check(definition: GoalDefinition) -> None:

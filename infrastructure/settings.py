@@ -114,6 +114,14 @@ class Settings(BaseSettings):
     # holds it for its time limit. Meanwhile the same key is not sent again.
     job_pending_ttl_s: float = Field(600, alias="JOB_PENDING_TTL_S", gt=0, le=86_400)
     projection_watch_s: float = Field(15, alias="PROJECTION_WATCH_S", ge=0, le=3600)
+    # The metrics collector (docs/collector.md): progress is recorded when an objective moved
+    # by at least this many points; due polls are looked for this often (0: never); stalls
+    # are looked for this often (0: never); a fetch is retried this often after a backoff.
+    auto_update_min_delta: float = Field(0.5, alias="AUTO_UPDATE_MIN_DELTA", ge=0, le=100)
+    collect_sweep_s: float = Field(1.0, alias="COLLECT_SWEEP_S", ge=0, le=60)
+    stagnation_check_s: float = Field(60, alias="STAGNATION_CHECK_S", ge=0, le=86_400)
+    collect_retries: int = Field(2, alias="COLLECT_RETRIES", ge=0, le=10)
+    collect_backoff_s: float = Field(0.2, alias="COLLECT_BACKOFF_S", ge=0, le=30)
     rate_limit_reads: str = Field("600/minute", alias="RATE_LIMIT_READS")
     rate_limit_writes: str = Field("120/minute", alias="RATE_LIMIT_WRITES")
     rate_limit_token: str = Field("30/minute", alias="RATE_LIMIT_TOKEN")

@@ -18,6 +18,7 @@ from redis.retry import Retry
 
 from application.card_keys import CardKeysService
 from application.clients import ClientsService, SecretScheme
+from application.collection import MetricsCollection
 from application.federation import FederationService
 from application.goals import GoalsApp
 from application.ports import ReadStore
@@ -52,10 +53,12 @@ from infrastructure.tokens import TokenIssuer, TokenVerifier
 from interfaces.http.auth import Authenticator, RateLimits
 from interfaces.webhook_system import Webhooks, build_webhooks, send_lanes
 from interfaces.workers.actors import REBUILD_PROJECTION, SYNC_PEER, declare_actors, peer_sync_key
+from interfaces.workers.collection import build_collection
 from projections.agent_cards import AgentCardsProjection
 from projections.agent_cards_queries import AgentCardsQueries
 from projections.analytics import AnalyticsQueries
 from projections.clients import ClientQueries, ClientsProjection
+from projections.collection_targets import CollectionTargetQueries, CollectionTargetsProjection
 from projections.event_facts import EventFactsProjection
 from projections.event_facts_queries import EventFactsQueries
 from projections.goal_progress import GoalProgressProjection, GoalProgressQueries
@@ -137,6 +140,9 @@ class System:
     reachability: ReachabilityService
     reachability_reads: ReachabilityChecks
     webhooks: Webhooks
+    # The metrics collector (docs/collector.md) and whom it polls.
+    collection: MetricsCollection
+    collection_targets: CollectionTargetQueries
     listener: PostgresListener | None = None
     # PostgreSQL's circuit breaker: open while the database is known to be down (None: SQLite).
     database: CircuitBreaker | None = None
@@ -233,6 +239,7 @@ def build_system(settings: Settings | None = None) -> System:
             # Served cards are built from the rows; what a page changed is evicted after it commits.
             AgentCardsProjection(evict=card_cache.evict),
             PeersProjection(),
+            CollectionTargetsProjection(),
             search_projection,
         ]
         # An outbox, not a view: never rebuilt (a replay would send every event again).
@@ -340,6 +347,8 @@ def build_system(settings: Settings | None = None) -> System:
         reachability=ReachabilityService(goals, GuardedCardProbe(outbound), reachability_reads),
         reachability_reads=reachability_reads,
         webhooks=build_webhooks(settings, goals, store, outbound),
+        collection=build_collection(settings, goals, outbound),
+        collection_targets=CollectionTargetQueries(store),
         listener=listener,
         database=database,
         elasticsearch=elasticsearch,

@@ -39,6 +39,9 @@ EVENT_TYPES: tuple[str, ...] = tuple(
         AgentGoals.MilestoneReached,
         AgentGoals.StatusChanged,
         AgentGoals.AutoUpdateConfigured,
+        AgentGoals.MetricsCollectionFailed,
+        AgentGoals.MetricsCollectionRecovered,
+        AgentGoals.GoalStagnant,
     )
 )
 
@@ -81,6 +84,12 @@ def history_data(event: AgentGoals.Event) -> dict[str, Any] | None:
             }
         case AgentGoals.AutoUpdateConfigured():
             return auto_update_json(event.config) or {}
+        case AgentGoals.MetricsCollectionFailed():
+            return {"reason": event.reason}
+        case AgentGoals.MetricsCollectionRecovered():
+            return {"failed_since": event.failed_since}
+        case AgentGoals.GoalStagnant():
+            return {"since": event.since, "hours": event.hours}
     return None
 
 

@@ -23,6 +23,9 @@ ACTIONS = {
     AgentGoals.MilestoneReached.__name__: "milestone_reached",
     AgentGoals.StatusChanged.__name__: "status_changed",
     AgentGoals.AutoUpdateConfigured.__name__: "auto_update_configured",
+    AgentGoals.MetricsCollectionFailed.__name__: "metrics_collection_failed",
+    AgentGoals.MetricsCollectionRecovered.__name__: "metrics_collection_recovered",
+    AgentGoals.GoalStagnant.__name__: "goal_stagnant",
 }
 TYPES = {action: type_ for type_, action in ACTIONS.items()}
 _ENTRY_TYPES = ", ".join(f"'{t}'" for t in ACTIONS)

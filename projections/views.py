@@ -31,7 +31,7 @@ def definition_json(definition: GoalDefinition) -> dict[str, Any]:
 
 
 def auto_update_json(config: AutoUpdate | None) -> dict[str, Any] | None:
-    return {**asdict(config), "kpi_metrics": dict(config.kpi_metrics)} if config else None
+    return config.as_json() if config else None
 
 
 def iso(moment: datetime | None) -> str | None:

@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from domain import limits
+from domain.auto_update import DEFAULT_INTERVAL_S, MAX_INTERVAL_S, MIN_INTERVAL_S
 from domain.objectives import DEFAULT_MILESTONES, GoalDefinition, Kpi, Objective, unique_ids
 from domain.templates import ObjectiveOverride, TemplateOverrides, goals_from_template
 from interfaces.http.types import Instant, Magnitude, StorableText
@@ -249,14 +250,42 @@ class StatusIn(_In):
 
 class AutoUpdateIn(_In):
     enabled: bool = True
-    interval_s: int = Field(60, ge=5, le=86_400)
+    interval_s: int = Field(DEFAULT_INTERVAL_S, ge=MIN_INTERVAL_S, le=MAX_INTERVAL_S)
     health_url: Annotated[AnyHttpUrl, Field(max_length=limits.MAX_URL)] | None = None
     metrics_url: Annotated[AnyHttpUrl, Field(max_length=limits.MAX_URL)] | None = None
-    kpi_metrics: dict[ObjectiveId, MetricText] = Field(
+    kpi_metrics: dict[ObjectiveId, MetricText | dict[str, Any]] = Field(
         default_factory=dict,
         max_length=limits.MAX_OBJECTIVES,
-        description="objective id -> Prometheus metric name",
+        description=(
+            "objective id -> a metric name, or {metric, labels: {name: value}, aggregation:"
+            " value|rate|ratio|quantile, window_s (rate), denominator: {metric, labels} (ratio),"
+            " quantile (quantile)}; see docs/collector.md"
+        ),
     )
+
+
+class CollectionStateOut(BaseModel):
+    state: Literal["collecting", "failing", "idle"]
+    failing_since: str | None = None
+    failing_reason: str | None = None
+
+
+class AutoUpdateOut(BaseModel):
+    agent_id: str
+    config: dict[str, Any] | None
+    collection: CollectionStateOut
+
+
+class AlertOut(BaseModel):
+    agent_id: str
+    since: str | None
+    detail: dict[str, Any]
+
+
+class AlertsOut(BaseModel):
+    stagnant: list[AlertOut]
+    collection_failing: list[AlertOut]
+    at_risk: list[AlertOut]
 
 
 class CommandOut(BaseModel):
@@ -311,7 +340,14 @@ class GoalListOut(BaseModel):
 class HistoryEntryOut(BaseModel):
     position: int
     action: Literal[
-        "goals_set", "progress_updated", "milestone_reached", "status_changed", "auto_update_configured"
+        "goals_set",
+        "progress_updated",
+        "milestone_reached",
+        "status_changed",
+        "auto_update_configured",
+        "metrics_collection_failed",
+        "metrics_collection_recovered",
+        "goal_stagnant",
     ]
     timestamp: str
     actor: str

@@ -21,6 +21,7 @@ from domain.meta import Meta
 from infrastructure.jobs import Jobs
 from infrastructure.outbound import OutboundError
 from interfaces.webhook_system import DELIVER_WEBHOOKS, DISPATCH_WEBHOOKS, send_lanes
+from interfaces.workers import collection
 from interfaces.workers.reachability import declare_reachability_actors
 from projections.status import record_lag_metrics
 
@@ -101,6 +102,14 @@ def declare_actors(jobs: Jobs, system: Callable[[], System]) -> None:
         for peer in running.peers.peers():
             jobs.send_once(SYNC_PEER, {"peer_id": peer["peer_id"]}, key=peer_sync_key(peer["peer_id"]))
 
+    def collect_metrics(tenant: str, agent_id: str, due_at: float) -> None:
+        """Poll one agent's metrics and record what changed (see docs/collector.md)."""
+        collection.collect_metrics(system(), tenant, agent_id, due_at)
+
+    def check_stagnation() -> None:
+        """Record the stalls of stagnant goals, once each, and set the collector's gauges."""
+        collection.check_stagnation(system())
+
     def deliver_webhooks(subscription_id: str, agent_id: str) -> None:
         """Send one lane's due webhook deliveries, in order (one job per lane at a time)."""
         system().webhooks.delivery.deliver_lane(subscription_id, agent_id)
@@ -127,6 +136,16 @@ def declare_actors(jobs: Jobs, system: Callable[[], System]) -> None:
         max_retries=0,
         time_limit=POLL_TIME_LIMIT_MS,
     )(dispatch_webhooks)
+    # A poll is not retried: its failure is counted (and recorded on a change of state),
+    # and the next one is due within an interval.
+    for actor, limit_ms in ((collect_metrics, POLL_TIME_LIMIT_MS), (check_stagnation, POLL_TIME_LIMIT_MS)):
+        dramatiq.actor(
+            broker=broker,
+            actor_name=actor.__name__,
+            queue_name=jobs.queue(POLLS),
+            max_retries=0,
+            time_limit=limit_ms,
+        )(actor)
     # A failed sync is not retried: it is recorded on the peer, and the next one is due soon.
     dramatiq.actor(
         broker=broker,

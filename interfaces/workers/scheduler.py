@@ -26,6 +26,7 @@ from infrastructure.jobs import Jobs
 from infrastructure.settings import Settings
 from interfaces.webhook_system import DISPATCH_WEBHOOKS
 from interfaces.workers.actors import PROJECTION_WATCH, SYNC_PEERS, declare_actors
+from interfaces.workers.collection import CHECK_STAGNATION, scheduler_sweep
 from interfaces.workers.reachability import CHECK_REACHABILITY
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,8 @@ def polls(settings: Settings) -> list[Poll]:
         )
     if settings.webhook_dispatch_s > 0:
         due.append(Poll(DISPATCH_WEBHOOKS, settings.webhook_dispatch_s, key=DISPATCH_WEBHOOKS))
+    if settings.stagnation_check_s > 0:
+        due.append(Poll(CHECK_STAGNATION, settings.stagnation_check_s, key=CHECK_STAGNATION))
     return due
 
 
@@ -110,14 +113,17 @@ def run_scheduler(settings: Settings) -> None:
     jobs = Jobs(settings)
     declare_actors(jobs, _runs_no_jobs)  # sending needs the actors' queues, not a System
     scheduler = JobScheduler(jobs, polls(settings))
+    sweep = scheduler_sweep(settings, jobs)  # the due polls of the metrics collector
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     scheduler.start()
+    sweep.start()
     try:
         while not stop.wait(1.0):
             pass
     finally:
+        sweep.stop()
         scheduler.stop()
         jobs.close()
 

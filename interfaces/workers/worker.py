@@ -12,6 +12,7 @@ from prometheus_client import start_http_server
 from infrastructure.jobs import Jobs
 from infrastructure.settings import Settings
 from interfaces.bootstrap import System, build_system, settle_heap
+from interfaces.workers.collection import CollectionSweep
 from interfaces.workers.scheduler import JobScheduler, polls
 
 # How long stopping waits for the jobs running then; one still running is left to the broker,
@@ -50,12 +51,15 @@ class InProcessJobs:
     def __init__(self, system: System) -> None:
         self._worker = JobWorker(system.jobs, system.settings.worker_threads)
         self._scheduler = JobScheduler(system.jobs, polls(system.settings))
+        self._sweep = CollectionSweep(system.jobs, system.store, system.settings.collect_sweep_s)
 
     def start(self) -> None:
         self._worker.start()
         self._scheduler.start()
+        self._sweep.start()
 
     def stop(self) -> None:
+        self._sweep.stop()
         self._scheduler.stop()
         self._worker.stop()
 

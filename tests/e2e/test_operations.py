@@ -74,6 +74,7 @@ def test_operator_endpoints_show_status_and_rebuild_in_the_background(
             "agent_search",
             "peers",
             "webhook_outbox",
+            "collection_targets",
         }
         for entry in status.json()["projections"]:
             assert set(entry) >= {"position", "lag_events", "lag_s", "state", "error"}

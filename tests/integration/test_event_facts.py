@@ -95,6 +95,15 @@ def test_every_goal_event_has_one_fact_and_other_events_none(system: System, ten
         meta("dan"),
     )
     goals.set_goals(tenant, "a2", one_objective(), meta("erin"))
+
+    def collector_events(loaded: dict[str, Any]) -> list[AgentGoals]:
+        a2: AgentGoals = loaded["a2"]
+        a2.collection_failed("unreachable", meta("frank"))
+        a2.record_metrics({}, observed, 0.5, meta("frank"))
+        a2.check_stagnation(a2.created_on + timedelta(hours=30), 24.0, meta("frank"))
+        return [a2]
+
+    goals.execute(tenant, ["a2"], collector_events, meta("frank"), None, None)
     system.clients.create(tenant, "facts-test", ["goals:read"], actor="setup")
     system.runner.catch_up()
 
@@ -116,6 +125,9 @@ def test_every_goal_event_has_one_fact_and_other_events_none(system: System, ten
         ("AutoUpdateConfigured", "a1", 9, "dan"),
         ("Registered", "a2", 1, "erin"),
         ("GoalsSet", "a2", 2, "erin"),
+        ("MetricsCollectionFailed", "a2", 3, "frank"),
+        ("MetricsCollectionRecovered", "a2", 4, "frank"),
+        ("GoalStagnant", "a2", 5, "frank"),
     ]
     assert {f["type"] for f in found} == set(EVENT_TYPES)
     for fact, (_, event) in zip(found, goal_events, strict=True):
@@ -156,6 +168,9 @@ def test_every_goal_event_has_one_fact_and_other_events_none(system: System, ten
         "kpi_metrics": {"speed": "speed_metric"},
     }
     assert by_version[("a1", 1)]["payload"] == {}
+    assert by_version[("a2", 3)]["payload"] == {"reason": "unreachable"}
+    assert by_version[("a2", 4)]["payload"] == {"failed_since": by_version[("a2", 3)]["at"].isoformat()}
+    assert by_version[("a2", 5)]["payload"]["since"] == by_version[("a2", 1)]["at"].isoformat()
     goals_set = by_version[("a2", 2)]["payload"]
     assert goals_set["goal_version"] == 1
     assert [o["id"] for o in goals_set["goals"]["primary_objectives"]] == ["o1"]

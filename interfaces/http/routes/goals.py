@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
@@ -11,16 +12,20 @@ from application.errors import GoalsNotFound
 from application.goals import ProgressUpdate
 from application.results import CommandResult
 from domain.goals import AutoUpdate
+from interfaces.http.alerts import system_alerts
 from interfaces.http.answers import command_answer
 from interfaces.http.auth import GoalsReader, GoalsWriter
 from interfaces.http.deps import IdempotencyDep, IfMatchDep, SystemDep, command_meta
 from interfaces.http.json_body import StrictJSONRoute
 from interfaces.http.queries import AgentId, MinPosition, invalid_query, read_your_writes
 from interfaces.http.schemas import (
+    AlertsOut,
     AutoUpdateIn,
+    AutoUpdateOut,
     BatchIn,
     BatchItemOut,
     BatchOut,
+    CollectionStateOut,
     CommandOut,
     GoalListOut,
     GoalOut,
@@ -134,15 +139,16 @@ def configure_auto_update(
     key: IdempotencyDep,
     expected: IfMatchDep,
 ) -> JSONResponse:
-    """Store how the agent's health and metrics endpoints are polled for KPI values."""
+    """Store how the agent's health and metrics endpoints are polled for KPI values: the
+    URLs must pass the outbound guard, and each KPI mapping is checked field by field."""
     config = AutoUpdate(
         enabled=body.enabled,
         interval_s=body.interval_s,
         health_url=str(body.health_url) if body.health_url else None,
         metrics_url=str(body.metrics_url) if body.metrics_url else None,
-        kpi_metrics=dict(body.kpi_metrics),
+        kpi_metrics=dict(body.kpi_metrics),  # type: ignore[arg-type]  # parsed by AutoUpdate
     )
-    result = system.goals.configure_auto_update(
+    result = system.collection.configure(
         who.tenant,
         agent_id,
         config,
@@ -151,6 +157,30 @@ def configure_auto_update(
         idempotency=key,
     )
     return _answer(result)
+
+
+@router.get("/agents/{agent_id}/auto-update", response_model=AutoUpdateOut, responses={404: {}, 422: {}})
+def auto_update(
+    agent_id: AgentId, system: SystemDep, who: GoalsReader, min_position: MinPosition = None
+) -> AutoUpdateOut:
+    """The agent's auto-update configuration (null if none) and how its collection goes."""
+    read_your_writes(system, ["goal_progress", "collection_targets"], min_position)
+    view = system.progress.goal_json(who.tenant, agent_id)
+    if view is None:
+        raise GoalsNotFound(agent_id)
+    config = json.loads(view)["auto_update"]
+    state = system.collection_targets.state(who.tenant, agent_id) or {"state": "idle"}
+    if config is None or not config["enabled"]:
+        state = {**state, "state": "failing" if state.get("failing_since") else "idle"}
+    return AutoUpdateOut(agent_id=agent_id, config=config, collection=CollectionStateOut(**state))
+
+
+@router.get("/alerts", response_model=AlertsOut)
+def alerts(system: SystemDep, who: GoalsReader, min_position: MinPosition = None) -> AlertsOut:
+    """The tenant's goals that need a look: stagnant (no progress for STAGNATION_HOURS),
+    failing metrics collection, and at risk of missing their target date, each with since when."""
+    read_your_writes(system, ["goal_progress", "event_facts", "collection_targets"], min_position)
+    return AlertsOut.model_validate(system_alerts(system, who.tenant))
 
 
 @router.post("/progress:batch", response_model=BatchOut, responses={422: {}})
@@ -237,7 +267,8 @@ def history(
     action: Annotated[
         str | None,
         Query(
-            pattern="^(goals_set|progress_updated|milestone_reached|status_changed|auto_update_configured)$"
+            pattern="^(goals_set|progress_updated|milestone_reached|status_changed|auto_update_configured"
+            "|metrics_collection_failed|metrics_collection_recovered|goal_stagnant)$"
         ),
     ] = None,
     min_position: MinPosition = None,

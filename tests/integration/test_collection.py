@@ -1,0 +1,120 @@
+"""One poll at a time, in process, on the store under test, against a real loopback agent:
+how each outcome is recorded."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from domain.auto_update import AutoUpdate
+from domain.goals import AgentGoals
+from domain.meta import Meta
+from domain.objectives import GoalDefinition, Kpi, Objective
+from infrastructure.settings import Settings
+from interfaces.bootstrap import System, build_system
+
+META = Meta("test")
+
+
+class Agent:
+    def __init__(self) -> None:
+        self.text = ""
+        self.delay_s = 0.0
+        agent = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                time.sleep(agent.delay_s)
+                body = agent.text.encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/metrics"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def agent() -> Iterator[Agent]:
+    played = Agent()
+    yield played
+    played.httpd.shutdown()
+    played.httpd.server_close()
+
+
+@pytest.fixture
+def collecting(make_settings: Callable[..., Settings]) -> Iterator[System]:
+    built = build_system(
+        make_settings(
+            RUN_PROJECTIONS_IN_PROCESS="false",
+            OUTBOUND_ALLOW_NETS="127.0.0.0/8",
+            OUTBOUND_TIMEOUT_S="1",
+            COLLECT_RETRIES="0",
+        )
+    )
+    yield built
+    built.close()
+
+
+def _configure(system: System, tenant: str, url: str, mapping: object) -> None:
+    definition = GoalDefinition("p", (Objective("speed", "Speed", kpi=Kpi("jobs", target=10.0)),))
+    system.goals.set_goals(tenant, "a", definition, META)
+    system.collection.configure(tenant, "a", AutoUpdate(True, 5, None, url, {"speed": mapping}), META)  # type: ignore[dict-item]
+
+
+def _events(system: System, tenant: str) -> list[str]:
+    goals = system.goals.goals_at(tenant, "a")
+    return [type(e).__name__ for e in system.goals.events.get(goals.id)]
+
+
+def test_a_rate_needs_two_readings_then_moves_progress(collecting: System, tenant: str, agent: Agent) -> None:
+    _configure(collecting, tenant, agent.url, {"metric": "jobs_total", "aggregation": "rate", "window_s": 60})
+    agent.text = "jobs_total 100\n"
+    assert collecting.collection.collect(tenant, "a") == "ok"
+    assert "ProgressRecorded" not in _events(collecting, tenant)
+    time.sleep(1.0)
+    agent.text = "jobs_total 105\n"
+    assert collecting.collection.collect(tenant, "a") == "ok"
+    goals = collecting.goals.goals_at(tenant, "a")
+    # about 5 a second over about a second: about 50% of 10 a second
+    assert 30.0 < goals.objective_progress["speed"] < 60.0
+    assert goals.kpi_values["speed"] == pytest.approx(goals.objective_progress["speed"] / 10, abs=0.01)
+
+
+def test_a_missing_metric_and_a_timeout_are_one_failure_then_a_recovery(
+    collecting: System, tenant: str, agent: Agent
+) -> None:
+    _configure(collecting, tenant, agent.url, "jobs_total")
+    agent.text = "other_total 1\n"
+    assert collecting.collection.collect(tenant, "a") == "missing_metric"
+    agent.delay_s = 1.5
+    assert collecting.collection.collect(tenant, "a") == "timeout"
+    agent.delay_s, agent.text = 0.0, "jobs_total 5\n"
+    assert collecting.collection.collect(tenant, "a") == "ok"
+    events = _events(collecting, tenant)
+    assert events.count("MetricsCollectionFailed") == 1 and events.count("MetricsCollectionRecovered") == 1
+    failed = [
+        e
+        for e in collecting.goals.events.get(collecting.goals.goals_at(tenant, "a").id)
+        if isinstance(e, AgentGoals.MetricsCollectionFailed)
+    ]
+    assert "no sample of jobs_total" in failed[0].reason
+    assert collecting.goals.goals_at(tenant, "a").objective_progress["speed"] == 50.0
+
+
+def test_a_paused_goal_is_not_polled(collecting: System, tenant: str, agent: Agent) -> None:
+    _configure(collecting, tenant, agent.url, "jobs_total")
+    collecting.goals.change_status(tenant, "a", "paused", "maintenance", META)
+    agent.text = "jobs_total 5\n"
+    assert collecting.collection.collect(tenant, "a") == "skipped"

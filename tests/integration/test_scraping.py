@@ -1,0 +1,106 @@
+"""Scraping agents' endpoints through the outbound guard, against real loopback servers: how
+each kind of failure is named, what is retried, and what a body becomes."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from ipaddress import ip_network
+from typing import Any
+
+import pytest
+
+from application.collection import ScrapeFailed
+from domain.kpi_values import Sample
+from infrastructure.outbound import OutboundClient, OutboundPolicy
+from infrastructure.scraping import MetricsScraper
+from tests.conftest import free_port
+
+# path -> the answers in turn (status, content type, body); the last one repeats
+Script = dict[str, list[tuple[int, str, bytes]]]
+
+
+@pytest.fixture
+def agent() -> Iterator[tuple[str, Script, list[str]]]:
+    script: Script = {}
+    asked: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            answers = script[self.path]
+            status, content_type, body = answers.pop(0) if len(answers) > 1 else answers[0]
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", script, asked
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture
+def scraper() -> Iterator[MetricsScraper]:
+    policy = OutboundPolicy(allow_nets=(ip_network("127.0.0.0/8"),), timeout_s=2.0)
+    with OutboundClient(policy) as client:
+        yield MetricsScraper(client, retries=2, backoff_s=0.01)
+
+
+PROMETHEUS = b'# TYPE jobs counter\njobs_total{queue="a"} 3\njobs_total{queue="b"} 4\n'
+
+
+def test_prometheus_text_and_a_json_health_document_become_samples(
+    agent: tuple[str, Script, list[str]], scraper: MetricsScraper
+) -> None:
+    url, script, _ = agent
+    script["/metrics"] = [(200, "text/plain; version=0.0.4", PROMETHEUS)]
+    script["/health"] = [
+        (200, "application/json", b'{"status": "ok", "queue": {"depth": 3, "ok": true}, "w": [1]}')
+    ]
+    samples = scraper.scrape(f"{url}/health", f"{url}/metrics")
+    assert samples == [
+        Sample("queue.depth", 3.0),
+        Sample("w.0", 1.0),
+        Sample("jobs_total", 3.0, {"queue": "a"}),
+        Sample("jobs_total", 4.0, {"queue": "b"}),
+    ]
+
+
+def test_a_5xx_is_retried_and_a_4xx_is_not(
+    agent: tuple[str, Script, list[str]], scraper: MetricsScraper
+) -> None:
+    url, script, asked = agent
+    script["/flaky"] = [(503, "text/plain", b"busy"), (200, "text/plain", PROMETHEUS)]
+    assert len(scraper.scrape(None, f"{url}/flaky")) == 2
+    script["/gone"] = [(404, "text/plain", b"no")]
+    with pytest.raises(ScrapeFailed) as failed:
+        scraper.scrape(None, f"{url}/gone")
+    assert failed.value.status == "status"
+    assert asked.count("/flaky") == 2 and asked.count("/gone") == 1
+    script["/down"] = [(500, "text/plain", b"down")]
+    with pytest.raises(ScrapeFailed):
+        scraper.scrape(None, f"{url}/down")
+    assert asked.count("/down") == 3  # the first try and two retries
+
+
+def test_each_failure_is_named(agent: tuple[str, Script, list[str]], scraper: MetricsScraper) -> None:
+    url, script, _ = agent
+    script["/garbled"] = [(200, "text/plain", b'jobs_total{queue="a 3\n')]
+    script["/notjson"] = [(200, "application/json", b"{nope")]
+    cases = {
+        f"{url}/garbled": "unparsable",
+        f"{url}/notjson": "unparsable",
+        f"http://127.0.0.1:{free_port()}/metrics": "unreachable",
+    }
+    for target, status in cases.items():
+        with pytest.raises(ScrapeFailed) as failed:
+            scraper.scrape(None, target)
+        assert failed.value.status == status, target
