@@ -64,14 +64,21 @@ class LeasedRateLimiter:
             last = self._leases.get(slot)
         size = self._next_size(last, rate, self._clock())
         decision, granted = self._shared.lease(key, rate, size)
+        if granted <= 0:
+            return decision  # a refusal leaves what other threads leased meanwhile alone
         with self._lock:
-            if granted > 0:
-                self._leases[slot] = _Lease(granted - 1, size, self._clock() + LEASE_TTL_S)
-                self._leases.move_to_end(slot)
-                while len(self._leases) > self._max_keys:
-                    self._leases.popitem(last=False)
+            now = self._clock()
+            current = self._leases.get(slot)
+            if current is not None and current.left > 0 and current.until > now:
+                # Threads that missed at once each took a lease: pooled, none of it is lost.
+                current.left += granted - 1
+                current.size = max(current.size, size)
+                current.until = now + LEASE_TTL_S
             else:
-                self._leases.pop(slot, None)
+                self._leases[slot] = _Lease(granted - 1, size, now + LEASE_TTL_S)
+            self._leases.move_to_end(slot)
+            while len(self._leases) > self._max_keys:
+                self._leases.popitem(last=False)
         return decision
 
     def _next_size(self, last: _Lease | None, rate: Rate, now: float) -> int:

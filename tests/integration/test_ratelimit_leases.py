@@ -4,6 +4,7 @@ shared bound holds across processes, a quiet client stays exact, and refusals co
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from collections.abc import Iterator
 
@@ -73,3 +74,33 @@ def test_a_quiet_client_stays_exact(shared: CountingLimiter) -> None:
     # Leases never grew past one request, and every request asked Redis.
     assert shared.leases == 10
     assert shared.hit("client:c:reads", rate).remaining == 600 - 11
+
+
+def test_leases_taken_by_threads_that_missed_at_once_are_pooled_not_lost(shared: CountingLimiter) -> None:
+    """Two threads find the lease spent at the same moment and each takes a new one from
+    Redis: both are kept, so every request Redis counted is served."""
+    limiter = LeasedRateLimiter(shared)
+    rate = Rate(60_000, 60.0)
+    key = "client:d:reads"
+    while shared.leases < 4:  # a busy client: leases grow to 8
+        limiter.hit(key, rate)
+    while limiter.hit_at_once(key, rate) is not None:  # the last one spent
+        pass
+    together = threading.Barrier(2)
+    leased = shared.lease
+
+    def lease_together(key: str, rate: Rate, wanted: int) -> tuple[Decision, int]:
+        together.wait()  # both threads are past their miss before either takes its lease
+        return leased(key, rate, wanted)
+
+    shared.lease = lease_together  # type: ignore[method-assign]
+    threads = [threading.Thread(target=limiter.hit, args=(key, rate)) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    shared.lease = leased  # type: ignore[method-assign]
+    served = 0
+    while limiter.hit_at_once(key, rate) is not None:
+        served += 1
+    assert served == 2 * (16 - 1)  # two leases of 16, one request of each spent at once
