@@ -147,11 +147,12 @@ def test_status_machine_and_listing_by_status(api: httpx.Client) -> None:
 
 def test_auto_update_config_is_in_the_view_and_the_history(api: httpx.Client, actor: str) -> None:
     create(api, "a1")
+    # A public address (the guard checks it without a name to resolve), never polled: disabled.
     config = {
-        "enabled": True,
+        "enabled": False,
         "interval_s": 30,
-        "health_url": "http://agent.internal:8080/health",
-        "metrics_url": "http://agent.internal:8080/metrics",
+        "health_url": "http://93.184.215.14:8080/health",
+        "metrics_url": "http://93.184.215.14:8080/metrics",
         "kpi_metrics": {"lat": "run_seconds_p50"},
     }
     written = ok(api.post("/agents/a1/auto-update", json=config))
