@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from application.goals import GoalsApp, Idempotency
+from application.command_loop import Idempotency
+from application.goals import GoalsApp
 from application.preconditions import IfMatch
 from application.results import CommandResult
 from domain.auto_update import AutoUpdate, KpiMapping

@@ -13,7 +13,8 @@ from typing import Any, Protocol
 
 from eventsourcing.domain import Aggregate
 
-from application.goals import GoalsApp, Idempotency
+from application.command_loop import Idempotency
+from application.goals import GoalsApp
 from application.json_encoding import encode_json
 from application.kinds import Kind
 from application.preconditions import IfMatch

@@ -13,7 +13,8 @@ from typing import Any, Protocol
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
-from application.goals import GoalsApp, Idempotency
+from application.command_loop import Idempotency
+from application.goals import GoalsApp
 from application.kinds import Kind
 from application.preconditions import IfMatch
 from application.results import CommandResult

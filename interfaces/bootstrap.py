@@ -4,54 +4,43 @@ from __future__ import annotations
 
 import gc
 import logging
-import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Literal
 
-import redis
 from elasticsearch import Elasticsearch
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from application.card_keys import CardKeysService
-from application.clients import ClientsService, SecretScheme
+from application.clients import ClientsService
 from application.collection import MetricsCollection
 from application.federation import FederationService
 from application.goals import GoalsApp
 from application.ports import ReadStore
 from application.reachability import ReachabilityService
 from application.registry import RegistryService
-from infrastructure import client_secrets
 from infrastructure.breaker import CircuitBreaker
-from infrastructure.card_cache import (
-    CardCache,
-    InProcessCardCache,
-    NoCardCache,
-    RedisCardCache,
-    TieredCardCache,
-)
+from infrastructure.card_cache import CardCache
 from infrastructure.card_checks import A2ACardChecks, GuardedCardFetcher
 from infrastructure.card_probe import GuardedCardProbe
 from infrastructure.card_publishing import CardServer, CardSigner
-from infrastructure.connections import ConnectionLimits, probe
-from infrastructure.database_errors import is_cancelled_statement, is_temporary
+from infrastructure.connections import ConnectionLimits
 from infrastructure.eventstore import PostgresListener, eventsourcing_env, guard_event_store, position_of
 from infrastructure.jobs import Jobs
 from infrastructure.outbound import OutboundClient, OutboundPolicy
-from infrastructure.ratelimit import InProcessRateLimiter, Rate, RateLimiter, RedisRateLimiter
-from infrastructure.ratelimit_leases import LeasedRateLimiter
 from infrastructure.readstore import PostgresReadStore, SQLiteReadStore
-from infrastructure.remote_jwks import RemoteJWKS
 from infrastructure.schema import schema_lock
 from infrastructure.security_log import SecurityLog
 from infrastructure.settings import Settings
 from infrastructure.signing_keys import KeyRing
 from infrastructure.tokens import TokenIssuer, TokenVerifier
-from interfaces.http.auth import Authenticator, RateLimits
+from interfaces.http.auth import Authenticator
 from interfaces.webhook_system import Webhooks, build_webhooks, send_lanes
+from interfaces.wiring.auth import external_verifier, key_ring, rate_limits, secret_scheme
+from interfaces.wiring.database import STORE_ERRORS, database_breaker
+from interfaces.wiring.search import search_backend
+from interfaces.wiring.shared_redis import build_card_cache, build_rate_limiter, redis_with_breaker
 from interfaces.workers.actors import REBUILD_PROJECTION, SYNC_PEER, declare_actors, peer_sync_key
 from interfaces.workers.collection import build_collection
 from projections.agent_cards import AgentCardsProjection
@@ -63,20 +52,15 @@ from projections.event_facts import EventFactsProjection
 from projections.event_facts_queries import EventFactsQueries
 from projections.goal_progress import GoalProgressProjection, GoalProgressQueries
 from projections.history_queries import GoalHistoryQueries
-from projections.pages import StoreErrors
 from projections.peers import PeerQueries, PeersProjection
 from projections.projection import Projection
 from projections.reachability import ReachabilityChecks
 from projections.rebuild import Rebuilder
 from projections.rebuild_jobs import RebuildJobs
 from projections.runner import ProjectionRunner
-from projections.search.elasticsearch import ElasticsearchAgentSearch, ElasticsearchSearchProjection
-from projections.search.index import AgentSearch, SearchUnavailable
-from projections.search.postgres import PostgresAgentSearch, PostgresSearchProjection
-from projections.search.sqlite import SQLiteAgentSearch, SQLiteSearchProjection
+from projections.search.index import AgentSearch
 from projections.webhook_outbox import WebhookOutboxProjection
 
-DAY_S = 86_400
 # Collections of the oldest generation between two full collections (Python's default is 10).
 FULL_COLLECTION_EVERY = 1000
 log = logging.getLogger(__name__)
@@ -85,24 +69,6 @@ log = logging.getLogger(__name__)
 Warmth = Literal["on demand", "warming", "warm", "failed"]
 # How long closing waits for the analytics warm-up to finish the tenant it is on.
 WARM_UP_STOP_S = 5.0
-PEM_BLOCK = re.compile(r"-----BEGIN [A-Z ]+-----.+?-----END [A-Z ]+-----", re.S)
-# The longest a rate-limit call waits for Redis to connect or to answer.
-REDIS_TIMEOUT_S = 0.5
-
-
-def is_temporary_for_projections(error: BaseException) -> bool:
-    """The database, or the search backend a read model writes to, cannot serve now: the page
-    is retried after a pause (every read model of the page waits, as for the database)."""
-    link: BaseException | None = error
-    while link is not None:
-        if isinstance(link, SearchUnavailable):
-            return True
-        link = link.__cause__
-    return is_temporary(error)
-
-
-# How the projection runners tell the database's errors apart.
-STORE_ERRORS = StoreErrors(temporary=is_temporary_for_projections, cancelled=is_cancelled_statement)
 
 
 @dataclass
@@ -218,8 +184,8 @@ def build_system(settings: Settings | None = None) -> System:
         store = SQLiteReadStore(settings.read_models_path)
     security = SecurityLog(store)
     runner_ref: list[ProjectionRunner] = []
-    shared_redis = _redis(settings)
-    card_cache = _card_cache(shared_redis, settings)
+    shared_redis = redis_with_breaker(settings)
+    card_cache = build_card_cache(shared_redis, settings)
     jobs_ref: list[Jobs] = []
 
     with schema_lock(settings):
@@ -231,7 +197,7 @@ def build_system(settings: Settings | None = None) -> System:
             on_saved=lambda position: runner_ref[0].wake(position) if runner_ref else None,
             version_hint=EventFactsQueries(store).version_at,
         )
-        search_projection, search, elasticsearch = _search(settings, store)
+        search_projection, search, elasticsearch = search_backend(settings, store)
         projections: list[Projection] = [
             GoalProgressProjection(),
             EventFactsProjection(),
@@ -256,13 +222,13 @@ def build_system(settings: Settings | None = None) -> System:
         runner_ref.append(runner)
         runner.setup()
         security.setup()
-        keys = _keys(settings)
+        keys = key_ring(settings)
     card_server = CardServer(CardSigner(keys, jku=f"{_public_base(settings)}/.well-known/jwks.json"))
     listener = database = None
     if isinstance(store, PostgresReadStore):
         channel = getattr(goals.recorder, "channel_name", "a2a_events")
         listener = PostgresListener(settings.database_url, channel, runner.wake)
-        database = _database_breaker(settings)
+        database = database_breaker(settings)
         # After start-up, whose migrations may run long: statements are limited, and while
         # the database is known to be down both stores refuse at once.
         store.guard(database)
@@ -279,10 +245,10 @@ def build_system(settings: Settings | None = None) -> System:
     auth = Authenticator(
         verifier,
         client_queries,
-        _limiter(settings, security, shared_redis),
-        _limits(settings),
+        build_rate_limiter(settings, security, shared_redis),
+        rate_limits(settings),
         security,
-        external=_external_verifier(settings, outbound),
+        external=external_verifier(settings, outbound),
     )
     agent_cards = AgentCardsQueries(store)
     card_keys = CardKeysService(goals)
@@ -316,7 +282,7 @@ def build_system(settings: Settings | None = None) -> System:
         progress=GoalProgressQueries(store),
         history=GoalHistoryQueries(store),
         analytics=AnalyticsQueries(store),
-        clients=ClientsService(goals, _secret_scheme()),
+        clients=ClientsService(goals, secret_scheme()),
         client_queries=client_queries,
         keys=keys,
         issuer=TokenIssuer(
@@ -362,32 +328,6 @@ def _public_base(settings: Settings) -> str:
     return (settings.registry_base_url or f"http://{settings.host}:{settings.port}").rstrip("/")
 
 
-def _search(settings: Settings, store: ReadStore) -> tuple[Projection, AgentSearch, Elasticsearch | None]:
-    """The registry's search read model and its queries: in Elasticsearch when ELASTICSEARCH_URL
-    is set, in the read store otherwise. One of them: both would double the work of every page."""
-    if settings.elasticsearch_url:
-        # No I/O here: the client connects on its first request.
-        client = Elasticsearch(
-            settings.elasticsearch_url, request_timeout=settings.elasticsearch_timeout_s, max_retries=1
-        )
-        alias = settings.elasticsearch_index
-        return ElasticsearchSearchProjection(client, alias), ElasticsearchAgentSearch(client, alias), client
-    if isinstance(store, PostgresReadStore):
-        return PostgresSearchProjection(), PostgresAgentSearch(store), None
-    assert isinstance(store, SQLiteReadStore)
-    return SQLiteSearchProjection(), SQLiteAgentSearch(store), None
-
-
-def _database_breaker(settings: Settings) -> CircuitBreaker:
-    """Shared by both stores: they are one database."""
-    return CircuitBreaker(
-        "database",
-        partial(probe, settings.database_url),
-        failures_to_open=settings.db_breaker_failures,
-        probe_every_s=settings.db_probe_interval_s,
-    )
-
-
 def settle_heap() -> None:
     """Make full garbage collections rare in a long-running process, once it has started.
 
@@ -413,95 +353,3 @@ def replay_share(settings: Settings, names: Sequence[str]) -> int:
         return system.rebuilder.replay(names)
     finally:
         system.close()
-
-
-def _keys(settings: Settings) -> KeyRing:
-    if settings.signing_keys is not None and settings.signing_keys.get_secret_value().strip():
-        return KeyRing.from_pem(PEM_BLOCK.findall(settings.signing_keys.get_secret_value()))
-    rotate_s = settings.key_rotate_days * DAY_S
-    # Generated keys (dev and test only: prod refuses to start without SIGNING_KEYS).
-    return KeyRing.load_or_create(
-        settings.keys_path, rotate_after_s=rotate_s, retire_after_s=rotate_s + DAY_S
-    )
-
-
-def _external_verifier(settings: Settings, outbound: OutboundClient) -> TokenVerifier | None:
-    """Tokens of an external IdP, by its JWKS URL (cached; unknown kids refetch at most once a minute)."""
-    if not settings.external_jwks_url:
-        return None
-    return TokenVerifier(
-        None,
-        issuer=settings.external_issuer,
-        audience=settings.token_audience,
-        algorithms=settings.external_algorithm_list,
-        remote=RemoteJWKS(settings.external_jwks_url, outbound),
-    )
-
-
-def _redis(settings: Settings) -> tuple[redis.Redis, CircuitBreaker] | None:
-    """The Redis client the limiter and the card cache share, and its breaker (None: no Redis)."""
-    if not settings.redis_url:
-        return None
-    # Short timeouts and no retries: a limiter must answer fast, even when Redis is away.
-    client = redis.Redis.from_url(
-        settings.redis_url,
-        socket_timeout=REDIS_TIMEOUT_S,
-        socket_connect_timeout=REDIS_TIMEOUT_S,
-        retry=Retry(NoBackoff(), 0),
-    )
-    # While Redis is known to be down no request waits for those timeouts: each is let
-    # through or refused at once, and a probe finds Redis back.
-    breaker = CircuitBreaker(
-        "redis",
-        client.ping,
-        failures_to_open=settings.redis_breaker_failures,
-        probe_every_s=settings.redis_probe_interval_s,
-    )
-    return client, breaker
-
-
-def _card_cache(shared: tuple[redis.Redis, CircuitBreaker] | None, settings: Settings) -> CardCache:
-    """Redis when there is one (shared with the projector, wherever it runs), else in process,
-    but for several server processes, which could not evict each other's caches."""
-    if shared is None:
-        return InProcessCardCache() if settings.serve_workers == 1 else NoCardCache()
-    client, breaker = shared
-    return TieredCardCache(RedisCardCache(client, breaker=breaker))
-
-
-def _limiter(
-    settings: Settings, security: SecurityLog, shared: tuple[redis.Redis, CircuitBreaker] | None
-) -> RateLimiter:
-    if shared is None:
-        return InProcessRateLimiter()
-    client, breaker = shared
-    return LeasedRateLimiter(
-        RedisRateLimiter(
-            client,
-            fail_open=settings.rate_limit_fail_open,
-            on_unavailable=lambda error: security.record("rate_limiter_unavailable", error=type(error).__name__),
-            breaker=breaker,
-        )
-    )
-
-
-def _limits(settings: Settings) -> RateLimits:
-    token = Rate.parse(settings.rate_limit_token)
-    return RateLimits(
-        reads=Rate.parse(settings.rate_limit_reads),
-        writes=Rate.parse(settings.rate_limit_writes),
-        token=token,
-        search=Rate.parse(settings.rate_limit_search),
-        # Token requests from one address across all client ids, so spraying ids buys nothing.
-        token_address=Rate(token.limit * 4, token.period_s),
-        bad_tokens=Rate.parse(settings.rate_limit_bad_tokens),
-    )
-
-
-def _secret_scheme() -> SecretScheme:
-    return SecretScheme(
-        new_client_id=client_secrets.new_client_id,
-        new_secret=client_secrets.new_secret,
-        hash=client_secrets.hash_secret,
-        verify=client_secrets.verify_secret,
-    )

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from fastapi.exceptions import RequestValidationError
 
-from application.goals import Idempotency
+from application.command_loop import Idempotency
 from application.preconditions import IfMatch
 from domain.meta import Meta
 from interfaces.bootstrap import System

@@ -103,7 +103,8 @@ from application.ports import Tx  # noqa: E402
 from domain.meta import Meta  # noqa: E402
 from domain.objectives import GoalDefinition, Kpi, Objective  # noqa: E402
 from infrastructure.settings import Settings  # noqa: E402
-from interfaces.bootstrap import STORE_ERRORS, System, build_system, settle_heap  # noqa: E402
+from interfaces.bootstrap import System, build_system, settle_heap  # noqa: E402
+from interfaces.wiring.database import STORE_ERRORS  # noqa: E402
 from ops.bench.scratch import create_database, drop_database, with_db  # noqa: E402
 from projections.analytics import AnalyticsQueries  # noqa: E402
 from projections.projection import LogPage, Projection  # noqa: E402

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from infrastructure.security_log import REPEAT_WINDOW_S
-from interfaces.bootstrap import REDIS_TIMEOUT_S
+from interfaces.wiring.shared_redis import REDIS_TIMEOUT_S
 from tests.conftest import Server
 from tests.e2e.support import API, PROBLEM
 from tests.e2e.traffic import Traffic, set_goals

@@ -6,7 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from application.goals import Idempotency, ProgressUpdate
+from application.command_loop import Idempotency
+from application.goals import ProgressUpdate
 from domain.errors import InvalidCommand
 from domain.ids import goals_id
 from interfaces.bootstrap import System

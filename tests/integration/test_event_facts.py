@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from application.goals import Idempotency, ProgressUpdate
+from application.command_loop import Idempotency
+from application.goals import ProgressUpdate
 from application.ports import ReadStore
 from domain.goals import AgentGoals, AutoUpdate
 from interfaces.bootstrap import System

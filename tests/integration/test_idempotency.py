@@ -7,7 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from application.goals import Idempotency, ProgressUpdate
+from application.command_loop import Idempotency
+from application.goals import ProgressUpdate
 from application.results import CommandResult
 from domain.errors import GoalNotActive
 from domain.idempotency import KeyReused

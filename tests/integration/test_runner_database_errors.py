@@ -18,7 +18,8 @@ from application.ports import ReadStore, Tx
 from infrastructure.connections import ConnectionLimits
 from infrastructure.readstore import PostgresReadStore
 from infrastructure.settings import Settings
-from interfaces.bootstrap import STORE_ERRORS, System, build_system
+from interfaces.bootstrap import System, build_system
+from interfaces.wiring.database import STORE_ERRORS
 from projections.event_facts import EventFactsProjection
 from projections.failures import ProjectionFailed
 from projections.projection import LogPage, Projection, ReadLog

@@ -13,7 +13,7 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from infrastructure.readstore import SQLiteReadStore
-from interfaces.bootstrap import STORE_ERRORS, is_temporary_for_projections
+from interfaces.wiring.database import STORE_ERRORS, is_temporary_for_projections
 from projections.projection import LogPage
 from projections.rebuild import Rebuilder
 from projections.runner import ProjectionRunner

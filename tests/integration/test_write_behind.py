@@ -16,7 +16,8 @@ import pytest
 from application.goals import ProgressUpdate
 from application.ports import ReadStore, Tx
 from domain.goals import AgentGoals
-from interfaces.bootstrap import STORE_ERRORS, System
+from interfaces.bootstrap import System
+from interfaces.wiring.database import STORE_ERRORS
 from projections.clients import ClientsProjection
 from projections.event_facts import EventFactsProjection
 from projections.failures import ProjectionFailed

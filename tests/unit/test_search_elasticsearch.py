@@ -9,14 +9,14 @@ from domain.goals import AgentGoals
 from domain.meta import Meta
 from domain.objectives import GoalDefinition, Objective
 from domain.registry import RegisteredAgent, SubmittedCard
-from projections.search.elasticsearch import (
+from projections.search.elasticsearch_documents import (
     AgentDoc,
     bulk_operations,
     fold_page,
     refused_items,
-    search_body,
     template,
 )
+from projections.search.elasticsearch_queries import search_body
 from projections.search.index import FIELDS, SearchQuery, SortKey, exact_score, prefix_score
 
 META = Meta(actor="tester")

@@ -1,0 +1,1 @@
+"""The builders the composition root (`interfaces.bootstrap`) calls, by what they wire."""
