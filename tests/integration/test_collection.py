@@ -24,6 +24,7 @@ META = Meta("test")
 class Agent:
     def __init__(self) -> None:
         self.text = ""
+        self.content_type = "text/plain"
         self.delay_s = 0.0
         agent = self
 
@@ -32,7 +33,7 @@ class Agent:
                 time.sleep(agent.delay_s)
                 body = agent.text.encode()
                 self.send_response(200)
-                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Type", agent.content_type)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -118,3 +119,41 @@ def test_a_paused_goal_is_not_polled(collecting: System, tenant: str, agent: Age
     collecting.goals.change_status(tenant, "a", "paused", "maintenance", META)
     agent.text = "jobs_total 5\n"
     assert collecting.collection.collect(tenant, "a") == "skipped"
+
+
+def _failures(system: System, tenant: str) -> list[AgentGoals.MetricsCollectionFailed]:
+    goals = system.goals.goals_at(tenant, "a")
+    return [e for e in system.goals.events.get(goals.id) if isinstance(e, AgentGoals.MetricsCollectionFailed)]
+
+
+def test_hostile_output_is_one_unparsable_failure_never_a_crash(
+    collecting: System, tenant: str, agent: Agent
+) -> None:
+    _configure(collecting, tenant, agent.url, "jobs_total")
+    agent.text = "jobs_total 1\ng\x00 1\n"  # NUL in a metric name: the parser's message echoes it
+    assert collecting.collection.collect(tenant, "a") == "unparsable"
+    assert collecting.collection.collect(tenant, "a") == "unparsable"
+    failures = _failures(collecting, tenant)
+    assert len(failures) == 1
+    assert failures[0].reason.endswith("not the Prometheus text format (line 2)")
+    assert "\x00" not in failures[0].reason
+    assert collecting.goals.goals_at(tenant, "a").collection_failing_since is not None
+
+
+def test_a_bucket_bound_that_is_not_a_number_is_unparsable(
+    collecting: System, tenant: str, agent: Agent
+) -> None:
+    _configure(collecting, tenant, agent.url, {"metric": "h", "aggregation": "quantile", "quantile": 0.5})
+    agent.text = 'h_bucket{le="abc"} 1\nh_bucket{le="+Inf"} 2\n'
+    assert collecting.collection.collect(tenant, "a") == "unparsable"
+    assert "bound (le) that is not a number" in _failures(collecting, tenant)[0].reason
+
+
+def test_a_deeply_nested_json_body_is_a_missing_metric_not_a_crash(
+    collecting: System, tenant: str, agent: Agent
+) -> None:
+    _configure(collecting, tenant, agent.url, "jobs_total")
+    agent.content_type = "application/json"
+    agent.text = "[" * 1000 + "1" + "]" * 1000
+    assert collecting.collection.collect(tenant, "a") == "missing_metric"
+    assert len(_failures(collecting, tenant)) == 1

@@ -8,11 +8,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from application.collection import clean_reason
 from application.transcodings import FastJSONTranscoder
 from domain.auto_update import AutoUpdate, KpiMapping, Series, parse_mapping
 from domain.errors import InvalidCommand
 from domain.goals import AgentGoals
 from domain.kpi_values import MissingMetric, Sample, kpi_value, quantile, rate
+from domain.limits import MAX_REASON
 from domain.meta import Meta
 from domain.objectives import GoalDefinition, Kpi, Objective
 
@@ -152,3 +154,8 @@ def test_a_stall_is_recorded_once_until_progress_resumes() -> None:
     goals.collect_events()
     goals.check_stagnation(datetime.now(UTC) + timedelta(hours=2), 1.0, META)
     assert len(goals.collect_events()) == 1
+
+
+def test_a_failure_reason_keeps_no_control_character_and_is_bounded() -> None:
+    assert clean_reason("http://a/metrics: g\x00\x1b[31m\ud800 1") == "http://a/metrics: g[31m 1"
+    assert len(clean_reason("x" * 5000)) == MAX_REASON
