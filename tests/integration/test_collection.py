@@ -157,3 +157,37 @@ def test_a_deeply_nested_json_body_is_a_missing_metric_not_a_crash(
     agent.text = "[" * 1000 + "1" + "]" * 1000
     assert collecting.collection.collect(tenant, "a") == "missing_metric"
     assert len(_failures(collecting, tenant)) == 1
+
+
+def test_a_failure_is_an_alert_only_while_the_agent_is_polled(
+    collecting: System, tenant: str, agent: Agent
+) -> None:
+    targets = collecting.collection_targets
+    _configure(collecting, tenant, agent.url, "jobs_total")
+    agent.text = "other_total 1\n"
+    assert collecting.collection.collect(tenant, "a") == "missing_metric"
+    collecting.runner.catch_up()
+    assert [f["agent_id"] for f in targets.failing(tenant)] == ["a"]
+    assert (targets.state(tenant, "a") or {})["state"] == "failing"
+    counted = targets.failing_count()
+
+    collecting.goals.change_status(tenant, "a", "paused", "maintenance", META)
+    collecting.runner.catch_up()
+    assert targets.failing(tenant) == []
+    assert (targets.state(tenant, "a") or {})["state"] == "idle"
+    if not collecting.settings.is_postgres:  # the shared database counts other tests' agents too
+        assert counted == 1 and targets.failing_count() == 0
+
+    # resumed: the aggregate still holds the failure, so it is an alert again until a poll succeeds
+    collecting.goals.change_status(tenant, "a", "active", "back", META)
+    collecting.runner.catch_up()
+    assert [f["agent_id"] for f in targets.failing(tenant)] == ["a"]
+    config = AutoUpdate(False, 5, None, agent.url, {"speed": "jobs_total"})  # type: ignore[dict-item]
+    collecting.collection.configure(tenant, "a", config, META)
+    collecting.runner.catch_up()
+    assert targets.failing(tenant) == []
+    collecting.collection.configure(tenant, "a", AutoUpdate(True, 5, None, agent.url, {"speed": "jobs_total"}), META)  # type: ignore[dict-item]
+    agent.text = "jobs_total 5\n"
+    assert collecting.collection.collect(tenant, "a") == "ok"
+    collecting.runner.catch_up()
+    assert targets.failing(tenant) == [] and (targets.state(tenant, "a") or {})["state"] == "collecting"
