@@ -120,7 +120,7 @@ class MetricsCollection:
         now = self._clock()
         try:
             samples = self._scraper.scrape(config.health_url, config.metrics_url)
-            values = self._values(tenant, agent_id, config.kpi_metrics, samples, now)
+            values = self._values(tenant, agent_id, self._current(goals, config.kpi_metrics), samples, now)
         except ScrapeFailed as failure:
             return self._failed(tenant, agent_id, failure.status, failure.reason)
         except MissingMetric as missing:
@@ -138,6 +138,12 @@ class MetricsCollection:
             tenant, agent_id, lambda g: g.record_metrics(values, observed, self._min_delta, COLLECTOR)
         )
         return "ok"
+
+    @staticmethod
+    def _current(goals: AgentGoals, mappings: Mapping[str, KpiMapping]) -> dict[str, KpiMapping]:
+        """The mappings of the goals' objectives now: a later revision may have removed some."""
+        objective_ids = set(goals.definition.objective_ids()) if goals.definition is not None else set()
+        return {k: m for k, m in mappings.items() if k in objective_ids}
 
     def _failed(self, tenant: str, agent_id: str, status: str, reason: str) -> str:
         """Record a failed poll (once per transition, the aggregate decides); its status."""

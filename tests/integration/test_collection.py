@@ -191,3 +191,17 @@ def test_a_failure_is_an_alert_only_while_the_agent_is_polled(
     assert collecting.collection.collect(tenant, "a") == "ok"
     collecting.runner.catch_up()
     assert targets.failing(tenant) == [] and (targets.state(tenant, "a") or {})["state"] == "collecting"
+
+
+def test_a_mapping_of_a_removed_objective_does_not_block_the_others(
+    collecting: System, tenant: str, agent: Agent
+) -> None:
+    old = Objective("old", "Old", kpi=Kpi("x", target=10.0))
+    speed = Objective("speed", "Speed", kpi=Kpi("jobs", target=10.0))
+    collecting.goals.set_goals(tenant, "a", GoalDefinition("p", (speed, old)), META)
+    mappings = {"speed": "jobs_total", "old": "gone_total"}
+    collecting.collection.configure(tenant, "a", AutoUpdate(True, 5, None, agent.url, mappings), META)  # type: ignore[arg-type]
+    collecting.goals.set_goals(tenant, "a", GoalDefinition("p", (speed,)), META)  # "old" revised away
+    agent.text = "jobs_total 5\n"  # no gone_total any more
+    assert collecting.collection.collect(tenant, "a") == "ok"
+    assert collecting.goals.goals_at(tenant, "a").objective_progress["speed"] == 50.0
