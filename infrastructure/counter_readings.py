@@ -12,10 +12,9 @@ from dataclasses import dataclass
 
 import redis
 
+from domain.auto_update import MAX_READINGS
 from domain.kpi_values import Reading
 
-# Readings kept per counter at most (a rate's window holds fewer at any sane interval).
-MAX_READINGS = 1_000
 # Counters kept in process at most, and how often (seconds of readings' time) stale ones go.
 MAX_KEYS = 10_000
 SWEEP_S = 60.0
