@@ -144,9 +144,9 @@ def _series(raw: Mapping[str, Any]) -> tuple[Series | None, dict[str, str]]:
     metric = raw.get("metric")
     if problem := text_problem(metric, MAX_METRIC, required=True):
         errors["metric"] = problem
-    labels = raw.get("labels") or {}
-    if not isinstance(labels, Mapping):
-        errors["labels"] = "must be an object of label name -> value"
+    labels = raw.get("labels", {})
+    if not isinstance(labels, Mapping):  # [], "", 0, false or null are not "no labels"
+        errors["labels"] = "must be an object of label name -> value (leave it out for none)"
         labels = {}
     elif len(labels) > MAX_LABELS:
         errors["labels"] = f"must have at most {MAX_LABELS} labels"
@@ -223,9 +223,23 @@ def auto_update_problems(config: AutoUpdate, objective_ids: frozenset[str]) -> d
         errors.update({_path(f"kpi_metrics.{objective_id}", k): v for k, v in problems.items()})
         if not problems and (problem := window_problem(mapping, config.interval_s)):
             errors[f"kpi_metrics.{objective_id}.window_s"] = problem
+        errors.update({_path(f"kpi_metrics.{objective_id}", k): v for k, v in _empty_labels(mapping).items()})
     if config.enabled and config.kpi_metrics and not config.metrics_url and not config.health_url:
         errors["metrics_url"] = "a KPI mapping needs a metrics_url or a health_url to read it from"
     return errors
+
+
+def _empty_labels(mapping: KpiMapping) -> dict[str, str]:
+    """Labels with an empty value: refused when configured (in Prometheus an empty label is an
+    absent one), not when stored events load, which may hold one from before."""
+    series = (("", mapping.series), ("denominator.", mapping.denominator))
+    return {
+        f"{prefix}labels.{name}": "must not be empty"
+        for prefix, found in series
+        if found is not None
+        for name, value in found.labels.items()
+        if not value.strip()
+    }
 
 
 def window_problem(mapping: KpiMapping, interval_s: int) -> str | None:
