@@ -10,6 +10,7 @@ and an agent failing poll after poll, write nothing.
 from __future__ import annotations
 
 import time
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,7 +23,8 @@ from application.results import CommandResult
 from domain.auto_update import AutoUpdate, KpiMapping
 from domain.errors import InvalidCommand
 from domain.goals import AgentGoals
-from domain.kpi_values import MissingMetric, Reading, Sample, kpi_value, series_value
+from domain.kpi_values import MissingMetric, Reading, Sample, UnusableMetric, kpi_value, series_value
+from domain.limits import MAX_REASON
 from domain.meta import Meta
 from domain.status import Status
 
@@ -31,6 +33,9 @@ STAGNATION = Meta(actor="stagnation-check")
 # How a poll ended, as counted in a2a_goals_metrics_collections_total{status}.
 STATUSES = ("ok", "unreachable", "timeout", "status", "unparsable", "missing_metric")
 SKIPPED = "skipped"  # no poll: not configured, disabled, or the goal is not active
+# What an agent's output can make go wrong while its KPI values are computed: its fault, an
+# `unparsable` failure, never a crash of the poll.
+COMPUTE_ERRORS = (ValueError, ArithmeticError, TypeError, RecursionError)
 
 
 class ScrapeFailed(Exception):
@@ -116,20 +121,36 @@ class MetricsCollection:
         now = self._clock()
         try:
             samples = self._scraper.scrape(config.health_url, config.metrics_url)
-            values = self._values(tenant, agent_id, config.kpi_metrics, samples, now)
+            values = self._values(tenant, agent_id, self._current(goals, config.kpi_metrics), samples, now)
         except ScrapeFailed as failure:
-            reason = failure.reason
-            self._record(tenant, agent_id, lambda g: g.collection_failed(reason, COLLECTOR))
-            return failure.status
+            return self._failed(tenant, agent_id, failure.status, failure.reason)
         except MissingMetric as missing:
-            reason = f"the metrics of the agent have no sample of {missing.metric}"
-            self._record(tenant, agent_id, lambda g: g.collection_failed(reason, COLLECTOR))
-            return "missing_metric"
+            return self._failed(
+                tenant, agent_id, "missing_metric", f"the metrics of the agent have no sample of {missing.metric}"
+            )
+        except UnusableMetric as unusable:
+            return self._failed(tenant, agent_id, "unparsable", str(unusable))
+        except COMPUTE_ERRORS:
+            return self._failed(
+                tenant, agent_id, "unparsable", "the metrics of the agent could not be computed into KPI values"
+            )
         observed = datetime.fromtimestamp(now, UTC)
         self._record(
             tenant, agent_id, lambda g: g.record_metrics(values, observed, self._min_delta, COLLECTOR)
         )
         return "ok"
+
+    @staticmethod
+    def _current(goals: AgentGoals, mappings: Mapping[str, KpiMapping]) -> dict[str, KpiMapping]:
+        """The mappings of the goals' objectives now: a later revision may have removed some."""
+        objective_ids = set(goals.definition.objective_ids()) if goals.definition is not None else set()
+        return {k: m for k, m in mappings.items() if k in objective_ids}
+
+    def _failed(self, tenant: str, agent_id: str, status: str, reason: str) -> str:
+        """Record a failed poll (once per transition, the aggregate decides); its status."""
+        shown = clean_reason(reason)
+        self._record(tenant, agent_id, lambda g: g.collection_failed(shown, COLLECTOR))
+        return status
 
     @staticmethod
     def _polled(goals: AgentGoals) -> bool:
@@ -188,3 +209,10 @@ class MetricsCollection:
 
         self._goals.execute(tenant, [agent_id], change, COLLECTOR, None, None)
         return wrote
+
+
+def clean_reason(reason: str) -> str:
+    """A failure reason fit to store and show: without control or surrogate characters (any
+    part of it may come from an agent), at most MAX_REASON characters."""
+    kept = "".join(c for c in reason if unicodedata.category(c) not in ("Cc", "Cs"))
+    return kept if len(kept) <= MAX_REASON else kept[: MAX_REASON - 1] + "\u2026"

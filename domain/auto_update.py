@@ -24,6 +24,8 @@ DEFAULT_INTERVAL_S = 120
 DEFAULT_RATE_WINDOW_S = 300.0
 MIN_RATE_WINDOW_S, MAX_RATE_WINDOW_S = 10.0, 86_400.0
 MAX_LABELS = 20
+# Readings of a counter kept at most: a rate's window holds at most this many polls.
+MAX_READINGS = 1_000
 LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 MAPPING_FIELDS = frozenset({"metric", "labels", "aggregation", "window_s", "quantile", "denominator"})
 
@@ -142,9 +144,9 @@ def _series(raw: Mapping[str, Any]) -> tuple[Series | None, dict[str, str]]:
     metric = raw.get("metric")
     if problem := text_problem(metric, MAX_METRIC, required=True):
         errors["metric"] = problem
-    labels = raw.get("labels") or {}
-    if not isinstance(labels, Mapping):
-        errors["labels"] = "must be an object of label name -> value"
+    labels = raw.get("labels", {})
+    if not isinstance(labels, Mapping):  # [], "", 0, false or null are not "no labels"
+        errors["labels"] = "must be an object of label name -> value (leave it out for none)"
         labels = {}
     elif len(labels) > MAX_LABELS:
         errors["labels"] = f"must have at most {MAX_LABELS} labels"
@@ -219,9 +221,40 @@ def auto_update_problems(config: AutoUpdate, objective_ids: frozenset[str]) -> d
     for objective_id, mapping in config.kpi_metrics.items():
         _, problems = parse_mapping(mapping.as_json())
         errors.update({_path(f"kpi_metrics.{objective_id}", k): v for k, v in problems.items()})
+        if not problems and (problem := window_problem(mapping, config.interval_s)):
+            errors[f"kpi_metrics.{objective_id}.window_s"] = problem
+        errors.update({_path(f"kpi_metrics.{objective_id}", k): v for k, v in _empty_labels(mapping).items()})
     if config.enabled and config.kpi_metrics and not config.metrics_url and not config.health_url:
         errors["metrics_url"] = "a KPI mapping needs a metrics_url or a health_url to read it from"
     return errors
+
+
+def _empty_labels(mapping: KpiMapping) -> dict[str, str]:
+    """Labels with an empty value: refused when configured (in Prometheus an empty label is an
+    absent one), not when stored events load, which may hold one from before."""
+    series = (("", mapping.series), ("denominator.", mapping.denominator))
+    return {
+        f"{prefix}labels.{name}": "must not be empty"
+        for prefix, found in series
+        if found is not None
+        for name, value in found.labels.items()
+        if not value.strip()
+    }
+
+
+def window_problem(mapping: KpiMapping, interval_s: int) -> str | None:
+    """What is wrong with a rate's window at this poll interval: it must hold two readings at
+    least (a rate needs two) and at most MAX_READINGS (no more are kept)."""
+    if mapping.aggregation != "rate" or mapping.window_s is None or interval_s <= 0:
+        return None
+    if not 2 * interval_s <= mapping.window_s <= MAX_READINGS * interval_s:
+        return (
+            f"must be between 2 x interval_s and {MAX_READINGS} x interval_s"
+            f" ({2 * interval_s}..{MAX_READINGS * interval_s} seconds at an interval of {interval_s} s):"
+            " a rate needs two readings in its window, and no more than"
+            f" {MAX_READINGS} are kept"
+        )
+    return None
 
 
 def _path(prefix: str, relative: str) -> str:

@@ -33,6 +33,10 @@ class MissingMetric(Exception):
         self.metric = metric
 
 
+class UnusableMetric(ValueError):
+    """A series whose samples cannot give a value (a bucket bound that is not a number)."""
+
+
 def series_value(samples: Iterable[Sample], series: Series) -> float:
     """The sum of the samples of `series`; MissingMetric if there is none."""
     found = [s.value for s in samples if s.name == series.metric and _carries(s.labels, series.labels)]
@@ -72,7 +76,10 @@ def quantile(samples: Sequence[Sample], series: Series, q: float) -> float | Non
     buckets: dict[float, float] = {}
     for s in samples:
         if s.name == f"{series.metric}_bucket" and _carries(s.labels, series.labels) and "le" in s.labels:
-            bound = float(s.labels["le"])
+            try:
+                bound = float(s.labels["le"])
+            except ValueError:
+                raise UnusableMetric(f"a bucket of {series.metric} has a bound (le) that is not a number") from None
             buckets[bound] = buckets.get(bound, 0.0) + s.value
     if not buckets:
         raise MissingMetric(series.metric)

@@ -17,6 +17,8 @@ from infrastructure.secret_box import parse_key
 
 DEFAULT_PASSWORDS = frozenset({"postgres", "password", "change-me", "changeme", "secret", "admin", "guest"})
 BROKER_SCHEMES = frozenset({"redis", "rediss", "amqp", "amqps"})
+# The time limit of one poll of an agent's metrics (its actor's), in seconds.
+POLL_TIME_LIMIT_S = 60
 
 
 class Settings(BaseSettings):
@@ -215,6 +217,24 @@ class Settings(BaseSettings):
                     " 10.20.0.0/16 (with no bits set past the prefix)"
                 ) from None
         return tuple(nets)
+
+    @property
+    def poll_worst_case_s(self) -> float:
+        """The longest one poll can take: both endpoints, each tried 1 + COLLECT_RETRIES
+        times for up to OUTBOUND_TIMEOUT_S, with the largest jittered backoffs between."""
+        backoffs = sum(self.collect_backoff_s * (1 << attempt) * 1.5 for attempt in range(self.collect_retries))
+        return 2 * ((self.collect_retries + 1) * self.outbound_timeout_s + backoffs)
+
+    @model_validator(mode="after")
+    def _refuse_a_poll_past_its_time_limit(self) -> Settings:
+        if self.poll_worst_case_s > POLL_TIME_LIMIT_S:
+            raise ValueError(
+                f"COLLECT_RETRIES={self.collect_retries}, OUTBOUND_TIMEOUT_S={self.outbound_timeout_s:g} and"
+                f" COLLECT_BACKOFF_S={self.collect_backoff_s:g} let one poll of two endpoints take up to"
+                f" {self.poll_worst_case_s:.1f} s, past its time limit of {POLL_TIME_LIMIT_S} s: lower"
+                " COLLECT_RETRIES or OUTBOUND_TIMEOUT_S (2 x (1 + retries) x timeout + backoffs must fit)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _refuse_insecure_production(self) -> Settings:

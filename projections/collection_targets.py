@@ -31,6 +31,10 @@ UPSERT_CONFIG = (
     " VALUES (?, ?, ?, ?, 1, ?) ON CONFLICT (tenant, agent_id) DO UPDATE SET"
     " enabled = excluded.enabled, interval_s = excluded.interval_s, position = excluded.position"
 )
+# A failure is shown only while the agent is polled: a goal paused, completed or cancelled, or
+# whose polling was disabled, keeps its columns (the aggregate still holds the failure, and a
+# successful poll after polling resumes records the recovery) but is not an alert meanwhile.
+POLLED_FAILING = "failing_since IS NOT NULL AND enabled = 1 AND active = 1"
 UPSERT_STATUS = (
     "INSERT INTO collection_targets (tenant, agent_id, enabled, interval_s, active, position)"
     " VALUES (?, ?, 0, 0, ?, ?) ON CONFLICT (tenant, agent_id) DO UPDATE SET"
@@ -118,22 +122,25 @@ class CollectionTargetQueries:
             )
         if row is None:
             return None
-        state = "failing" if row[2] else "collecting" if row[0] and row[1] else "idle"
+        polled = bool(row[0] and row[1])
+        if not polled:
+            return {"state": "idle", "failing_since": None, "failing_reason": None}
+        state = "failing" if row[2] else "collecting"
         return {"state": state, "failing_since": row[2], "failing_reason": row[3]}
 
     def failing(self, tenant: str) -> list[dict[str, Any]]:
-        """The tenant's agents whose collection is failing, longest first."""
+        """The tenant's polled agents whose collection is failing, longest first."""
         with self._store.read() as tx:
             rows = tx.fetchall(
                 "SELECT agent_id, failing_since, failing_reason FROM collection_targets"
-                " WHERE tenant = ? AND failing_since IS NOT NULL ORDER BY failing_since, agent_id",
+                f" WHERE tenant = ? AND {POLLED_FAILING} ORDER BY failing_since, agent_id",
                 (tenant,),
             )
         return [{"agent_id": r[0], "since": r[1], "reason": r[2]} for r in rows]
 
     def failing_count(self) -> int:
         with self._store.read() as tx:
-            row = tx.fetchone("SELECT COUNT(*) FROM collection_targets WHERE failing_since IS NOT NULL")
+            row = tx.fetchone(f"SELECT COUNT(*) FROM collection_targets WHERE {POLLED_FAILING}")
         return int(row[0]) if row else 0
 
     def stagnant_marks(self, tenant: str) -> dict[str, str]:

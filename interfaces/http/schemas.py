@@ -13,6 +13,7 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
 )
 
@@ -248,12 +249,19 @@ class StatusIn(_In):
     reopen: bool = Field(False, description="Required to move a completed or cancelled goal back to active.")
 
 
+KpiMappingJson = Annotated[
+    Any, WithJsonSchema({"anyOf": [{"type": "string", "maxLength": limits.MAX_METRIC}, {"type": "object"}]})
+]
+
+
 class AutoUpdateIn(_In):
     enabled: bool = True
     interval_s: int = Field(DEFAULT_INTERVAL_S, ge=MIN_INTERVAL_S, le=MAX_INTERVAL_S)
     health_url: Annotated[AnyHttpUrl, Field(max_length=limits.MAX_URL)] | None = None
     metrics_url: Annotated[AnyHttpUrl, Field(max_length=limits.MAX_URL)] | None = None
-    kpi_metrics: dict[ObjectiveId, MetricText | dict[str, Any]] = Field(
+    # A mapping is checked by the domain (AutoUpdate), which names each field by its path
+    # (`body.kpi_metrics.o1`, `body.kpi_metrics.o1.window_s`), not by a union's members.
+    kpi_metrics: dict[ObjectiveId, KpiMappingJson] = Field(
         default_factory=dict,
         max_length=limits.MAX_OBJECTIVES,
         description=(

@@ -20,6 +20,7 @@ from application.peer_index import PeerIndexInvalid
 from domain.meta import Meta
 from infrastructure.jobs import Jobs
 from infrastructure.outbound import OutboundError
+from infrastructure.settings import POLL_TIME_LIMIT_S
 from interfaces.webhook_system import DELIVER_WEBHOOKS, DISPATCH_WEBHOOKS, send_lanes
 from interfaces.workers import collection
 from interfaces.workers.reachability import declare_reachability_actors
@@ -39,7 +40,7 @@ WEBHOOK_TIME_LIMIT_MS = 3 * 60 * 1000
 # A rebuild of a big log runs long; one interrupted by this limit resumes from its shadow
 # when asked for again.
 REBUILD_TIME_LIMIT_MS = 6 * 3600 * 1000
-POLL_TIME_LIMIT_MS = 60_000
+POLL_TIME_LIMIT_MS = POLL_TIME_LIMIT_S * 1000
 log = logging.getLogger(__name__)
 SYNC_PEER = "sync_peer"
 SYNC_PEERS = "sync_peers"

@@ -171,3 +171,40 @@ def test_min_position_beyond_the_end_of_the_log_is_refused_at_once(api: httpx.Cl
     problem(api.get("/", params={"min_position": far}), 422, "validation")
     reached = read(api, "/agents/a1", created["position"])
     assert reached.status_code == 200, reached.text
+
+
+def test_auto_update_422s_name_the_mapping_field(start_server: Callable[..., Server], tenant: str) -> None:
+    server = start_server(OUTBOUND_ALLOW_NETS="127.0.0.0/8")
+    with httpx.Client(base_url=f"{server.url}{API}", headers=server.auth_headers(tenant), timeout=30) as api:
+        create(api, "a1")
+        url = "http://127.0.0.1:9/metrics"
+        cases: list[tuple[dict[str, Any], set[str]]] = [
+            ({"alpha": ""}, {"body.kpi_metrics.alpha"}),
+            ({"alpha": 5}, {"body.kpi_metrics.alpha"}),
+            ({"alpha": {"metric": "m", "labels": []}}, {"body.kpi_metrics.alpha.labels"}),
+            ({"alpha": {"metric": "m", "labels": ""}}, {"body.kpi_metrics.alpha.labels"}),
+            ({"alpha": {"metric": "m", "labels": False}}, {"body.kpi_metrics.alpha.labels"}),
+            ({"alpha": {"metric": "m", "labels": {"code": ""}}}, {"body.kpi_metrics.alpha.labels.code"}),
+            (
+                {"alpha": {"metric": "m_total", "aggregation": "rate", "window_s": 10}},
+                {"body.kpi_metrics.alpha.window_s"},
+            ),
+        ]
+        for kpi_metrics, expected in cases:
+            body = {"interval_s": 120, "metrics_url": url, "kpi_metrics": kpi_metrics}
+            refused = problem(api.post("/agents/a1/auto-update", json=body), 422, "validation")
+            assert fields(refused) == expected, kpi_metrics
+        window = {"alpha": {"metric": "m_total", "aggregation": "rate", "window_s": 86_400}}
+        refused = problem(
+            api.post(
+                "/agents/a1/auto-update", json={"interval_s": 5, "metrics_url": url, "kpi_metrics": window}
+            ),
+            422,
+            "validation",
+        )
+        assert "10..5000 seconds" in refused["errors"][0]["message"]
+        fine = {"alpha": {"metric": "m_total", "aggregation": "rate", "window_s": 240}, "beta": "m"}
+        answer = api.post(
+            "/agents/a1/auto-update", json={"interval_s": 120, "metrics_url": url, "kpi_metrics": fine}
+        )
+        assert answer.status_code == 200, answer.text

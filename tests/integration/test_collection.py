@@ -24,6 +24,7 @@ META = Meta("test")
 class Agent:
     def __init__(self) -> None:
         self.text = ""
+        self.content_type = "text/plain"
         self.delay_s = 0.0
         agent = self
 
@@ -32,7 +33,7 @@ class Agent:
                 time.sleep(agent.delay_s)
                 body = agent.text.encode()
                 self.send_response(200)
-                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Type", agent.content_type)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -118,3 +119,89 @@ def test_a_paused_goal_is_not_polled(collecting: System, tenant: str, agent: Age
     collecting.goals.change_status(tenant, "a", "paused", "maintenance", META)
     agent.text = "jobs_total 5\n"
     assert collecting.collection.collect(tenant, "a") == "skipped"
+
+
+def _failures(system: System, tenant: str) -> list[AgentGoals.MetricsCollectionFailed]:
+    goals = system.goals.goals_at(tenant, "a")
+    return [e for e in system.goals.events.get(goals.id) if isinstance(e, AgentGoals.MetricsCollectionFailed)]
+
+
+def test_hostile_output_is_one_unparsable_failure_never_a_crash(
+    collecting: System, tenant: str, agent: Agent
+) -> None:
+    _configure(collecting, tenant, agent.url, "jobs_total")
+    agent.text = "jobs_total 1\ng\x00 1\n"  # NUL in a metric name: the parser's message echoes it
+    assert collecting.collection.collect(tenant, "a") == "unparsable"
+    assert collecting.collection.collect(tenant, "a") == "unparsable"
+    failures = _failures(collecting, tenant)
+    assert len(failures) == 1
+    assert failures[0].reason.endswith("not the Prometheus text format (line 2)")
+    assert "\x00" not in failures[0].reason
+    assert collecting.goals.goals_at(tenant, "a").collection_failing_since is not None
+
+
+def test_a_bucket_bound_that_is_not_a_number_is_unparsable(
+    collecting: System, tenant: str, agent: Agent
+) -> None:
+    _configure(collecting, tenant, agent.url, {"metric": "h", "aggregation": "quantile", "quantile": 0.5})
+    agent.text = 'h_bucket{le="abc"} 1\nh_bucket{le="+Inf"} 2\n'
+    assert collecting.collection.collect(tenant, "a") == "unparsable"
+    assert "bound (le) that is not a number" in _failures(collecting, tenant)[0].reason
+
+
+def test_a_deeply_nested_json_body_is_a_missing_metric_not_a_crash(
+    collecting: System, tenant: str, agent: Agent
+) -> None:
+    _configure(collecting, tenant, agent.url, "jobs_total")
+    agent.content_type = "application/json"
+    agent.text = "[" * 1000 + "1" + "]" * 1000
+    assert collecting.collection.collect(tenant, "a") == "missing_metric"
+    assert len(_failures(collecting, tenant)) == 1
+
+
+def test_a_failure_is_an_alert_only_while_the_agent_is_polled(
+    collecting: System, tenant: str, agent: Agent
+) -> None:
+    targets = collecting.collection_targets
+    _configure(collecting, tenant, agent.url, "jobs_total")
+    agent.text = "other_total 1\n"
+    assert collecting.collection.collect(tenant, "a") == "missing_metric"
+    collecting.runner.catch_up()
+    assert [f["agent_id"] for f in targets.failing(tenant)] == ["a"]
+    assert (targets.state(tenant, "a") or {})["state"] == "failing"
+    counted = targets.failing_count()
+
+    collecting.goals.change_status(tenant, "a", "paused", "maintenance", META)
+    collecting.runner.catch_up()
+    assert targets.failing(tenant) == []
+    assert (targets.state(tenant, "a") or {})["state"] == "idle"
+    if not collecting.settings.is_postgres:  # the shared database counts other tests' agents too
+        assert counted == 1 and targets.failing_count() == 0
+
+    # resumed: the aggregate still holds the failure, so it is an alert again until a poll succeeds
+    collecting.goals.change_status(tenant, "a", "active", "back", META)
+    collecting.runner.catch_up()
+    assert [f["agent_id"] for f in targets.failing(tenant)] == ["a"]
+    config = AutoUpdate(False, 5, None, agent.url, {"speed": "jobs_total"})  # type: ignore[dict-item]
+    collecting.collection.configure(tenant, "a", config, META)
+    collecting.runner.catch_up()
+    assert targets.failing(tenant) == []
+    collecting.collection.configure(tenant, "a", AutoUpdate(True, 5, None, agent.url, {"speed": "jobs_total"}), META)  # type: ignore[dict-item]
+    agent.text = "jobs_total 5\n"
+    assert collecting.collection.collect(tenant, "a") == "ok"
+    collecting.runner.catch_up()
+    assert targets.failing(tenant) == [] and (targets.state(tenant, "a") or {})["state"] == "collecting"
+
+
+def test_a_mapping_of_a_removed_objective_does_not_block_the_others(
+    collecting: System, tenant: str, agent: Agent
+) -> None:
+    old = Objective("old", "Old", kpi=Kpi("x", target=10.0))
+    speed = Objective("speed", "Speed", kpi=Kpi("jobs", target=10.0))
+    collecting.goals.set_goals(tenant, "a", GoalDefinition("p", (speed, old)), META)
+    mappings = {"speed": "jobs_total", "old": "gone_total"}
+    collecting.collection.configure(tenant, "a", AutoUpdate(True, 5, None, agent.url, mappings), META)  # type: ignore[arg-type]
+    collecting.goals.set_goals(tenant, "a", GoalDefinition("p", (speed,)), META)  # "old" revised away
+    agent.text = "jobs_total 5\n"  # no gone_total any more
+    assert collecting.collection.collect(tenant, "a") == "ok"
+    assert collecting.goals.goals_at(tenant, "a").objective_progress["speed"] == 50.0

@@ -14,7 +14,7 @@ import pytest
 from application.collection import ScrapeFailed
 from domain.kpi_values import Sample
 from infrastructure.outbound import OutboundClient, OutboundPolicy
-from infrastructure.scraping import MetricsScraper
+from infrastructure.scraping import MAX_JSON_PATH_CHARS, MAX_JSON_SAMPLES, MetricsScraper
 from tests.conftest import free_port
 
 # path -> the answers in turn (status, content type, body); the last one repeats
@@ -104,3 +104,42 @@ def test_each_failure_is_named(agent: tuple[str, Script, list[str]], scraper: Me
         with pytest.raises(ScrapeFailed) as failed:
             scraper.scrape(None, target)
         assert failed.value.status == status, target
+
+
+def test_a_small_hostile_json_body_stays_small(agent: tuple[str, Script, list[str]], scraper: MetricsScraper) -> None:
+    url, script, _ = agent
+    long_key = b'{"' + b"k" * 50_000 + b'": [' + b",".join([b"1"] * 10_000) + b"]}"
+    deep = b"[" * 1000 + b"1" + b"]" * 1000
+    wide = b'{"' + b"k" * 150 + b'": [' + b",".join([b"1"] * 100_000) + b'], "depth": 2}'
+    script["/long"] = [(200, "application/json", long_key)]
+    script["/deep"] = [(200, "application/json", deep)]
+    script["/wide"] = [(200, "application/json", wide)]
+    script["/fine"] = [(200, "application/json", b'{"queue": {"depth": 3}, "' + b"x" * 300 + b'": 1}')]
+    assert scraper.scrape(f"{url}/long", None) == []  # no name a mapping could read
+    assert scraper.scrape(f"{url}/deep", None) == []  # past the depth bound, and no RecursionError
+    samples = scraper.scrape(f"{url}/wide", None)
+    assert 0 < len(samples) <= MAX_JSON_SAMPLES
+    assert sum(len(s.name) for s in samples) <= MAX_JSON_PATH_CHARS
+    assert scraper.scrape(f"{url}/fine", None) == [Sample("queue.depth", 3.0)]
+
+
+def test_an_unparsable_body_is_named_by_line_never_echoed(
+    agent: tuple[str, Script, list[str]], scraper: MetricsScraper
+) -> None:
+    url, script, _ = agent
+    script["/nul"] = [(200, "text/plain", b"ok_total 1\n# HELP g a gauge\ng\x00 1\n")]
+    script["/json"] = [(200, "application/json", b'{"a": \x01secret}')]
+    for path, expected in (("/nul", "not the Prometheus text format (line 3)"), ("/json", "not JSON (line 1")):
+        with pytest.raises(ScrapeFailed) as failed:
+            scraper.scrape(None, f"{url}{path}")
+        assert failed.value.status == "unparsable"
+        assert expected in failed.value.reason
+        assert "\x00" not in failed.value.reason and "secret" not in failed.value.reason
+
+
+def test_non_finite_prometheus_samples_are_dropped(
+    agent: tuple[str, Script, list[str]], scraper: MetricsScraper
+) -> None:
+    url, script, _ = agent
+    script["/m"] = [(200, "text/plain", b"a_total NaN\nb_total +Inf\nc_total -Inf\nd_total 2\n")]
+    assert scraper.scrape(None, f"{url}/m") == [Sample("d_total", 2.0)]

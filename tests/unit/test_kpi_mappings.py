@@ -8,11 +8,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from application.collection import clean_reason
 from application.transcodings import FastJSONTranscoder
-from domain.auto_update import AutoUpdate, KpiMapping, Series, parse_mapping
+from domain.auto_update import AutoUpdate, KpiMapping, Series, auto_update_problems, parse_mapping
 from domain.errors import InvalidCommand
 from domain.goals import AgentGoals
 from domain.kpi_values import MissingMetric, Sample, kpi_value, quantile, rate
+from domain.limits import MAX_REASON
 from domain.meta import Meta
 from domain.objectives import GoalDefinition, Kpi, Objective
 
@@ -50,6 +52,21 @@ def test_the_configuration_refuses_a_bad_mapping_with_its_field_path() -> None:
     with pytest.raises(InvalidCommand) as refused:
         AutoUpdate(True, 120, None, "http://a/metrics", {"obj1": {"metric": "m", "aggregation": "avg"}})  # type: ignore[dict-item]  # the JSON form, parsed
     assert set(refused.value.errors) == {"kpi_metrics.obj1.aggregation"}
+
+
+@pytest.mark.parametrize(
+    ("interval_s", "window_s", "refused"),
+    [(120, 10, True), (120, 239, True), (120, 240, False), (5, 5000, False), (5, 86_400, True), (120, None, False)],
+)
+def test_a_rate_window_must_hold_two_readings_and_no_more_than_are_kept(
+    interval_s: int, window_s: float | None, refused: bool
+) -> None:
+    mapping = {"metric": "t_total", "aggregation": "rate", **({"window_s": window_s} if window_s else {})}
+    config = AutoUpdate(True, interval_s, None, "http://a/m", {"o1": mapping})  # type: ignore[dict-item]  # the JSON form, parsed
+    errors = auto_update_problems(config, frozenset({"o1"}))
+    assert set(errors) == ({"kpi_metrics.o1.window_s"} if refused else set())
+    if refused:
+        assert "2 x interval_s and 1000 x interval_s" in errors["kpi_metrics.o1.window_s"]
 
 
 def test_values_sum_the_series_that_carry_the_labels() -> None:
@@ -152,3 +169,8 @@ def test_a_stall_is_recorded_once_until_progress_resumes() -> None:
     goals.collect_events()
     goals.check_stagnation(datetime.now(UTC) + timedelta(hours=2), 1.0, META)
     assert len(goals.collect_events()) == 1
+
+
+def test_a_failure_reason_keeps_no_control_character_and_is_bounded() -> None:
+    assert clean_reason("http://a/metrics: g\x00\x1b[31m\ud800 1") == "http://a/metrics: g[31m 1"
+    assert len(clean_reason("x" * 5000)) == MAX_REASON

@@ -183,3 +183,22 @@ def test_production_needs_a_secrets_key_of_32_bytes() -> None:
     with pytest.raises(ValidationError, match="32 bytes") as refused:
         settings(**{**PROD, "SECRETS_KEY": "c2hvcnQ="})
     assert "c2hvcnQ=" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("values", "refused"),
+    [
+        ({}, False),  # 2 x 3 tries x 5 s + backoffs: 31.8 s
+        ({"OUTBOUND_TIMEOUT_S": "30", "COLLECT_RETRIES": "0"}, False),  # 60 s
+        ({"OUTBOUND_TIMEOUT_S": "10", "COLLECT_RETRIES": "2"}, True),  # 61.8 s
+        ({"OUTBOUND_TIMEOUT_S": "5", "COLLECT_RETRIES": "10"}, True),
+    ],
+)
+def test_settings_letting_a_poll_outlast_its_time_limit_are_refused(
+    values: dict[str, Any], refused: bool
+) -> None:
+    if not refused:
+        assert settings(**values).poll_worst_case_s <= 60
+        return
+    with pytest.raises(ValidationError, match="past its time limit of 60 s"):
+        settings(**values)

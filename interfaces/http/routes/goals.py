@@ -146,7 +146,7 @@ def configure_auto_update(
         interval_s=body.interval_s,
         health_url=str(body.health_url) if body.health_url else None,
         metrics_url=str(body.metrics_url) if body.metrics_url else None,
-        kpi_metrics=dict(body.kpi_metrics),  # type: ignore[arg-type]  # parsed by AutoUpdate
+        kpi_metrics=dict(body.kpi_metrics),  # the JSON form, parsed by AutoUpdate
     )
     result = system.collection.configure(
         who.tenant,
