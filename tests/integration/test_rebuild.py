@@ -69,9 +69,11 @@ def test_rebuild_all_swaps_in_models_equal_to_the_live_ones(
     assert progress_rows(system.store, tenant) == live_progress
     assert history_rows(system.store, tenant) == live_history
     assert rows(system.store, facts, (tenant,)) == live_facts
-    assert {(s.name, s.position, s.state) for s in system.runner.statuses()} == {
-        (name, end, "live") for name in system.rebuilder.names
-    }
+    # Every rebuilt model is live at the end of the log; those a rebuild leaves alone (the
+    # webhook outbox: a replay would send every event again) are live too.
+    statuses = {(s.name, s.position, s.state) for s in system.runner.statuses()}
+    assert {(name, end, "live") for name in system.rebuilder.names} <= statuses
+    assert {state for _, _, state in statuses} == {"live"}
     assert not _shadow_exists(system, tmp_path)
 
 
