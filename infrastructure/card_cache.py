@@ -33,6 +33,10 @@ from infrastructure.ratelimit import UNREACHABLE
 
 log = logging.getLogger(__name__)
 TTL_S = 60  # the backstop: an eviction lost (Redis down at that moment) is stale this long at most
+# Memory for cards in each process: enough for the hot cards of a big registry (10k agents'
+# cards of a few kB, in both generations, own and public lookups), bounded whatever is stored.
+MEMORY_BYTES = 128 * 1024 * 1024
+ENTRY_OVERHEAD = 200  # the key, the tuple and the CachedCard around the bytes, roughly
 VARIANTS = [(generation, original) for generation in ("1.0", "0.3") for original in (False, True)]
 
 
@@ -114,10 +118,15 @@ class NoCardCache:
 
 
 class InProcessCardCache:
-    def __init__(self, size: int = 10_000, ttl_s: float = TTL_S) -> None:
+    """Answers in this process's memory, at most `size` of them and `max_bytes` of card bytes
+    (the oldest stored go first), each for `ttl_s`."""
+
+    def __init__(self, size: int = 100_000, ttl_s: float = TTL_S, max_bytes: int = MEMORY_BYTES) -> None:
         self._entries: OrderedDict[str, tuple[float, CachedCard]] = OrderedDict()
         self._evicted: dict[Agent, tuple[float, int]] = {}
         self._size = size
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._ttl_s = ttl_s
         self._lock = threading.Lock()
 
@@ -133,6 +142,7 @@ class InProcessCardCache:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._bytes = 0
 
     def close(self) -> None:
         return None
@@ -143,10 +153,17 @@ class InProcessCardCache:
             evicted = self._evicted.get(agent)
             if evicted is not None and evicted[0] >= now and evicted[1] > position:
                 return
+            self._drop(key)
             self._entries[key] = (now + self._ttl_s, value)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self._size:
-                self._entries.popitem(last=False)
+            self._bytes += _weight(value)
+            while len(self._entries) > self._size or self._bytes > self._max_bytes:
+                _, (_, oldest) = self._entries.popitem(last=False)
+                self._bytes -= _weight(oldest)
+
+    def _drop(self, key: str) -> None:
+        found = self._entries.pop(key, None)
+        if found is not None:
+            self._bytes -= _weight(found[1])
 
     def evict(self, agents: Mapping[Agent, int]) -> bool:
         with self._lock:
@@ -155,8 +172,12 @@ class InProcessCardCache:
             for (tenant, agent_id), position in agents.items():
                 self._evicted[(tenant, agent_id)] = (now + self._ttl_s, position)
                 for key in keys_of(tenant, agent_id):
-                    self._entries.pop(key, None)
+                    self._drop(key)
         return True
+
+
+def _weight(card: CachedCard) -> int:
+    return len(card.body or b"") + len(card.etag) + len(card.last_modified) + ENTRY_OVERHEAD
 
 
 # KEYS: entry, evicted marker; ARGV: value, position, ttl. Stored unless evicted at a later position.
@@ -269,7 +290,7 @@ class TieredCardCache:
     otherwise).
     """
 
-    def __init__(self, shared: RedisCardCache, size: int = 10_000) -> None:
+    def __init__(self, shared: RedisCardCache, size: int = 100_000) -> None:
         self._shared = shared
         self._local = InProcessCardCache(size)
         self._feed = EvictionFeed(shared.client, shared.prefix, self._local.evict, self._local.clear)

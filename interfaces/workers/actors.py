@@ -120,61 +120,24 @@ def declare_actors(jobs: Jobs, system: Callable[[], System]) -> None:
         due = system().webhooks.delivery.due_lanes()
         send_lanes(jobs, ((subscription, agent) for _, subscription, agent in due))
 
-    broker = jobs.broker
     declare_reachability_actors(jobs, system)
-    # Deliveries retry on their own schedule (recorded per attempt), not as failed jobs.
-    dramatiq.actor(
-        broker=broker,
-        actor_name=DELIVER_WEBHOOKS,
-        queue_name=jobs.queue(WEBHOOKS),
-        max_retries=0,
-        time_limit=WEBHOOK_TIME_LIMIT_MS,
-    )(deliver_webhooks)
-    dramatiq.actor(
-        broker=broker,
-        actor_name=DISPATCH_WEBHOOKS,
-        queue_name=jobs.queue(POLLS),
-        max_retries=0,
-        time_limit=POLL_TIME_LIMIT_MS,
-    )(dispatch_webhooks)
-    # A poll is not retried: its failure is counted (and recorded on a change of state),
-    # and the next one is due within an interval.
-    for actor, limit_ms in ((collect_metrics, POLL_TIME_LIMIT_MS), (check_stagnation, POLL_TIME_LIMIT_MS)):
+    # No actor here is retried by the broker: each says below what happens instead.
+
+    def declare(fn: Callable[..., None], name: str, queue: str, time_limit_ms: int) -> None:
         dramatiq.actor(
-            broker=broker,
-            actor_name=actor.__name__,
-            queue_name=jobs.queue(POLLS),
-            max_retries=0,
-            time_limit=limit_ms,
-        )(actor)
-    # A failed sync is not retried: it is recorded on the peer, and the next one is due soon.
-    dramatiq.actor(
-        broker=broker,
-        actor_name=SYNC_PEER,
-        queue_name=jobs.queue(POLLS),
-        max_retries=0,
-        time_limit=PEER_SYNC_TIME_LIMIT_MS,
-    )(sync_peer)
-    dramatiq.actor(
-        broker=broker,
-        actor_name=SYNC_PEERS,
-        queue_name=jobs.queue(POLLS),
-        max_retries=0,
-        time_limit=POLL_TIME_LIMIT_MS,
-    )(sync_peers)
-    # A rebuild is not retried: the operator sees its failure, and asking again resumes it.
-    dramatiq.actor(
-        broker=broker,
-        actor_name=REBUILD_PROJECTION,
-        queue_name=jobs.queue(OPERATIONS),
-        max_retries=0,
-        time_limit=REBUILD_TIME_LIMIT_MS,
-    )(rebuild_projection)
-    # A poll is not retried either: the next one is due soon.
-    dramatiq.actor(
-        broker=broker,
-        actor_name=PROJECTION_WATCH,
-        queue_name=jobs.queue(POLLS),
-        max_retries=0,
-        time_limit=POLL_TIME_LIMIT_MS,
-    )(projection_watch)
+            broker=jobs.broker, actor_name=name, queue_name=jobs.queue(queue), max_retries=0, time_limit=time_limit_ms
+        )(fn)
+
+    # Deliveries retry on their own schedule (recorded per attempt), not as failed jobs.
+    declare(deliver_webhooks, DELIVER_WEBHOOKS, WEBHOOKS, WEBHOOK_TIME_LIMIT_MS)
+    declare(dispatch_webhooks, DISPATCH_WEBHOOKS, POLLS, POLL_TIME_LIMIT_MS)
+    # A poll's failure is counted (and recorded on a change of state); the next one is due
+    # within an interval.
+    declare(collect_metrics, collection.COLLECT_METRICS, POLLS, POLL_TIME_LIMIT_MS)
+    declare(check_stagnation, collection.CHECK_STAGNATION, POLLS, POLL_TIME_LIMIT_MS)
+    # A failed sync is recorded on the peer, and the next one is due soon.
+    declare(sync_peer, SYNC_PEER, POLLS, PEER_SYNC_TIME_LIMIT_MS)
+    declare(sync_peers, SYNC_PEERS, POLLS, POLL_TIME_LIMIT_MS)
+    # A failed rebuild is seen by the operator, and asking again resumes it.
+    declare(rebuild_projection, REBUILD_PROJECTION, OPERATIONS, REBUILD_TIME_LIMIT_MS)
+    declare(projection_watch, PROJECTION_WATCH, POLLS, POLL_TIME_LIMIT_MS)
