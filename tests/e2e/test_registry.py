@@ -282,3 +282,37 @@ def test_the_sdk_resolver_accepts_this_registrys_card_and_every_public_card(serv
     names = asyncio.run(resolve_all())
     assert names[0] == "a2a-goals registry"
     assert {sample("sample-card-v1.0.json")["name"], sample("sample-card-v0.3.json")["name"]} <= set(names[1:])
+
+
+def test_card_parameters_are_validated_as_documented(reg: httpx.Client) -> None:
+    """The card route reads its parameters by hand (interfaces/http/card_params.py): each bad
+    one is a 422 naming it, each good one works, and /openapi.json documents exactly them."""
+    written = register(reg, "params", sample("sample-card-v1.0.json"))
+    card = served_card(reg, "params", written["position"])
+    assert card.status_code == 200
+    path = f"{AGENTS}/params/card"
+    bad = [
+        ({"A2A-Version": "one"}, {}, "header.A2A-Version"),
+        ({"A2A-Version": "1." + "0" * 20}, {}, "header.A2A-Version"),
+        ({"If-None-Match": "x" * 1025}, {}, "header.if-none-match"),
+        ({}, {"original": "maybe"}, "query.original"),
+        ({}, {"min_position": "-1"}, "query.min_position"),
+        ({}, {"min_position": "1.5"}, "query.min_position"),
+    ]
+    for headers, params, field in bad:
+        answer = problem(reg.get(path, headers=headers, params=params), 422)
+        assert [e["field"] for e in answer["errors"]] == [field], (headers, params)
+    assert reg.get(path, headers={"A2A-Version": "0.3"}).json().get("url")  # the v0.3 form
+    assert reg.get(path, params={"original": "true"}).json() == sample("sample-card-v1.0.json")
+    assert reg.get(path, headers={"If-None-Match": card.headers["ETag"]}).status_code == 304
+    assert reg.get(path, params={"min_position": str(written["position"])}).status_code == 200
+    operation = reg.get("/openapi.json").json()["paths"]["/api/v1/agents/{agent_id}/card"]["get"]
+    documented = {(p["in"], p["name"]) for p in operation["parameters"]}
+    assert documented == {
+        ("path", "agent_id"),
+        ("header", "A2A-Version"),
+        ("header", "if-none-match"),
+        ("query", "original"),
+        ("query", "min_position"),
+    }
+    assert operation["security"] == [{"oauth2": ["registry:read"]}]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
@@ -15,7 +15,8 @@ from application.results import CommandResult
 from interfaces.bootstrap import System
 from interfaces.http.answers import command_answer
 from interfaces.http.auth import RegistryReader, RegistryWriter
-from interfaces.http.card_responses import A2AVersion, card_at_once, card_response, respond
+from interfaces.http.card_params import CARD_PARAMETERS, card_params
+from interfaces.http.card_responses import card_at_once, card_response, respond
 from interfaces.http.deps import IdempotencyDep, IfMatchDep, SystemDep, command_meta
 from interfaces.http.json_body import StrictJSONRoute
 from interfaces.http.queries import MinPosition, read_your_writes
@@ -130,22 +131,26 @@ def get_agent(
         **PROBLEMS,
         504: {},
     },
+    openapi_extra={"parameters": CARD_PARAMETERS},
 )
-async def get_agent_card(
-    agent_id: Annotated[str, AgentPath],
-    system: SystemDep,
-    who: RegistryReader,
-    a2a_version: A2AVersion = None,
-    original: Annotated[bool, Query(description="The card exactly as submitted, unsigned by us.")] = False,
-    if_none_match: Annotated[str | None, Header(max_length=1024)] = None,
-    min_position: MinPosition = None,
-) -> Response:
+async def get_agent_card(agent_id: Annotated[str, AgentPath], who: RegistryReader, request: Request) -> Response:
     """The card alone, as served to A2A clients: v1.0 (or v0.3 for `A2A-Version: 0.3`), with
     the goals extension and this registry's signature; ETag and 304."""
-    if not min_position and (found := card_at_once(system, who.tenant, agent_id, a2a_version, original)):
-        return respond(found, if_none_match, public=False)
+    system: System = request.app.state.system
+    params = card_params(request)  # the parameters CARD_PARAMETERS documents
+    if not params.min_position and (
+        found := card_at_once(system, who.tenant, agent_id, params.a2a_version, params.original)
+    ):
+        return respond(found, params.if_none_match, public=False)
     return await run_in_threadpool(
-        _card_after, system, who.tenant, agent_id, a2a_version, original, if_none_match, min_position
+        _card_after,
+        system,
+        who.tenant,
+        agent_id,
+        params.a2a_version,
+        params.original,
+        params.if_none_match,
+        params.min_position,
     )
 
 
