@@ -24,6 +24,12 @@ class AuditLogQueries:
             row = reader.fetchone("SELECT MAX(leaf_index) FROM audit_leaves")
         return 0 if row is None or row[0] is None else int(row[0]) + 1
 
+    def last_position(self) -> int:
+        """The log position of the last leaf (0: none yet)."""
+        with self._store.read() as reader:
+            row = reader.fetchone("SELECT MAX(position) FROM audit_leaves")
+        return 0 if row is None or row[0] is None else int(row[0])
+
     def leaf(self, position: int) -> Leaf | None:
         with self._store.read() as reader:
             row = reader.fetchone(
