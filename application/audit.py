@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from eventsourcing.persistence import Notification
 
 from domain.audit_leaf import StoredEvent, canonical_bytes
-from domain.merkle import Node, leaf_hash, prove_consistency, prove_inclusion, root_of
+from domain.merkle import Node, inclusion_ranges, leaf_hash, prove_consistency, range_hashes, root_of
 
 ReadStored = Callable[[int, int], Sequence[Notification]]  # positions first..last, in log order
 Decode = Callable[[Notification], Any]  # a stored row to its domain event
@@ -104,14 +104,18 @@ class AuditProofs:
         if size <= leaf.index:
             raise BeyondTree("tree_size", f"the leaf of position {position} is leaf {leaf.index}")
         data = self.leaf_data(position)
+        # The path, the leaf and the root in one read of the subtrees they are made of.
+        *path, leaf_digest, root_digest = range_hashes(
+            [*inclusion_ranges(leaf.index, size), (leaf.index, leaf.index + 1), (0, size)], self._tree.nodes
+        )
         return {
             "position": position,
             "leaf_index": leaf.index,
             "leaf_data": None if data is None else data.hex(),
-            "leaf_hash": self._tree.nodes([(0, leaf.index)])[0].hex(),
-            "inclusion_proof": [h.hex() for h in prove_inclusion(leaf.index, size, self._tree.nodes)],
+            "leaf_hash": leaf_digest.hex(),
+            "inclusion_proof": [h.hex() for h in path],
             "tree_size": size,
-            "root_hash": root_of(size, self._tree.nodes).hex(),
+            "root_hash": root_digest.hex(),
             "tx_hash": None,
             "block_number": None,
             "contract": None,

@@ -17,10 +17,15 @@ from projections.audit_log_queries import AuditLogQueries
 
 def stored_rows(goals: GoalsApp, first: int, last: int) -> Sequence[Notification]:
     """The event store's rows of positions first..last, as stored (nothing decoded)."""
-    return goals.recorder.select_notifications(start=first, limit=last - first + 1, stop=last)
+    return [row for row in rows_after(goals, first - 1, last - first + 1) if row.id <= last]
 
 
 def rows_after(goals: GoalsApp, after: int, limit: int) -> Sequence[Notification]:
+    """Up to `limit` stored rows after position `after` (in binary on PostgreSQL)."""
+    select_page = getattr(goals.recorder, "select_page", None)
+    if select_page is not None:
+        rows: Sequence[Notification] = select_page(after, limit)
+        return rows
     return goals.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
 
 
