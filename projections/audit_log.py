@@ -48,14 +48,23 @@ def pending_nodes(size: int) -> list[Node]:
 
 
 class AuditLogProjection:
-    """Leaves and complete subtrees. Keeps nothing in memory: each page reads the tree's size
-    and its O(log n) pending subtrees in its own transaction."""
+    """Leaves and complete subtrees. Remembers the tree's size and its pending subtrees
+    between pages (so that a pipelined page reads nothing from its transaction); without
+    that memory, a page reads them: one row per level."""
 
     name = "audit_log"
     tables = ("audit_leaves", "audit_nodes")
+    replay_cost = 5
 
     def __init__(self, read_stored: ReadStored) -> None:
         self._read_stored = read_stored
+        self._memory: tuple[int, dict[int, bytes]] | None = None
+
+    def fresh(self) -> AuditLogProjection:
+        return AuditLogProjection(self._read_stored)
+
+    def forget(self) -> None:
+        self._memory = None
 
     def create_tables(self, tx: Tx) -> None:
         for statement in DDL:
@@ -65,9 +74,8 @@ class AuditLogProjection:
         if not events:
             return
         stored = {n.id: n for n in self._read_stored(events[0][0], events[-1][0])}
-        row = tx.fetchone("SELECT MAX(leaf_index) FROM audit_leaves")
-        size = 0 if row is None or row[0] is None else int(row[0]) + 1
-        frontier = self._frontier(tx, size)
+        size, frontier = self._memory if self._memory is not None else self._recall(tx)
+        frontier = dict(frontier)
         leaves: list[tuple[int, int, str | None]] = []
         nodes: list[tuple[int, bytes]] = []
         for position, event in events:
@@ -80,6 +88,13 @@ class AuditLogProjection:
             size += 1
         tx.append_rows("audit_leaves", ("position", "leaf_index", "tenant"), leaves)
         tx.append_rows("audit_nodes", ("node", "hash"), nodes)
+        # Trusted only while the runner's tracking row is what this page leaves (else forget()).
+        self._memory = (size, frontier)
+
+    def _recall(self, tx: Tx) -> tuple[int, dict[int, bytes]]:
+        row = tx.fetchone("SELECT MAX(leaf_index) FROM audit_leaves")
+        size = 0 if row is None or row[0] is None else int(row[0]) + 1
+        return size, self._frontier(tx, size)
 
     @staticmethod
     def _frontier(tx: Tx, size: int) -> dict[int, bytes]:
