@@ -44,6 +44,7 @@ from domain.objectives import GoalDefinition, Objective  # noqa: E402
 from infrastructure.settings import Settings  # noqa: E402
 from interfaces.bootstrap import build_system  # noqa: E402
 from interfaces.wiring.audit import audit_projection, audit_verifier  # noqa: E402
+from projections.audit_log import AuditLogProjection  # noqa: E402
 from projections.runner import ProjectionRunner  # noqa: E402
 
 TENANT = "bench"
@@ -103,14 +104,14 @@ def run(args: argparse.Namespace, url: str, data_dir: Path) -> None:
 
         projection = audit_projection(system.goals)
         applying = [0.0]
-        apply = projection.apply
+        apply = AuditLogProjection.apply
 
-        def timed_apply(tx: Any, events: Any) -> None:
+        def timed_apply(self: AuditLogProjection, tx: Any, events: Any) -> None:
             t = time.perf_counter()
-            apply(tx, events)
+            apply(self, tx, events)
             applying[0] += time.perf_counter() - t
 
-        projection.apply = timed_apply  # type: ignore[method-assign]
+        AuditLogProjection.apply = timed_apply  # type: ignore[method-assign]
         runner = ProjectionRunner(system.goals.read_log, system.store, [projection], page_size=args.page_size)
         with system.store.transaction() as tx:  # the System's runner set the table up: start empty
             tx.execute("DELETE FROM audit_leaves")
