@@ -10,7 +10,7 @@ from typing import Protocol
 from eventsourcing.persistence import Notification
 
 from application.audit import AuditTree, Decode, leaf_of
-from domain.merkle import node_hash, root_of
+from domain.merkle import Node, node_hash, root_of
 
 PAGE = 5000
 ReadRows = Callable[[int, int], Sequence[Notification]]  # (after, limit): stored rows after a position
@@ -61,15 +61,22 @@ class AuditVerifier:
         frontier = self._frontier(index)
         for rows in self._pages(start - 1, stop):
             known = dict(self._tree.leaf_indexes(rows[0].id, rows[-1].id))
+            page_start = index
+            held = self._tree.nodes([(0, i) for i in range(index, min(index + len(rows), projected))])
+            completed: list[tuple[Node, bytes, int]] = []  # subtrees the page completes, and by which position
             for row in rows:
-                bad = self._check(row, index, known.pop(row.id, None), projected)
+                leaf = held[index - page_start] if index < projected else b""
+                bad = self._check(row, index, known.pop(row.id, None), projected, leaf)
                 if bad is not None:
                     result.first_bad = bad
                     return result
-                leaf = self._tree.nodes([(0, index)])[0] if index < projected else b""
-                _push(frontier, index, leaf)
+                completed += [(node, h, row.id) for node, h in _push(frontier, index, leaf)]
                 index += 1
                 result.events += 1
+            bad = self._check_subtrees(completed)
+            if bad is not None:
+                result.first_bad = bad
+                return result
             if known:  # a leaf whose stored row is gone
                 position = min(known)
                 result.first_bad = Discrepancy(
@@ -96,7 +103,7 @@ class AuditVerifier:
             after = rows[-1].id
 
     def _check(
-        self, row: Notification, index: int, leaf_index: int | None, projected: int
+        self, row: Notification, index: int, leaf_index: int | None, projected: int, stored: bytes
     ) -> Discrepancy | None:
         if leaf_index is None or index >= projected:
             return Discrepancy(row.id, "no leaf in the read model (not projected yet, or skipped)")
@@ -108,7 +115,6 @@ class AuditVerifier:
             recomputed = leaf_of(row, self._decode(row))
         except Exception as error:
             return Discrepancy(row.id, f"the stored event cannot be read: {type(error).__name__}: {error}")
-        stored = self._tree.nodes([(0, index)])[0]
         if recomputed != stored:
             return Discrepancy(
                 row.id, f"leaf hash {stored.hex()} in the read model, {recomputed.hex()} from the event store"
@@ -119,6 +125,17 @@ class AuditVerifier:
         """The pending subtrees before leaf `size`, taken from the read model (a --from run trusts what lies before)."""
         wanted = [(level, (size >> level) - 1) for level in range(size.bit_length()) if (size >> level) & 1]
         return {level: h for (level, _), h in zip(wanted, self._tree.nodes(wanted), strict=True)}
+
+    def _check_subtrees(self, completed: list[tuple[Node, bytes, int]]) -> Discrepancy | None:
+        """Every interior subtree the read model holds for these leaves equals the one recomputed."""
+        held = self._tree.nodes([node for node, _, _ in completed])
+        for (node, recomputed, position), found in zip(completed, held, strict=True):
+            if found != recomputed:
+                return Discrepancy(
+                    position,
+                    f"subtree {node} (level, index) {found.hex()} in the read model, {recomputed.hex()} recomputed",
+                )
+        return None
 
     def _check_root(self, frontier: dict[int, bytes], size: int, position: int) -> Discrepancy | None:
         recomputed = _fold(frontier)
@@ -131,12 +148,16 @@ class AuditVerifier:
         return None
 
 
-def _push(frontier: dict[int, bytes], index: int, leaf: bytes) -> None:
+def _push(frontier: dict[int, bytes], index: int, leaf: bytes) -> list[tuple[Node, bytes]]:
+    """Add leaf `index`; the interior subtrees it completes."""
     level, current = 0, leaf
+    completed: list[tuple[Node, bytes]] = []
     while index & 1:
         current = node_hash(frontier.pop(level), current)
         level, index = level + 1, index >> 1
+        completed.append(((level, index), current))
     frontier[level] = current
+    return completed
 
 
 def _fold(frontier: dict[int, bytes]) -> bytes:

@@ -8,6 +8,8 @@ from application.audit import Anyone, leaf_of
 from application.goals import ProgressUpdate
 from domain.merkle import leaf_hash, root, verify_consistency, verify_inclusion
 from interfaces.bootstrap import System
+from interfaces.wiring.audit import audit_verifier
+from projections.audit_log import node_key
 from projections.audit_log_queries import AuditLogQueries
 from tests.integration.support import meta, two_objectives
 
@@ -60,3 +62,27 @@ def test_a_rebuild_gives_the_same_tree(system: System, tenant: str) -> None:
     before = system.audit.root()
     system.rebuilder.rebuild(["audit_log"])
     assert system.audit.root() == before
+
+
+def test_verify_finds_a_changed_subtree_and_checks_from_the_middle(system: System, tenant: str) -> None:
+    _random_log(system, tenant, random.Random(2))
+    system.runner.catch_up()
+    verifier = audit_verifier(system.goals, system.store)
+    whole = verifier.verify()
+    assert whole.first_bad is None and whole.root_hash == system.audit.root()["root_hash"]
+    middle = system.goals.log_position() // 2
+    assert verifier.verify(middle).first_bad is None
+
+    size = AuditLogQueries(system.store).size()
+    key = node_key(1, size // 2 - 1)  # the last pair of leaves
+    with system.store.read() as reader:
+        (held,) = reader.fetchone("SELECT hash FROM audit_nodes WHERE node = ?", (key,)) or (None,)
+    with system.store.transaction() as tx:
+        tx.execute("UPDATE audit_nodes SET hash = ? WHERE node = ?", (b"\x00" * 32, key))
+    try:
+        bad = verifier.verify().first_bad
+        assert bad is not None and f"subtree (1, {size // 2 - 1})" in bad.what
+    finally:
+        with system.store.transaction() as tx:
+            tx.execute("UPDATE audit_nodes SET hash = ? WHERE node = ?", (bytes(held), key))
+    assert verifier.verify().first_bad is None
