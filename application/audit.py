@@ -54,7 +54,7 @@ class BeyondTree(Exception):
 
 
 @dataclass(frozen=True)
-class Anyone:
+class Viewer:
     """Whose events a caller may see proofs of: one tenant's, or every event (None)."""
 
     tenant: str | None
@@ -91,7 +91,7 @@ class AuditProofs:
             return None
         return canonical_bytes(stored_event(found[0], self._decode(found[0])))
 
-    def inclusion(self, position: int, who: Anyone, tree_size: int | None = None) -> dict[str, Any]:
+    def inclusion(self, position: int, who: Viewer, tree_size: int | None = None) -> dict[str, Any]:
         """The leaf of `position` with its inclusion proof against the current tree (or an
         earlier `tree_size`). NotInLog when there is none, or it is another tenant's."""
         leaf = self._tree.leaf(position)

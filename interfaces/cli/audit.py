@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from application.audit import Anyone, NotInLog
+from application.audit import NotInLog, Viewer
 from interfaces.bootstrap import build_system
 from interfaces.wiring.audit import audit_verifier
 from projections.audit_log_queries import AuditLogQueries
@@ -57,7 +57,7 @@ def proof(
     """Print a self-contained JSON proof of one event (docs/audit.md shows how to check it)."""
     system = build_system()
     try:
-        answer = system.audit.inclusion(position, Anyone(None), tree_size)
+        answer = system.audit.inclusion(position, Viewer(None), tree_size)
     except NotInLog as missing:
         console.print(f"[red]{missing}[/]")
         raise typer.Exit(1) from None

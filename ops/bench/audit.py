@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path[:] = [p for p in sys.path if p and Path(p).resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(ROOT))
 
-from application.audit import Anyone  # noqa: E402
+from application.audit import Viewer  # noqa: E402
 from application.goals import ProgressUpdate  # noqa: E402
 from domain.meta import Meta  # noqa: E402
 from domain.objectives import GoalDefinition, Objective  # noqa: E402
@@ -131,7 +131,7 @@ def run(args: argparse.Namespace, url: str, data_dir: Path) -> None:
         timings = []
         for position in rng.choices(positions, k=args.proofs):
             t = time.perf_counter()
-            system.audit.inclusion(position, Anyone(TENANT))
+            system.audit.inclusion(position, Viewer(TENANT))
             timings.append((time.perf_counter() - t) * 1000)
         print(
             f"inclusion proofs at {size:,} leaves: p50 {statistics.median(timings):.2f} ms,"

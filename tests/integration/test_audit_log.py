@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from application.audit import Anyone, leaf_of
+from application.audit import Viewer, leaf_of
 from application.goals import ProgressUpdate
 from domain.merkle import leaf_hash, root, verify_consistency, verify_inclusion
 from interfaces.bootstrap import System
@@ -41,12 +41,12 @@ def test_the_read_model_is_the_tree_of_the_stored_log(system: System, tenant: st
         assert system.audit.root() == {"tree_size": size, "root_hash": top.hex()}
         for index in rng.sample(range(size), min(size, 20)):
             position, digest = stored[index]
-            proof = system.audit.inclusion(position, Anyone(tenant=None))
+            proof = system.audit.inclusion(position, Viewer(tenant=None))
             assert proof["leaf_index"] == index
             assert leaf_hash(bytes.fromhex(proof["leaf_data"])) == digest
             verify_inclusion(index, size, digest, [bytes.fromhex(h) for h in proof["inclusion_proof"]], top)
             earlier = rng.randint(index + 1, size)
-            old = system.audit.inclusion(position, Anyone(tenant=None), tree_size=earlier)
+            old = system.audit.inclusion(position, Viewer(tenant=None), tree_size=earlier)
             old_root = root([h for _, h in stored[:earlier]])
             assert old["root_hash"] == old_root.hex()
             verify_inclusion(index, earlier, digest, [bytes.fromhex(h) for h in old["inclusion_proof"]], old_root)

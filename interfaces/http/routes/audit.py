@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path, Query, Security
 from fastapi.exceptions import RequestValidationError
 
-from application.audit import Anyone, BeyondTree, NotInLog
+from application.audit import BeyondTree, NotInLog, Viewer
 from interfaces.http.auth import Principal, authenticated
 from interfaces.http.deps import SystemDep
 from interfaces.http.json_body import StrictJSONRoute
@@ -48,7 +48,7 @@ def inclusion_proof(
     current tree (or `tree_size`), with that tree's root. Anchor fields are null for now."""
     operator = who.tenant == system.settings.operator_tenant and "admin" in who.scopes
     try:
-        return system.audit.inclusion(position, Anyone(None if operator else who.tenant), tree_size)
+        return system.audit.inclusion(position, Viewer(None if operator else who.tenant), tree_size)
     except NotInLog as missing:
         raise HTTPException(404, str(missing)) from None
     except BeyondTree as beyond:
