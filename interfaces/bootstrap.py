@@ -12,6 +12,7 @@ from typing import Literal
 
 from elasticsearch import Elasticsearch
 
+from application.audit import AuditProofs
 from application.card_keys import CardKeysService
 from application.clients import ClientsService
 from application.collection import MetricsCollection
@@ -37,6 +38,7 @@ from infrastructure.signing_keys import KeyRing
 from infrastructure.tokens import TokenIssuer, TokenVerifier
 from interfaces.http.auth import Authenticator
 from interfaces.webhook_system import Webhooks, build_webhooks, send_lanes
+from interfaces.wiring.audit import audit_projection, audit_proofs
 from interfaces.wiring.auth import external_verifier, key_ring, rate_limits, secret_scheme
 from interfaces.wiring.database import STORE_ERRORS, database_breaker
 from interfaces.wiring.search import search_backend
@@ -109,6 +111,8 @@ class System:
     # The metrics collector (docs/collector.md) and whom it polls.
     collection: MetricsCollection
     collection_targets: CollectionTargetQueries
+    # The event log as a Merkle tree (docs/audit.md): roots and proofs.
+    audit: AuditProofs
     listener: PostgresListener | None = None
     # PostgreSQL's circuit breaker: open while the database is known to be down (None: SQLite).
     database: CircuitBreaker | None = None
@@ -207,6 +211,7 @@ def build_system(settings: Settings | None = None) -> System:
             PeersProjection(),
             CollectionTargetsProjection(),
             search_projection,
+            audit_projection(goals),
         ]
         # An outbox, not a view: never rebuilt (a replay would send every event again).
         outbox = WebhookOutboxProjection(on_new=lambda lanes: send_lanes(jobs_ref[0], lanes) if jobs_ref else None)
@@ -315,6 +320,7 @@ def build_system(settings: Settings | None = None) -> System:
         webhooks=build_webhooks(settings, goals, store, outbound),
         collection=build_collection(settings, goals, outbound),
         collection_targets=CollectionTargetQueries(store),
+        audit=audit_proofs(goals, store),
         listener=listener,
         database=database,
         elasticsearch=elasticsearch,

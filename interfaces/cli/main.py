@@ -16,6 +16,7 @@ from rich.console import Console
 
 from infrastructure.settings import Settings
 from interfaces.bootstrap import build_system, settle_heap
+from interfaces.cli.audit import audit_app
 from interfaces.logs import configure_logging
 
 app = typer.Typer(help="Event-sourced goals and registry for A2A agents.", no_args_is_help=True)
@@ -163,6 +164,8 @@ def clients_create(
     typer.echo(f"client_id:     {issued.client_id}\nclient_secret: {issued.client_secret}")
     console.print("The secret is shown once; store it now.")
 
+
+app.add_typer(audit_app, name="audit")
 
 projections_app = typer.Typer(help="Read models: status, rebuild, skip.", no_args_is_help=True)
 app.add_typer(projections_app, name="projections")

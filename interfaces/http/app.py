@@ -25,6 +25,7 @@ from interfaces.http.request_metrics import RequestMetricsMiddleware
 from interfaces.http.routes import (
     admin,
     analytics,
+    audit,
     card_keys,
     goals,
     oauth,
@@ -51,6 +52,7 @@ ROUTERS = (
     admin.router,
     operations.router,
     webhooks.router,
+    audit.router,
 )
 DESCRIPTION = """Goals for A2A agents, event-sourced: every goal, progress update, milestone
 and status change is an immutable event. Commands answer with the aggregate `version`

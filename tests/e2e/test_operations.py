@@ -75,6 +75,7 @@ def test_operator_endpoints_show_status_and_rebuild_in_the_background(
             "peers",
             "webhook_outbox",
             "collection_targets",
+            "audit_log",
         }
         for entry in status.json()["projections"]:
             assert set(entry) >= {"position", "lag_events", "lag_s", "state", "error"}

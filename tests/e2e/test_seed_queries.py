@@ -58,6 +58,7 @@ def test_health_lists_the_projections_and_the_store_but_no_volumes(
         "peers",
         "webhook_outbox",
         "collection_targets",
+        "audit_log",
     }
     for projection in projections.values():
         # public: states and lags in seconds; no position, no count of events, no error text

@@ -1,0 +1,143 @@
+"""Proofs of the audit log (RFC 9162): roots, inclusion and consistency, from the read model.
+
+Anchoring on a chain is not done yet: the anchor fields of a proof are null.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from eventsourcing.persistence import Notification
+
+from domain.audit_leaf import StoredEvent, canonical_bytes
+from domain.merkle import Node, inclusion_ranges, leaf_hash, prove_consistency, range_hashes, root_of
+
+ReadStored = Callable[[int, int], Sequence[Notification]]  # positions first..last, in log order
+Decode = Callable[[Notification], Any]  # a stored row to its domain event
+
+
+@dataclass(frozen=True)
+class Leaf:
+    """One leaf of the audit log: its position in the log, its index in the tree, its tenant."""
+
+    position: int
+    index: int
+    tenant: str | None
+
+
+class AuditTree(Protocol):
+    """The audit_log read model, as proofs read it."""
+
+    def size(self) -> int: ...
+
+    def leaf(self, position: int) -> Leaf | None: ...
+
+    def nodes(self, wanted: Sequence[Node]) -> list[bytes]: ...
+
+
+class NotInLog(Exception):
+    """No leaf for this position that the caller may see."""
+
+    def __init__(self, position: int) -> None:
+        super().__init__(f"no event at position {position} in the audit log")
+        self.position = position
+
+
+class BeyondTree(Exception):
+    """A tree size larger than the leaves projected so far, or too small for the leaf."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Whose events a caller may see proofs of: one tenant's, or every event (None)."""
+
+    tenant: str | None
+
+
+def stored_event(notification: Notification, event: Any) -> StoredEvent:
+    """What the leaf of a stored row covers; the timestamp is the decoded event's."""
+    return StoredEvent(
+        position=notification.id,
+        aggregate_id=str(notification.originator_id),
+        version=notification.originator_version,
+        topic=notification.topic,
+        timestamp=event.timestamp,
+        state=bytes(notification.state),
+    )
+
+
+class AuditProofs:
+    """Roots and proofs served to callers; leaves' bytes are read back from the event store."""
+
+    def __init__(self, tree: AuditTree, read_stored: ReadStored, decode: Decode) -> None:
+        self._tree = tree
+        self._read_stored = read_stored
+        self._decode = decode
+
+    def root(self) -> dict[str, Any]:
+        size = self._tree.size()
+        return {"tree_size": size, "root_hash": root_of(size, self._tree.nodes).hex()}
+
+    def leaf_data(self, position: int) -> bytes | None:
+        """The canonical bytes of the stored event at `position`, as the event store holds it now."""
+        found = [n for n in self._read_stored(position, position) if n.id == position]
+        if not found:
+            return None
+        return canonical_bytes(stored_event(found[0], self._decode(found[0])))
+
+    def inclusion(self, position: int, who: Viewer, tree_size: int | None = None) -> dict[str, Any]:
+        """The leaf of `position` with its inclusion proof against the current tree (or an
+        earlier `tree_size`). NotInLog when there is none, or it is another tenant's."""
+        leaf = self._tree.leaf(position)
+        if leaf is None or (who.tenant is not None and leaf.tenant != who.tenant):
+            raise NotInLog(position)
+        current = self._tree.size()
+        size = current if tree_size is None else tree_size
+        if size > current:
+            raise BeyondTree("tree_size", f"the audit log holds {current} leaves so far")
+        if size <= leaf.index:
+            raise BeyondTree("tree_size", f"the leaf of position {position} is leaf {leaf.index}")
+        data = self.leaf_data(position)
+        # The path, the leaf and the root in one read of the subtrees they are made of.
+        *path, leaf_digest, root_digest = range_hashes(
+            [*inclusion_ranges(leaf.index, size), (leaf.index, leaf.index + 1), (0, size)], self._tree.nodes
+        )
+        return {
+            "position": position,
+            "leaf_index": leaf.index,
+            "leaf_data": None if data is None else data.hex(),
+            "leaf_hash": leaf_digest.hex(),
+            "inclusion_proof": [h.hex() for h in path],
+            "tree_size": size,
+            "root_hash": root_digest.hex(),
+            "tx_hash": None,
+            "block_number": None,
+            "contract": None,
+            "chain_id": None,
+        }
+
+    def consistency(self, first: int, second: int) -> dict[str, Any]:
+        """PROOF(first, D[second]) and both roots (roots are public)."""
+        current = self._tree.size()
+        if second > current:
+            raise BeyondTree("second", f"the audit log holds {current} leaves so far")
+        if first > second:
+            raise BeyondTree("first", "first must not be larger than second")
+        proof = [] if first == 0 else prove_consistency(first, second, self._tree.nodes)
+        return {
+            "first": first,
+            "second": second,
+            "first_root": root_of(first, self._tree.nodes).hex(),
+            "second_root": root_of(second, self._tree.nodes).hex(),
+            "consistency_proof": [h.hex() for h in proof],
+        }
+
+
+def leaf_of(notification: Notification, event: Any) -> bytes:
+    return leaf_hash(canonical_bytes(stored_event(notification, event)))
