@@ -14,6 +14,22 @@ API = "/api/v1/goals"
 PROBLEM = "application/problem+json"
 
 
+# Every read model a server runs, by name: what health and the operations status list.
+READ_MODELS = frozenset(
+    {
+        "goal_progress",
+        "oauth_clients",
+        "event_facts",
+        "agent_cards",
+        "agent_search",
+        "peers",
+        "webhook_outbox",
+        "collection_targets",
+        "audit_log",
+    }
+)
+
+
 def login(server: Server, tenant: str) -> tuple[str, dict[str, str]]:
     """A new client of `tenant` with every scope: its id and the headers carrying its token."""
     client_id, secret = server.client(tenant)

@@ -14,7 +14,7 @@ import pytest
 from application.ports import ReadStore
 from infrastructure.readstore import PostgresReadStore, SQLiteReadStore
 from tests.conftest import Server
-from tests.e2e.support import problem
+from tests.e2e.support import READ_MODELS, problem
 from tests.e2e.test_cli import cli
 
 OPS = "/api/v1/admin/projections"
@@ -66,17 +66,7 @@ def test_operator_endpoints_show_status_and_rebuild_in_the_background(
         status = api.get(OPS)
         assert status.status_code == 200, status.text
         names = {p["name"] for p in status.json()["projections"]}
-        assert names == {
-            "goal_progress",
-            "oauth_clients",
-            "event_facts",
-            "agent_cards",
-            "agent_search",
-            "peers",
-            "webhook_outbox",
-            "collection_targets",
-            "audit_log",
-        }
+        assert names == READ_MODELS
         for entry in status.json()["projections"]:
             assert set(entry) >= {"position", "lag_events", "lag_s", "state", "error"}
 

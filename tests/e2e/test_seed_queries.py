@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from tests.e2e.support import ok
+from tests.e2e.support import READ_MODELS, ok
 
 API = "/api/v1/goals"
 GOALS: dict[str, Any] = {
@@ -49,17 +49,7 @@ def test_health_lists_the_projections_and_the_store_but_no_volumes(
     assert health["store"] == {"sqlite": "sqlite", "postgres": "postgresql"}[store_kind]
     assert "log_position" not in health  # public: the log's position tells how many events there are
     projections = {p["name"]: p for p in health["projections"]}
-    assert set(projections) == {
-        "goal_progress",
-        "oauth_clients",
-        "event_facts",
-        "agent_cards",
-        "agent_search",
-        "peers",
-        "webhook_outbox",
-        "collection_targets",
-        "audit_log",
-    }
+    assert set(projections) == READ_MODELS
     for projection in projections.values():
         # public: states and lags in seconds; no position, no count of events, no error text
         assert set(projection) == {"name", "state", "lag_s", "advancing"}
