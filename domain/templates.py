@@ -23,12 +23,11 @@ from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import Any, TypeVar
 
+from domain.auto_update import parse_mapping
 from domain.errors import InvalidCommand
 from domain.objectives import DEFAULT_MILESTONES, GoalDefinition, Kpi, Objective
 
-AGGREGATIONS = frozenset({"value", "rate", "ratio", "quantile"})
 PROMETHEUS_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
-LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 TEMPLATE_ID = re.compile(r"[a-z][a-z0-9_]{0,63}")
 T = TypeVar("T")
 
@@ -215,33 +214,21 @@ def template_problems(template: GoalTemplate) -> dict[str, str]:
     for objective_id, mapping in template.kpi_metrics.items():
         if objective_id not in ids:
             errors[f"kpi_metrics.{objective_id}"] = "not an objective of this template"
-        errors.update({f"kpi_metrics.{objective_id}.{k}": v for k, v in mapping_problems(mapping).items()})
+        for where, problem in mapping_problems(mapping).items():
+            errors[f"kpi_metrics.{objective_id}" + (f".{where}" if where else "")] = problem
     return errors
 
 
-def mapping_problems(mapping: Mapping[str, Any]) -> dict[str, str]:
-    """What is wrong with a metric mapping: `metric` (a Prometheus name), optional `labels`,
-    `aggregation` (value | rate | ratio | quantile); ratio names a `denominator` series,
-    quantile a `quantile` in (0, 1)."""
-    errors: dict[str, str] = {}
-    if not isinstance(mapping.get("metric"), str) or not PROMETHEUS_NAME.fullmatch(mapping["metric"]):
-        errors["metric"] = "must be a Prometheus metric name"
-    labels = mapping.get("labels", {})
-    if not isinstance(labels, dict) or not all(
-        isinstance(k, str) and LABEL_NAME.fullmatch(k) and isinstance(v, str) for k, v in labels.items()
-    ):
-        errors["labels"] = "must map label names to texts"
-    aggregation = mapping.get("aggregation", "value")
-    if aggregation not in AGGREGATIONS:
-        errors["aggregation"] = f"must be one of {', '.join(sorted(AGGREGATIONS))}"
-    denominator = mapping.get("denominator")
-    if aggregation == "ratio" and not (
-        isinstance(denominator, str) and PROMETHEUS_NAME.fullmatch(denominator)
-    ):
-        errors["denominator"] = "a ratio names its denominator series"
-    quantile = mapping.get("quantile")
-    if aggregation == "quantile" and not (isinstance(quantile, int | float) and 0 < quantile < 1):
-        errors["quantile"] = "a quantile aggregation gives a quantile in (0, 1)"
+def mapping_problems(mapping: object) -> dict[str, str]:
+    """What is wrong with a suggested metric mapping: what auto-update would refuse
+    (domain.auto_update.parse_mapping, so a suggestion can be configured as is), and series
+    that are not Prometheus names (auto-update also takes a health document's dotted paths)."""
+    parsed, errors = parse_mapping(mapping)
+    if parsed is not None:
+        if not PROMETHEUS_NAME.fullmatch(parsed.series.metric):
+            errors["metric"] = "must be a Prometheus metric name"
+        if parsed.denominator is not None and not PROMETHEUS_NAME.fullmatch(parsed.denominator.metric):
+            errors["denominator"] = "must be a Prometheus metric name"
     return errors
 
 
