@@ -1,7 +1,7 @@
 """The AuditAnchor contract on a real anvil, deployed from the committed artifact with web3:
 the owner anchors roots anyone can read back, and the chain refuses what the contract forbids
 (another account, a tree size that does not grow, a zero root). A node restarted from its state
-file still has the contract and its roots."""
+file still has the contract and its roots, and the artifact runs on the in-process chain too."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import Callable
 import pytest
 from eth_abi.abi import encode
 from eth_account import Account
+from eth_tester.exceptions import TransactionFailed
 from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
@@ -168,3 +169,21 @@ def test_a_node_restarted_from_its_state_keeps_the_contract_and_its_roots(
     assert refusal(contract.functions.anchor(9, ROOT_A), OWNER_ADDRESS) == custom_error(
         "TreeSizeNotIncreasing(uint64,uint64)", 9, 9
     )
+
+
+def test_the_artifact_runs_on_the_in_process_chain() -> None:
+    # The embedded default anchors on web3's eth-tester chain (py-evm), not on anvil: the
+    # pinned EVM version must run there as well.
+    w3 = Web3(Web3.EthereumTesterProvider())
+    funding = w3.eth.send_transaction(
+        {"from": w3.eth.accounts[0], "to": OWNER_ADDRESS, "value": Web3.to_wei(1, "ether")}
+    )
+    w3.eth.wait_for_transaction_receipt(funding)
+
+    contract = deploy(w3)
+    assert anchor(w3, contract, 5, ROOT_A)["status"] == 1
+
+    assert contract.functions.rootAt(5).call() == ROOT_A
+    # eth-tester reports a revert as its own TransactionFailed, not web3's ContractCustomError.
+    with pytest.raises(TransactionFailed):
+        contract.functions.anchor(5, ROOT_B).call({"from": OWNER_ADDRESS})
