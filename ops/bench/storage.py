@@ -140,7 +140,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as data:
             settings = Settings(
                 APP_ENV="test", DATABASE_URL=url, DATA_DIR=data, RUN_PROJECTIONS_IN_PROCESS="false"
-            )  # type: ignore[call-arg]
+            )
             system = build_system(settings)
             try:
                 started = time.perf_counter()

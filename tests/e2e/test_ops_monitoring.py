@@ -29,7 +29,7 @@ DASHBOARDS = ROOT / "ops" / "grafana" / "dashboards"
 APP_PACKAGES = ("domain", "application", "projections", "infrastructure", "interfaces")
 # Names the app does not declare itself: Prometheus' own `up`, and the anchoring gauges the
 # audit anchoring work adds (exactly these names).
-OUTSIDE = {
+OUTSIDE: dict[str, frozenset[str]] = {
     "up": frozenset(),
     "a2a_goals_audit_anchor_backlog": frozenset(),
     "a2a_goals_chain_up": frozenset(),
