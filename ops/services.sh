@@ -58,6 +58,19 @@ s.sendall(b"PING\r\n")
 sys.exit(not s.recv(64).startswith(b"+PONG"))' "$1" "$2" 2>/dev/null
 }
 
+# --- Operations tools --------------------------------------------------------
+
+# docker-compose (validates the stack without an engine), promtool (Debian's prometheus
+# package) and nginx, for tests/e2e/test_ops_*.py: installed from Debian where missing.
+use_ops_tools() {
+  local missing=()
+  command -v docker-compose >/dev/null || missing+=(docker-compose)
+  command -v promtool >/dev/null || missing+=(prometheus)
+  command -v nginx >/dev/null || missing+=(nginx-light)
+  if ((${#missing[@]})); then apt_install --no-install-recommends "${missing[@]}"; fi
+  OPS_TOOLS="docker-compose, promtool, nginx"
+}
+
 # --- PostgreSQL --------------------------------------------------------------
 
 pg_bindir() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1; }
