@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# PostgreSQL, Redis and RabbitMQ for the test suite; sourced by ops/test after ops/lib.sh.
+# PostgreSQL, Redis and RabbitMQ (and Chromium for the dashboard's browser tests) for the test
+# suite; sourced by ops/test after ops/lib.sh.
 # use_postgres / use_redis / use_rabbitmq export TEST_DATABASE_URL / TEST_REDIS_URL /
 # TEST_BROKER_AMQP_URL, preferring:
 #   1. the URL already in the environment,
@@ -174,3 +175,9 @@ start_private_rabbitmq() {
 }
 
 as_rabbitmq() { if ((EUID == 0)); then runuser -u rabbitmq -- "$@"; else "$@"; fi; }
+
+# Debian's Chromium for the dashboard's browser tests (Playwright drives it; it downloads no
+# browser of its own).
+use_chromium() {
+  [[ -x /usr/bin/chromium ]] || apt_install --no-install-recommends chromium fonts-dejavu-core
+}
