@@ -196,9 +196,9 @@ function registryPart(part) {
     h("dl", { class: "facts" },
       h("dt", {}, "Visibility"), h("dd", {}, record.visibility),
       h("dt", {}, "Skills"), h("dd", {}, skills.length ? skills.join(", ") : "none"),
-      h("dt", {}, "Interfaces"), h("dd", {}, interfaces.length ? interfaces.join(", ") : "none"),
+      h("dt", {}, "Interfaces"), h("dd", {}, interfaces.length ? h("ul", { class: "plain" }, interfaces.map((i) => h("li", {}, i))) : "none"),
       h("dt", {}, "Goals extension"), h("dd", {}, goals.has_goals ? `${goals.goal_status}, ${pct(goals.overall_progress)}, ${count(goals.milestones_achieved)} milestones` : "no goals"),
-      h("dt", {}, "Signature"), h("dd", {}, record.signature.state),
+      h("dt", {}, "Signature"), h("dd", {}, record.signature.state, record.signature.detail ? h("span", { class: "muted" }, ` (${record.signature.detail})`) : null),
       h("dt", {}, "Reachable"), h("dd", {}, record.reachability.reachable === null ? "not checked yet" : record.reachability.reachable ? "yes" : `no: ${record.reachability.last_error ?? ""}`)));
 }
 
