@@ -72,7 +72,8 @@ function setFilter(filter, { keepFocus = null } = {}) {
   const params = new URLSearchParams();
   if (filter.status) params.set("status", filter.status);
   if (filter.q) params.set("q", filter.q);
-  const hash = `#/${params.size ? `?${params}` : ""}`;
+  const query = params.toString();
+  const hash = `#/${query ? `?${query}` : ""}`;
   history.replaceState(null, "", hash);
   const view = $("view");
   view.replaceChildren(renderFleet(fleetData, filter, setFilter));
