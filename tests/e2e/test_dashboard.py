@@ -150,6 +150,12 @@ def test_sign_in_shows_the_fleet_and_an_agents_curve_and_history_without_script_
         clip={"x": 0, "y": 0, "width": 1280, "height": 1900},
     )
 
+    page.get_by_label("Show", exact=True).select_option(label="milestones")
+    entries = page.locator("ol.timeline li")
+    expect(entries).to_have_count(page.locator("ol.timeline li.entry-milestone_reached").count())
+    expect(entries.first).to_contain_text("Milestone:")
+    assert entries.count() == chart.locator("circle.milestone").count()
+
     assert problems.seen == []
 
 

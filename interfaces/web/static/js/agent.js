@@ -6,6 +6,15 @@ import { h, link, notice } from "./dom.js";
 import { ago, count, day, num, pct, when, withUnit } from "./format.js";
 
 const TIMELINE_SHOWN = 100;
+const KINDS = [
+  ["", "every change"],
+  ["milestone_reached", "milestones"],
+  ["status_changed", "status changes"],
+  ["goals_set", "goals set"],
+  ["progress_updated", "progress"],
+  ["auto_update_configured metrics_collection_failed metrics_collection_recovered goal_stagnant", "collection and stalls"],
+];
+let timelineKind = ""; // kept across refreshes of the view
 
 // Each part is loaded on its own: a part that fails (a missing scope, a busy server) says so
 // in its own panel and the rest of the view still shows.
@@ -14,7 +23,7 @@ export async function loadAgent(agentId) {
   const settle = (promise) => promise.then((value) => ({ value }), (error) => ({ error }));
   const [goal, analytics, history, autoUpdate, registry] = await Promise.all([
     get(`/goals/agents/${id}`, {}, { readYourWrites: true }),
-    settle(get(`/goals/agents/${id}/analytics`, { window_days: 365 }, { readYourWrites: true })),
+    settle(get(`/goals/agents/${id}/analytics`, {}, { readYourWrites: true })),
     settle(getAllByCursor(`/goals/agents/${id}/history`, {})),
     settle(get(`/goals/agents/${id}/auto-update`, {}, { readYourWrites: true })),
     settle(findRegistered(agentId)),
@@ -206,16 +215,25 @@ function timelinePart(part, objectives, agentId) {
   if (part.error) return failed("The history", part.error);
   const items = part.value.items;
   if (!items.length) return notice("empty", "Nothing recorded yet.");
-  const shown = items.slice(-TIMELINE_SHOWN).reverse();
+  const kinds = timelineKind.split(" ");
+  const chosen = timelineKind ? items.filter((item) => kinds.includes(item.action)) : items;
+  const shown = chosen.slice(-TIMELINE_SHOWN).reverse();
   const entries = shown.map((item) => h("li", { class: `entry entry-${item.action}` },
     h("time", { datetime: item.timestamp }, when(item.timestamp)),
     h("span", { class: "actor" }, item.actor ?? "unknown"),
     h("span", { class: "change" }, describe(item, objectives)),
     link(`#/proof/${item.position}?agent=${encodeURIComponent(agentId)}`, "audit proof", { "aria-label": `audit proof of event ${item.position}` })));
-  return [
-    h("p", { class: "muted" }, items.length > TIMELINE_SHOWN ? `The latest ${TIMELINE_SHOWN} of ${count(items.length)} changes, newest first.` : `${count(items.length)} changes, newest first.`),
-    h("ol", { class: "timeline" }, entries),
-  ];
+  const holder = h("div", { id: "timeline" });
+  const select = h("select", { id: "timeline-kind", onchange: (event) => {
+    timelineKind = event.target.value;
+    holder.replaceWith(...timelinePart(part, objectives, agentId));
+    document.getElementById("timeline-kind")?.focus();
+  } }, KINDS.map(([value, label]) => h("option", { value, selected: value === timelineKind }, label)));
+  holder.append(
+    h("p", { class: "filters" }, h("label", { for: "timeline-kind" }, "Show"), select),
+    h("p", { class: "muted" }, chosen.length > TIMELINE_SHOWN ? `The latest ${TIMELINE_SHOWN} of ${count(chosen.length)} changes, newest first.` : `${count(chosen.length)} changes, newest first.`),
+    shown.length ? h("ol", { class: "timeline" }, entries) : notice("empty", "No change of this kind yet: choose another kind."));
+  return [holder];
 }
 
 function describe(item, objectives) {
