@@ -18,7 +18,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
-from tests.conftest import ROOT, Server
+from tests.conftest import ROOT, Server, free_port
 from tests.e2e.support import ok
 
 CHROMIUM = "/usr/bin/chromium"
@@ -33,7 +33,16 @@ REGISTERED = "agent1_support_triage"
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A server on a DATA_DIR holding the demo fleet (in its own tenant), one agent registered."""
     data_dir = tmp_path_factory.mktemp("dashboard") / "data"
-    env = {"APP_ENV": "test", "DATA_DIR": str(data_dir), "ELASTICSEARCH_URL": "", "REACHABILITY_CHECK_S": "0"}
+    env = {
+        "APP_ENV": "test",
+        "DATA_DIR": str(data_dir),
+        "ELASTICSEARCH_URL": "",
+        "REACHABILITY_CHECK_S": "0",
+        # an agent's metrics endpoint on loopback, and polls that give up quickly
+        "OUTBOUND_ALLOW_NETS": "127.0.0.0/8",
+        "COLLECT_RETRIES": "1",
+        "COLLECT_BACKOFF_S": "0.05",
+    }
     loaded = subprocess.run(
         [
             sys.executable,
@@ -209,6 +218,32 @@ def test_the_fleet_refreshes_by_itself(demo: Server, page: Page) -> None:
         )
     # no reload, no click: the page polls
     expect(row).to_contain_text("100 %", timeout=40_000)
+
+
+def test_a_failing_collection_is_flagged_in_the_fleet_and_explained_in_the_agent_view(
+    demo: Server, page: Page
+) -> None:
+    problems = Problems(page)
+    agent_id = "agent3_invoice_matcher"
+    nobody_listens = f"http://127.0.0.1:{free_port()}/metrics"
+    with httpx.Client(base_url=demo.url, headers=demo.auth_headers(TENANT), timeout=30) as api:
+        config = {
+            "interval_s": 60,
+            "metrics_url": nobody_listens,
+            "kpi_metrics": {"o1": {"metric": "auto_match_ratio"}},
+        }
+        ok(api.post(f"/api/v1/goals/agents/{agent_id}/auto-update", json=config))
+    sign_in(page, demo, demo.client(TENANT))
+    # the first poll fails at once; the page shows it on a refresh of its own
+    expect(fleet_row(page, agent_id).locator(".flag-failing")).to_be_visible(timeout=40_000)
+
+    page.get_by_role("link", name=agent_id, exact=True).click()
+    auto_update = page.get_by_role("region", name="Auto-update")
+    expect(auto_update).to_contain_text(nobody_listens)
+    expect(auto_update.locator(".collection-failing")).to_have_text("failing")
+    expect(auto_update.get_by_role("alert")).to_contain_text("Last collection failed")
+    expect(page.locator("li.entry-metrics_collection_failed")).to_contain_text("Metrics collection failed")
+    assert problems.seen == []
 
 
 def test_a_wrong_secret_is_refused_and_sign_out_forgets_the_token(demo: Server, page: Page) -> None:
