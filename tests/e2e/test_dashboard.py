@@ -292,6 +292,14 @@ def test_an_unknown_agent_says_what_to_do(demo: Server, page: Page) -> None:
     expect(page.get_by_role("link", name="Back to the fleet")).to_be_visible()
 
 
+def test_a_tenant_without_goals_is_told_how_to_get_some(demo: Server, page: Page, tenant: str) -> None:
+    problems = Problems(page)
+    sign_in(page, demo, demo.client(tenant))
+    expect(page.get_by_text("No agent of this tenant has goals yet")).to_be_visible()
+    expect(page.locator("table.agents")).to_have_count(0)  # and none of the demo tenant's agents
+    assert problems.seen == []
+
+
 def test_the_page_has_a_strict_csp_of_its_own_and_the_api_keeps_its_own(demo: Server) -> None:
     page_csp = httpx.get(f"{demo.url}/dashboard").headers["content-security-policy"]
     directives = dict(d.strip().split(" ", 1) for d in page_csp.split(";"))
