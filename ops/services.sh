@@ -1,6 +1,7 @@
 # shellcheck shell=bash
-# PostgreSQL, Redis, RabbitMQ and an EVM node for the test suite; sourced by ops/test after
-# ops/lib.sh. use_postgres / use_redis / use_rabbitmq export TEST_DATABASE_URL / TEST_REDIS_URL /
+# PostgreSQL, Redis, RabbitMQ and an EVM node (and Chromium for the dashboard's browser tests)
+# for the test suite; sourced by ops/test after ops/lib.sh.
+# use_postgres / use_redis / use_rabbitmq export TEST_DATABASE_URL / TEST_REDIS_URL /
 # TEST_BROKER_AMQP_URL, preferring:
 #   1. the URL already in the environment,
 #   2. a server already running on the standard port (skipped with OPS_TEST_PRIVATE_SERVICES=1),
@@ -236,4 +237,10 @@ start_private_anvil() {
   rpc_ok "http://127.0.0.1:$port" || { cat "$dir/anvil.log" >&2; return 1; }
   export TEST_RPC_URL="http://127.0.0.1:$port"
   ANVIL_SOURCE="private, anvil $("$bin" --version | awk 'NR == 1 {print $3}'), stopped on exit"
+}
+
+# Debian's Chromium for the dashboard's browser tests (Playwright drives it; it downloads no
+# browser of its own).
+use_chromium() {
+  [[ -x /usr/bin/chromium ]] || apt_install --no-install-recommends chromium fonts-dejavu-core
 }

@@ -36,7 +36,7 @@ def serve(
     os.environ["SERVE_WORKERS"] = str(workers)
     console.print(
         f"a2a-goals on http://{host or settings.host}:{port or settings.port} "
-        f"(store: {settings.redacted_database_url()}); docs at /docs"
+        f"(store: {settings.redacted_database_url()}); docs at /docs, dashboard at /dashboard"
     )
     uvicorn.run(
         "interfaces.http.asgi:app",

@@ -27,6 +27,7 @@ from interfaces.http.routes import (
     analytics,
     audit,
     card_keys,
+    dashboard,
     goals,
     oauth,
     operations,
@@ -102,6 +103,7 @@ def create_app(system: System | None = None, settings: Settings | None = None) -
     webhooks.install_problems(app)
     for router in ROUTERS:
         app.include_router(router)
+    dashboard.install(app)
     install_openapi(app)
     config = system.settings if system else settings or Settings()
     app.add_middleware(InternalErrorMiddleware)
