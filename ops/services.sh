@@ -1,10 +1,12 @@
 # shellcheck shell=bash
-# PostgreSQL, Redis and RabbitMQ for the test suite; sourced by ops/test after ops/lib.sh.
-# use_postgres / use_redis / use_rabbitmq export TEST_DATABASE_URL / TEST_REDIS_URL /
+# PostgreSQL, Redis, RabbitMQ and an EVM node for the test suite; sourced by ops/test after
+# ops/lib.sh. use_postgres / use_redis / use_rabbitmq export TEST_DATABASE_URL / TEST_REDIS_URL /
 # TEST_BROKER_AMQP_URL, preferring:
 #   1. the URL already in the environment,
 #   2. a server already running on the standard port (skipped with OPS_TEST_PRIVATE_SERVICES=1),
 #   3. a private throwaway server under .cache/, stopped and deleted on exit.
+# use_anvil exports TEST_RPC_URL: the URL in the environment, else a private anvil (never one
+# already running: tests rely on a fresh chain's funded accounts).
 
 # Cleanup commands, run last-in-first-out by the EXIT trap that ops/test installs.
 CLEANUP=()
@@ -174,3 +176,51 @@ start_private_rabbitmq() {
 }
 
 as_rabbitmq() { if ((EUID == 0)); then runuser -u rabbitmq -- "$@"; else "$@"; fi; }
+
+# --- anvil (EVM chain) -------------------------------------------------------
+
+# The pinned npm packages of ops/chain (anvil, solc): installed from package-lock.json when
+# node_modules is missing or older than the lockfile, which a checkout or pull may have changed.
+ensure_chain_packages() {
+  local dir=ops/chain
+  if [[ -x $dir/node_modules/.bin/anvil && $dir/node_modules/.package-lock.json -nt $dir/package-lock.json ]]; then
+    return
+  fi
+  command -v npm >/dev/null || apt_install nodejs npm
+  (cd "$dir" && npm ci --silent --no-audit --no-fund)
+}
+
+# Hosted nodes carry their API key in the path (/v3/KEY): show scheme, host and port only.
+mask_rpc() { mask "$(sed -E 's#^([^:/]+://[^/?]+)[/?].+$#\1/***#' <<<"$1")"; }
+
+# Does a JSON-RPC node at URL $1 answer eth_chainId?
+rpc_ok() {
+  .venv/bin/python -c 'import json, sys, urllib.request
+body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}).encode()
+request = urllib.request.Request(sys.argv[1], body, {"Content-Type": "application/json"})
+with urllib.request.urlopen(request, timeout=2) as answer:
+    sys.exit("result" not in json.load(answer))' "$1" 2>/dev/null
+}
+
+use_anvil() {
+  ensure_chain_packages
+  if [[ -n ${TEST_RPC_URL:-} ]]; then ANVIL_SOURCE="from TEST_RPC_URL"; return; fi
+  start_private_anvil
+}
+
+start_private_anvil() {
+  local dir port pid i
+  local bin=ops/chain/node_modules/.bin/anvil
+  mkdir -p .cache/anvil
+  dir=$(mktemp -d "$ROOT/.cache/anvil/run.XXXXXX")
+  CLEANUP+=("rm -rf '$dir'")
+  port=$(free_port 18545)
+  # In memory only; SIGTERM to the npm wrapper stops the node too.
+  "$bin" --host 127.0.0.1 --port "$port" --silent >"$dir/anvil.log" 2>&1 &
+  pid=$!
+  CLEANUP+=("kill $pid")
+  for ((i = 0; i < 100; i++)); do rpc_ok "http://127.0.0.1:$port" && break; sleep 0.1; done
+  rpc_ok "http://127.0.0.1:$port" || { cat "$dir/anvil.log" >&2; return 1; }
+  export TEST_RPC_URL="http://127.0.0.1:$port"
+  ANVIL_SOURCE="private, anvil $("$bin" --version | awk 'NR == 1 {print $3}'), stopped on exit"
+}

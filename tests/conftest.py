@@ -1,5 +1,5 @@
 """Shared fixtures: a real PostgreSQL database per session, systems on either store,
-unique tenants per test, and a real uvicorn server for end-to-end tests."""
+unique tenants per test, a real uvicorn server for end-to-end tests, and EVM nodes (anvil)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import psycopg
@@ -19,6 +20,9 @@ import pytest
 from domain.clients import SCOPES
 from infrastructure.settings import Settings
 from interfaces.bootstrap import System, build_system
+
+if TYPE_CHECKING:
+    from tests.chain_support import PrivateAnvil
 
 ROOT = Path(__file__).resolve().parent.parent
 ALL_SCOPES: tuple[str, ...] = tuple(sorted(SCOPES))
@@ -181,3 +185,32 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def rpc_url() -> str:
+    """The JSON-RPC URL of the shared test chain (TEST_RPC_URL; ops/test starts an anvil)."""
+    url = os.environ.get("TEST_RPC_URL")
+    if not url:
+        if _require_services():
+            pytest.fail("TEST_RPC_URL is not set: run the suite with ops/test")
+        pytest.skip("no EVM node configured (TEST_RPC_URL); ops/test starts anvil")
+    return url
+
+
+@pytest.fixture
+def start_anvil(tmp_path: Path) -> Iterator[Callable[[], PrivateAnvil]]:
+    """Starts anvils of the test's own, each with a state file in tmp_path; stopped afterwards."""
+    from tests.chain_support import PrivateAnvil  # it imports this module
+
+    nodes: list[PrivateAnvil] = []
+
+    def start() -> PrivateAnvil:
+        node = PrivateAnvil(tmp_path / f"anvil-{len(nodes)}-state.json")
+        nodes.append(node)
+        node.start()
+        return node
+
+    yield start
+    for node in nodes:
+        node.stop()
