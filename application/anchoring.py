@@ -174,6 +174,33 @@ class Anchoring:
             assert record is not None
         return ContractRef(chain_id, record.address, record.deployments)
 
+    def current(self) -> ContractRef | None:
+        """The contract anchors go to now, if there is one (nothing is deployed)."""
+        chain = self._chain()
+        chain_id = chain.chain_id()
+        if self.policy.contract:
+            return ContractRef(chain_id, self.policy.contract, 0)
+        record = load(self._app, contract_record_id(chain_id), AnchorContract)
+        if record is None or not chain.has_code(record.address):
+            return None
+        return ContractRef(chain_id, record.address, record.deployments)
+
+    def chain_roots(self) -> Callable[[AnchorRow], bytes | None]:
+        """The root the chain holds for an anchor; None for an anchor on another chain or an
+        earlier deployment, which this chain cannot speak for."""
+        chain, current = self._chain(), self.current()
+
+        def held(anchor: AnchorRow) -> bytes | None:
+            if current is None or (anchor.chain_id, anchor.contract.lower(), anchor.deployment) != (
+                current.chain_id,
+                current.address.lower(),
+                current.deployment,
+            ):
+                return None
+            return chain.root_at(anchor.contract, anchor.tree_size)
+
+        return held
+
     def run(self, *, force: bool = False) -> Round:
         """One round: settle the anchor in flight, then send the next one when it is due (or
         whenever there is anything to anchor, with `force`). ChainUnavailable when the node
@@ -181,23 +208,24 @@ class Anchoring:
         chain = self._chain()
         contract = self.contract()
         pending = [row for row in self._anchors.pending() if row.chain_id == contract.chain_id]
-        still = sum(self._settle(chain, row, contract) for row in pending)
+        confirmed: list[int] = []  # tree sizes confirmed by this round (the read model lags)
+        still = sum(self._settle(chain, row, contract, confirmed) for row in pending)
         size = self._tree.size()
         if still:
-            return self._round(contract, size, pending=still)
+            return self._round(contract, size, pending=still, confirmed=confirmed)
         newest = self._anchors.newest(contract)
         if not self._due(size, newest, force):
-            return self._round(contract, size)
+            return self._round(contract, size, confirmed=confirmed)
         root = root_of(size, self._tree.nodes)
         tx_hash = chain.send_anchor(contract.address, size, root)
         anchor = Anchor.submitted(contract, size, root.hex(), tx_hash, ANCHORER)
         try:
             self._app.save(anchor)
         except IntegrityError:  # another round anchored this size first: its record stands
-            return self._round(contract, size)
+            return self._round(contract, size, confirmed=confirmed)
         row = _row(anchor, self._clock())
-        left = self._settle(chain, row, contract)  # mined at once on an automining node
-        return self._round(contract, size, sent=size, pending=int(left), confirmed=None if left else size)
+        left = self._settle(chain, row, contract, confirmed)  # mined at once on an automining node
+        return self._round(contract, size, sent=size, pending=int(left), confirmed=confirmed)
 
     def _due(self, size: int, newest: AnchorRow | None, force: bool) -> bool:
         anchored = 0 if newest is None else newest.tree_size
@@ -214,7 +242,7 @@ class Anchoring:
         topics = self._topics_of_leaves(first, last)
         return bool(topics) and all(t.startswith(ANCHOR_TOPICS) for t in topics)
 
-    def _settle(self, chain: Chain, row: AnchorRow, contract: ContractRef) -> bool:
+    def _settle(self, chain: Chain, row: AnchorRow, contract: ContractRef, confirmed: list[int]) -> bool:
         """Move a pending anchor on as far as the chain allows; whether it is still pending."""
         aggregate_id = anchor_id(row.chain_id, row.contract, row.deployment, row.tree_size)
         if (row.contract.lower(), row.deployment) != (contract.address.lower(), contract.deployment):
@@ -229,24 +257,26 @@ class Anchoring:
             if chain.knows(anchor.tx_hash) and waited < self.policy.resend_after_s:
                 return True
             late = waited >= self.policy.resend_after_s
-            return self._send_again(chain, anchor, f"not mined after {waited:.0f} s" if late else "dropped by the node")
+            reason = f"not mined after {waited:.0f} s" if late else "dropped by the node"
+            return self._send_again(chain, anchor, reason, confirmed)
         if not receipt.ok:
-            return self._reverted(chain, anchor)
+            return self._reverted(chain, anchor, confirmed)
         if chain.head() - receipt.block_number + 1 < self.policy.confirmations:
             return True
         self._record(aggregate_id, lambda a: a.confirmed(receipt.tx_hash, receipt.block_number, ANCHORER))
+        confirmed.append(anchor.tree_size)
         return False
 
-    def _send_again(self, chain: Chain, anchor: Anchor, reason: str) -> bool:
+    def _send_again(self, chain: Chain, anchor: Anchor, reason: str, confirmed: list[int]) -> bool:
         """Send a dropped or stuck anchor again, unless the contract already holds its size."""
         if chain.latest_tree_size(anchor.contract) >= anchor.tree_size:
-            return self._reverted(chain, anchor)
+            return self._reverted(chain, anchor, confirmed)
         tx_hash = chain.send_anchor(anchor.contract, anchor.tree_size, bytes.fromhex(anchor.root_hash))
         self._record(anchor.id, lambda a: a.resent(tx_hash, reason, ANCHORER))
         log.warning("anchor of tree size %d sent again (%s): %s", anchor.tree_size, reason, tx_hash)
         return True
 
-    def _reverted(self, chain: Chain, anchor: Anchor) -> bool:
+    def _reverted(self, chain: Chain, anchor: Anchor, confirmed: list[int]) -> bool:
         """The contract refused the transaction, or holds the size already: confirmed if it
         holds this root (an earlier send of it was mined), failed if it holds another."""
         held = chain.root_at(anchor.contract, anchor.tree_size)
@@ -254,6 +284,7 @@ class Anchoring:
             mined = chain.anchored_in(anchor.contract, anchor.tree_size)
             if mined is not None:
                 self._record(anchor.id, lambda a: a.confirmed(mined.tx_hash, mined.block_number, ANCHORER))
+                confirmed.append(anchor.tree_size)
                 return False
         reason = "superseded by a later anchor" if held == ZERO_ROOT else "the contract holds another root"
         self._record(anchor.id, lambda a: a.failed(reason, ANCHORER))
@@ -270,12 +301,11 @@ class Anchoring:
         change(self._app, aggregate_id, Anchor, make)
 
     def _round(
-        self, contract: ContractRef, size: int, *, sent: int | None = None, pending: int = 0, confirmed: int | None = None
+        self, contract: ContractRef, size: int, *, confirmed: list[int], sent: int | None = None, pending: int = 0
     ) -> Round:
-        if confirmed is None:  # the read model's: it may not show this round's own confirmation yet
-            newest = self._anchors.newest_confirmed(contract)
-            confirmed = 0 if newest is None else newest.tree_size
-        return Round(contract, size, confirmed, sent, pending)
+        newest = self._anchors.newest_confirmed(contract)
+        anchored = max([0 if newest is None else newest.tree_size, *confirmed])
+        return Round(contract, size, anchored, sent, pending)
 
 
 def _row(anchor: Anchor, at: datetime) -> AnchorRow:

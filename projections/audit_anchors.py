@@ -33,6 +33,8 @@ PUBLIC = (
     " submitted_at, confirmed_at"
 )
 
+PUBLIC_NAMES = tuple(name.strip() for name in PUBLIC.split(","))
+
 
 class AuditAnchorsProjection:
     name = "audit_anchors"
@@ -93,6 +95,10 @@ def _row(values: Any) -> AnchorRow:
     )
 
 
+def _public(values: Any) -> dict[str, Any]:
+    return dict(zip(PUBLIC_NAMES, values, strict=True))
+
+
 class AuditAnchorQueries:
     def __init__(self, store: ReadStore) -> None:
         self._store = store
@@ -132,24 +138,39 @@ class AuditAnchorQueries:
                 f"SELECT {PUBLIC} FROM audit_anchors WHERE number < ? ORDER BY number DESC LIMIT ?",
                 (before if before is not None else 2**62, limit + 1),
             )
-        names = [c.strip() for c in PUBLIC.split(",")]
-        items = [dict(zip(names, r, strict=True)) for r in rows[:limit]]
+        items = [_public(r) for r in rows[:limit]]
         return items, (items[-1]["number"] if len(rows) > limit else None)
+
+    def at_size(self, tree_size: int) -> dict[str, Any] | None:
+        """The confirmed anchor of `tree_size` on the contract anchored to last."""
+        with self._store.read() as reader:
+            newest = self._newest_public(reader)
+            if newest is None:
+                return None
+            row = reader.fetchone(
+                f"SELECT {PUBLIC} FROM audit_anchors WHERE status = 'confirmed' AND chain_id = ? AND contract = ?"
+                " AND deployment = ? AND tree_size = ?",
+                (newest["chain_id"], newest["contract"], newest["deployment"], tree_size),
+            )
+        return None if row is None else _public(row)
+
+    @staticmethod
+    def _newest_public(reader: Tx) -> dict[str, Any] | None:
+        row = reader.fetchone(
+            f"SELECT {PUBLIC} FROM audit_anchors WHERE status = 'confirmed' ORDER BY number DESC LIMIT 1"
+        )
+        return None if row is None else _public(row)
 
     def covering(self, leaf_index: int) -> tuple[dict[str, Any], dict[str, Any]] | None:
         """The first confirmed anchor whose tree holds leaf `leaf_index`, and the newest one,
         both on the contract anchored to last (None: no confirmed anchor covers it yet)."""
         with self._store.read() as reader:
-            newest = reader.fetchone(
-                f"SELECT {PUBLIC} FROM audit_anchors WHERE status = 'confirmed' ORDER BY number DESC LIMIT 1"
-            )
-            if newest is None:
+            last = self._newest_public(reader)
+            if last is None:
                 return None
-            names = [c.strip() for c in PUBLIC.split(",")]
-            last = dict(zip(names, newest, strict=True))
             first = reader.fetchone(
                 f"SELECT {PUBLIC} FROM audit_anchors WHERE status = 'confirmed' AND chain_id = ? AND contract = ?"
                 " AND deployment = ? AND tree_size > ? ORDER BY tree_size LIMIT 1",
                 (last["chain_id"], last["contract"], last["deployment"], leaf_index),
             )
-        return None if first is None else (dict(zip(names, first, strict=True)), last)
+        return None if first is None else (_public(first), last)

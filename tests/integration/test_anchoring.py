@@ -10,6 +10,7 @@ import pytest
 
 from application.anchoring import Anchoring, AnchorPolicy, Chain
 from application.goals import ProgressUpdate
+from domain.anchors import ContractRef
 from domain.merkle import root_of
 from infrastructure.settings import Settings
 from interfaces.bootstrap import System, build_system
@@ -49,6 +50,11 @@ def _anchoring(system: System, clock: Clock, **policy: object) -> tuple[Anchorin
     return anchoring, chain
 
 
+def _of(anchor: dict[str, object], contract: ContractRef) -> bool:
+    """Whether an anchor went to this deployment (on PostgreSQL, tests share the read models)."""
+    return (anchor["chain_id"], anchor["deployment"]) == (contract.chain_id, contract.deployment)
+
+
 def _write(system: System, tenant: str, updates: int) -> None:
     system.goals.set_goals(tenant, "agent-1", two_objectives(), meta())
     for i in range(updates):
@@ -68,7 +74,7 @@ def test_a_root_is_anchored_and_read_back_from_the_contract(anchored: System, te
     assert first.sent == size and first.pending == 0 and first.backlog == 0
     contract = first.contract.address
     assert chain.root_at(contract, size) == root_of(size, AuditLogQueries(anchored.store).nodes)
-    items, _ = anchored.anchors.page(None, 10)
+    items = [i for i in anchored.anchors.page(None, 50)[0] if _of(i, first.contract)]
     assert [(i["tree_size"], i["status"]) for i in items] == [(size, "confirmed")]
     assert items[0]["root_hash"] == chain.root_at(contract, size).hex()
     assert items[0]["block_number"] >= 1 and items[0]["tx_hash"].startswith("0x")
@@ -100,7 +106,7 @@ def test_anchors_wait_for_a_batch_or_for_their_time(anchored: System, tenant: st
     anchored.runner.catch_up()
     assert batch.sent == batch.tree_size
     # The store is shared by the tests on PostgreSQL: this test's are those of its deployment.
-    ours = [i for i in anchored.anchors.page(None, 50)[0] if i["deployment"] == batch.contract.deployment]
+    ours = [i for i in anchored.anchors.page(None, 50)[0] if _of(i, batch.contract)]
     sizes = [i["tree_size"] for i in ours]
     assert sizes == sorted(sizes, reverse=True) and len(sizes) == 3
     assert chain.latest_tree_size(batch.contract.address) == sizes[0]
@@ -108,7 +114,7 @@ def test_anchors_wait_for_a_batch_or_for_their_time(anchored: System, tenant: st
 
 def test_a_chain_that_lost_the_contract_gets_a_new_one(anchored: System, tenant: str) -> None:
     clock = Clock()
-    anchoring, chain = _anchoring(anchored, clock)
+    anchoring, _ = _anchoring(anchored, clock)
     _write(anchored, tenant, 3)
     first = anchoring.run()
     anchored.runner.catch_up()
@@ -123,7 +129,11 @@ def test_a_chain_that_lost_the_contract_gets_a_new_one(anchored: System, tenant:
         assert again.sent == again.tree_size and again.backlog == 0
         fresh.runner.catch_up()
         deployments = (first.contract.deployment, again.contract.deployment)
-        statuses = {i["deployment"]: i["status"] for i in fresh.anchors.page(None, 50)[0] if i["deployment"] in deployments}
+        statuses = {
+            i["deployment"]: i["status"]
+            for i in fresh.anchors.page(None, 50)[0]
+            if i["chain_id"] == first.contract.chain_id and i["deployment"] in deployments
+        }
         assert statuses == dict.fromkeys(deployments, "confirmed")
     finally:
         fresh.close()
