@@ -320,3 +320,16 @@ def _row(anchor: Anchor, at: datetime) -> AnchorRow:
         PENDING,
         at,
     )
+
+
+def anchoring_state(leaves: int, anchored: tuple[int, datetime] | None, now: datetime, patience_s: float) -> str:
+    """What health says of anchoring, from the read models alone (no call to the chain):
+    `ok` (every leaf anchored but the anchoring's own last events, or the last anchor is
+    recent), `waiting` (nothing anchored yet), or `behind` (leaves wait and no anchor was
+    confirmed for `patience_s`: the chain is down or slow, or no round runs)."""
+    if anchored is None:
+        return "waiting" if leaves else "ok"
+    size, confirmed_at = anchored
+    if leaves - size <= OWN_EVENTS_AT_MOST or (now - confirmed_at).total_seconds() <= patience_s:
+        return "ok"
+    return "behind"

@@ -123,6 +123,15 @@ class AuditAnchorQueries:
             )
         return None if row is None else _row(row)
 
+    def last_confirmed(self) -> tuple[int, datetime] | None:
+        """The tree size and time of the anchor confirmed last, on any contract."""
+        with self._store.read() as reader:
+            row = reader.fetchone(
+                "SELECT tree_size, confirmed_at FROM audit_anchors WHERE status = 'confirmed'"
+                " ORDER BY confirmed_at DESC LIMIT 1"
+            )
+        return None if row is None else (int(row[0]), datetime.fromisoformat(row[1]))
+
     def confirmed(self) -> list[AnchorRow]:
         """Every confirmed anchor, in increasing tree size per contract (what verify checks)."""
         with self._store.read() as reader:

@@ -1,0 +1,138 @@
+"""The audit trail end to end against a real anvil: a server anchors its log by itself; a proof
+fetched over HTTP checks with a verifier written here from RFC 9162 against the root read
+from the contract by raw JSON-RPC (eth_call, eth_getTransactionReceipt); a stored event changed
+behind the system's back makes `audit verify` fail naming its position."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from eth_utils import keccak
+
+from tests.conftest import Server
+from tests.e2e.support import ok
+from tests.e2e.test_audit import AUDIT, StoredRow, _audit_cli, rfc9162_root_from_path
+from tests.e2e.test_seed_commands import GOALS
+
+
+def rfc9162_consistent(first: int, second: int, proof: list[bytes], first_root: bytes, second_root: bytes) -> bool:
+    """RFC 9162 2.1.4.2, written out again: does `proof` show the tree of `first` leaves is a
+    prefix of the tree of `second` leaves?"""
+
+    def node(left: bytes, right: bytes) -> bytes:
+        return hashlib.sha256(b"\x01" + left + right).digest()
+
+    if first == second:
+        return not proof and first_root == second_root
+    if first & (first - 1) == 0:  # a power of two: the first root is the first step
+        proof = [first_root, *proof]
+    if not proof:
+        return False
+    fn, sn = first - 1, second - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = proof[0]
+    for c in proof[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr, sr = node(c, fr), node(c, sr)
+            while fn and not fn & 1:
+                fn >>= 1
+                sn >>= 1
+        else:
+            sr = node(sr, c)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and fr == first_root and sr == second_root
+
+
+def rpc(url: str, method: str, *params: Any) -> Any:
+    body = httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}).json()
+    assert "error" not in body, body
+    return body["result"]
+
+
+def root_on_chain(url: str, contract: str, tree_size: int) -> bytes:
+    """rootAt(uint64) by eth_call: the selector, then the argument as one 32-byte word."""
+    data = "0x" + keccak(text="rootAt(uint64)")[:4].hex() + tree_size.to_bytes(32, "big").hex()
+    return bytes.fromhex(rpc(url, "eth_call", {"to": contract, "data": data}, "latest")[2:])
+
+
+def _anchored_proof(api: httpx.Client, position: int) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        answer = api.get(f"{AUDIT}/events/{position}/proof")
+        if answer.status_code == 200 and answer.json()["anchored"]:
+            body: dict[str, Any] = answer.json()
+            return body
+        time.sleep(0.2)
+    raise AssertionError(f"position {position} was never anchored")
+
+
+@pytest.mark.parametrize("store_kind", ["sqlite", "postgres"])
+def test_an_anchored_proof_checks_against_the_chain_and_a_changed_row_fails_verify(
+    store_kind: str, rpc_url: str, start_server: Callable[..., Server], request: pytest.FixtureRequest
+) -> None:
+    env = {"A2A_RPC_URL": rpc_url, "ANCHOR_CHECK_S": "0.3", "ANCHOR_EVERY_SECONDS": "1", "ANCHOR_EVERY_EVENTS": "3"}
+    if store_kind == "postgres":
+        env["DATABASE_URL"] = request.getfixturevalue("pg_url")
+    server = start_server(**env)
+    tenant = f"a{uuid.uuid4().hex[:10]}"
+    with httpx.Client(base_url=server.url, headers=server.auth_headers(tenant), timeout=30) as api:
+        written = ok(api.post("/api/v1/goals/agents/anchored", json=GOALS), 201)
+        position = written["position"]
+        proof = _anchored_proof(api, position)
+        for _ in range(5):  # more events, and so a newer anchor to prove consistency with
+            ok(api.put("/api/v1/goals/agents/anchored/progress", json={"objective_progress": {"alpha": 40}}))
+        deadline = time.monotonic() + 60
+        while (latest := _anchored_proof(api, position))["newest_anchor"] is None:
+            assert time.monotonic() < deadline, "no newer anchor"
+            time.sleep(0.2)
+        listed = ok(api.get(f"{AUDIT}/anchors", params={"limit": 200}))["items"]
+        assert ok(api.get("/api/v1/goals/health"))["anchoring"] == "ok"
+
+    # The leaf, its path, and the root it leads to: nothing but hashlib.
+    leaf = bytes.fromhex(proof["leaf_data"])
+    path = [bytes.fromhex(h) for h in proof["inclusion_proof"]]
+    root = rfc9162_root_from_path(proof["leaf_index"], proof["tree_size"], leaf, path)
+    assert root.hex() == proof["root_hash"]
+    # That root is the one the contract holds for that tree size, in the transaction named.
+    assert root_on_chain(rpc_url, proof["contract"], proof["tree_size"]) == root
+    receipt = rpc(rpc_url, "eth_getTransactionReceipt", proof["tx_hash"])
+    assert int(receipt["status"], 16) == 1 and int(receipt["blockNumber"], 16) == proof["block_number"]
+    assert receipt["to"].lower() == proof["contract"].lower()
+    assert int(rpc(rpc_url, "eth_chainId"), 16) == proof["chain_id"]
+    # The proof's own anchor stays; a newer one holds it too, as a consistency proof shows.
+    assert (latest["tree_size"], latest["root_hash"]) == (proof["tree_size"], proof["root_hash"])
+    newer = latest["newest_anchor"]
+    newer_root = root_on_chain(rpc_url, newer["contract"], newer["tree_size"])
+    assert newer_root.hex() == newer["root_hash"]
+    steps = [bytes.fromhex(h) for h in newer["consistency_proof"]]
+    assert rfc9162_consistent(proof["tree_size"], newer["tree_size"], steps, root, newer_root)
+    assert not rfc9162_consistent(proof["tree_size"], newer["tree_size"], steps, root, bytes(32))
+    mine = {a["tree_size"]: a for a in listed if a["contract"] == proof["contract"]}
+    assert mine[proof["tree_size"]]["status"] == "confirmed" and mine[proof["tree_size"]]["tx_hash"] == proof["tx_hash"]
+
+    checked = _audit_cli(server, "verify")
+    assert checked.returncode == 0, checked.stderr
+    assert "checked against the chain" in checked.stdout and " 0 checked" not in checked.stdout
+
+    row = StoredRow(server, position)
+    original = row.state()
+    changed = original.replace(b"anchored", b"tampered")
+    assert changed != original
+    row.put(changed)
+    try:
+        tampered = _audit_cli(server, "verify")
+        assert tampered.returncode == 1
+        assert f"BAD at position {position}" in tampered.stderr
+    finally:
+        row.put(original)  # the PostgreSQL database is shared by the session's tests
