@@ -6,6 +6,9 @@ behind the system's back makes `audit verify` fail naming its position."""
 from __future__ import annotations
 
 import hashlib
+import json
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -15,7 +18,7 @@ import httpx
 import pytest
 from eth_utils import keccak
 
-from tests.conftest import Server
+from tests.conftest import ROOT, Server
 from tests.e2e.support import ok
 from tests.e2e.test_audit import AUDIT, StoredRow, _audit_cli, rfc9162_root_from_path
 from tests.e2e.test_seed_commands import GOALS
@@ -52,6 +55,13 @@ def rfc9162_consistent(first: int, second: int, proof: list[bytes], first_root: 
         fn >>= 1
         sn >>= 1
     return sn == 0 and fr == first_root and sr == second_root
+
+
+def _readme_check() -> str:
+    """The python block of the README's audit section, as a reader copies it."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## The audit log") :]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
 
 
 def rpc(url: str, method: str, *params: Any) -> Any:
@@ -120,6 +130,23 @@ def test_an_anchored_proof_checks_against_the_chain_and_a_changed_row_fails_veri
     assert not rfc9162_consistent(proof["tree_size"], newer["tree_size"], steps, root, bytes(32))
     mine = {a["tree_size"]: a for a in listed if a["contract"] == proof["contract"]}
     assert mine[proof["tree_size"]]["status"] == "confirmed" and mine[proof["tree_size"]]["tx_hash"] == proof["tx_hash"]
+
+    # The README's own check of `audit proof`'s output, run as a reader would run it.
+    printed = _audit_cli(server, "proof", str(position))
+    assert printed.returncode == 0, printed.stderr
+    readme_check = _readme_check()
+    passed = subprocess.run(
+        [sys.executable, "-c", readme_check, rpc_url], input=printed.stdout, capture_output=True, text=True, timeout=60
+    )
+    assert passed.returncode == 0, passed.stderr
+    assert f"event {position} is in the root anchored by {proof['tx_hash']}" in passed.stdout
+    forged = json.loads(printed.stdout)
+    last = int(forged["leaf_data"][-2:], 16)
+    forged["leaf_data"] = forged["leaf_data"][:-2] + f"{last ^ 1:02x}"  # one bit of the event changed
+    failed = subprocess.run(
+        [sys.executable, "-c", readme_check, rpc_url], input=json.dumps(forged), capture_output=True, text=True, timeout=60
+    )
+    assert failed.returncode != 0 and "AssertionError" in failed.stderr
 
     checked = _audit_cli(server, "verify")
     assert checked.returncode == 0, checked.stderr
