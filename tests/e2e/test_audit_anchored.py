@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -163,3 +165,38 @@ def test_an_anchored_proof_checks_against_the_chain_and_a_changed_row_fails_veri
         assert f"BAD at position {position}" in tampered.stderr
     finally:
         row.put(original)  # the PostgreSQL database is shared by the session's tests
+
+
+def test_the_cli_deploys_and_anchors(rpc_url: str, tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "APP_ENV": "test",
+        "DATA_DIR": str(tmp_path / "data"),
+        "ELASTICSEARCH_URL": "",
+        "A2A_RPC_URL": rpc_url,
+        "RUN_PROJECTIONS_IN_PROCESS": "false",
+    }
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "interfaces.cli.main", *args],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        )
+
+    assert cli("clients", "create", "--tenant", "acme", "--scopes", "goals:read").returncode == 0  # an event to anchor
+    deployed = cli("audit", "deploy")
+    assert deployed.returncode == 0, deployed.stderr
+    address = deployed.stdout.strip()
+    assert address.startswith("0x") and len(address) == 42
+    anchored = cli("audit", "anchor")
+    assert anchored.returncode == 0, anchored.stderr
+    assert f"on {address}" in anchored.stdout and "confirmed" in anchored.stdout
+    size = int(anchored.stdout.split("anchored ", 1)[1].split(" leaves", 1)[0])
+    assert root_on_chain(rpc_url, address, size) != bytes(32)
+    again = cli("audit", "anchor")  # its own events since are not worth an anchor
+    assert again.returncode == 0 and "nothing new to anchor" in again.stdout, again.stdout
+
+    env["A2A_RPC_URL"] = "http://127.0.0.1:9"  # nothing listens there
+    env["CHAIN_TIMEOUT_S"] = "1"
+    down = cli("audit", "anchor")
+    assert down.returncode == 2 and "chain cannot be used" in down.stderr
