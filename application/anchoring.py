@@ -163,16 +163,13 @@ class Anchoring:
         """The contract anchors go to: A2A_CONTRACT_ADDRESS, else the one deployed last on
         this chain, else a new one (also when the chain no longer holds the last one: an
         in-process chain after a restart)."""
-        chain = self._chain()
-        chain_id = chain.chain_id()
-        if self.policy.contract:
-            return ContractRef(chain_id, self.policy.contract, 0)
-        record = load(self._app, contract_record_id(chain_id), AnchorContract)
-        if record is None or not chain.has_code(record.address):
+        found = self.current()
+        if found is None:
             self.deploy()
-            record = load(self._app, contract_record_id(chain_id), AnchorContract)
-            assert record is not None
-        return ContractRef(chain_id, record.address, record.deployments)
+            found = self.current()
+            if found is None:
+                raise ChainUnavailable(f"{self._chain().name}: the contract just deployed has no code")
+        return found
 
     def current(self) -> ContractRef | None:
         """The contract anchors go to now, if there is one (nothing is deployed)."""

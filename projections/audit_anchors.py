@@ -152,34 +152,29 @@ class AuditAnchorQueries:
 
     def at_size(self, tree_size: int) -> dict[str, Any] | None:
         """The confirmed anchor of `tree_size` on the contract anchored to last."""
-        with self._store.read() as reader:
-            newest = self._newest_public(reader)
-            if newest is None:
-                return None
-            row = reader.fetchone(
-                f"SELECT {PUBLIC} FROM audit_anchors WHERE status = 'confirmed' AND chain_id = ? AND contract = ?"
-                " AND deployment = ? AND tree_size = ?",
-                (newest["chain_id"], newest["contract"], newest["deployment"], tree_size),
-            )
-        return None if row is None else _public(row)
-
-    @staticmethod
-    def _newest_public(reader: Tx) -> dict[str, Any] | None:
-        row = reader.fetchone(
-            f"SELECT {PUBLIC} FROM audit_anchors WHERE status = 'confirmed' ORDER BY number DESC LIMIT 1"
-        )
-        return None if row is None else _public(row)
+        _, found = self._beside_newest("tree_size = ?", tree_size)
+        return found
 
     def covering(self, leaf_index: int) -> tuple[dict[str, Any], dict[str, Any]] | None:
         """The first confirmed anchor whose tree holds leaf `leaf_index`, and the newest one,
         both on the contract anchored to last (None: no confirmed anchor covers it yet)."""
+        newest, first = self._beside_newest("tree_size > ?", leaf_index)
+        return None if newest is None or first is None else (first, newest)
+
+    def _beside_newest(self, condition: str, value: int) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """The newest confirmed anchor, and the smallest confirmed one meeting `condition` on
+        the same contract (the deployment anchored to last: earlier ones may be on a chain
+        that is gone)."""
         with self._store.read() as reader:
-            last = self._newest_public(reader)
-            if last is None:
-                return None
-            first = reader.fetchone(
-                f"SELECT {PUBLIC} FROM audit_anchors WHERE status = 'confirmed' AND chain_id = ? AND contract = ?"
-                " AND deployment = ? AND tree_size > ? ORDER BY tree_size LIMIT 1",
-                (last["chain_id"], last["contract"], last["deployment"], leaf_index),
+            row = reader.fetchone(
+                f"SELECT {PUBLIC} FROM audit_anchors WHERE status = 'confirmed' ORDER BY number DESC LIMIT 1"
             )
-        return None if first is None else (_public(first), last)
+            if row is None:
+                return None, None
+            newest = _public(row)
+            found = reader.fetchone(
+                f"SELECT {PUBLIC} FROM audit_anchors WHERE status = 'confirmed' AND chain_id = ? AND contract = ?"
+                f" AND deployment = ? AND {condition} ORDER BY tree_size LIMIT 1",
+                (newest["chain_id"], newest["contract"], newest["deployment"], value),
+            )
+        return newest, None if found is None else _public(found)
