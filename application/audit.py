@@ -1,7 +1,5 @@
-"""Proofs of the audit log (RFC 9162): roots, inclusion and consistency, from the read model.
-
-Anchoring on a chain is not done yet: the anchor fields of a proof are null.
-"""
+"""Proofs of the audit log (RFC 9162): roots, inclusion and consistency, from the read model,
+each tied to the anchor on the chain that holds its root when there is one."""
 
 from __future__ import annotations
 
@@ -35,6 +33,18 @@ class AuditTree(Protocol):
     def leaf(self, position: int) -> Leaf | None: ...
 
     def nodes(self, wanted: Sequence[Node]) -> list[bytes]: ...
+
+
+class AnchorsOf(Protocol):
+    """The confirmed anchors, as proofs read them (docs/audit.md#anchors)."""
+
+    def covering(self, leaf_index: int) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """The first confirmed anchor holding the leaf, and the newest confirmed anchor."""
+        ...
+
+    def at_size(self, tree_size: int) -> dict[str, Any] | None:
+        """The confirmed anchor of exactly this tree size, on the contract anchored to last."""
+        ...
 
 
 class NotInLog(Exception):
@@ -75,8 +85,9 @@ def stored_event(notification: Notification, event: Any) -> StoredEvent:
 class AuditProofs:
     """Roots and proofs served to callers; leaves' bytes are read back from the event store."""
 
-    def __init__(self, tree: AuditTree, read_stored: ReadStored, decode: Decode) -> None:
+    def __init__(self, tree: AuditTree, read_stored: ReadStored, decode: Decode, anchors: AnchorsOf) -> None:
         self._tree = tree
+        self._anchors = anchors
         self._read_stored = read_stored
         self._decode = decode
 
@@ -92,13 +103,28 @@ class AuditProofs:
         return canonical_bytes(stored_event(found[0], self._decode(found[0])))
 
     def inclusion(self, position: int, who: Viewer, tree_size: int | None = None) -> dict[str, Any]:
-        """The leaf of `position` with its inclusion proof against the current tree (or an
-        earlier `tree_size`). NotInLog when there is none, or it is another tenant's."""
+        """The leaf of `position` with its inclusion proof against the root of the first anchor
+        that holds it (or, not anchored yet, the current tree; or an explicit `tree_size`), and
+        a consistency proof from that anchor to the newest one. NotInLog when there is no such
+        leaf, or it is another tenant's."""
         leaf = self._tree.leaf(position)
         if leaf is None or (who.tenant is not None and leaf.tenant != who.tenant):
             raise NotInLog(position)
         current = self._tree.size()
-        size = current if tree_size is None else tree_size
+        anchor: dict[str, Any] | None = None
+        newest: dict[str, Any] | None = None
+        if tree_size is None:
+            found = self._anchors.covering(leaf.index)
+            if found is not None:
+                anchor, newest = found
+        else:
+            anchor = self._anchors.at_size(tree_size)
+        if tree_size is not None:
+            size = tree_size
+        elif anchor is not None:
+            size = int(anchor["tree_size"])
+        else:
+            size = current
         if size > current:
             raise BeyondTree("tree_size", f"the audit log holds {current} leaves so far")
         if size <= leaf.index:
@@ -116,10 +142,22 @@ class AuditProofs:
             "inclusion_proof": [h.hex() for h in path],
             "tree_size": size,
             "root_hash": root_digest.hex(),
-            "tx_hash": None,
-            "block_number": None,
-            "contract": None,
-            "chain_id": None,
+            "anchored": anchor is not None,
+            **_anchor_fields(anchor),
+            "newest_anchor": self._newest(anchor, newest),
+        }
+
+    def _newest(self, anchor: dict[str, Any] | None, newest: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The newest anchor, with PROOF(anchor's size, newest's size): the anchored tree is a
+        prefix of the newest anchored one (None when there is no anchor, or it is the newest)."""
+        if anchor is None or newest is None or newest["tree_size"] == anchor["tree_size"]:
+            return None
+        first, second = int(anchor["tree_size"]), int(newest["tree_size"])
+        return {
+            "tree_size": second,
+            "root_hash": newest["root_hash"],
+            **_anchor_fields(newest),
+            "consistency_proof": [h.hex() for h in prove_consistency(first, second, self._tree.nodes)],
         }
 
     def consistency(self, first: int, second: int) -> dict[str, Any]:
@@ -137,6 +175,11 @@ class AuditProofs:
             "second_root": root_of(second, self._tree.nodes).hex(),
             "consistency_proof": [h.hex() for h in proof],
         }
+
+
+def _anchor_fields(anchor: dict[str, Any] | None) -> dict[str, Any]:
+    keys = ("tx_hash", "block_number", "contract", "chain_id")
+    return {key: None if anchor is None else anchor[key] for key in keys}
 
 
 def leaf_of(notification: Notification, event: Any) -> bytes:

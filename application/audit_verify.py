@@ -1,5 +1,6 @@
 """`audit verify`: recompute every leaf and root from the event store and compare them with
-the audit_log read model. Stops at the first position that differs."""
+the audit_log read model, and every anchored root with the one recomputed and the one the
+chain holds. Stops at the first position that differs."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Protocol
 
 from eventsourcing.persistence import Notification
 
+from application.anchoring import AnchorRow
 from application.audit import AuditTree, Decode, leaf_of
 from domain.merkle import Node, node_hash, root_of
 
@@ -36,12 +38,17 @@ class Discrepancy:
     what: str
 
 
+ChainRoot = Callable[[AnchorRow], "bytes | None"]  # the root the chain holds for an anchor; None: not checkable
+
+
 @dataclass
 class Verified:
     events: int = 0
     tree_size: int = 0
     root_hash: str = ""
     first_bad: Discrepancy | None = None
+    anchors_checked: int = 0  # anchored roots equal to the recomputed one and to the chain's
+    anchors_unchecked: int = 0  # equal to the recomputed one; their contract is not on the chain now
 
 
 class AuditVerifier:
@@ -51,10 +58,20 @@ class AuditVerifier:
         self._decode = decode
 
     def verify(
-        self, start: int = 1, stop: int | None = None, on_page: Callable[[int], None] | None = None
+        self,
+        start: int = 1,
+        stop: int | None = None,
+        on_page: Callable[[int], None] | None = None,
+        anchors: Sequence[AnchorRow] = (),
+        chain_root: ChainRoot | None = None,
     ) -> Verified:
-        """Positions start..stop (every position by default); `on_page` gets the last position of each page."""
+        """Positions start..stop (every position by default); `on_page` gets the last position
+        of each page. Each of `anchors` whose tree size is reached is checked: its root must be
+        the recomputed one, and (with `chain_root`) the one the chain holds."""
         result = Verified()
+        anchored: dict[int, list[AnchorRow]] = {}
+        for anchor in anchors:
+            anchored.setdefault(anchor.tree_size, []).append(anchor)
         projected = self._tree.size()
         first = self._tree.first_index(start)
         index = projected if first is None else first
@@ -73,6 +90,11 @@ class AuditVerifier:
                 completed += [(node, h, row.id) for node, h in _push(frontier, index, leaf)]
                 index += 1
                 result.events += 1
+                if index in anchored:
+                    bad = self._check_anchors(anchored[index], _fold(frontier), row.id, chain_root, result)
+                    if bad is not None:
+                        result.first_bad = bad
+                        return result
             bad = self._check_subtrees(completed)
             if bad is not None:
                 result.first_bad = bad
@@ -119,6 +141,30 @@ class AuditVerifier:
             return Discrepancy(
                 row.id, f"leaf hash {stored.hex()} in the read model, {recomputed.hex()} from the event store"
             )
+        return None
+
+    @staticmethod
+    def _check_anchors(
+        anchors: list[AnchorRow], recomputed: bytes, position: int, chain_root: ChainRoot | None, result: Verified
+    ) -> Discrepancy | None:
+        """The anchors of the tree ending at `position`: recorded and on chain, as recomputed."""
+        for anchor in anchors:
+            where = f"anchored root of {anchor.tree_size} leaves (tx {anchor.tx_hash})"
+            if anchor.root_hash != recomputed.hex():
+                return Discrepancy(
+                    position,
+                    f"{where} is {anchor.root_hash}, {recomputed.hex()} recomputed from the event store:"
+                    " an event at or before this position was changed after it was anchored",
+                )
+            held = None if chain_root is None else chain_root(anchor)
+            if held is None:
+                result.anchors_unchecked += 1
+            elif held != recomputed:
+                return Discrepancy(
+                    position, f"{where}: the chain holds {held.hex()}, {recomputed.hex()} recomputed"
+                )
+            else:
+                result.anchors_checked += 1
         return None
 
     def _frontier(self, size: int) -> dict[int, bytes]:

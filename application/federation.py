@@ -14,7 +14,6 @@ and a sync that finds its peer removed undoes what it imported.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -23,11 +22,9 @@ from datetime import datetime
 from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError
 
-from application.errors import ConcurrencyConflict
+from application.aggregate_changes import change, load
 from application.goals import GoalsApp
 from application.peer_index import Entry, IndexReading
 from domain.errors import InvalidCommand
@@ -35,7 +32,6 @@ from domain.meta import Meta
 from domain.peers import FederatedAgent, Peer, federated_agent_id, next_start, peer_id, same_origin
 
 log = logging.getLogger(__name__)
-CHANGE_ATTEMPTS = 10
 # Live copies of one peer's agents at most: past it, new agents of the peer are not imported.
 MAX_COPIES_PER_PEER = 10_000
 # A sync stops taking entries after this long (well within its job's time limit), so that
@@ -311,36 +307,12 @@ class FederationService:
         return found
 
     def _change(
-        self, aggregate_id: UUID, kind: type[A], change: Callable[[A | None], A | None]
+        self, aggregate_id: UUID, kind: type[A], make: Callable[[A | None], A | None]
     ) -> tuple[A | None, bool]:
-        """Load the aggregate from the log (None if there is none) and save what `change`
-        makes of it (None: nothing to save); a save that lost a race with another process is
-        made again on what the log then holds, a bounded number of times. The aggregate, as
-        saved or else as loaded, and whether it was saved."""
-        for _ in range(CHANGE_ATTEMPTS):
-            found = self._load(aggregate_id, kind)
-            changed = change(found)
-            if changed is None:
-                return found, False
-            try:
-                self._app.save(changed)
-            except IntegrityError:
-                continue
-            return changed, True
-        raise ConcurrencyConflict(aggregate_id.hex, CHANGE_ATTEMPTS, kind=kind.__name__)
+        return change(self._app, aggregate_id, kind, make)
 
     def _load(self, aggregate_id: UUID, kind: type[A]) -> A | None:
-        """The aggregate as the log holds it now, not as this process cached it: another
-        process (the API, a worker) may have changed it since."""
-        cache = self._app.repository.cache
-        if cache is not None:
-            with contextlib.suppress(KeyError):
-                cache.get(aggregate_id, evict=True)
-        try:
-            found: object = self._app.repository.get(aggregate_id)
-        except AggregateNotFoundError:
-            return None
-        return found if isinstance(found, kind) else None
+        return load(self._app, aggregate_id, kind)
 
     def _check_enabled(self) -> None:
         if not self._enabled:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -15,6 +16,10 @@ from infrastructure.outbound_addresses import IPNetwork
 from infrastructure.ratelimit import Rate
 from infrastructure.secret_box import parse_key
 
+# anvil's and hardhat's first funded account: published in their docs, so anyone may spend from it.
+ANVIL_DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+WELL_KNOWN_CHAIN_KEYS = frozenset({ANVIL_DEV_KEY.removeprefix("0x"), "0" * 63 + "1"})
+CHAIN_KEY = re.compile(r"^(0x)?[0-9a-fA-F]{64}\Z")
 DEFAULT_PASSWORDS = frozenset({"postgres", "password", "change-me", "changeme", "secret", "admin", "guest"})
 BROKER_SCHEMES = frozenset({"redis", "rediss", "amqp", "amqps"})
 # The time limit of one poll of an agent's metrics (its actor's), in seconds.
@@ -169,6 +174,23 @@ class Settings(BaseSettings):
     webhook_max_attempts: int = Field(30, alias="WEBHOOK_MAX_ATTEMPTS", ge=1, le=100)
     webhook_dispatch_s: float = Field(5.0, alias="WEBHOOK_DISPATCH_S", ge=0, le=3600, description="0: never")
 
+    # The audit trail's anchors (docs/audit.md#anchors): the log's Merkle root written to the
+    # AuditAnchor contract every ANCHOR_EVERY_EVENTS leaves or ANCHOR_EVERY_SECONDS, whichever
+    # first (looked at every ANCHOR_CHECK_S), confirmed after CONFIRMATIONS blocks, sent again
+    # when not mined after ANCHOR_RESEND_S. A2A_RPC_URL names the node (JSON-RPC over http);
+    # unset, an in-process chain is used (dev only: worth nothing outside the process).
+    # A2A_PRIVATE_KEY signs the transactions (required with A2A_RPC_URL in prod; never logged).
+    anchoring: bool = Field(True, alias="ANCHORING")
+    rpc_url: str = Field("", alias="A2A_RPC_URL")
+    private_key: SecretStr | None = Field(None, alias="A2A_PRIVATE_KEY")
+    contract_address: str = Field("", alias="A2A_CONTRACT_ADDRESS", pattern=r"^(0x[0-9a-fA-F]{40})?$")
+    anchor_every_events: int = Field(1000, alias="ANCHOR_EVERY_EVENTS", ge=1, le=100_000_000)
+    anchor_every_seconds: float = Field(60, alias="ANCHOR_EVERY_SECONDS", gt=0, le=7 * 86_400)
+    anchor_check_s: float = Field(5, alias="ANCHOR_CHECK_S", ge=0, le=3600, description="0: never")
+    anchor_resend_s: float = Field(120, alias="ANCHOR_RESEND_S", gt=0, le=86_400)
+    confirmations: int = Field(1, alias="CONFIRMATIONS", ge=1, le=1000)
+    chain_timeout_s: float = Field(5, alias="CHAIN_TIMEOUT_S", gt=0, le=60)
+
     cors_origins: str = Field("", alias="CORS_ORIGINS", description="comma-separated allowed origins")
     cors_allow_credentials: bool = Field(False, alias="CORS_ALLOW_CREDENTIALS")
 
@@ -217,6 +239,13 @@ class Settings(BaseSettings):
                     " 10.20.0.0/16 (with no bits set past the prefix)"
                 ) from None
         return tuple(nets)
+
+    def chain_key(self) -> str:
+        """The key anchors are signed with: A2A_PRIVATE_KEY, or in dev the first funded account
+        of a local anvil node (a published key: refused in prod)."""
+        if self.private_key is not None and self.private_key.get_secret_value().strip():
+            return self.private_key.get_secret_value().strip()
+        return ANVIL_DEV_KEY
 
     @property
     def poll_worst_case_s(self) -> float:
@@ -280,6 +309,17 @@ class Settings(BaseSettings):
                     "APP_ENV=prod needs REGISTRY_BASE_URL (https://...): the base of the links the"
                     " registry publishes and signs, never taken from a request's Host header"
                 )
+            if self.anchoring and not self.rpc_url:
+                raise ValueError(
+                    "APP_ENV=prod needs A2A_RPC_URL (the chain's JSON-RPC node), or ANCHORING=off: an"
+                    " in-process chain's anchors are worth nothing outside the process"
+                )
+            if self.anchoring and (self.private_key is None or not self.private_key.get_secret_value().strip()):
+                raise ValueError("APP_ENV=prod needs A2A_PRIVATE_KEY (the key anchors are sent with)")
+            if self.anchoring and self.chain_key().lower().removeprefix("0x") in WELL_KNOWN_CHAIN_KEYS:
+                raise ValueError(
+                    "A2A_PRIVATE_KEY is a development chain's published key; refusing APP_ENV=prod"
+                )
             if "operator_tenant" not in self.model_fields_set:
                 raise ValueError(
                     "APP_ENV=prod needs OPERATOR_TENANT: whose admins may rebuild read models and see"
@@ -287,6 +327,10 @@ class Settings(BaseSettings):
                 )
         if self.secrets_key is not None and self.secrets_key.get_secret_value().strip():
             parse_key(self.secrets_key.get_secret_value())
+        if self.private_key is not None and not CHAIN_KEY.match(self.private_key.get_secret_value().strip()):
+            raise ValueError("A2A_PRIVATE_KEY must be 64 hex digits (0x optional); its value is not shown")
+        if self.rpc_url and urlsplit(self.rpc_url).scheme not in {"http", "https"}:
+            raise ValueError("A2A_RPC_URL must be an http:// or https:// URL (or unset for an in-process chain)")
         if self.elasticsearch_url and urlsplit(self.elasticsearch_url).scheme not in {"http", "https"}:
             raise ValueError("ELASTICSEARCH_URL must be an http:// or https:// URL (or unset)")
         if self.database_url and not self.is_postgres:

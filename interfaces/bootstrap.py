@@ -12,6 +12,7 @@ from typing import Literal
 
 from elasticsearch import Elasticsearch
 
+from application.anchoring import Anchoring
 from application.audit import AuditProofs
 from application.card_keys import CardKeysService
 from application.clients import ClientsService
@@ -38,6 +39,7 @@ from infrastructure.signing_keys import KeyRing
 from infrastructure.tokens import TokenIssuer, TokenVerifier
 from interfaces.http.auth import Authenticator
 from interfaces.webhook_system import Webhooks, build_webhooks, send_lanes
+from interfaces.wiring.anchoring import build_anchoring
 from interfaces.wiring.audit import audit_projection, audit_proofs
 from interfaces.wiring.auth import external_verifier, key_ring, rate_limits, secret_scheme
 from interfaces.wiring.database import STORE_ERRORS, database_breaker
@@ -48,6 +50,7 @@ from interfaces.workers.collection import build_collection
 from projections.agent_cards import AgentCardsProjection
 from projections.agent_cards_queries import AgentCardsQueries
 from projections.analytics import AnalyticsQueries
+from projections.audit_anchors import AuditAnchorQueries, AuditAnchorsProjection
 from projections.clients import ClientQueries, ClientsProjection
 from projections.collection_targets import CollectionTargetQueries, CollectionTargetsProjection
 from projections.event_facts import EventFactsProjection
@@ -111,8 +114,11 @@ class System:
     # The metrics collector (docs/collector.md) and whom it polls.
     collection: MetricsCollection
     collection_targets: CollectionTargetQueries
-    # The event log as a Merkle tree (docs/audit.md): roots and proofs.
+    # The event log as a Merkle tree (docs/audit.md): roots and proofs; its anchors on a
+    # chain, and what sends them (None: ANCHORING=off).
     audit: AuditProofs
+    anchors: AuditAnchorQueries
+    anchoring: Anchoring | None
     listener: PostgresListener | None = None
     # PostgreSQL's circuit breaker: open while the database is known to be down (None: SQLite).
     database: CircuitBreaker | None = None
@@ -212,6 +218,7 @@ def build_system(settings: Settings | None = None) -> System:
             CollectionTargetsProjection(),
             search_projection,
             audit_projection(goals),
+            AuditAnchorsProjection(),
         ]
         # An outbox, not a view: never rebuilt (a replay would send every event again).
         outbox = WebhookOutboxProjection(on_new=lambda lanes: send_lanes(jobs_ref[0], lanes) if jobs_ref else None)
@@ -321,6 +328,8 @@ def build_system(settings: Settings | None = None) -> System:
         collection=build_collection(settings, goals, outbound),
         collection_targets=CollectionTargetQueries(store),
         audit=audit_proofs(goals, store),
+        anchors=AuditAnchorQueries(store),
+        anchoring=build_anchoring(settings, goals, store) if settings.anchoring else None,
         listener=listener,
         database=database,
         elasticsearch=elasticsearch,

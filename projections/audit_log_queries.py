@@ -46,6 +46,15 @@ class AuditLogQueries:
             )
         return [(int(p), int(i)) for p, i in rows]
 
+    def positions(self, first: int, last: int) -> list[int]:
+        """The log positions of leaves first..last (indexes), in log order."""
+        with self._store.read() as reader:
+            rows = reader.fetchall(
+                "SELECT position FROM audit_leaves WHERE leaf_index >= ? AND leaf_index <= ? ORDER BY leaf_index",
+                (first, last),
+            )
+        return [int(p) for (p,) in rows]
+
     def first_index(self, position: int) -> int | None:
         """The leaf index of the first leaf at or after `position`."""
         with self._store.read() as reader:

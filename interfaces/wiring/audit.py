@@ -11,6 +11,7 @@ from application.audit import AuditProofs
 from application.audit_verify import AuditVerifier
 from application.goals import GoalsApp
 from application.ports import ReadStore
+from projections.audit_anchors import AuditAnchorQueries
 from projections.audit_log import AuditLogProjection
 from projections.audit_log_queries import AuditLogQueries
 
@@ -39,7 +40,10 @@ def audit_projection(goals: GoalsApp) -> AuditLogProjection:
 
 def audit_proofs(goals: GoalsApp, store: ReadStore) -> AuditProofs:
     return AuditProofs(
-        AuditLogQueries(store), lambda first, last: stored_rows(goals, first, last), goals.mapper.to_domain_event
+        AuditLogQueries(store),
+        lambda first, last: stored_rows(goals, first, last),
+        goals.mapper.to_domain_event,
+        AuditAnchorQueries(store),
     )
 
 

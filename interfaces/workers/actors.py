@@ -23,6 +23,7 @@ from infrastructure.outbound import OutboundError
 from infrastructure.settings import POLL_TIME_LIMIT_S
 from interfaces.webhook_system import DELIVER_WEBHOOKS, DISPATCH_WEBHOOKS, send_lanes
 from interfaces.workers import collection
+from interfaces.workers.anchoring import declare_anchoring_actor
 from interfaces.workers.reachability import declare_reachability_actors
 from projections.status import record_lag_metrics
 
@@ -141,3 +142,4 @@ def declare_actors(jobs: Jobs, system: Callable[[], System]) -> None:
     # A failed rebuild is seen by the operator, and asking again resumes it.
     declare(rebuild_projection, REBUILD_PROJECTION, OPERATIONS, REBUILD_TIME_LIMIT_MS)
     declare(projection_watch, PROJECTION_WATCH, POLLS, POLL_TIME_LIMIT_MS)
+    declare_anchoring_actor(jobs, system)

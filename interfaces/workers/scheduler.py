@@ -26,6 +26,7 @@ from infrastructure.jobs import Jobs
 from infrastructure.settings import Settings
 from interfaces.webhook_system import DISPATCH_WEBHOOKS
 from interfaces.workers.actors import PROJECTION_WATCH, SYNC_PEERS, declare_actors
+from interfaces.workers.anchoring import ANCHOR_AUDIT_LOG
 from interfaces.workers.collection import CHECK_STAGNATION, scheduler_sweep
 from interfaces.workers.reachability import CHECK_REACHABILITY
 
@@ -63,6 +64,8 @@ def polls(settings: Settings) -> list[Poll]:
         )
     if settings.webhook_dispatch_s > 0:
         due.append(Poll(DISPATCH_WEBHOOKS, settings.webhook_dispatch_s, key=DISPATCH_WEBHOOKS))
+    if settings.anchoring and settings.anchor_check_s > 0:
+        due.append(Poll(ANCHOR_AUDIT_LOG, settings.anchor_check_s, key=ANCHOR_AUDIT_LOG))
     if settings.stagnation_check_s > 0:
         due.append(Poll(CHECK_STAGNATION, settings.stagnation_check_s, key=CHECK_STAGNATION))
     return due

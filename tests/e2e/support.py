@@ -26,6 +26,7 @@ READ_MODELS = frozenset(
         "webhook_outbox",
         "collection_targets",
         "audit_log",
+        "audit_anchors",
     }
 )
 

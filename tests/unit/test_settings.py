@@ -28,7 +28,10 @@ PROD: dict[str, Any] = {
     "OPERATOR_TENANT": "platform-ops",
     "REGISTRY_BASE_URL": "https://registry.example.com",
     "SECRETS_KEY": "q9Vq1o0o3bqk3yq5Yf9d0s8Jg8y1vQ2mX5nZr7tLw0E=",
+    "A2A_RPC_URL": "https://rpc.example.com/v3/project-key",
+    "A2A_PRIVATE_KEY": "0x" + "5e" * 32,
 }
+ANVIL_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 ENV_NAMES = (
     "APP_ENV",
     "DATABASE_URL",
@@ -44,6 +47,9 @@ ENV_NAMES = (
     "ELASTICSEARCH_INDEX",
     "REGISTRY_BASE_URL",
     "SECRETS_KEY",
+    "A2A_RPC_URL",
+    "A2A_PRIVATE_KEY",
+    "ANCHORING",
 )
 
 
@@ -80,6 +86,10 @@ def test_a_complete_production_configuration_is_accepted() -> None:
         ({"REDIS_URL": None}, r"needs BROKER_URL \(or REDIS_URL"),
         ({"REDIS_URL": None, "BROKER_URL": f"redis://:{REDIS_PASSWORD}@queue:6379/0"}, "rate limits"),
         ({"BROKER_URL": "amqp://guest:guest@rabbit:5672/"}, "BROKER_URL uses a well-known default password"),
+        ({"A2A_RPC_URL": None}, "A2A_RPC_URL"),
+        ({"A2A_PRIVATE_KEY": None}, "A2A_PRIVATE_KEY"),
+        ({"A2A_PRIVATE_KEY": ANVIL_KEY}, "published key"),
+        ({"A2A_PRIVATE_KEY": ANVIL_KEY[2:].upper()}, "published key"),
     ],
     ids=[
         "no-signing-keys",
@@ -96,6 +106,10 @@ def test_a_complete_production_configuration_is_accepted() -> None:
         "no-broker-nor-redis",
         "broker-but-no-redis",
         "broker-password-guest",
+        "in-process-chain",
+        "no-chain-key",
+        "anvil-key",
+        "anvil-key-bare-upper",
     ],
 )
 def test_an_insecure_production_configuration_is_refused(change: dict[str, Any], reason: str) -> None:
@@ -202,3 +216,17 @@ def test_settings_letting_a_poll_outlast_its_time_limit_are_refused(
         return
     with pytest.raises(ValidationError, match="past its time limit of 60 s"):
         settings(**values)
+
+
+def test_anchoring_off_needs_no_chain_in_production() -> None:
+    values = {k: v for k, v in PROD.items() if not k.startswith("A2A_")}
+    assert settings(**values, ANCHORING="false").anchoring is False
+
+
+def test_a_malformed_chain_key_is_refused_without_showing_it() -> None:
+    secret = "not-a-key-" + "7" * 40
+    with pytest.raises(ValidationError) as refused:
+        settings(A2A_PRIVATE_KEY=secret)
+    assert "A2A_PRIVATE_KEY" in str(refused.value) and secret not in str(refused.value)
+    with pytest.raises(ValidationError, match="A2A_RPC_URL"):
+        settings(A2A_RPC_URL="ws://node:8546")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
+from application.anchoring import anchoring_state
 from application.errors import GoalsNotFound
 from infrastructure.database_errors import is_temporary
 from interfaces.http.auth import AnalyticsReader
@@ -18,9 +20,13 @@ from interfaces.http.schemas import AGENT_ID_PATTERN
 from interfaces.http.types import Instant
 from projections.analytics import DEFAULT_WINDOW_DAYS
 from projections.analytics import Bucket as SeriesBucket
+from projections.audit_log_queries import AuditLogQueries
 from projections.event_facts import EVENT_TYPES
 from projections.event_facts_queries import Bucket
 from projections.status import read_model_lags
+
+if TYPE_CHECKING:
+    from interfaces.bootstrap import System
 
 router = APIRouter(prefix="/api/v1/goals", tags=["analytics"], route_class=StrictJSONRoute)
 
@@ -113,7 +119,10 @@ def health(system: SystemDep) -> JSONResponse:
     what an in-process runner does ("running", "retrying" since when on what class of error,
     "stopped"), and one stopped, or behind and not advancing, is a 503 too. `analytics` says whether the system analytics
     of the busiest tenants were computed at start-up ("warming", "warm", "failed", or
-    "on demand" when the server does not warm them)."""
+    "on demand" when the server does not warm them). `anchoring` says whether the audit log's
+    roots reach the chain: "ok", "waiting" (nothing anchored yet), "behind" (leaves wait and
+    no anchor was confirmed for three periods: the chain is down or slow; writes go on), or
+    "off" (ANCHORING=off); it never makes health a 503."""
     settings = system.settings
     projector = system.runner.activity()
     about = {
@@ -124,6 +133,7 @@ def health(system: SystemDep) -> JSONResponse:
     }
     try:
         lags = read_model_lags(system.runner.statuses(), system.goals.read_log, system.goals.log_position())
+        about["anchoring"] = _anchoring(system)
     except Exception as error:
         if not is_temporary(error):  # a fault of ours, not an outage: a 500, logged
             raise
@@ -150,6 +160,15 @@ def health(system: SystemDep) -> JSONResponse:
         "projections": projections,
     }
     return _health(body, unhealthy=unhealthy)
+
+
+def _anchoring(system: System) -> str:
+    settings = system.settings
+    if system.anchoring is None:
+        return "off"
+    patience_s = 3 * settings.anchor_every_seconds + settings.anchor_check_s + settings.chain_timeout_s
+    leaves = AuditLogQueries(system.store).size()
+    return anchoring_state(leaves, system.anchors.last_confirmed(), datetime.now(UTC), patience_s)
 
 
 def _health(body: dict[str, Any], *, unhealthy: bool) -> JSONResponse:

@@ -1,9 +1,10 @@
-"""The audit log (docs/audit.md): roots, inclusion proofs and consistency proofs (RFC 9162).
+"""The audit log (docs/audit.md): roots, inclusion proofs and consistency proofs (RFC 9162),
+and the anchors of its roots on a chain.
 
 A tenant gets proofs of its own events only; any other position (another tenant's event, an
 event of no tenant) does not exist for it (404). An admin of OPERATOR_TENANT gets proofs of
-every event. Roots and consistency proofs are public to every `audit:read` caller: they are
-hashes, and tell nothing of any event but how many there are.
+every event. Roots, anchors and consistency proofs are public to every `audit:read` caller:
+they are hashes, and tell nothing of any event but how many there are.
 """
 
 from __future__ import annotations
@@ -45,7 +46,10 @@ def inclusion_proof(
     ] = None,
 ) -> dict[str, Any]:
     """The event's leaf (its canonical bytes, hex), leaf hash and inclusion proof against the
-    current tree (or `tree_size`), with that tree's root. Anchor fields are null for now."""
+    root of the first anchor on the chain that holds it (`tx_hash`, `block_number`, `contract`,
+    `chain_id`), with a consistency proof from there to the newest anchor (`newest_anchor`).
+    Not anchored yet (`anchored: false`): against the current tree. With `tree_size`: against
+    that tree, and its anchor's fields when that exact size was anchored."""
     operator = who.tenant == system.settings.operator_tenant and "admin" in who.scopes
     try:
         return system.audit.inclusion(position, Viewer(None if operator else who.tenant), tree_size)
@@ -63,3 +67,17 @@ def consistency_proof(first: Size, second: Size, system: SystemDep, who: AuditRe
         return system.audit.consistency(first, second)
     except BeyondTree as beyond:
         raise _beyond(beyond) from None
+
+
+@router.get("/anchors")
+def anchors(
+    system: SystemDep,
+    who: AuditReader,
+    before: Annotated[int | None, Query(ge=1, le=MAX_POSITION, description="A next_cursor.")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> dict[str, Any]:
+    """The roots anchored on the chain, newest first: each `tree_size`, `root_hash`, `tx_hash`,
+    `block_number`, `status` (pending, confirmed, failed with its `reason`), `contract` and
+    `chain_id`. Pass `next_cursor` as `before` for the next (older) page."""
+    items, cursor = system.anchors.page(before, limit)
+    return {"items": items, "next_cursor": cursor}

@@ -1,0 +1,188 @@
+"""The chain the audit log is anchored on, through web3.py: a JSON-RPC node (A2A_RPC_URL) or,
+with none configured, an in-process chain (eth-tester), which is worth nothing outside the
+process that holds it.
+
+The node is infrastructure the operator names, like the database: it is not fetched through
+the outbound guard, whose job is the addresses that callers give us. Every call is bounded by
+CHAIN_TIMEOUT_S, and every failure of the node (down, slow, an error answer) is a
+ChainUnavailable: anchoring waits and tries again, writes never wait for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_typing import HexStr
+from web3 import Web3
+from web3.exceptions import ContractLogicError, TransactionNotFound, Web3Exception
+
+from application.anchoring import ChainUnavailable, Receipt
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+ANCHOR_GAS = 120_000  # anchor() writes one slot and the latest size: ~70k; headroom for a cold slot
+DEPLOY_GAS = 1_500_000
+
+
+@dataclass(frozen=True)
+class ContractCode:
+    abi: list[dict[str, Any]]
+    bytecode: str
+
+
+class Web3Chain:
+    """One chain and one signing account; the AuditAnchor contract's calls."""
+
+    def __init__(self, w3: Web3, account: LocalAccount, code: ContractCode, *, name: str, timeout_s: float) -> None:
+        self._w3 = w3
+        self._timeout_s = timeout_s
+        self._account = account
+        self._code = code
+        self._lock = threading.Lock()  # nonces: one transaction at a time from this process
+        self.name = name  # how the node is named in logs and health: never its URL's secrets
+
+    @property
+    def sender(self) -> str:
+        return str(self._account.address)
+
+    def chain_id(self) -> int:
+        return self._call(lambda: int(self._w3.eth.chain_id))
+
+    def head(self) -> int:
+        return self._call(lambda: int(self._w3.eth.block_number))
+
+    def has_code(self, address: str) -> bool:
+        return self._call(lambda: len(self._w3.eth.get_code(Web3.to_checksum_address(address))) > 0)
+
+    def deploy(self) -> Receipt:
+        """Send the contract's creation and wait (CHAIN_TIMEOUT_S at most) for its receipt."""
+        contract = self._w3.eth.contract(abi=self._code.abi, bytecode=self._code.bytecode)
+
+        def send() -> Receipt:
+            tx_hash = self._send(contract.constructor(), DEPLOY_GAS)
+            found = self._w3.eth.wait_for_transaction_receipt(HexStr(tx_hash), timeout=self._timeout_s, poll_latency=0.1)
+            if found["status"] != 1 or not found.get("contractAddress"):
+                raise ChainUnavailable(f"the contract's creation {tx_hash} failed")
+            return Receipt(tx_hash, int(found["blockNumber"]), True, str(found["contractAddress"]))
+
+        return self._call(send)
+
+    def send_anchor(self, contract: str, tree_size: int, root: bytes) -> str:
+        """Send anchor(tree_size, root); its transaction hash (0x...). Not waited for."""
+        instance = self._contract(contract)
+        return self._call(lambda: self._send(instance.functions.anchor(tree_size, root), ANCHOR_GAS))
+
+    def receipt(self, tx_hash: str) -> Receipt | None:
+        """The transaction's receipt once mined; None while it is not."""
+
+        def read() -> Receipt | None:
+            try:
+                found = self._w3.eth.get_transaction_receipt(HexStr(tx_hash))
+            except TransactionNotFound:
+                return None
+            return Receipt(tx_hash, int(found["blockNumber"]), found["status"] == 1, None)
+
+        return self._call(read)
+
+    def knows(self, tx_hash: str) -> bool:
+        """Whether the node still has the transaction (pending or mined): False once dropped."""
+
+        def read() -> bool:
+            try:
+                self._w3.eth.get_transaction(HexStr(tx_hash))
+            except TransactionNotFound:
+                return False
+            return True
+
+        return self._call(read)
+
+    def root_at(self, contract: str, tree_size: int) -> bytes:
+        """The root the contract holds for `tree_size` (32 zero bytes: none)."""
+        instance = self._contract(contract)
+        return self._call(lambda: bytes(instance.functions.rootAt(tree_size).call()))
+
+    def latest_tree_size(self, contract: str) -> int:
+        instance = self._contract(contract)
+        return self._call(lambda: int(instance.functions.latestTreeSize().call()))
+
+    def anchored_in(self, contract: str, tree_size: int) -> Receipt | None:
+        """The transaction whose Anchored event wrote `tree_size` (None: none did)."""
+        instance = self._contract(contract)
+
+        def find() -> Receipt | None:
+            logs = instance.events.Anchored.get_logs(from_block=0, argument_filters={"treeSize": tree_size})
+            if not logs:
+                return None
+            first = logs[0]
+            return Receipt("0x" + bytes(first["transactionHash"]).hex(), int(first["blockNumber"]), True)
+
+        return self._call(find)
+
+    def _contract(self, address: str) -> Any:
+        return self._w3.eth.contract(address=Web3.to_checksum_address(address), abi=self._code.abi)
+
+    def _send(self, call: Any, gas: int) -> str:
+        with self._lock:
+            nonce = self._w3.eth.get_transaction_count(self._account.address, "pending")
+            fee = self._w3.eth.gas_price
+            tx = call.build_transaction(
+                {
+                    "from": self._account.address,
+                    "nonce": nonce,
+                    "gas": gas,
+                    "chainId": self._w3.eth.chain_id,
+                    # Twice the current price: a spike between two blocks does not strand it.
+                    "maxFeePerGas": 2 * fee + 1,
+                    "maxPriorityFeePerGas": min(fee, 1_000_000_000) or 1,
+                }
+            )
+            signed = self._account.sign_transaction(tx)
+            return "0x" + bytes(self._w3.eth.send_raw_transaction(signed.raw_transaction)).hex()
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except ChainUnavailable:
+            raise
+        except ContractLogicError as revert:
+            raise ChainUnavailable(f"{self.name}: the contract refused: {revert}") from None
+        except (Web3Exception, OSError, ValueError, TimeoutError) as error:
+            raise ChainUnavailable(f"{self.name}: {type(error).__name__}: {error}"[:300]) from None
+        except Exception as error:  # requests' and aiohttp's errors, whatever the provider raises
+            if type(error).__module__.split(".")[0] in {"requests", "urllib3", "aiohttp", "eth_tester", "eth_utils"}:
+                raise ChainUnavailable(f"{self.name}: {type(error).__name__}: {error}"[:300]) from None
+            raise
+
+
+def rpc_chain(url: str, private_key: str, code: ContractCode, timeout_s: float) -> Web3Chain:
+    """A chain over JSON-RPC (HTTP); nothing is sent until the first call."""
+    w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout_s}))
+    return Web3Chain(w3, Account.from_key(private_key), code, name=_node_name(url), timeout_s=timeout_s)
+
+
+def in_process_chain(code: ContractCode, timeout_s: float) -> Web3Chain:
+    """An eth-tester chain in this process, funded account 0 signing (its key is public)."""
+    from web3 import EthereumTesterProvider  # imports py-evm: ~1 s, only when used
+
+    provider = EthereumTesterProvider()
+    tester: Any = provider.ethereum_tester
+    key = tester.backend.account_keys[0]
+    return Web3Chain(
+        Web3(provider), Account.from_key(key.to_bytes()), code, name="in-process chain", timeout_s=timeout_s
+    )
+
+
+def _node_name(url: str) -> str:
+    """The node's scheme, host and port: what logs and health may say of A2A_RPC_URL (a
+    provider's URL often carries its API key in the path or the query)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    return f"{parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}"
