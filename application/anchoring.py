@@ -117,10 +117,9 @@ class Round:
     anchored: int  # the largest tree size confirmed on the contract
     sent: int | None = None  # the tree size anchored by this round
     pending: int = 0  # anchors still waiting for their confirmations
-
-    @property
-    def backlog(self) -> int:
-        return self.tree_size - self.anchored
+    # Leaves not under a confirmed anchor, but for the anchoring's own last events (never
+    # anchored on their own: a system at rest has a backlog of 0, not of 2 forever).
+    backlog: int = 0
 
 
 class Anchoring:
@@ -302,7 +301,10 @@ class Anchoring:
     ) -> Round:
         newest = self._anchors.newest_confirmed(contract)
         anchored = max([0 if newest is None else newest.tree_size, *confirmed])
-        return Round(contract, size, anchored, sent, pending)
+        backlog = max(size - anchored, 0)
+        if 0 < backlog <= OWN_EVENTS_AT_MOST and self._only_anchoring(anchored, size - 1):
+            backlog = 0
+        return Round(contract, size, anchored, sent, pending, backlog)
 
 
 def _row(anchor: Anchor, at: datetime) -> AnchorRow:

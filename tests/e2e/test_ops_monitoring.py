@@ -31,8 +31,6 @@ APP_PACKAGES = ("domain", "application", "projections", "infrastructure", "inter
 # audit anchoring work adds (exactly these names).
 OUTSIDE: dict[str, frozenset[str]] = {
     "up": frozenset(),
-    "a2a_goals_audit_anchor_backlog": frozenset(),
-    "a2a_goals_chain_up": frozenset(),
 }
 TARGET_LABELS = frozenset({"job", "instance"})  # added by Prometheus to every scraped series
 

@@ -85,6 +85,7 @@ def test_a_root_is_anchored_and_read_back_from_the_contract(anchored: System, te
     idle = anchoring.run()
     assert idle.sent is None
     assert AuditLogQueries(anchored.store).size() > size
+    assert idle.backlog == 0  # at rest: no backlog for the alert to see, though leaves wait
 
 
 def test_anchors_wait_for_a_batch_or_for_their_time(anchored: System, tenant: str) -> None:
