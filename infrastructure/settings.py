@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     # A read model behind the log by more than this (plus a poll) whose tracking row did not
     # move in that time is not advancing: health answers 503, whichever process runs it.
     projection_stall_s: float = Field(30.0, alias="PROJECTION_STALL_S", gt=0, le=3600)
+    # /health/ready: a read model whose oldest unapplied event is older than this is "behind";
+    # each check of a dependency gives up after READY_CHECK_TIMEOUT_S ("timeout").
+    ready_max_lag_s: float = Field(30.0, alias="READY_MAX_LAG_S", gt=0, le=86_400)
+    ready_check_timeout_s: float = Field(1.0, alias="READY_CHECK_TIMEOUT_S", gt=0, le=30)
     # Processes a rebuild of several read models replays in, each a share of them (PostgreSQL).
     rebuild_jobs: int = Field(2, alias="REBUILD_JOBS", ge=1, le=16)
     min_position_timeout_s: float = Field(5.0, alias="MIN_POSITION_TIMEOUT_S", ge=0, le=60)

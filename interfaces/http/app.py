@@ -28,6 +28,7 @@ from interfaces.http.routes import (
     audit,
     card_keys,
     goals,
+    health,
     oauth,
     operations,
     peers,
@@ -36,6 +37,7 @@ from interfaces.http.routes import (
     webhooks,
     wellknown,
 )
+from interfaces.wiring.readiness import readiness
 from interfaces.workers.worker import InProcessJobs
 
 # Every router of the API; their routes parse JSON bodies strictly (StrictJSONRoute).
@@ -53,6 +55,7 @@ ROUTERS = (
     operations.router,
     webhooks.router,
     audit.router,
+    health.router,  # probes: seconds apart, last to be matched
 )
 DESCRIPTION = """Goals for A2A agents, event-sourced: every goal, progress update, milestone
 and status change is an immutable event. Commands answer with the aggregate `version`
@@ -68,6 +71,7 @@ def create_app(system: System | None = None, settings: Settings | None = None) -
         owned = system is None
         sys = system or build_system(settings)
         app.state.system = sys
+        app.state.readiness = readiness(sys)
         if owned:
             settle_heap()  # a server process of its own: what start-up built stays
         if owned and sys.settings.run_projections:
@@ -87,6 +91,7 @@ def create_app(system: System | None = None, settings: Settings | None = None) -
         try:
             yield
         finally:
+            app.state.readiness.close()
             if jobs is not None:
                 jobs.stop()
             if owned:
