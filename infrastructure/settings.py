@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", alias="HOST")
     port: int = Field(8000, alias="PORT", ge=1, le=65535)
     debug: bool = Field(False, alias="DEBUG")
+    # Log lines as JSON objects or as text; unset: json when APP_ENV=prod, text otherwise.
+    log_format_choice: Literal["json", "text"] | None = Field(None, alias="LOG_FORMAT")
+    # One line per API request (route template, status, duration, caller); probes at debug.
+    access_log: bool = Field(True, alias="ACCESS_LOG")
 
     run_projections: bool = Field(True, alias="RUN_PROJECTIONS_IN_PROCESS")
     # Events per projection transaction while catching up (a page holds what has arrived,
@@ -319,6 +323,12 @@ class Settings(BaseSettings):
         if self.broker_kind == "redis":
             return self.broker_url
         return self.redis_url if self.broker_kind == "rabbitmq" else ""
+
+    @property
+    def log_format(self) -> Literal["json", "text"]:
+        if self.log_format_choice is not None:
+            return self.log_format_choice
+        return "json" if self.env == "prod" else "text"
 
     @property
     def cors_origin_list(self) -> list[str]:

@@ -34,6 +34,7 @@ def serve(
     # Each server process learns it is one of several (an in-process card cache is then off:
     # another process's projections could not evict it).
     os.environ["SERVE_WORKERS"] = str(workers)
+    configure_logging(settings.debug, settings.log_format)  # this process's lines (the supervisor's)
     console.print(
         f"a2a-goals on http://{host or settings.host}:{port or settings.port} "
         f"(store: {settings.redacted_database_url()}); docs at /docs"
@@ -46,6 +47,8 @@ def serve(
         # DEBUG: uvicorn's debug lines and an access line per request (never in prod); each
         # server process sets up its own logging as it imports the app (interfaces.http.asgi)
         log_level="debug" if settings.debug else "warning",
+        # uvicorn's lines go through our handlers (JSON or text), not a format of its own.
+        log_config=None,
         access_log=settings.debug,
         # The caller's address (per-address limits, denials) comes from X-Forwarded-For only
         # when the peer is one of TRUSTED_PROXIES; with none, the header is never read
@@ -59,7 +62,7 @@ def serve(
 def project() -> None:
     """Run the projections as their own process until interrupted (SIGTERM/SIGINT)."""
     settings = Settings()
-    configure_logging(settings.debug)  # before start-up, whose migrations log too
+    configure_logging(settings.debug, settings.log_format)  # before start-up, whose migrations log too
     system = build_system(settings)
     settle_heap()
     stop = threading.Event()
@@ -93,7 +96,7 @@ def worker(
     from interfaces.workers.worker import run_worker
 
     settings = _with_broker()
-    configure_logging(settings.debug)
+    configure_logging(settings.debug, settings.log_format)
     count = threads or settings.worker_threads
     console.print(
         f"worker: {count} threads, queues {settings.queue_prefix}.* on {_redacted(settings.broker_url)}"
@@ -108,7 +111,7 @@ def scheduler() -> None:
     from interfaces.workers.scheduler import polls, run_scheduler
 
     settings = _with_broker()
-    configure_logging(settings.debug)
+    configure_logging(settings.debug, settings.log_format)
     due = ", ".join(f"{p.actor} every {p.every_s:g}s" for p in polls(settings)) or "nothing"
     console.print(f"scheduler: {due}, queues {settings.queue_prefix}.* on {_redacted(settings.broker_url)}")
     run_scheduler(settings)

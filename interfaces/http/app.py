@@ -21,6 +21,7 @@ from interfaces.http.middleware import (
     SecurityHeadersMiddleware,
 )
 from interfaces.http.openapi import install_openapi
+from interfaces.http.request_log import RequestLogMiddleware
 from interfaces.http.request_metrics import RequestMetricsMiddleware
 from interfaces.http.routes import (
     admin,
@@ -111,6 +112,8 @@ def create_app(system: System | None = None, settings: Settings | None = None) -
     config = system.settings if system else settings or Settings()
     app.add_middleware(InternalErrorMiddleware)
     app.add_middleware(RequestMetricsMiddleware)  # around the 500s too
+    if config.access_log:
+        app.add_middleware(RequestLogMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
     if config.cors_origin_list:
         app.add_middleware(
