@@ -18,9 +18,11 @@ from infrastructure.settings import Settings
 from interfaces.bootstrap import build_system, settle_heap
 from interfaces.cli.audit import audit_app
 from interfaces.logs import configure_logging
+from interfaces.metrics import MULTIPROC_DIR, metrics_dir
 
 app = typer.Typer(help="Event-sourced goals and registry for A2A agents.", no_args_is_help=True)
 console = Console(stderr=True)
+WORKER_HEALTHCHECK_S = 60
 
 
 @app.command()
@@ -34,6 +36,9 @@ def serve(
     # Each server process learns it is one of several (an in-process card cache is then off:
     # another process's projections could not evict it).
     os.environ["SERVE_WORKERS"] = str(workers)
+    if workers > 1:
+        # /metrics counts every worker's requests, whichever answers the scrape.
+        os.environ[MULTIPROC_DIR] = str(metrics_dir(os.environ.get(MULTIPROC_DIR)))
     configure_logging(settings.debug, settings.log_format)  # this process's lines (the supervisor's)
     console.print(
         f"a2a-goals on http://{host or settings.host}:{port or settings.port} "
@@ -44,6 +49,10 @@ def serve(
         host=host or settings.host,
         port=port or settings.port,
         workers=workers,
+        # A worker process starts by importing the whole app, which takes seconds on a busy
+        # machine: uvicorn's default of 5 s without an answer has it killed and restarted,
+        # again and again.
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
         # DEBUG: uvicorn's debug lines and an access line per request (never in prod); each
         # server process sets up its own logging as it imports the app (interfaces.http.asgi)
         log_level="debug" if settings.debug else "warning",

@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from prometheus_client import make_asgi_app
 
 from infrastructure.settings import Settings
 from interfaces.bootstrap import System, build_system, settle_heap
@@ -38,6 +37,7 @@ from interfaces.http.routes import (
     webhooks,
     wellknown,
 )
+from interfaces.metrics import PoolWatch, metrics_app, multiprocess_dir, process_exited
 from interfaces.wiring.readiness import readiness
 from interfaces.workers.worker import InProcessJobs
 
@@ -73,6 +73,9 @@ def create_app(system: System | None = None, settings: Settings | None = None) -
         sys = system or build_system(settings)
         app.state.system = sys
         app.state.readiness = readiness(sys)
+        pools = PoolWatch(sys) if multiprocess_dir() else None
+        if pools is not None:
+            pools.start()
         if owned:
             settle_heap()  # a server process of its own: what start-up built stays
         if owned and sys.settings.run_projections:
@@ -93,16 +96,20 @@ def create_app(system: System | None = None, settings: Settings | None = None) -
             yield
         finally:
             app.state.readiness.close()
+            if pools is not None:
+                pools.stop()
             if jobs is not None:
                 jobs.stop()
             if owned:
                 sys.close()
+                process_exited()
 
     app = FastAPI(title="a2a-goals", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     if system is not None:
         app.state.system = system
-    # Counters of security events, read-model positions and failures, for Prometheus.
-    app.mount("/metrics", make_asgi_app())
+    # Counters of requests, writes, security events, read-model positions and failures, for
+    # Prometheus: of every server process when several serve.
+    app.mount("/metrics", metrics_app(lambda: getattr(app.state, "system", None)))
     problems.install(app)
     registry_problems.install(app)
     webhooks.install_problems(app)
