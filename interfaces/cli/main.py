@@ -17,6 +17,7 @@ from rich.console import Console
 from infrastructure.settings import Settings
 from interfaces.bootstrap import build_system, settle_heap
 from interfaces.cli.audit import audit_app
+from interfaces.cli.backup import backup_app
 from interfaces.logs import configure_logging
 from interfaces.metrics import MULTIPROC_DIR, metrics_dir
 
@@ -178,6 +179,7 @@ def clients_create(
 
 
 app.add_typer(audit_app, name="audit")
+app.registered_commands += backup_app.registered_commands  # `backup DIR`, `restore DIR`
 
 projections_app = typer.Typer(help="Read models: status, rebuild, skip.", no_args_is_help=True)
 app.add_typer(projections_app, name="projections")
