@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 import json
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from infrastructure.outbound_addresses import IPNetwork
@@ -28,6 +29,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", hide_input_in_errors=True)
 
     env: Literal["dev", "test", "prod"] = Field("dev", alias="APP_ENV")
+    # The seeds' names: the API's title and version in /openapi.json and /docs.
+    app_name: str = Field("a2a-goals", alias="APP_NAME", min_length=1, max_length=100)
+    app_version: str = Field(default_factory=lambda: package_version("a2a-goals"), alias="APP_VERSION", max_length=50)
     database_url: str = Field("", alias="DATABASE_URL")
     data_dir: Path = Field(Path("data"), alias="DATA_DIR")
     host: str = Field("127.0.0.1", alias="HOST")
@@ -85,6 +89,11 @@ class Settings(BaseSettings):
     token_issuer: str = Field("a2a-goals", alias="TOKEN_ISSUER")
     token_audience: str = Field("a2a-goals-api", alias="TOKEN_AUDIENCE")
     token_ttl_s: int = Field(900, alias="TOKEN_TTL_S", ge=60, le=86_400)
+    # The seeds' name for the same (in minutes); it sets TOKEN_TTL_S, and both set must agree.
+    access_token_expire_minutes: int | None = Field(None, alias="ACCESS_TOKEN_EXPIRE_MINUTES", ge=1, le=1440)
+    # The seeds' shared-secret HS256 tokens, refused: tokens here are ES256, signed by SIGNING_KEYS.
+    secret_key: SecretStr | None = Field(None, alias="SECRET_KEY")
+    algorithm: str | None = Field(None, alias="ALGORITHM")
     jwt_algorithms: str = Field("ES256", alias="JWT_ALGORITHMS", description="comma-separated allow-list")
     signing_keys: SecretStr | None = Field(
         None, alias="SIGNING_KEYS", description="PEM EC P-256 private keys, newest last; required in prod"
@@ -98,6 +107,8 @@ class Settings(BaseSettings):
     registry_base_url: str = Field(
         "",
         alias="REGISTRY_BASE_URL",
+        # The A2A seeds' names for the service's public base URL.
+        validation_alias=AliasChoices("REGISTRY_BASE_URL", "A2A_BASE_URL", "A2A_SERVICE_URL"),
         description="base of every link the registry publishes (behind a proxy); the request's own base if empty",
     )
     require_signed_cards: bool = Field(False, alias="REQUIRE_SIGNED_CARDS")
@@ -242,6 +253,26 @@ class Settings(BaseSettings):
                 f" {self.poll_worst_case_s:.1f} s, past its time limit of {POLL_TIME_LIMIT_S} s: lower"
                 " COLLECT_RETRIES or OUTBOUND_TIMEOUT_S (2 x (1 + retries) x timeout + backoffs must fit)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _seed_token_settings(self) -> Settings:
+        if self.secret_key is not None or (self.algorithm or "").upper().startswith("HS"):
+            raise ValueError(
+                "SECRET_KEY/ALGORITHM=HS256 (a shared secret that signs tokens) is not supported: tokens"
+                " are signed with ES256 private keys and checked with their public keys (JWKS). Unset"
+                " SECRET_KEY and ALGORITHM; set SIGNING_KEYS (PEM EC P-256 private keys, required in"
+                " prod, generated into DATA_DIR otherwise) and JWT_ALGORITHMS=ES256"
+            )
+        if self.algorithm is not None and self.algorithm not in self.algorithm_list:
+            raise ValueError(f"ALGORITHM={self.algorithm} is not in JWT_ALGORITHMS ({self.jwt_algorithms})")
+        minutes = self.access_token_expire_minutes
+        if minutes is not None:
+            if "token_ttl_s" in self.model_fields_set and self.token_ttl_s != minutes * 60:
+                raise ValueError(
+                    f"ACCESS_TOKEN_EXPIRE_MINUTES={minutes} and TOKEN_TTL_S={self.token_ttl_s} disagree: set one"
+                )
+            self.token_ttl_s = minutes * 60
         return self
 
     @model_validator(mode="after")

@@ -104,7 +104,8 @@ def create_app(system: System | None = None, settings: Settings | None = None) -
                 sys.close()
                 process_exited()
 
-    app = FastAPI(title="a2a-goals", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    config = system.settings if system else settings or Settings()
+    app = FastAPI(title=config.app_name, version=config.app_version, description=DESCRIPTION, lifespan=lifespan)
     if system is not None:
         app.state.system = system
     # Counters of requests, writes, security events, read-model positions and failures, for
@@ -116,7 +117,6 @@ def create_app(system: System | None = None, settings: Settings | None = None) -
     for router in ROUTERS:
         app.include_router(router)
     install_openapi(app)
-    config = system.settings if system else settings or Settings()
     app.add_middleware(InternalErrorMiddleware)
     app.add_middleware(RequestMetricsMiddleware)  # around the 500s too
     if config.access_log:
