@@ -67,7 +67,7 @@ def _counts_by_process(directory: Path) -> dict[str, float]:
     """What each server process has counted of /health/live requests, from its own file."""
     counts: dict[str, float] = {}
     for path in directory.glob("counter_*.db"):
-        for key, count, _ in MmapedDict.read_all_values_from_file(str(path)):
+        for key, count, *_ in MmapedDict.read_all_values_from_file(str(path)):
             if "a2a_registry_requests_total" in key and LIVE in key:
                 counts[path.stem] = counts.get(path.stem, 0.0) + count
     return counts
