@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -22,6 +23,14 @@ BROKER_SCHEMES = frozenset({"redis", "rediss", "amqp", "amqps"})
 POLL_TIME_LIMIT_S = 60
 
 
+def _own_version() -> str:
+    """The installed package's version (a checkout run without installing it has none)."""
+    try:
+        return package_version("a2a-goals")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 class Settings(BaseSettings):
     """Every setting has a safe embedded default; production refuses insecure ones."""
 
@@ -31,7 +40,7 @@ class Settings(BaseSettings):
     env: Literal["dev", "test", "prod"] = Field("dev", alias="APP_ENV")
     # The seeds' names: the API's title and version in /openapi.json and /docs.
     app_name: str = Field("a2a-goals", alias="APP_NAME", min_length=1, max_length=100)
-    app_version: str = Field(default_factory=lambda: package_version("a2a-goals"), alias="APP_VERSION", max_length=50)
+    app_version: str = Field(default_factory=_own_version, alias="APP_VERSION", max_length=50)
     database_url: str = Field("", alias="DATABASE_URL")
     data_dir: Path = Field(Path("data"), alias="DATA_DIR")
     host: str = Field("127.0.0.1", alias="HOST")

@@ -55,7 +55,7 @@ def _database(system: System) -> None:
 
 
 def _search_tables(system: System) -> None:
-    """The search read model of the read store answers."""
+    """The read store the search reads (PostgreSQL full-text or SQLite FTS) answers a query."""
     with system.store.read() as tx:
         tx.fetchone("SELECT 1")
 
