@@ -110,7 +110,11 @@ class Server:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
-        self._wait_ready(log)
+        try:
+            self._wait_ready(log)
+        except RuntimeError:
+            self.stop()  # no fixture knows of it yet: a server that never answered is not left running
+            raise
 
     def _wait_ready(self, log: Path) -> None:
         deadline = time.monotonic() + SERVER_START_S
