@@ -5,6 +5,7 @@ retry a lost race. A refusal, or "nothing to change", is only ever decided on th
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -37,6 +38,11 @@ class Idempotency:
 class CommandLoop(Application[UUID]):
     """An application whose commands all go through `execute`."""
 
+    # Told how long each command took (by the kind of aggregate), and the class of every
+    # event saved: what the composition root counts in its metrics.
+    on_command: Callable[[str, float], None] | None = None
+    on_events: Callable[[Sequence[str]], None] | None = None
+
     def __init__(
         self,
         env: Mapping[str, str] | None = None,
@@ -62,6 +68,27 @@ class CommandLoop(Application[UUID]):
     ) -> CommandResult:
         """The command loop of every aggregate keyed by (tenant, key): replay an idempotent
         retry, load, apply `change`, save with optimistic concurrency, retry a lost race."""
+        started = time.perf_counter()
+        try:
+            return self._execute(
+                tenant, agent_ids, change, meta, expected_version, idempotency, create=create, kind=kind
+            )
+        finally:
+            if self.on_command is not None:
+                self.on_command(kind.aggregate.__name__, time.perf_counter() - started)
+
+    def _execute(
+        self,
+        tenant: str,
+        agent_ids: list[str],
+        change: Change,
+        meta: Meta,
+        expected_version: int | IfMatch | None,
+        idempotency: Idempotency | None,
+        *,
+        create: bool = False,
+        kind: Kind = GOALS,
+    ) -> CommandResult:
         if idempotency is not None and (replay := self._replay(tenant, meta.actor, idempotency)):
             return replay
         expected = IfMatch.version(expected_version) if isinstance(expected_version, int) else expected_version

@@ -287,6 +287,8 @@ class GoalsApp(CommandLoop):
             log.exception("snapshot not taken; events are saved")
 
     def _notify(self, recordings: list[Recording[UUID]]) -> None:
+        if self.on_events is not None:
+            self.on_events([type(r.domain_event).__qualname__ for r in recordings])
         if self._on_saved is not None and recordings:
             self._on_saved(max(r.notification.id for r in recordings))
 

@@ -31,6 +31,7 @@ class Delivery:
     created_at: float
     attempts: int
     next_attempt_at: float
+    request_id: str = ""  # of the request that wrote the event, if any
 
 
 @dataclass(frozen=True)

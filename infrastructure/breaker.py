@@ -15,7 +15,8 @@ log = logging.getLogger(__name__)
 State = Literal["closed", "open", "half-open"]
 STATE_VALUES: dict[State, int] = {"closed": 0, "half-open": 1, "open": 2}
 CIRCUIT_STATE = Gauge(
-    "a2a_circuit_state", "Circuit breakers: 0 closed, 1 half-open (probe answered), 2 open.", ["dependency"]
+    "a2a_circuit_state", "Circuit breakers: 0 closed, 1 half-open (probe answered), 2 open.", ["dependency"],
+    multiprocess_mode="max",  # several processes: the worst state any of them sees
 )
 
 

@@ -42,10 +42,13 @@ from infrastructure.job_keys import (
     RedisJobKeys,
     RedisJobRecords,
 )
+from infrastructure.log_context import CURRENT, RequestContext, current_request_id
 from infrastructure.settings import Settings
 
 # The message option that carries a job's held key: [key, token].
 HELD_KEY = "held_key"
+# The message option that carries the id of the request that sent the job (for its log lines).
+REQUEST_ID = "request_id"
 # A running job holds its key this much longer than its time limit: the time its worker
 # takes to let go of it after the limit interrupts it.
 HOLD_MARGIN_S = 60.0
@@ -61,6 +64,22 @@ BROKER_ERRORS = (
     redis.exceptions.TimeoutError,
     pika.exceptions.AMQPError,
 )
+
+
+class RequestIds(Middleware):
+    """A job's log lines carry the id of the request that sent it (X-Request-ID), if one did."""
+
+    def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
+        request_id = message.options.get(REQUEST_ID)
+        CURRENT.set(RequestContext(request_id) if request_id else None)
+
+    def after_process_message(
+        self, broker: dramatiq.Broker, message: Any, *, result: Any = None, exception: Any = None
+    ) -> None:
+        CURRENT.set(None)
+
+    def after_skip_message(self, broker: dramatiq.Broker, message: Any) -> None:
+        CURRENT.set(None)
 
 
 class HeldKeys(Middleware):
@@ -122,6 +141,7 @@ def make_broker(settings: Settings, keys: JobKeys) -> dramatiq.Broker:
         ShutdownNotifications(),
         Callbacks(),
         Pipelines(),
+        RequestIds(),
         HeldKeys(keys, time_limit_ms),  # before Retries: see HeldKeys.after_process_message
         Retries(
             max_retries=settings.job_max_retries,
@@ -192,6 +212,8 @@ class Jobs:
 
     def send(self, actor: str, kwargs: dict[str, Any], *, held: HeldKey | None = None) -> None:
         options: dict[str, Any] = {} if held is None else {HELD_KEY: [held.key, held.token]}
+        if request_id := current_request_id():
+            options[REQUEST_ID] = request_id
         try:
             self.broker.get_actor(actor).send_with_options(kwargs=kwargs, **options)
         except BROKER_ERRORS as error:

@@ -337,6 +337,10 @@ class PostgresReadStore:
         # The session holding the rebuild lock, while claim_shadow's block runs.
         self._claim: psycopg.Connection[Any] | None = None
 
+    def pool_stats(self) -> dict[str, int]:
+        """psycopg_pool's figures of the pool (pool_size, pool_available, pool_max...)."""
+        return self._pool.get_stats()
+
     def guard(self, breaker: CircuitBreaker) -> None:
         """Let `breaker` guard this store's connections: refused at once while it is open."""
         self._pool.guard(breaker)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from infrastructure.outbound_addresses import IPNetwork
@@ -26,6 +28,14 @@ BROKER_SCHEMES = frozenset({"redis", "rediss", "amqp", "amqps"})
 POLL_TIME_LIMIT_S = 60
 
 
+def _own_version() -> str:
+    """The installed package's version (a checkout run without installing it has none)."""
+    try:
+        return package_version("a2a-goals")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 class Settings(BaseSettings):
     """Every setting has a safe embedded default; production refuses insecure ones."""
 
@@ -33,11 +43,18 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", hide_input_in_errors=True)
 
     env: Literal["dev", "test", "prod"] = Field("dev", alias="APP_ENV")
+    # The seeds' names: the API's title and version in /openapi.json and /docs.
+    app_name: str = Field("a2a-goals", alias="APP_NAME", min_length=1, max_length=100)
+    app_version: str = Field(default_factory=_own_version, alias="APP_VERSION", max_length=50)
     database_url: str = Field("", alias="DATABASE_URL")
     data_dir: Path = Field(Path("data"), alias="DATA_DIR")
     host: str = Field("127.0.0.1", alias="HOST")
     port: int = Field(8000, alias="PORT", ge=1, le=65535)
     debug: bool = Field(False, alias="DEBUG")
+    # Log lines as JSON objects or as text; unset: json when APP_ENV=prod, text otherwise.
+    log_format_choice: Literal["json", "text"] | None = Field(None, alias="LOG_FORMAT")
+    # One line per API request (route template, status, duration, caller); probes at debug.
+    access_log: bool = Field(True, alias="ACCESS_LOG")
 
     run_projections: bool = Field(True, alias="RUN_PROJECTIONS_IN_PROCESS")
     # Events per projection transaction while catching up (a page holds what has arrived,
@@ -49,6 +66,10 @@ class Settings(BaseSettings):
     # A read model behind the log by more than this (plus a poll) whose tracking row did not
     # move in that time is not advancing: health answers 503, whichever process runs it.
     projection_stall_s: float = Field(30.0, alias="PROJECTION_STALL_S", gt=0, le=3600)
+    # /health/ready: a read model whose oldest unapplied event is older than this is "behind";
+    # each check of a dependency gives up after READY_CHECK_TIMEOUT_S ("timeout").
+    ready_max_lag_s: float = Field(30.0, alias="READY_MAX_LAG_S", gt=0, le=86_400)
+    ready_check_timeout_s: float = Field(1.0, alias="READY_CHECK_TIMEOUT_S", gt=0, le=30)
     # Processes a rebuild of several read models replays in, each a share of them (PostgreSQL).
     rebuild_jobs: int = Field(2, alias="REBUILD_JOBS", ge=1, le=16)
     min_position_timeout_s: float = Field(5.0, alias="MIN_POSITION_TIMEOUT_S", ge=0, le=60)
@@ -82,6 +103,11 @@ class Settings(BaseSettings):
     token_issuer: str = Field("a2a-goals", alias="TOKEN_ISSUER")
     token_audience: str = Field("a2a-goals-api", alias="TOKEN_AUDIENCE")
     token_ttl_s: int = Field(900, alias="TOKEN_TTL_S", ge=60, le=86_400)
+    # The seeds' name for the same (in minutes); it sets TOKEN_TTL_S, and both set must agree.
+    access_token_expire_minutes: int | None = Field(None, alias="ACCESS_TOKEN_EXPIRE_MINUTES", ge=1, le=1440)
+    # The seeds' shared-secret HS256 tokens, refused: tokens here are ES256, signed by SIGNING_KEYS.
+    secret_key: SecretStr | None = Field(None, alias="SECRET_KEY")
+    algorithm: str | None = Field(None, alias="ALGORITHM")
     jwt_algorithms: str = Field("ES256", alias="JWT_ALGORITHMS", description="comma-separated allow-list")
     signing_keys: SecretStr | None = Field(
         None, alias="SIGNING_KEYS", description="PEM EC P-256 private keys, newest last; required in prod"
@@ -95,6 +121,8 @@ class Settings(BaseSettings):
     registry_base_url: str = Field(
         "",
         alias="REGISTRY_BASE_URL",
+        # The A2A seeds' names for the service's public base URL.
+        validation_alias=AliasChoices("REGISTRY_BASE_URL", "A2A_BASE_URL", "A2A_SERVICE_URL"),
         description="base of every link the registry publishes (behind a proxy); the request's own base if empty",
     )
     require_signed_cards: bool = Field(False, alias="REQUIRE_SIGNED_CARDS")
@@ -266,6 +294,26 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _seed_token_settings(self) -> Settings:
+        if self.secret_key is not None or (self.algorithm or "").upper().startswith("HS"):
+            raise ValueError(
+                "SECRET_KEY/ALGORITHM=HS256 (a shared secret that signs tokens) is not supported: tokens"
+                " are signed with ES256 private keys and checked with their public keys (JWKS). Unset"
+                " SECRET_KEY and ALGORITHM; set SIGNING_KEYS (PEM EC P-256 private keys, required in"
+                " prod, generated into DATA_DIR otherwise) and JWT_ALGORITHMS=ES256"
+            )
+        if self.algorithm is not None and self.algorithm not in self.algorithm_list:
+            raise ValueError(f"ALGORITHM={self.algorithm} is not in JWT_ALGORITHMS ({self.jwt_algorithms})")
+        minutes = self.access_token_expire_minutes
+        if minutes is not None:
+            if "token_ttl_s" in self.model_fields_set and self.token_ttl_s != minutes * 60:
+                raise ValueError(
+                    f"ACCESS_TOKEN_EXPIRE_MINUTES={minutes} and TOKEN_TTL_S={self.token_ttl_s} disagree: set one"
+                )
+            self.token_ttl_s = minutes * 60
+        return self
+
+    @model_validator(mode="after")
     def _refuse_insecure_production(self) -> Settings:
         if self.external_jwks_url and not self.external_issuer:
             raise ValueError("EXTERNAL_JWKS_URL needs EXTERNAL_ISSUER (the `iss` its tokens carry)")
@@ -359,6 +407,12 @@ class Settings(BaseSettings):
         if self.broker_kind == "redis":
             return self.broker_url
         return self.redis_url if self.broker_kind == "rabbitmq" else ""
+
+    @property
+    def log_format(self) -> Literal["json", "text"]:
+        if self.log_format_choice is not None:
+            return self.log_format_choice
+        return "json" if self.env == "prod" else "text"
 
     @property
     def cors_origin_list(self) -> list[str]:

@@ -23,6 +23,8 @@ class GuardedWebhookSender:
         body = orjson.dumps(payload)
         at = time.time()
         signed = headers(endpoint.secret, delivery.delivery_id, int(at), body)
+        if delivery.request_id:
+            signed["X-Request-ID"] = delivery.request_id  # the request that wrote the event
         started = time.perf_counter()
         try:
             # A redirect is a failed attempt: followed, it would send the event elsewhere (or

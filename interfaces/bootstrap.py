@@ -38,6 +38,7 @@ from infrastructure.settings import Settings
 from infrastructure.signing_keys import KeyRing
 from infrastructure.tokens import TokenIssuer, TokenVerifier
 from interfaces.http.auth import Authenticator
+from interfaces.metrics import count_events, observe_command
 from interfaces.webhook_system import Webhooks, build_webhooks, send_lanes
 from interfaces.wiring.anchoring import build_anchoring
 from interfaces.wiring.audit import audit_projection, audit_proofs
@@ -232,6 +233,7 @@ def build_system(settings: Settings | None = None) -> System:
             stall_s=settings.projection_stall_s,
         )
         runner_ref.append(runner)
+        goals.on_command, goals.on_events = observe_command, count_events
         runner.setup()
         security.setup()
         keys = key_ring(settings)

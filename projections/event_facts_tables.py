@@ -87,7 +87,7 @@ def _table_exists(tx: Tx, name: str) -> bool:
     return bool(found and found[0])
 
 
-def _has_column(tx: Tx, table: str, column: str) -> bool:
+def has_column(tx: Tx, table: str, column: str) -> bool:
     if tx.dialect == "postgres":
         found = tx.fetchone(
             "SELECT COUNT(*) > 0 FROM information_schema.columns"
@@ -139,9 +139,9 @@ def create_tables(tx: Tx) -> None:
     for statement in POSTGRES_DDL if postgres else SQLITE_DDL:
         tx.execute(statement)
     tx.execute(hourly.ddl(postgres))
-    if had_facts and not _has_column(tx, "event_facts", "observed_at"):
+    if had_facts and not has_column(tx, "event_facts", "observed_at"):
         add_observed_at(tx)
-    if had_facts and not _has_column(tx, "event_facts", "request_id"):
+    if had_facts and not has_column(tx, "event_facts", "request_id"):
         tx.execute("ALTER TABLE event_facts ADD COLUMN request_id TEXT NOT NULL DEFAULT ''")
     if _table_exists(tx, "goal_history"):
         retire_goal_history(tx)

@@ -27,7 +27,12 @@ from projections.write_behind import Superseded, WriteBehind
 
 log = logging.getLogger(__name__)
 
-PROJECTED = Gauge("a2a_projection_position", "Last log position applied, per read model.", ["projection"])
+PROJECTED = Gauge(
+    "a2a_projection_position",
+    "Last log position applied, per read model.",
+    ["projection"],
+    multiprocess_mode="max",
+)
 
 # A page cancelled for running past the statement limit is halved, down to this fraction of
 # the configured size (40,000 -> 625: at most six halvings). Below it the page's size is not

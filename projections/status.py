@@ -20,12 +20,15 @@ from projections.tracking import ProjectionStatus
 LEAST_LAG_S = 0.001
 # Set by the projection_watch job every PROJECTION_WATCH_S, in the process that runs it.
 LAG_EVENTS = Gauge(
-    "a2a_projection_lag_events", "Events of the log a read model has not applied yet.", ["projection"]
+    "a2a_projection_lag_events", "Events of the log a read model has not applied yet.",
+    ["projection"],
+    multiprocess_mode="mostrecent",
 )
 LAG_SECONDS = Gauge(
     "a2a_projection_lag_seconds",
     "Age in seconds of the oldest event a read model has not applied (0: none).",
     ["projection"],
+    multiprocess_mode="mostrecent",
 )
 
 

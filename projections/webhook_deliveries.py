@@ -30,7 +30,7 @@ class WebhookDeliveries:
         with self._store.read() as tx:
             row = tx.fetchone(
                 "SELECT delivery_id, tenant, subscription_id, agent_id, body, created_at, attempts,"
-                " next_attempt_at FROM webhook_deliveries WHERE subscription_id = ? AND agent_id = ?"
+                " next_attempt_at, request_id FROM webhook_deliveries WHERE subscription_id = ? AND agent_id = ?"
                 " AND status = 'pending' ORDER BY position LIMIT 1",
                 (subscription_id, agent_id),
             )

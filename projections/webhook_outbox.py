@@ -24,6 +24,7 @@ from application.json_encoding import encode_json
 from application.ports import Tx
 from domain.goals import AgentGoals
 from domain.webhooks import WebhookSubscription, delivery_id, event_type, webhook_subscription_id
+from projections.event_facts_tables import has_column
 from projections.projection import LogPage
 from projections.views import definition_json, iso
 
@@ -41,7 +42,7 @@ DDL = (
     " delivery_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, subscription_id TEXT NOT NULL,"
     " agent_id TEXT NOT NULL, position BIGINT NOT NULL, event_type TEXT NOT NULL, body TEXT NOT NULL,"
     " status TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL, next_attempt_at DOUBLE PRECISION,"
-    " attempts INTEGER NOT NULL, finished_at DOUBLE PRECISION)",
+    " attempts INTEGER NOT NULL, finished_at DOUBLE PRECISION, request_id TEXT NOT NULL DEFAULT '')",
     "CREATE INDEX IF NOT EXISTS webhook_deliveries_lanes"
     " ON webhook_deliveries (subscription_id, agent_id, position) WHERE status = 'pending'",
     "CREATE INDEX IF NOT EXISTS webhook_deliveries_listed ON webhook_deliveries (tenant, subscription_id, position)",
@@ -66,6 +67,9 @@ class WebhookOutboxProjection:
     def create_tables(self, tx: Tx) -> None:
         for statement in DDL:
             tx.execute(statement)
+        # Outboxes of earlier versions: the request each delivery came from was not kept.
+        if not has_column(tx, "webhook_deliveries", "request_id"):
+            tx.execute("ALTER TABLE webhook_deliveries ADD COLUMN request_id TEXT NOT NULL DEFAULT ''")
 
     def apply(self, tx: Tx, events: LogPage) -> None:
         live: dict[str, dict[str, set[str]]] | None = None  # tenant -> subscription -> types
@@ -142,8 +146,8 @@ def _deliver(tx: Tx, event: Any, kind: str, subscription: str, position: int, no
     ).decode()
     tx.execute(
         "INSERT INTO webhook_deliveries (delivery_id, tenant, subscription_id, agent_id, position,"
-        " event_type, body, status, created_at, next_attempt_at, attempts)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, 0) ON CONFLICT (delivery_id) DO NOTHING",
+        " event_type, body, status, created_at, next_attempt_at, attempts, request_id)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, 0, ?) ON CONFLICT (delivery_id) DO NOTHING",
         (
             delivery_id(webhook_subscription_id(event.tenant, subscription), position),
             event.tenant,
@@ -154,6 +158,8 @@ def _deliver(tx: Tx, event: Any, kind: str, subscription: str, position: int, no
             body,
             now,
             now,
+            # The request that wrote the event: sent as X-Request-ID, to trace it end to end.
+            str(getattr(event, "request_id", "") or ""),
         ),
     )
 

@@ -17,10 +17,13 @@ from rich.console import Console
 from infrastructure.settings import Settings
 from interfaces.bootstrap import build_system, settle_heap
 from interfaces.cli.audit import audit_app
+from interfaces.cli.backup import backup_app
 from interfaces.logs import configure_logging
+from interfaces.metrics import MULTIPROC_DIR, metrics_dir
 
 app = typer.Typer(help="Event-sourced goals and registry for A2A agents.", no_args_is_help=True)
 console = Console(stderr=True)
+WORKER_HEALTHCHECK_S = 60
 
 
 @app.command()
@@ -34,6 +37,10 @@ def serve(
     # Each server process learns it is one of several (an in-process card cache is then off:
     # another process's projections could not evict it).
     os.environ["SERVE_WORKERS"] = str(workers)
+    if workers > 1:
+        # /metrics counts every worker's requests, whichever answers the scrape.
+        os.environ[MULTIPROC_DIR] = str(metrics_dir(os.environ.get(MULTIPROC_DIR)))
+    configure_logging(settings.debug, settings.log_format)  # this process's lines (the supervisor's)
     console.print(
         f"a2a-goals on http://{host or settings.host}:{port or settings.port} "
         f"(store: {settings.redacted_database_url()}); docs at /docs, dashboard at /dashboard"
@@ -43,9 +50,15 @@ def serve(
         host=host or settings.host,
         port=port or settings.port,
         workers=workers,
+        # A worker process starts by importing the whole app, which takes seconds on a busy
+        # machine: uvicorn's default of 5 s without an answer has it killed and restarted,
+        # again and again.
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
         # DEBUG: uvicorn's debug lines and an access line per request (never in prod); each
         # server process sets up its own logging as it imports the app (interfaces.http.asgi)
         log_level="debug" if settings.debug else "warning",
+        # uvicorn's lines go through our handlers (JSON or text), not a format of its own.
+        log_config=None,
         access_log=settings.debug,
         # The caller's address (per-address limits, denials) comes from X-Forwarded-For only
         # when the peer is one of TRUSTED_PROXIES; with none, the header is never read
@@ -59,7 +72,7 @@ def serve(
 def project() -> None:
     """Run the projections as their own process until interrupted (SIGTERM/SIGINT)."""
     settings = Settings()
-    configure_logging(settings.debug)  # before start-up, whose migrations log too
+    configure_logging(settings.debug, settings.log_format)  # before start-up, whose migrations log too
     system = build_system(settings)
     settle_heap()
     stop = threading.Event()
@@ -93,7 +106,7 @@ def worker(
     from interfaces.workers.worker import run_worker
 
     settings = _with_broker()
-    configure_logging(settings.debug)
+    configure_logging(settings.debug, settings.log_format)
     count = threads or settings.worker_threads
     console.print(
         f"worker: {count} threads, queues {settings.queue_prefix}.* on {_redacted(settings.broker_url)}"
@@ -108,7 +121,7 @@ def scheduler() -> None:
     from interfaces.workers.scheduler import polls, run_scheduler
 
     settings = _with_broker()
-    configure_logging(settings.debug)
+    configure_logging(settings.debug, settings.log_format)
     due = ", ".join(f"{p.actor} every {p.every_s:g}s" for p in polls(settings)) or "nothing"
     console.print(f"scheduler: {due}, queues {settings.queue_prefix}.* on {_redacted(settings.broker_url)}")
     run_scheduler(settings)
@@ -166,6 +179,7 @@ def clients_create(
 
 
 app.add_typer(audit_app, name="audit")
+app.registered_commands += backup_app.registered_commands  # `backup DIR`, `restore DIR`
 
 projections_app = typer.Typer(help="Read models: status, rebuild, skip.", no_args_is_help=True)
 app.add_typer(projections_app, name="projections")

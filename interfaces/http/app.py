@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from prometheus_client import make_asgi_app
 
 from infrastructure.settings import Settings
 from interfaces.bootstrap import System, build_system, settle_heap
@@ -21,6 +20,7 @@ from interfaces.http.middleware import (
     SecurityHeadersMiddleware,
 )
 from interfaces.http.openapi import install_openapi
+from interfaces.http.request_log import RequestLogMiddleware
 from interfaces.http.request_metrics import RequestMetricsMiddleware
 from interfaces.http.routes import (
     admin,
@@ -29,6 +29,7 @@ from interfaces.http.routes import (
     card_keys,
     dashboard,
     goals,
+    health,
     oauth,
     operations,
     peers,
@@ -37,6 +38,8 @@ from interfaces.http.routes import (
     webhooks,
     wellknown,
 )
+from interfaces.metrics import PoolWatch, metrics_app, multiprocess_dir, process_exited
+from interfaces.wiring.readiness import readiness
 from interfaces.workers.worker import InProcessJobs
 
 # Every router of the API; their routes parse JSON bodies strictly (StrictJSONRoute).
@@ -54,6 +57,7 @@ ROUTERS = (
     operations.router,
     webhooks.router,
     audit.router,
+    health.router,  # probes: seconds apart, last to be matched
 )
 DESCRIPTION = """Goals for A2A agents, event-sourced: every goal, progress update, milestone
 and status change is an immutable event. Commands answer with the aggregate `version`
@@ -69,6 +73,10 @@ def create_app(system: System | None = None, settings: Settings | None = None) -
         owned = system is None
         sys = system or build_system(settings)
         app.state.system = sys
+        app.state.readiness = readiness(sys)
+        pools = PoolWatch(sys) if multiprocess_dir() else None
+        if pools is not None:
+            pools.start()
         if owned:
             settle_heap()  # a server process of its own: what start-up built stays
         if owned and sys.settings.run_projections:
@@ -88,16 +96,22 @@ def create_app(system: System | None = None, settings: Settings | None = None) -
         try:
             yield
         finally:
+            app.state.readiness.close()
+            if pools is not None:
+                pools.stop()
             if jobs is not None:
                 jobs.stop()
             if owned:
                 sys.close()
+                process_exited()
 
-    app = FastAPI(title="a2a-goals", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    config = system.settings if system else settings or Settings()
+    app = FastAPI(title=config.app_name, version=config.app_version, description=DESCRIPTION, lifespan=lifespan)
     if system is not None:
         app.state.system = system
-    # Counters of security events, read-model positions and failures, for Prometheus.
-    app.mount("/metrics", make_asgi_app())
+    # Counters of requests, writes, security events, read-model positions and failures, for
+    # Prometheus: of every server process when several serve.
+    app.mount("/metrics", metrics_app(lambda: getattr(app.state, "system", None)))
     problems.install(app)
     registry_problems.install(app)
     webhooks.install_problems(app)
@@ -105,9 +119,10 @@ def create_app(system: System | None = None, settings: Settings | None = None) -
         app.include_router(router)
     dashboard.install(app)
     install_openapi(app)
-    config = system.settings if system else settings or Settings()
     app.add_middleware(InternalErrorMiddleware)
     app.add_middleware(RequestMetricsMiddleware)  # around the 500s too
+    if config.access_log:
+        app.add_middleware(RequestLogMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
     if config.cors_origin_list:
         app.add_middleware(

@@ -5,5 +5,5 @@ from interfaces.http.app import create_app
 from interfaces.logs import configure_logging
 
 settings = Settings()
-configure_logging(settings.debug)
+configure_logging(settings.debug, settings.log_format)
 app = create_app(settings=settings)

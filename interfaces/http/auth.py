@@ -17,6 +17,7 @@ from fastapi.security import OAuth2, SecurityScopes
 from domain.clients import SCOPES, ClientDisabled
 from domain.ids import TENANT
 from infrastructure.failure_budget import FailureBudget
+from infrastructure.log_context import bind_caller
 from infrastructure.ratelimit import Decision, Rate, RateLimiter
 from infrastructure.security_log import SecurityLog
 from infrastructure.tokens import Claims, InvalidToken, TokenVerifier
@@ -277,6 +278,7 @@ async def authenticated(
     except ClientDisabled as e:
         auth.security.record("client_disabled", client_id=e.client_id, tenant=e.tenant, request_id=request_id)
         raise Unauthorized("client_disabled", has_token=True) from None
+    bind_caller(claims.tenant, claims.subject)
     # Every request of a client counts against its budget, a refused one too: a client
     # asking again and again for what its scopes do not allow is limited like any other.
     kind = route_class(request)

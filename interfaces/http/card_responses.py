@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Header, Response
+from prometheus_client import Counter
 
 from application.registry import AgentNotFound
 from infrastructure.card_cache import NOT_OWN, CachedCard, own_key, public_key
@@ -14,6 +15,12 @@ from interfaces.bootstrap import System
 from projections.agent_cards_queries import AgentRecord
 
 CARD_MAX_AGE_S = 60
+CARD_CACHE = Counter(
+    "a2a_registry_card_cache_requests_total",
+    "Card answers served from the card cache (hit) or built from the read model (miss).",
+    ["result"],
+)
+HIT, MISS = CARD_CACHE.labels("hit"), CARD_CACHE.labels("miss")
 A2AVersion = Annotated[
     str | None,
     Header(
@@ -37,12 +44,17 @@ def card_at_once(system: System, tenant: str, ref: str, a2a_version: str | None,
     found = cache.get_at_once(own_key(tenant, ref, generation, original))
     if found is NOT_OWN or (found is not None and found.body is None):
         found = cache.get_at_once(public_key(ref, generation, original))
+    if found is not None:
+        HIT.inc()  # a miss here goes the long way, and is counted there
     return found
 
 
 def public_at_once(system: System, public_id: str, a2a_version: str | None) -> CachedCard | None:
     """`public_card`'s answer if this process holds it (no I/O)."""
-    return system.card_cache.get_at_once(public_key(public_id, generation_for(a2a_version), False))
+    found = system.card_cache.get_at_once(public_key(public_id, generation_for(a2a_version), False))
+    if found is not None:
+        HIT.inc()
+    return found
 
 
 def card_response(
@@ -56,7 +68,10 @@ def card_response(
     if found is NOT_OWN or (found is not None and found.body is None):
         found = cache.get(public_key(ref, generation, original))
     if found is None:
+        MISS.inc()
         found = _read(system, tenant, ref, generation, original)
+    else:
+        HIT.inc()
     return respond(found, if_none_match, public=False)
 
 
@@ -86,6 +101,7 @@ def public_card(system: System, public_id: str, a2a_version: str | None, if_none
     generation = generation_for(a2a_version)
     key = public_key(public_id, generation, False)
     found = system.card_cache.get(key)
+    (MISS if found is None else HIT).inc()
     if found is None:
         record = system.agent_cards.public(public_id)
         if record is None:

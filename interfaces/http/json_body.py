@@ -18,6 +18,8 @@ import orjson
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
+from infrastructure.log_context import bind_route
+
 MAX_DEPTH = 32
 # orjson reads an integer beyond 64 bits as a float, silently changing it: a body with a long
 # enough run of digits is read again by the standard library, whose integers are exact, so the
@@ -60,8 +62,10 @@ class StrictJSONRoute(APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        path = self.path
 
         async def strict(request: Request) -> Response:
+            bind_route(path)  # the template, for the request's log lines
             return await handler(StrictJSONRequest(request.scope, request.receive))
 
         return strict

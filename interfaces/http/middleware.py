@@ -10,6 +10,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from infrastructure.log_context import request_context
+
 log = logging.getLogger(__name__)
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,128}\Z")  # \Z: $ would let a trailing newline in
 
@@ -26,7 +28,8 @@ def adding_headers(send: Send, headers: list[tuple[bytes, bytes]]) -> Send:
 
 
 class RequestIdMiddleware:
-    """Takes a well-formed X-Request-ID or makes one; echoes it on the response."""
+    """Takes a well-formed X-Request-ID or makes one; echoes it on the response, and puts it in
+    the request's log context (with the caller and route, once known)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -38,8 +41,8 @@ class RequestIdMiddleware:
         sent = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         request_id = sent if REQUEST_ID.match(sent) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
-
-        await self.app(scope, receive, adding_headers(send, [(b"x-request-id", request_id.encode())]))
+        with request_context(request_id):
+            await self.app(scope, receive, adding_headers(send, [(b"x-request-id", request_id.encode())]))
 
 
 class BodyLimitMiddleware:

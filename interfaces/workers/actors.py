@@ -55,7 +55,9 @@ PEER_ENTRIES_REFUSED = Counter(
     ["peer_id"],
 )
 FEDERATION = Meta(actor="federation")
-AGENTS = Gauge("a2a_registry_agents_total", "Agents in the registry, by state.", ["status"])
+AGENTS = Gauge(
+    "a2a_registry_agents_total", "Agents in the registry, by state.", ["status"], multiprocess_mode="mostrecent"
+)
 AGENT_STATES = ("public", "private", "deregistered")
 
 

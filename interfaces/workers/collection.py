@@ -41,8 +41,16 @@ LAG = Histogram(
     "From a poll falling due to its outcome being recorded in the log.",
     buckets=(0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0),
 )
-STAGNANT = Gauge("a2a_goals_stagnant_goals", "Active goals without progress for STAGNATION_HOURS.")
-FAILING = Gauge("a2a_goals_collection_failing_agents", "Agents whose metrics collection is failing.")
+STAGNANT = Gauge(
+    "a2a_goals_stagnant_goals",
+    "Active goals without progress for STAGNATION_HOURS.",
+    multiprocess_mode="mostrecent",
+)
+FAILING = Gauge(
+    "a2a_goals_collection_failing_agents",
+    "Agents whose metrics collection is failing.",
+    multiprocess_mode="mostrecent",
+)
 
 
 def collect_key(tenant: str, agent_id: str) -> str:

@@ -24,6 +24,7 @@ CHECK_TIME_LIMIT_MS = 60_000
 UNREACHABLE = Gauge(
     "a2a_registry_unreachable_agents",
     "Live registered agents whose own card URL did not answer at their last check.",
+    multiprocess_mode="mostrecent",
 )
 # The gauge is a registry-wide count: refreshed at most this often by single checks, so a
 # round of N checks costs O(N) counts over the round, not one count per check.

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from domain.clients import SCOPES, ClientDisabled
 from infrastructure.client_secrets import looks_like_client_id
+from infrastructure.log_context import bind_caller
 from interfaces.bootstrap import System
 from interfaces.http.auth import Authenticator, RateLimited
 from interfaces.http.deps import SystemDep
@@ -136,6 +137,7 @@ def _grant(request: Request, system: System, form: dict[str, str]) -> JSONRespon
             asked=refused,
         )
         return _error(400, "invalid_scope", f"not granted to this client: {' '.join(refused)}")
+    bind_caller(client.tenant, client.client_id)
     access_token, expires_in = system.issuer.issue(client.client_id, client.tenant, asked)
     auth.security.record(
         "token_issued", client_id=client.client_id, tenant=client.tenant, request_id=request_id

@@ -1,0 +1,71 @@
+"""Readiness: named checks of what a server needs to serve, run at once, each bounded in time.
+
+A check returns when its part is ready and raises otherwise (NotReady names a state such as
+"behind"; any other exception is "down"). A check still running at the deadline is "timeout":
+a hung dependency never hangs the probe. Results are states only, never volumes or errors.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+UP = "up"
+DOWN = "down"
+TIMEOUT = "timeout"
+Check = Callable[[], None]
+
+
+class NotReady(Exception):
+    """A part that answers but is not fit to serve: `state` says how ("behind", "failed")."""
+
+    def __init__(self, state: str) -> None:
+        super().__init__(state)
+        self.state = state
+
+
+@dataclass(frozen=True)
+class Readings:
+    states: dict[str, str]
+
+    @property
+    def ready(self) -> bool:
+        return all(state == UP for state in self.states.values())
+
+    @property
+    def not_ready(self) -> list[str]:
+        return [name for name, state in self.states.items() if state != UP]
+
+
+class Readiness:
+    """Runs every check in parallel and waits at most `timeout_s` for all of them."""
+
+    def __init__(self, checks: Mapping[str, Check], timeout_s: float) -> None:
+        self.checks = dict(checks)
+        self.timeout_s = timeout_s
+        # Room for a round of checks hung until their own client timeouts, and the next round.
+        self._pool = ThreadPoolExecutor(max_workers=max(2, 2 * len(self.checks)), thread_name_prefix="ready")
+
+    def read(self) -> Readings:
+        futures = {name: self._pool.submit(check) for name, check in self.checks.items()}
+        wait(futures.values(), timeout=self.timeout_s)
+        return Readings({name: _state(name, future) for name, future in futures.items()})
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _state(name: str, future: Future[None]) -> str:
+    if not future.done():
+        future.cancel()
+        return TIMEOUT
+    error = future.exception()
+    if error is None:
+        return UP
+    if isinstance(error, NotReady):
+        return error.state
+    log.warning("readiness: %s is down (%s)", name, type(error).__name__)
+    return DOWN
