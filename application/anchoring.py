@@ -135,6 +135,7 @@ class Anchoring:
     ) -> None:
         self._app = app
         self._chain = chain  # made on first use: an in-process chain takes a second to start
+        self.chain = chain
         self._tree = tree
         self._anchors = anchors
         self._topics_of_leaves = topics_of_leaves  # the topics of leaves first..last (indexes)

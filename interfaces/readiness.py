@@ -30,29 +30,32 @@ class NotReady(Exception):
 @dataclass(frozen=True)
 class Readings:
     states: dict[str, str]
+    # Parts whose state is shown but does not decide readiness: serving does not wait for them.
+    advisory: frozenset[str] = frozenset()
 
     @property
     def ready(self) -> bool:
-        return all(state == UP for state in self.states.values())
+        return not self.not_ready
 
     @property
     def not_ready(self) -> list[str]:
-        return [name for name, state in self.states.items() if state != UP]
+        return [name for name, state in self.states.items() if state != UP and name not in self.advisory]
 
 
 class Readiness:
     """Runs every check in parallel and waits at most `timeout_s` for all of them."""
 
-    def __init__(self, checks: Mapping[str, Check], timeout_s: float) -> None:
+    def __init__(self, checks: Mapping[str, Check], timeout_s: float, advisory: frozenset[str] = frozenset()) -> None:
         self.checks = dict(checks)
         self.timeout_s = timeout_s
+        self.advisory = advisory
         # Room for a round of checks hung until their own client timeouts, and the next round.
         self._pool = ThreadPoolExecutor(max_workers=max(2, 2 * len(self.checks)), thread_name_prefix="ready")
 
     def read(self) -> Readings:
         futures = {name: self._pool.submit(check) for name, check in self.checks.items()}
         wait(futures.values(), timeout=self.timeout_s)
-        return Readings({name: _state(name, future) for name, future in futures.items()})
+        return Readings({name: _state(name, future) for name, future in futures.items()}, self.advisory)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

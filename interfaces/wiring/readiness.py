@@ -18,10 +18,14 @@ from projections.status import read_model_lags
 if TYPE_CHECKING:
     from interfaces.bootstrap import System
 
+# The chain's node is shown, but a server whose node is away is still ready: the node holds
+# anchoring back, never a request (docs/audit.md#anchors).
+ADVISORY = frozenset({"chain"})
+
 
 def readiness(system: System) -> Readiness:
     settings = system.settings
-    return Readiness(readiness_checks(system), timeout_s=settings.ready_check_timeout_s)
+    return Readiness(readiness_checks(system), timeout_s=settings.ready_check_timeout_s, advisory=ADVISORY)
 
 
 def readiness_checks(system: System) -> dict[str, Check]:
@@ -42,6 +46,9 @@ def readiness_checks(system: System) -> dict[str, Check]:
         checks["search"] = lambda: None if client.ping() else _down()
     else:
         checks["search"] = lambda: _search_tables(system)
+    if system.anchoring is not None and settings.rpc_url:  # an in-process chain is this process
+        chain = system.anchoring.chain
+        checks["chain"] = lambda: None if chain().head() >= 0 else _down()
     return checks
 
 

@@ -23,14 +23,22 @@ POLLS = "polls"
 ANCHOR_TIME_LIMIT_MS = 5 * 60 * 1000
 log = logging.getLogger(__name__)
 
+# Set by whichever process ran the last round: under several processes, the most recent counts.
 BACKLOG = Gauge(
     "a2a_goals_audit_anchor_backlog",
     "Leaves of the audit log not yet covered by a confirmed anchor on the chain.",
+    multiprocess_mode="mostrecent",
 )
 CHAIN_UP = Gauge(
-    "a2a_goals_chain_up", "1 when the last anchoring round could use the chain's node, else 0."
+    "a2a_goals_chain_up",
+    "1 when the last anchoring round could use the chain's node, else 0.",
+    multiprocess_mode="mostrecent",
 )
-ANCHORED_SIZE = Gauge("a2a_goals_audit_anchored_tree_size", "The largest tree size confirmed on the chain.")
+ANCHORED_SIZE = Gauge(
+    "a2a_goals_audit_anchored_tree_size",
+    "The largest tree size confirmed on the chain.",
+    multiprocess_mode="mostrecent",
+)
 ROUNDS = Counter(
     "a2a_goals_audit_anchor_rounds_total",
     "Anchoring rounds by outcome: sent (a root was sent), waiting (an anchor awaits its"

@@ -20,6 +20,7 @@ import httpx
 import pytest
 from eth_utils import keccak
 
+from tests.chain_support import PrivateAnvil
 from tests.conftest import ROOT, Server
 from tests.e2e.support import ok
 from tests.e2e.test_audit import AUDIT, StoredRow, _audit_cli, rfc9162_root_from_path
@@ -200,3 +201,22 @@ def test_the_cli_deploys_and_anchors(rpc_url: str, tmp_path: Path) -> None:
     env["CHAIN_TIMEOUT_S"] = "1"
     down = cli("audit", "anchor")
     assert down.returncode == 2 and "chain cannot be used" in down.stderr
+
+
+def test_readiness_shows_the_chain_but_a_node_away_never_holds_requests(
+    start_anvil: Callable[[], PrivateAnvil], start_server: Callable[..., Server]
+) -> None:
+    node = start_anvil()
+    server = start_server(A2A_RPC_URL=node.url, CHAIN_TIMEOUT_S="1", ANCHOR_CHECK_S="0.3")
+    tenant = f"a{uuid.uuid4().hex[:10]}"
+    with httpx.Client(base_url=server.url, headers=server.auth_headers(tenant), timeout=30) as api:
+        assert ok(api.get("/health/ready"))["checks"]["chain"] == "up"
+        node.stop()
+        answer = api.get("/health/ready")
+        assert answer.status_code == 200, answer.text  # still ready: writes do not wait for the node
+        assert answer.json()["checks"]["chain"] in {"down", "timeout"}
+        written = ok(api.post("/api/v1/goals/agents/while-away", json=GOALS), 201)
+        node.start()
+        assert ok(api.get("/health/ready"))["checks"]["chain"] == "up"
+        proof = _anchored_proof(api, written["position"])  # anchoring caught up by itself
+        assert proof["tree_size"] > proof["leaf_index"]

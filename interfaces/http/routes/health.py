@@ -30,7 +30,9 @@ def ready(request: Request) -> Any:
     """Whether this server can serve: PostgreSQL (or SQLite), Redis, the job broker and the
     search backend answer within READY_CHECK_TIMEOUT_S, and no read model failed or is behind
     by more than READY_MAX_LAG_S. A 503 problem names each part that is not, with its state
-    (`down`, `timeout`, `behind`, `failed`)."""
+    (`down`, `timeout`, `behind`, `failed`). With A2A_RPC_URL, `chain` shows whether the chain's
+    node answers; it never makes the server not ready (the node holds anchoring back, never a
+    request)."""
     readiness: Readiness = request.app.state.readiness
     readings = readiness.read()
     if readings.ready:
