@@ -528,8 +528,16 @@ class ServerProcs:
     """`serve` (and, with --projector separate, `project`) as subprocesses."""
 
     def __init__(
-        self, url: str, args: argparse.Namespace, workdir: Path, extra_env: Mapping[str, str] | None = None
+        self,
+        url: str,
+        args: argparse.Namespace,
+        workdir: Path,
+        extra_env: Mapping[str, str] | None = None,
+        *,
+        serve: Sequence[str] = ("-m", "interfaces.cli.main", "serve"),
+        start_timeout: float = 60.0,
     ) -> None:
+        """`serve` is the server's command line after the interpreter (before --port)."""
         self.url = url
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -553,7 +561,7 @@ class ServerProcs:
         self.env = env
         self.log = workdir / "server.log"
         self._logf = self.log.open("w")
-        cmd = [sys.executable, "-m", "interfaces.cli.main", "serve", "--port", str(self.port)]
+        cmd = [sys.executable, *serve, "--port", str(self.port)]
         if args.workers > 1:
             cmd += ["--workers", str(args.workers)]
         self.command = " ".join(cmd[1:])
@@ -569,7 +577,7 @@ class ServerProcs:
             )
         self._headers: dict[str, str] = {}
         try:
-            self._wait_ready()
+            self._wait_ready(start_timeout)
         except BaseException:
             self.stop()
             raise
@@ -585,8 +593,8 @@ class ServerProcs:
             roles["projector"] = self.projector.pid
         return roles
 
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + 60
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.server.poll() is not None:
                 raise RuntimeError(f"server exited:\n{self.log.read_text()}")
