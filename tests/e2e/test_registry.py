@@ -18,6 +18,7 @@ from a2a.compat.v0_3.types import AgentCard as V03Card
 from a2a.utils.signing import create_signature_verifier
 from jwt.api_jwk import PyJWK
 
+from domain.clients import SCOPES
 from tests.conftest import Server
 from tests.e2e.support import login, ok, problem
 
@@ -316,3 +317,34 @@ def test_card_parameters_are_validated_as_documented(reg: httpx.Client) -> None:
         ("query", "min_position"),
     }
     assert operation["security"] == [{"oauth2": ["registry:read"]}]
+
+
+def test_the_card_route_checks_the_caller_as_documented_before_its_parameters(
+    server: Server, reg: httpx.Client, tenant: str
+) -> None:
+    """The card route calls the authentication itself (interfaces/http/auth.py `caller_of`):
+    it refuses what `Security(authenticated, scopes=["registry:read"])` refuses, the scope it
+    enforces is the one /openapi.json documents, and the caller is decided before the
+    parameters are read (no token and a bad id: 401, not 422)."""
+    written = register(reg, "guarded", sample("sample-card-v1.0.json"))
+    assert served_card(reg, "guarded", written["position"]).status_code == 200
+    path = f"{AGENTS}/guarded/card"
+    operation = reg.get("/openapi.json").json()["paths"]["/api/v1/agents/{agent_id}/card"]["get"]
+    (documented,) = operation["security"][0]["oauth2"]
+    without = sorted(SCOPES - {documented})
+    client_id, secret = server.client(tenant, without)
+    token = ok(
+        httpx.post(
+            f"{server.url}/oauth/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret)
+        )
+    )["access_token"]
+    with httpx.Client(base_url=server.url, timeout=30) as anonymous:
+        refused = anonymous.get(path, headers={"Authorization": f"Bearer {token}"})
+        assert problem(refused, 403)["type"] == "/problems/insufficient-scope"
+        assert f'scope="{documented}"' in refused.headers["www-authenticate"]
+        for headers in ({}, {"Authorization": "Bearer not-a-token"}, {"Authorization": "Basic eDp5"}):
+            assert problem(anonymous.get(path, headers=headers), 401)
+            assert problem(anonymous.get(f"{AGENTS}/-bad/card", headers=headers), 401)
+    for bad in ("-bad", "a" * 129, "bad%0A", "x%20y"):
+        answer = problem(reg.get(f"{AGENTS}/{bad}/card"), 422)
+        assert [e["field"] for e in answer["errors"]] == ["path.agent_id"], bad

@@ -14,8 +14,8 @@ from application.registry_history import card_history
 from application.results import CommandResult
 from interfaces.bootstrap import System
 from interfaces.http.answers import command_answer
-from interfaces.http.auth import RegistryReader, RegistryWriter
-from interfaces.http.card_params import CARD_PARAMETERS, card_params
+from interfaces.http.auth import RegistryReader, RegistryWriter, caller_of, secured
+from interfaces.http.card_params import AGENT_ID_DESCRIPTION, CARD_PARAMETERS, card_params
 from interfaces.http.card_responses import card_at_once, card_response, respond
 from interfaces.http.deps import IdempotencyDep, IfMatchDep, SystemDep, command_meta
 from interfaces.http.json_body import StrictJSONRoute
@@ -38,7 +38,7 @@ from projections.search.index import SearchQuery
 router = APIRouter(prefix="/api/v1/agents", tags=["registry"], route_class=StrictJSONRoute)
 AgentPath = Path(
     pattern=AGENT_ID_PATTERN,
-    description="The caller's own agent id, or the public id of another tenant's public agent.",
+    description=AGENT_ID_DESCRIPTION,
 )
 PROBLEMS: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown agent"}, 422: {}}
 READ_MODELS = ["agent_cards"]
@@ -123,6 +123,9 @@ def get_agent(
     return record.view(who.tenant)
 
 
+CARD_SCOPES = ("registry:read",)
+
+
 @router.get(
     "/{agent_id}/card",
     responses={
@@ -131,22 +134,25 @@ def get_agent(
         **PROBLEMS,
         504: {},
     },
-    openapi_extra={"parameters": CARD_PARAMETERS},
+    openapi_extra={"parameters": CARD_PARAMETERS, **secured(CARD_SCOPES)},
 )
-async def get_agent_card(agent_id: Annotated[str, AgentPath], who: RegistryReader, request: Request) -> Response:
+async def get_agent_card(request: Request) -> Response:
     """The card alone, as served to A2A clients: v1.0 (or v0.3 for `A2A-Version: 0.3`), with
     the goals extension and this registry's signature; ETag and 304."""
-    system: System = request.app.state.system
+    # The caller first, then the parameters (as FastAPI would order them): a bad request
+    # from a client without a valid token is a 401, and a client's 422s count against its limit.
+    who = await caller_of(request, CARD_SCOPES)
     params = card_params(request)  # the parameters CARD_PARAMETERS documents
+    system: System = request.app.state.system
     if not params.min_position and (
-        found := card_at_once(system, who.tenant, agent_id, params.a2a_version, params.original)
+        found := card_at_once(system, who.tenant, params.agent_id, params.a2a_version, params.original)
     ):
         return respond(found, params.if_none_match, public=False)
     return await run_in_threadpool(
         _card_after,
         system,
         who.tenant,
-        agent_id,
+        params.agent_id,
         params.a2a_version,
         params.original,
         params.if_none_match,
