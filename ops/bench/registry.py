@@ -356,7 +356,16 @@ def compare(
                     ok=(EXPECTED[kind],),
                 )
                 _absorb(out[kind][name], run)
+                console.print(f"  {title}, {name}, window {round_ + 1}: {_window(run, name)}")
     return out
+
+
+def _window(run: LoadRun, server: str) -> str:
+    """One window's rate and CPU per request, printed as it ends: a window that stands out
+    (a burst of cache misses, another job) shows here before the averages hide it."""
+    shares = CpuMeter.shares(run.before, run.after, run.seconds)
+    cpu = shares.get(_role(server), 0.0) * NCPU * run.seconds / run.count * 1e6 if run.count else 0.0
+    return f"{run.count / run.seconds:,.0f} req/s, {cpu:,.0f} CPU µs/req, other={shares['other'] * 100:.0f}%"
 
 
 async def _paced(port: int, requests: Iterator[bytes], rate: float, seconds: float, warmup: float) -> LoadRun:
