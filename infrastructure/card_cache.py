@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
@@ -62,6 +62,9 @@ NOT_OWN = CachedCard(None)
 
 
 Agent = tuple[str, str]  # (tenant, agent_id); tenant "" for copies of peers' agents
+
+
+Entry = tuple[str, "CachedCard", Agent, int]  # what `put` takes: key, answer, agent, position
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,10 @@ class CardCache(Protocol):
         agent was evicted at a later position since."""
         ...
 
+    def put_all(self, entries: Sequence[Entry]) -> None:
+        """`put` of each entry, in one round trip where there is one."""
+        ...
+
     def evict(self, agents: Mapping[Agent, int]) -> bool:
         """Drop every answer of these agents, changed at these log positions; False if that
         could not be done now (the caller tries again)."""
@@ -139,6 +146,9 @@ class NoCardCache:
         return None
 
     def put(self, key: str, value: CachedCard, agent: Agent, position: int) -> None:
+        return None
+
+    def put_all(self, entries: Sequence[Entry]) -> None:
         return None
 
     def close(self) -> None:
@@ -218,6 +228,10 @@ class InProcessCardCache:
             while len(self._entries) > self._size or self._bytes > self._max_bytes:
                 _, (_, oldest, _) = self._entries.popitem(last=False)
                 self._bytes -= _weight(oldest)
+
+    def put_all(self, entries: Sequence[Entry]) -> None:
+        for entry in entries:
+            self.put(*entry)
 
     def _drop(self, key: str) -> None:
         found = self._entries.pop(key, None)
@@ -304,13 +318,21 @@ class RedisCardCache:
         return CachedCard(body if present else None, etag, modified, public), (tenant, agent_id), position
 
     def put(self, key: str, value: CachedCard, agent: Agent, position: int) -> None:
-        head = orjson.dumps([value.etag, value.last_modified, value.public, value.body is not None, *agent, position])
-        keys = [self._prefix + key, self._prefix + evicted_key(*agent)]
+        self.put_all([(key, value, agent, position)])
+
+    def put_all(self, entries: Sequence[Entry]) -> None:
         try:
-            with self._guarded():
-                self._put(keys=keys, args=[head + b"\n" + (value.body or b""), position, self._ttl_s])
+            with self._guarded(), self._redis.pipeline(transaction=False) as pipe:
+                for key, value, agent, position in entries:
+                    head = orjson.dumps(
+                        [value.etag, value.last_modified, value.public, value.body is not None, *agent, position]
+                    )
+                    keys = [self._prefix + key, self._prefix + evicted_key(*agent)]
+                    value_bytes = head + b"\n" + (value.body or b"")
+                    self._put(keys=keys, args=[value_bytes, position, self._ttl_s], client=pipe)
+                pipe.execute()
         except (CircuitOpen, redis.RedisError, OSError) as e:
-            log.debug("card not cached (Redis: %s)", e)
+            log.debug("cards not cached (Redis: %s)", e)
 
     def evict(self, agents: Mapping[Agent, int]) -> bool:
         try:
@@ -390,6 +412,11 @@ class TieredCardCache:
     def put(self, key: str, value: CachedCard, agent: Agent, position: int) -> None:
         self._shared.put(key, value, agent, position)
         self._remember(key, value, agent, position)
+
+    def put_all(self, entries: Sequence[Entry]) -> None:
+        self._shared.put_all(entries)
+        for entry in entries:
+            self._remember(*entry)
 
     def _remember(self, key: str, value: CachedCard, agent: Agent, position: int) -> None:
         began = getattr(self._began, "epoch", None)

@@ -18,7 +18,7 @@ import logging
 import threading
 from collections import defaultdict
 
-from infrastructure.card_cache import Due
+from infrastructure.card_cache import Due, Entry
 from interfaces.bootstrap import System
 from interfaces.http.card_responses import cached_card
 
@@ -32,7 +32,7 @@ def refresh(system: System, due: list[Due]) -> int:
     by_tenant: defaultdict[str, list[Due]] = defaultdict(list)
     for item in due:
         by_tenant[item.agent[0]].append(item)
-    stored = 0
+    entries: list[Entry] = []
     for tenant, items in by_tenant.items():
         agents = list(dict.fromkeys(item.agent for item in items))
         # The owner's own agents (deregistered ones are not returned): what `visible` reads.
@@ -42,9 +42,9 @@ def refresh(system: System, due: list[Due]) -> int:
             if record is None or (item.public and record.visibility != "public"):
                 continue  # gone, or no longer public: its eviction dropped it; a request decides
             card = cached_card(system, record, item.generation, item.original)
-            system.card_cache.put(item.key, card, item.agent, record.position)
-            stored += 1
-    return stored
+            entries.append((item.key, card, item.agent, record.position))
+    system.card_cache.put_all(entries)  # one round trip to Redis
+    return len(entries)
 
 
 class CardRefresher:
