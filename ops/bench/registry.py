@@ -365,7 +365,10 @@ def _window(run: LoadRun, server: str) -> str:
     (a burst of cache misses, another job) shows here before the averages hide it."""
     shares = CpuMeter.shares(run.before, run.after, run.seconds)
     cpu = shares.get(_role(server), 0.0) * NCPU * run.seconds / run.count * 1e6 if run.count else 0.0
-    return f"{run.count / run.seconds:,.0f} req/s, {cpu:,.0f} CPU µs/req, other={shares['other'] * 100:.0f}%"
+    line = f"{run.count / run.seconds:,.0f} req/s, {cpu:,.0f} CPU µs/req, other={shares['other'] * 100:.0f}%"
+    if server != "a2a-goals":  # the API server is idle meanwhile: what its background work costs
+        line += f", a2a-goals idle={shares['server'] * NCPU * 100:.0f}% of a core"
+    return line
 
 
 async def _paced(port: int, requests: Iterator[bytes], rate: float, seconds: float, warmup: float) -> LoadRun:
