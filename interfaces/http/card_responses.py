@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Header, Response
+from prometheus_client import Counter
 
 from application.registry import AgentNotFound
 from infrastructure.card_cache import NOT_OWN, CachedCard, own_key, public_key
@@ -14,6 +15,15 @@ from interfaces.bootstrap import System
 from projections.agent_cards_queries import AgentRecord
 
 CARD_MAX_AGE_S = 60
+# A card GET answered from this process's memory never gets here (and is not counted): these
+# are the ones that went the long way, through the thread pool.
+SLOW_CARDS = Counter(
+    "a2a_card_reads_off_the_event_loop_total",
+    "Card GETs not answered from the serving process's memory, by where the answer came from:"
+    " the shared cache (Redis) or the read model.",
+    ["answered_from"],
+)
+_FROM_CACHE, _FROM_READ_MODEL = SLOW_CARDS.labels("cache"), SLOW_CARDS.labels("read_model")
 A2AVersion = Annotated[
     str | None,
     Header(
@@ -57,6 +67,9 @@ def card_response(
         found = cache.get(public_key(ref, generation, original))
     if found is None:
         found = _read(system, tenant, ref, generation, original)
+        _FROM_READ_MODEL.inc()
+    else:
+        _FROM_CACHE.inc()
     return respond(found, if_none_match, public=False)
 
 
@@ -92,6 +105,9 @@ def public_card(system: System, public_id: str, a2a_version: str | None, if_none
             raise AgentNotFound(public_id)
         found = cached_card(system, record, generation, False)
         system.card_cache.put(key, found, (record.tenant, record.agent_id), record.position)
+        _FROM_READ_MODEL.inc()
+    else:
+        _FROM_CACHE.inc()
     return respond(found, if_none_match, public=True)
 
 

@@ -17,6 +17,7 @@ from a2a.client.card_resolver import A2ACardResolver, parse_agent_card
 from a2a.compat.v0_3.types import AgentCard as V03Card
 from a2a.utils.signing import create_signature_verifier
 from jwt.api_jwk import PyJWK
+from prometheus_client.parser import text_string_to_metric_families
 
 from domain.clients import SCOPES
 from tests.conftest import Server
@@ -318,6 +319,30 @@ def test_card_parameters_are_validated_as_documented(reg: httpx.Client) -> None:
     }
     assert operation["security"] == [{"oauth2": ["registry:read"]}]
 
+
+def _off_the_event_loop(server: Server) -> dict[str, float]:
+    text = httpx.get(f"{server.url}/metrics/", timeout=30).text
+    return {
+        sample.labels["answered_from"]: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "a2a_card_reads_off_the_event_loop_total"
+    }
+
+
+def test_a_card_read_again_is_answered_from_memory_and_the_metrics_count_what_was_not(
+    server: Server, reg: httpx.Client
+) -> None:
+    written = register(reg, "counted", sample("sample-card-v1.0.json"), "public")
+    ok(reg.get(f"{AGENTS}/counted", params={"min_position": written["position"]}))
+    before = _off_the_event_loop(server)
+    first = reg.get(f"{AGENTS}/counted/card")
+    read = _off_the_event_loop(server)
+    assert read.get("read_model", 0) == before.get("read_model", 0) + 1
+    for _ in range(5):
+        again = reg.get(f"{AGENTS}/counted/card", headers={"If-None-Match": first.headers["ETag"]})
+        assert again.status_code == 304
+    assert _off_the_event_loop(server) == read  # all five from this process's memory
 
 def test_the_card_route_checks_the_caller_as_documented_before_its_parameters(
     server: Server, reg: httpx.Client, tenant: str
