@@ -24,8 +24,9 @@ of tenant i:
   (a) GET /api/v1/agents/{agent_id}/card with a token: 200s;
   (b) the same with the agent's If-None-Match (ETags fetched once per agent first): 304s;
   (c) GET /.well-known/agents/{public_id}/agent-card.json, no token, public agents: 200s.
-Each kind's cards are read once just before its windows (the card cache keeps an answer 60 s,
-so each kind meets it as warm). Each ratio real/bare has the target >= 0.7.
+Each kind's cards are read once just before its windows (the card cache keeps an answer 60 s
+and reads a hot one again in its last 10 s, so each kind meets it as warm). Each window prints a
+line as it ends, with the card GETs the server did not answer from memory. Each ratio real/bare has the target >= 0.7.
 CPU µs/req is the serving process's CPU time per answered request.
 Then (a) and the bare route at a fixed --rate (200 req/s; latency counted from when a request
 was due, so a stall shows): p99 target <= 10 ms.
