@@ -373,3 +373,14 @@ def test_the_card_route_checks_the_caller_as_documented_before_its_parameters(
     for bad in ("-bad", "a" * 129, "bad%0A", "x%20y"):
         answer = problem(reg.get(f"{AGENTS}/{bad}/card"), 422)
         assert [e["field"] for e in answer["errors"]] == ["path.agent_id"], bad
+
+
+def test_a_clients_bad_card_requests_count_against_its_read_limit(
+    start_server: Callable[..., Server], tenant: str
+) -> None:
+    server = start_server(RATE_LIMIT_READS="3/minute")
+    _, headers = login(server, tenant)
+    with httpx.Client(base_url=server.url, headers=headers, timeout=30) as client:
+        for _ in range(3):
+            problem(client.get(f"{AGENTS}/-bad/card"), 422)
+        assert problem(client.get(f"{AGENTS}/good/card"), 429)

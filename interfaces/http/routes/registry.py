@@ -67,8 +67,10 @@ CARD_SCOPES = ("registry:read",)
 async def get_agent_card(request: Request) -> Response:
     """The card alone, as served to A2A clients: v1.0 (or v0.3 for `A2A-Version: 0.3`), with
     the goals extension and this registry's signature; ETag and 304."""
-    # The caller first, then the parameters (as FastAPI would order them): a bad request
-    # from a client without a valid token is a 401, and a client's 422s count against its limit.
+    # Invariant: CARD_SCOPES is both what is enforced and what /openapi.json says, and the caller
+    # is decided before the parameters are read, as FastAPI orders Security() (no token and a bad
+    # id: 401; a client's 422s count against its limit); test_the_card_route_checks_the_caller_
+    # as_documented_before_its_parameters breaks otherwise.
     who = await caller_of(request, CARD_SCOPES)
     params = card_params(request)  # the parameters CARD_PARAMETERS documents
     system: System = request.app.state.system
