@@ -14,7 +14,7 @@ from infrastructure.card_cache import Due, own_key, public_key
 from interfaces.bootstrap import System
 from interfaces.http.card_refresh import refresh
 from interfaces.http.card_responses import cached_card, card_response, public_card
-from tests.integration.support import meta
+from tests.integration.support import meta, wait_until
 
 CARD: dict[str, Any] = json.loads(
     (Path(__file__).parent.parent / "fixtures" / "a2a" / "sample-card-v1.0.json").read_text()
@@ -45,12 +45,14 @@ def test_a_due_answer_is_read_again_as_a_request_would_read_it(system: System, t
 
     system.registry.update(tenant, "x", None, "private", meta())
     system.runner.catch_up()
+    wait_until(lambda: cache.get(public) is None, 5, "the change evicted")
     assert refresh(system, due) == 1  # the owner's answer only: no public key for a private agent
     assert cache.get(public) is None
     assert cache.get(own) is not None and cache.get(own).public is False  # type: ignore[union-attr]
 
     system.registry.deregister(tenant, "x", meta())
     system.runner.catch_up()
+    wait_until(lambda: cache.get(own) is None, 5, "the deregistration evicted")
     assert refresh(system, due) == 0
     assert cache.get(own) is None and cache.get(public) is None
 
