@@ -10,6 +10,12 @@ changed a card evicts after it commits (test_a_cached_card_is_evicted_when_the_r
 breaks otherwise). An answer read before a change but stored after its eviction would be stale:
 eviction leaves the agent's log position behind, and an answer read at an older position is not
 stored (atomically, in a Lua script on Redis). A cache that fails is a miss, never an error.
+
+Hot answers are read again before they expire: a hit in an answer's last REFRESH_AHEAD_S marks
+it `due`, and the serving process reads the due answers again in the background, in batches
+(interfaces/http/card_refresh.py), so that a card asked for steadily never expires under its
+callers: each entry is still at most TTL_S old, and a re-read costs a share of one query rather
+than a request's trip to the thread pool, Redis and the read model.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
@@ -37,6 +43,8 @@ TTL_S = 60  # the backstop: an eviction lost (Redis down at that moment) is stal
 # cards of a few kB, in both generations, own and public lookups), bounded whatever is stored.
 MEMORY_BYTES = 128 * 1024 * 1024
 ENTRY_OVERHEAD = 200  # the key, the tuple and the CachedCard around the bytes, roughly
+REFRESH_AHEAD_S = 10  # a hit this close to an answer's expiry has it read again
+MAX_DUE = 10_000  # answers waiting to be read again, at most
 VARIANTS = [(generation, original) for generation in ("1.0", "0.3") for original in (False, True)]
 
 
@@ -51,6 +59,30 @@ class CachedCard:
 
 
 NOT_OWN = CachedCard(None)
+
+
+Agent = tuple[str, str]  # (tenant, agent_id); tenant "" for copies of peers' agents
+
+
+Entry = tuple[str, "CachedCard", Agent, int]  # what `put` takes: key, answer, agent, position
+
+
+@dataclass(frozen=True)
+class Due:
+    """An answer hit near its expiry, to be read again: its key, whose agent it serves, and
+    which answer it is (a public key's answer must still be public when read again)."""
+
+    key: str
+    agent: Agent
+    generation: str
+    original: bool
+    public: bool
+
+
+def due_of(key: str, agent: Agent) -> Due:
+    """What `key` (an own_key or a public_key) names: the last two fields of either."""
+    generation, original = key.rsplit(":", 2)[1:]
+    return Due(key, agent, generation, original == "1", key.startswith("card:pub:"))
 
 
 def own_key(tenant: str, agent_id: str, generation: str, original: bool) -> str:
@@ -73,9 +105,6 @@ def keys_of(tenant: str, agent_id: str) -> list[str]:
     ]
 
 
-Agent = tuple[str, str]  # (tenant, agent_id); tenant "" for copies of peers' agents
-
-
 class CardCache(Protocol):
     def get(self, key: str) -> CachedCard | None: ...
 
@@ -91,9 +120,18 @@ class CardCache(Protocol):
         agent was evicted at a later position since."""
         ...
 
+    def put_all(self, entries: Sequence[Entry]) -> None:
+        """`put` of each entry, in one round trip where there is one."""
+        ...
+
     def evict(self, agents: Mapping[Agent, int]) -> bool:
         """Drop every answer of these agents, changed at these log positions; False if that
         could not be done now (the caller tries again)."""
+        ...
+
+    def due(self, limit: int) -> list[Due]:
+        """At most `limit` answers hit near their expiry since the last call (taken: each is
+        returned once), to be read again and `put` by this thread."""
         ...
 
 
@@ -110,19 +148,37 @@ class NoCardCache:
     def put(self, key: str, value: CachedCard, agent: Agent, position: int) -> None:
         return None
 
+    def put_all(self, entries: Sequence[Entry]) -> None:
+        return None
+
     def close(self) -> None:
         return None
 
     def evict(self, agents: Mapping[Agent, int]) -> bool:
         return True
 
+    def due(self, limit: int) -> list[Due]:
+        return []
+
 
 class InProcessCardCache:
     """Answers in this process's memory, at most `size` of them and `max_bytes` of card bytes
-    (the oldest stored go first), each for `ttl_s`."""
+    (the oldest stored go first), each for `ttl_s`; a hit in the last `refresh_ahead_s` of a
+    card's answer makes it due."""
 
-    def __init__(self, size: int = 100_000, ttl_s: float = TTL_S, max_bytes: int = MEMORY_BYTES) -> None:
-        self._entries: OrderedDict[str, tuple[float, CachedCard]] = OrderedDict()
+    def __init__(
+        self,
+        size: int = 100_000,
+        ttl_s: float = TTL_S,
+        max_bytes: int = MEMORY_BYTES,
+        *,
+        refresh_ahead_s: float = REFRESH_AHEAD_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._entries: OrderedDict[str, tuple[float, CachedCard, Agent]] = OrderedDict()
+        self._due: dict[str, Agent] = {}
+        self._refresh_ahead_s = refresh_ahead_s
+        self._clock = clock
         self._evicted: dict[Agent, tuple[float, int]] = {}
         self._size = size
         self._max_bytes = max_bytes
@@ -133,15 +189,27 @@ class InProcessCardCache:
     def get(self, key: str) -> CachedCard | None:
         with self._lock:
             found = self._entries.get(key)
-            if found is None or found[0] < time.monotonic():
+            if found is None:
                 return None
-            return found[1]
+            expires, card, agent = found
+            left = expires - self._clock()
+            if left < 0:
+                return None
+            if left < self._refresh_ahead_s and card.body is not None and len(self._due) < MAX_DUE:
+                self._due[key] = agent
+            return card
 
     get_at_once = get
+
+    def due(self, limit: int) -> list[Due]:
+        with self._lock:
+            taken = [self._due.popitem() for _ in range(min(limit, len(self._due)))]
+        return [due_of(key, agent) for key, agent in taken]
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._due.clear()
             self._bytes = 0
 
     def close(self) -> None:
@@ -149,16 +217,21 @@ class InProcessCardCache:
 
     def put(self, key: str, value: CachedCard, agent: Agent, position: int) -> None:
         with self._lock:
-            now = time.monotonic()
+            now = self._clock()
             evicted = self._evicted.get(agent)
             if evicted is not None and evicted[0] >= now and evicted[1] > position:
                 return
             self._drop(key)
-            self._entries[key] = (now + self._ttl_s, value)
+            self._due.pop(key, None)  # hits while it was being read again marked it
+            self._entries[key] = (now + self._ttl_s, value, agent)
             self._bytes += _weight(value)
             while len(self._entries) > self._size or self._bytes > self._max_bytes:
-                _, (_, oldest) = self._entries.popitem(last=False)
+                _, (_, oldest, _) = self._entries.popitem(last=False)
                 self._bytes -= _weight(oldest)
+
+    def put_all(self, entries: Sequence[Entry]) -> None:
+        for entry in entries:
+            self.put(*entry)
 
     def _drop(self, key: str) -> None:
         found = self._entries.pop(key, None)
@@ -167,7 +240,7 @@ class InProcessCardCache:
 
     def evict(self, agents: Mapping[Agent, int]) -> bool:
         with self._lock:
-            now = time.monotonic()
+            now = self._clock()
             self._evicted = {a: e for a, e in self._evicted.items() if e[0] >= now}
             for (tenant, agent_id), position in agents.items():
                 self._evicted[(tenant, agent_id)] = (now + self._ttl_s, position)
@@ -221,6 +294,9 @@ class RedisCardCache:
     def get_at_once(self, key: str) -> CachedCard | None:
         return None  # every lookup is a round trip
 
+    def due(self, limit: int) -> list[Due]:
+        return []  # nothing is kept here to see hits with
+
     def close(self) -> None:
         return None  # the client is the rate limiter's, closed with it
 
@@ -242,13 +318,21 @@ class RedisCardCache:
         return CachedCard(body if present else None, etag, modified, public), (tenant, agent_id), position
 
     def put(self, key: str, value: CachedCard, agent: Agent, position: int) -> None:
-        head = orjson.dumps([value.etag, value.last_modified, value.public, value.body is not None, *agent, position])
-        keys = [self._prefix + key, self._prefix + evicted_key(*agent)]
+        self.put_all([(key, value, agent, position)])
+
+    def put_all(self, entries: Sequence[Entry]) -> None:
         try:
-            with self._guarded():
-                self._put(keys=keys, args=[head + b"\n" + (value.body or b""), position, self._ttl_s])
+            with self._guarded(), self._redis.pipeline(transaction=False) as pipe:
+                for key, value, agent, position in entries:
+                    head = orjson.dumps(
+                        [value.etag, value.last_modified, value.public, value.body is not None, *agent, position]
+                    )
+                    keys = [self._prefix + key, self._prefix + evicted_key(*agent)]
+                    value_bytes = head + b"\n" + (value.body or b"")
+                    self._put(keys=keys, args=[value_bytes, position, self._ttl_s], client=pipe)
+                pipe.execute()
         except (CircuitOpen, redis.RedisError, OSError) as e:
-            log.debug("card not cached (Redis: %s)", e)
+            log.debug("cards not cached (Redis: %s)", e)
 
     def evict(self, agents: Mapping[Agent, int]) -> bool:
         try:
@@ -318,9 +402,21 @@ class TieredCardCache:
         self._remember(key, card, agent, position)
         return card
 
+    def due(self, limit: int) -> list[Due]:
+        """The due answers of memory; what this thread reads and `put`s next goes to memory
+        only if the feed stays live meanwhile (as after a `get`)."""
+        feed = self._feed
+        self._began.epoch = feed.epoch if feed.live else None
+        return self._local.due(limit)
+
     def put(self, key: str, value: CachedCard, agent: Agent, position: int) -> None:
         self._shared.put(key, value, agent, position)
         self._remember(key, value, agent, position)
+
+    def put_all(self, entries: Sequence[Entry]) -> None:
+        self._shared.put_all(entries)
+        for entry in entries:
+            self._remember(*entry)
 
     def _remember(self, key: str, value: CachedCard, agent: Agent, position: int) -> None:
         began = getattr(self._began, "epoch", None)

@@ -13,6 +13,7 @@ from infrastructure.settings import Settings
 from interfaces.bootstrap import System, build_system, settle_heap
 from interfaces.devclient import ensure_dev_client
 from interfaces.http import problems, registry_problems
+from interfaces.http.card_refresh import CardRefresher
 from interfaces.http.middleware import (
     BodyLimitMiddleware,
     InternalErrorMiddleware,
@@ -90,12 +91,15 @@ def create_app(system: System | None = None, settings: Settings | None = None) -
         jobs = InProcessJobs(sys) if owned and sys.jobs.in_process else None
         if jobs is not None:
             jobs.start()
+        refresher = CardRefresher(sys)  # this process serves cards: keep its hot ones warm
+        refresher.start()
         if owned and (hint := ensure_dev_client(sys)):
             # Straight to the terminal, not through logging: log lines never carry secrets.
             print(hint, file=sys_module.stderr, flush=True)
         try:
             yield
         finally:
+            refresher.stop()
             app.state.readiness.close()
             if pools is not None:
                 pools.stop()

@@ -21,6 +21,15 @@ CARD_CACHE = Counter(
     ["result"],
 )
 HIT, MISS = CARD_CACHE.labels("hit"), CARD_CACHE.labels("miss")
+# A card GET answered from this process's memory never gets here (and is not counted): these
+# are the ones that went the long way, through the thread pool.
+SLOW_CARDS = Counter(
+    "a2a_card_reads_off_the_event_loop_total",
+    "Card GETs not answered from the serving process's memory, by where the answer came from:"
+    " the shared cache (Redis) or the read model.",
+    ["answered_from"],
+)
+_FROM_CACHE, _FROM_READ_MODEL = SLOW_CARDS.labels("cache"), SLOW_CARDS.labels("read_model")
 A2AVersion = Annotated[
     str | None,
     Header(
@@ -70,8 +79,10 @@ def card_response(
     if found is None:
         MISS.inc()
         found = _read(system, tenant, ref, generation, original)
+        _FROM_READ_MODEL.inc()
     else:
         HIT.inc()
+        _FROM_CACHE.inc()
     return respond(found, if_none_match, public=False)
 
 
@@ -108,6 +119,9 @@ def public_card(system: System, public_id: str, a2a_version: str | None, if_none
             raise AgentNotFound(public_id)
         found = cached_card(system, record, generation, False)
         system.card_cache.put(key, found, (record.tenant, record.agent_id), record.position)
+        _FROM_READ_MODEL.inc()
+    else:
+        _FROM_CACHE.inc()
     return respond(found, if_none_match, public=True)
 
 

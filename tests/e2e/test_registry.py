@@ -17,7 +17,9 @@ from a2a.client.card_resolver import A2ACardResolver, parse_agent_card
 from a2a.compat.v0_3.types import AgentCard as V03Card
 from a2a.utils.signing import create_signature_verifier
 from jwt.api_jwk import PyJWK
+from prometheus_client.parser import text_string_to_metric_families
 
+from domain.clients import SCOPES
 from tests.conftest import Server
 from tests.e2e.support import login, ok, problem
 
@@ -316,3 +318,69 @@ def test_card_parameters_are_validated_as_documented(reg: httpx.Client) -> None:
         ("query", "min_position"),
     }
     assert operation["security"] == [{"oauth2": ["registry:read"]}]
+
+
+def _off_the_event_loop(server: Server) -> dict[str, float]:
+    text = httpx.get(f"{server.url}/metrics/", timeout=30).text
+    return {
+        sample.labels["answered_from"]: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "a2a_card_reads_off_the_event_loop_total"
+    }
+
+
+def test_a_card_read_again_is_answered_from_memory_and_the_metrics_count_what_was_not(
+    server: Server, reg: httpx.Client
+) -> None:
+    written = register(reg, "counted", sample("sample-card-v1.0.json"), "public")
+    ok(reg.get(f"{AGENTS}/counted", params={"min_position": written["position"]}))
+    before = _off_the_event_loop(server)
+    first = reg.get(f"{AGENTS}/counted/card")
+    read = _off_the_event_loop(server)
+    assert read.get("read_model", 0) == before.get("read_model", 0) + 1
+    for _ in range(5):
+        again = reg.get(f"{AGENTS}/counted/card", headers={"If-None-Match": first.headers["ETag"]})
+        assert again.status_code == 304
+    assert _off_the_event_loop(server) == read  # all five from this process's memory
+
+def test_the_card_route_checks_the_caller_as_documented_before_its_parameters(
+    server: Server, reg: httpx.Client, tenant: str
+) -> None:
+    """The card route calls the authentication itself (interfaces/http/auth.py `caller_of`):
+    it refuses what `Security(authenticated, scopes=["registry:read"])` refuses, the scope it
+    enforces is the one /openapi.json documents, and the caller is decided before the
+    parameters are read (no token and a bad id: 401, not 422)."""
+    written = register(reg, "guarded", sample("sample-card-v1.0.json"))
+    assert served_card(reg, "guarded", written["position"]).status_code == 200
+    path = f"{AGENTS}/guarded/card"
+    operation = reg.get("/openapi.json").json()["paths"]["/api/v1/agents/{agent_id}/card"]["get"]
+    (documented,) = operation["security"][0]["oauth2"]
+    without = sorted(SCOPES - {documented})
+    client_id, secret = server.client(tenant, without)
+    token = ok(
+        httpx.post(
+            f"{server.url}/oauth/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret)
+        )
+    )["access_token"]
+    with httpx.Client(base_url=server.url, timeout=30) as anonymous:
+        refused = anonymous.get(path, headers={"Authorization": f"Bearer {token}"})
+        assert problem(refused, 403)["type"] == "/problems/insufficient-scope"
+        assert f'scope="{documented}"' in refused.headers["www-authenticate"]
+        for headers in ({}, {"Authorization": "Bearer not-a-token"}, {"Authorization": "Basic eDp5"}):
+            assert problem(anonymous.get(path, headers=headers), 401)
+            assert problem(anonymous.get(f"{AGENTS}/-bad/card", headers=headers), 401)
+    for bad in ("-bad", "a" * 129, "bad%0A", "x%20y"):
+        answer = problem(reg.get(f"{AGENTS}/{bad}/card"), 422)
+        assert [e["field"] for e in answer["errors"]] == ["path.agent_id"], bad
+
+
+def test_a_clients_bad_card_requests_count_against_its_read_limit(
+    start_server: Callable[..., Server], tenant: str
+) -> None:
+    server = start_server(RATE_LIMIT_READS="3/minute")
+    _, headers = login(server, tenant)
+    with httpx.Client(base_url=server.url, headers=headers, timeout=30) as client:
+        for _ in range(3):
+            problem(client.get(f"{AGENTS}/-bad/card"), 422)
+        assert problem(client.get(f"{AGENTS}/good/card"), 429)

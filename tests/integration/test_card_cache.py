@@ -78,6 +78,17 @@ def test_an_answer_read_before_a_change_is_not_stored_after_its_eviction(cache: 
     assert cache.get(key) == NEWER
 
 
+def test_answers_stored_together_are_each_refused_after_a_later_eviction(cache: CardCache) -> None:
+    """`put_all` (the background re-reads of hot cards) applies `put`'s guard to each answer."""
+    (tenant, one), (_, two) = agent(), (None, "router")
+    first, second = own_key(tenant, one, "1.0", False), own_key(tenant, two, "1.0", False)
+    cache.evict({(tenant, one): 9})
+    cache.put_all([(first, CARD, (tenant, one), 5), (second, CARD, (tenant, two), 5)])
+    assert cache.get(first) is None and cache.get(second) == CARD
+    cache.put_all([(first, NEWER, (tenant, one), 9)])
+    assert cache.get(first) == NEWER
+
+
 def test_not_own_is_remembered_until_the_tenant_registers_that_id(cache: CardCache) -> None:
     tenant, ref = agent()
     key = own_key(tenant, ref, "1.0", False)

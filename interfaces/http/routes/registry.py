@@ -14,8 +14,8 @@ from application.registry_history import card_history
 from application.results import CommandResult
 from interfaces.bootstrap import System
 from interfaces.http.answers import command_answer
-from interfaces.http.auth import RegistryReader, RegistryWriter
-from interfaces.http.card_params import CARD_PARAMETERS, card_params
+from interfaces.http.auth import RegistryReader, RegistryWriter, caller_of, secured
+from interfaces.http.card_params import AGENT_ID_DESCRIPTION, CARD_PARAMETERS, card_params
 from interfaces.http.card_responses import card_at_once, card_response, respond
 from interfaces.http.deps import IdempotencyDep, IfMatchDep, SystemDep, command_meta
 from interfaces.http.json_body import StrictJSONRoute
@@ -38,7 +38,7 @@ from projections.search.index import SearchQuery
 router = APIRouter(prefix="/api/v1/agents", tags=["registry"], route_class=StrictJSONRoute)
 AgentPath = Path(
     pattern=AGENT_ID_PATTERN,
-    description="The caller's own agent id, or the public id of another tenant's public agent.",
+    description=AGENT_ID_DESCRIPTION,
 )
 PROBLEMS: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown agent"}, 422: {}}
 READ_MODELS = ["agent_cards"]
@@ -47,6 +47,61 @@ READ_MODELS = ["agent_cards"]
 def _answer(result: CommandResult, *, location: str | None = None) -> JSONResponse:
     """201 and the agent's Location for a registration (first or again), 200 otherwise."""
     return command_answer(result, status=201 if location else 200, location=location)
+
+
+CARD_SCOPES = ("registry:read",)
+
+
+# First of the router's routes: FastAPI tries them in order (~2 µs each), and this is the
+# hottest read.
+@router.get(
+    "/{agent_id}/card",
+    responses={
+        200: {"content": {"application/json": {}}},
+        304: {"description": "Not modified"},
+        **PROBLEMS,
+        504: {},
+    },
+    openapi_extra={"parameters": CARD_PARAMETERS, **secured(CARD_SCOPES)},
+)
+async def get_agent_card(request: Request) -> Response:
+    """The card alone, as served to A2A clients: v1.0 (or v0.3 for `A2A-Version: 0.3`), with
+    the goals extension and this registry's signature; ETag and 304."""
+    # Invariant: CARD_SCOPES is both what is enforced and what /openapi.json says, and the caller
+    # is decided before the parameters are read, as FastAPI orders Security() (no token and a bad
+    # id: 401; a client's 422s count against its limit); test_the_card_route_checks_the_caller_
+    # as_documented_before_its_parameters breaks otherwise.
+    who = await caller_of(request, CARD_SCOPES)
+    params = card_params(request)  # the parameters CARD_PARAMETERS documents
+    system: System = request.app.state.system
+    if not params.min_position and (
+        found := card_at_once(system, who.tenant, params.agent_id, params.a2a_version, params.original)
+    ):
+        return respond(found, params.if_none_match, public=False)
+    return await run_in_threadpool(
+        _card_after,
+        system,
+        who.tenant,
+        params.agent_id,
+        params.a2a_version,
+        params.original,
+        params.if_none_match,
+        params.min_position,
+    )
+
+
+def _card_after(
+    system: System,
+    tenant: str,
+    agent_id: str,
+    a2a_version: str | None,
+    original: bool,
+    if_none_match: str | None,
+    min_position: int | None,
+) -> Response:
+    """The card once the read models have reached `min_position` (in the thread pool)."""
+    read_your_writes(system, READ_MODELS, min_position)
+    return card_response(system, tenant, agent_id, a2a_version, original, if_none_match)
 
 
 @router.post("", response_model=CommandOut, status_code=201, responses={409: {}, 422: {}})
@@ -121,51 +176,6 @@ def get_agent(
     if record is None:
         raise AgentNotFound(agent_id)
     return record.view(who.tenant)
-
-
-@router.get(
-    "/{agent_id}/card",
-    responses={
-        200: {"content": {"application/json": {}}},
-        304: {"description": "Not modified"},
-        **PROBLEMS,
-        504: {},
-    },
-    openapi_extra={"parameters": CARD_PARAMETERS},
-)
-async def get_agent_card(agent_id: Annotated[str, AgentPath], who: RegistryReader, request: Request) -> Response:
-    """The card alone, as served to A2A clients: v1.0 (or v0.3 for `A2A-Version: 0.3`), with
-    the goals extension and this registry's signature; ETag and 304."""
-    system: System = request.app.state.system
-    params = card_params(request)  # the parameters CARD_PARAMETERS documents
-    if not params.min_position and (
-        found := card_at_once(system, who.tenant, agent_id, params.a2a_version, params.original)
-    ):
-        return respond(found, params.if_none_match, public=False)
-    return await run_in_threadpool(
-        _card_after,
-        system,
-        who.tenant,
-        agent_id,
-        params.a2a_version,
-        params.original,
-        params.if_none_match,
-        params.min_position,
-    )
-
-
-def _card_after(
-    system: System,
-    tenant: str,
-    agent_id: str,
-    a2a_version: str | None,
-    original: bool,
-    if_none_match: str | None,
-    min_position: int | None,
-) -> Response:
-    """The card once the read models have reached `min_position` (in the thread pool)."""
-    read_your_writes(system, READ_MODELS, min_position)
-    return card_response(system, tenant, agent_id, a2a_version, original, if_none_match)
 
 
 @router.get("/{agent_id}/history", response_model=AgentHistoryOut, responses=PROBLEMS)
