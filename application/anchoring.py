@@ -175,6 +175,12 @@ class Anchoring:
         chain = self._chain()
         chain_id = chain.chain_id()
         if self.policy.contract:
+            # A transaction to an address with no code succeeds and writes nothing: anchors
+            # sent there would be confirmed and never be on the chain.
+            if not chain.has_code(self.policy.contract):
+                raise ChainUnavailable(
+                    f"{chain.name}: A2A_CONTRACT_ADDRESS {self.policy.contract} holds no contract on chain {chain_id}"
+                )
             return ContractRef(chain_id, self.policy.contract, 0)
         record = load(self._app, contract_record_id(chain_id), AnchorContract)
         if record is None or not chain.has_code(record.address):
