@@ -39,8 +39,18 @@ class ContractCode:
 class Web3Chain:
     """One chain and one signing account; the AuditAnchor contract's calls."""
 
-    def __init__(self, w3: Web3, account: LocalAccount, code: ContractCode, *, name: str, timeout_s: float) -> None:
+    def __init__(
+        self,
+        w3: Web3,
+        account: LocalAccount,
+        code: ContractCode,
+        *,
+        name: str,
+        timeout_s: float,
+        secrets: tuple[str, ...] = (),
+    ) -> None:
         self._w3 = w3
+        self._secrets = tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
         self._timeout_s = timeout_s
         self._account = account
         self._code = code
@@ -151,19 +161,30 @@ class Web3Chain:
         except ChainUnavailable:
             raise
         except ContractLogicError as revert:
-            raise ChainUnavailable(f"{self.name}: the contract refused: {revert}") from None
+            raise ChainUnavailable(f"{self.name}: the contract refused: {self._redact(str(revert))}") from None
         except (Web3Exception, OSError, ValueError, TimeoutError) as error:
-            raise ChainUnavailable(f"{self.name}: {type(error).__name__}: {error}"[:300]) from None
+            raise ChainUnavailable(self._failure(error)) from None
         except Exception as error:  # requests' and aiohttp's errors, whatever the provider raises
             if type(error).__module__.split(".")[0] in {"requests", "urllib3", "aiohttp", "eth_tester", "eth_utils"}:
-                raise ChainUnavailable(f"{self.name}: {type(error).__name__}: {error}"[:300]) from None
+                raise ChainUnavailable(self._failure(error)) from None
             raise
+
+    def _failure(self, error: Exception) -> str:
+        return f"{self.name}: {type(error).__name__}: {self._redact(str(error))}"[:300]
+
+    def _redact(self, text: str) -> str:
+        """The text without the node URL's secrets (requests names the URL it failed on)."""
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
 
 
 def rpc_chain(url: str, private_key: str, code: ContractCode, timeout_s: float) -> Web3Chain:
     """A chain over JSON-RPC (HTTP); nothing is sent until the first call."""
     w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout_s}))
-    return Web3Chain(w3, Account.from_key(private_key), code, name=_node_name(url), timeout_s=timeout_s)
+    return Web3Chain(
+        w3, Account.from_key(private_key), code, name=_node_name(url), timeout_s=timeout_s, secrets=_url_secrets(url)
+    )
 
 
 def in_process_chain(code: ContractCode, timeout_s: float) -> Web3Chain:
@@ -176,6 +197,18 @@ def in_process_chain(code: ContractCode, timeout_s: float) -> Web3Chain:
     return Web3Chain(
         Web3(provider), Account.from_key(key.to_bytes()), code, name="in-process chain", timeout_s=timeout_s
     )
+
+
+def _url_secrets(url: str) -> tuple[str, ...]:
+    """What of A2A_RPC_URL may be a secret (its user info, path and query), as written and as
+    requests writes it back (percent-encoded)."""
+    from urllib.parse import quote, unquote, urlsplit
+
+    parts = urlsplit(url)
+    found = [parts.username or "", parts.password or "", parts.query]
+    found += [piece for piece in parts.path.split("/") if len(piece) > 2]
+    found += [value for pair in parts.query.split("&") for value in pair.split("=")[1:]]
+    return tuple({form for piece in found if piece for form in (piece, unquote(piece), quote(piece, safe=""))})
 
 
 def _node_name(url: str) -> str:

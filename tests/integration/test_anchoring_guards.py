@@ -1,0 +1,98 @@
+"""Anchoring's guards against a node that cannot hold what it is told: a contract address with no
+contract behind it confirms nothing, and a node URL's secrets stay out of every error and log."""
+
+from __future__ import annotations
+
+import http.server
+import logging
+import threading
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from application.goals import ProgressUpdate
+from infrastructure.settings import Settings
+from interfaces.bootstrap import System, build_system
+from interfaces.workers.anchoring import anchor_round
+from tests.chain_support import OTHER_ADDRESS, OWNER_KEY, PrivateAnvil
+from tests.conftest import free_port
+from tests.integration.support import meta, two_objectives
+
+SECRET = "k3y0fTh3Pr0v1d3r"
+
+
+@pytest.fixture
+def build(make_settings: Callable[..., Settings]) -> Iterator[Callable[..., System]]:
+    built: list[System] = []
+
+    def make(**overrides: object) -> System:
+        system = build_system(
+            make_settings(RUN_PROJECTIONS_IN_PROCESS="false", A2A_PRIVATE_KEY=OWNER_KEY, CHAIN_TIMEOUT_S="1", **overrides)
+        )
+        built.append(system)
+        return system
+
+    yield make
+    for system in built:
+        system.close()
+
+
+def _write(system: System, tenant: str) -> None:
+    system.goals.set_goals(tenant, "agent-1", two_objectives(), meta())
+    system.goals.record_progress(tenant, ProgressUpdate("agent-1", {"speed": 1}), meta())
+    system.runner.catch_up()
+
+
+def test_a_contract_address_with_no_contract_confirms_no_anchor(
+    build: Callable[..., System], start_anvil: Callable[[], PrivateAnvil], tenant: str
+) -> None:
+    node = start_anvil()
+    # An account, not a contract (a typo, another chain's address, a node started afresh): a
+    # transaction to it succeeds and writes nothing.
+    system = build(A2A_RPC_URL=node.url, A2A_CONTRACT_ADDRESS=OTHER_ADDRESS)
+    assert system.anchoring is not None
+    _write(system, tenant)
+    assert anchor_round(system.anchoring, force=True) is None  # the chain cannot be used as configured
+    system.runner.catch_up()
+    assert [a for a in system.anchors.page(None, 10)[0] if a["status"] == "confirmed"] == []
+    assert system.anchors.confirmed() == []
+
+
+class _RefusingProvider(http.server.BaseHTTPRequestHandler):
+    """A provider that refuses the key in its URL, naming the URL back as requests does."""
+
+    def do_POST(self) -> None:
+        self.send_response(401)
+        self.end_headers()
+        self.wfile.write(b"invalid project id")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def refusing_provider() -> Iterator[int]:
+    server = http.server.HTTPServer(("127.0.0.1", 0), _RefusingProvider)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_port
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("where", ["down", "refusing"])
+def test_the_node_urls_secrets_stay_out_of_the_log(
+    build: Callable[..., System],
+    refusing_provider: int,
+    tenant: str,
+    where: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    port = free_port() if where == "down" else refusing_provider
+    system = build(A2A_RPC_URL=f"http://user:pa55{SECRET}@127.0.0.1:{port}/v3/{SECRET}?apikey={SECRET}")
+    assert system.anchoring is not None
+    _write(system, tenant)
+    with caplog.at_level(logging.WARNING):
+        assert anchor_round(system.anchoring, force=True) is None
+    said = caplog.text
+    assert "anchoring waits for the chain" in said and f"127.0.0.1:{port}" in said
+    assert SECRET not in said
