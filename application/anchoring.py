@@ -22,7 +22,15 @@ from eventsourcing.persistence import IntegrityError
 from application.aggregate_changes import change, load
 from application.audit import AuditTree
 from application.goals import GoalsApp
-from domain.anchors import PENDING, Anchor, AnchorContract, ContractRef, anchor_id, contract_record_id
+from domain.anchors import (
+    CONFIRMED,
+    PENDING,
+    Anchor,
+    AnchorContract,
+    ContractRef,
+    anchor_id,
+    contract_record_id,
+)
 from domain.merkle import root_of
 from domain.meta import Meta
 
@@ -186,6 +194,22 @@ class Anchoring:
         if record is None or not chain.has_code(record.address):
             return None
         return ContractRef(chain_id, record.address, record.deployments)
+
+    def held_on_chain(self) -> AnchorRow | None:
+        """The newest root the contract anchored to now holds, read from the chain alone (the
+        read model's anchors can be deleted along with a changed event): what verify checks
+        besides the recorded anchors. None when nothing is deployed or anchored yet."""
+        current = self.current()
+        if current is None:
+            return None
+        chain = self._chain()
+        size = chain.latest_tree_size(current.address)
+        if size <= 0:
+            return None
+        root = chain.root_at(current.address, size)
+        return AnchorRow(
+            size, root.hex(), current.address, current.deployment, current.chain_id, "", None, CONFIRMED, self._clock()
+        )
 
     def chain_roots(self) -> Callable[[AnchorRow], bytes | None]:
         """The root the chain holds for an anchor; None for an anchor on another chain or an

@@ -40,7 +40,12 @@ def verify(
     system = build_system()
     try:
         anchors = system.anchors.confirmed()
-        chain_roots = _chain_roots(system) if anchors else None
+        chain_roots = _chain_roots(system)
+        if chain_roots is not None and system.anchoring is not None:
+            # What the chain holds, whatever the read model lists: deleting the anchors' rows
+            # must not hide an event changed after it was anchored.
+            latest = _on_chain(system.anchoring.held_on_chain)
+            anchors = [*anchors, latest] if latest is not None else anchors
         leafed = AuditLogQueries(system.store).last_position()
         end = leafed if stop is None else min(stop, leafed)
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
@@ -107,6 +112,14 @@ def _chain_roots(system: System) -> Callable[[AnchorRow], bytes | None] | None:
             raise typer.Exit(2) from None
 
     return root
+
+
+def _on_chain(read: Callable[[], AnchorRow | None]) -> AnchorRow | None:
+    try:
+        return read()
+    except ChainUnavailable as unavailable:
+        console.print(f"[red]the chain cannot be read[/]: {unavailable}")
+        raise typer.Exit(2) from None
 
 
 @audit_app.command("deploy")
