@@ -242,6 +242,16 @@ class Anchoring:
         newest = self._anchors.newest(contract)
         if not self._due(size, newest, force):
             return self._round(contract, size, confirmed=confirmed)
+        held = chain.latest_tree_size(contract.address)
+        if held >= size:  # it would revert, and be sent again (and paid for) every round
+            log.warning(
+                "not anchoring %d leaves: the contract at %s already holds a tree of %d (a restored"
+                " database, or another deployment anchoring to it)",
+                size,
+                contract.address,
+                held,
+            )
+            return self._round(contract, size, confirmed=confirmed)
         root = root_of(size, self._tree.nodes)
         tx_hash = chain.send_anchor(contract.address, size, root)
         anchor = Anchor.submitted(contract, size, root.hex(), tx_hash, ANCHORER)

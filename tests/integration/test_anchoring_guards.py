@@ -7,14 +7,17 @@ import http.server
 import logging
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
+import httpx
 import pytest
 
 from application.goals import ProgressUpdate
 from infrastructure.settings import Settings
 from interfaces.bootstrap import System, build_system
 from interfaces.workers.anchoring import anchor_round
-from tests.chain_support import OTHER_ADDRESS, OWNER_KEY, PrivateAnvil
+from projections.audit_log_queries import AuditLogQueries
+from tests.chain_support import OTHER_ADDRESS, OWNER_ADDRESS, OWNER_KEY, PrivateAnvil
 from tests.conftest import free_port
 from tests.integration.support import meta, two_objectives
 
@@ -27,7 +30,12 @@ def build(make_settings: Callable[..., Settings]) -> Iterator[Callable[..., Syst
 
     def make(**overrides: object) -> System:
         system = build_system(
-            make_settings(RUN_PROJECTIONS_IN_PROCESS="false", A2A_PRIVATE_KEY=OWNER_KEY, CHAIN_TIMEOUT_S="1", **overrides)
+            make_settings(
+                RUN_PROJECTIONS_IN_PROCESS="false",
+                A2A_PRIVATE_KEY=OWNER_KEY,
+                CHAIN_TIMEOUT_S="1",
+                **overrides,
+            )
         )
         built.append(system)
         return system
@@ -96,3 +104,43 @@ def test_the_node_urls_secrets_stay_out_of_the_log(
     said = caplog.text
     assert "anchoring waits for the chain" in said and f"127.0.0.1:{port}" in said
     assert SECRET not in said
+
+
+def _nonce(url: str, address: str) -> int:
+    body = httpx.post(
+        url,
+        json={"jsonrpc": "2.0", "id": 1, "method": "eth_getTransactionCount", "params": [address, "latest"]},
+    ).json()
+    return int(body["result"], 16)
+
+
+def test_no_transaction_is_sent_for_a_size_the_contract_is_already_past(
+    build: Callable[..., System], start_anvil: Callable[[], PrivateAnvil], tenant: str, tmp_path: Path
+) -> None:
+    # A contract that holds a larger tree already (a database restored from a backup, a second
+    # deployment given the same A2A_CONTRACT_ADDRESS): every anchor of a smaller size reverts,
+    # and each would be sent again, and paid for, round after round.
+    node = start_anvil()
+    ahead = build(A2A_RPC_URL=node.url, DATA_DIR=str(tmp_path / "ahead"), DATABASE_URL="")
+    assert ahead.anchoring is not None
+    for i in range(4):
+        ahead.goals.set_goals(tenant, f"agent-{i}", two_objectives(), meta())
+    ahead.runner.catch_up()
+    first = anchor_round(ahead.anchoring, force=True)
+    assert first is not None and first.anchored == first.tree_size
+
+    behind = build(
+        A2A_RPC_URL=node.url,
+        A2A_CONTRACT_ADDRESS=first.contract.address,
+        DATA_DIR=str(tmp_path / "behind"),
+        DATABASE_URL="",
+    )
+    assert behind.anchoring is not None
+    _write(behind, tenant)
+    assert AuditLogQueries(behind.store).size() < first.tree_size
+    sent_before = _nonce(node.url, OWNER_ADDRESS)
+    for _ in range(3):
+        done = anchor_round(behind.anchoring, force=True)
+        assert done is not None and done.sent is None
+        behind.runner.catch_up()
+    assert _nonce(node.url, OWNER_ADDRESS) == sent_before  # nothing sent, nothing paid
