@@ -242,18 +242,22 @@ class Anchoring:
         newest = self._anchors.newest(contract)
         if not self._due(size, newest, force):
             return self._round(contract, size, confirmed=confirmed)
-        held = chain.latest_tree_size(contract.address)
-        if held >= size:  # it would revert, and be sent again (and paid for) every round
-            log.warning(
-                "not anchoring %d leaves: the contract at %s already holds a tree of %d (a restored"
-                " database, or another deployment anchoring to it)",
-                size,
-                contract.address,
-                held,
-            )
-            return self._round(contract, size, confirmed=confirmed)
         root = root_of(size, self._tree.nodes)
-        tx_hash = chain.send_anchor(contract.address, size, root)
+        held = chain.latest_tree_size(contract.address)
+        if held < size:
+            tx_hash = chain.send_anchor(contract.address, size, root)
+        else:  # sending it would revert, and be sent again (and paid for) every round
+            mined = chain.anchored_in(contract.address, size) if held == size else None
+            if mined is None or chain.root_at(contract.address, size) != root:
+                log.warning(
+                    "not anchoring %d leaves: the contract at %s already holds a tree of %d (a restored"
+                    " database, or another deployment anchoring to it)",
+                    size,
+                    contract.address,
+                    held,
+                )
+                return self._round(contract, size, confirmed=confirmed)
+            tx_hash = mined.tx_hash  # sent by a round that stopped before recording it
         anchor = Anchor.submitted(contract, size, root.hex(), tx_hash, ANCHORER)
         try:
             self._app.save(anchor)

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from application.goals import ProgressUpdate
+from domain.merkle import root_of
 from infrastructure.settings import Settings
 from interfaces.bootstrap import System, build_system
 from interfaces.workers.anchoring import anchor_round
@@ -144,3 +145,26 @@ def test_no_transaction_is_sent_for_a_size_the_contract_is_already_past(
         assert done is not None and done.sent is None
         behind.runner.catch_up()
     assert _nonce(node.url, OWNER_ADDRESS) == sent_before  # nothing sent, nothing paid
+
+
+def test_an_anchor_sent_by_a_round_that_stopped_before_recording_it_is_recorded(
+    build: Callable[..., System], start_anvil: Callable[[], PrivateAnvil], tenant: str
+) -> None:
+    node = start_anvil()
+    system = build(A2A_RPC_URL=node.url)
+    assert system.anchoring is not None
+    _write(system, tenant)
+    contract = system.anchoring.contract()
+    system.runner.catch_up()
+    size = AuditLogQueries(system.store).size()
+    root = root_of(size, AuditLogQueries(system.store).nodes)
+    # What a round does before it records the anchor; the process stops there.
+    tx_hash = system.anchoring._chain().send_anchor(contract.address, size, root)
+    sent_before = _nonce(node.url, OWNER_ADDRESS)
+
+    again = anchor_round(system.anchoring, force=True)
+    system.runner.catch_up()
+    assert again is not None and again.sent == size and again.anchored == size
+    assert _nonce(node.url, OWNER_ADDRESS) == sent_before  # not sent twice
+    (row,) = [a for a in system.anchors.page(None, 10)[0] if a["tree_size"] == size]
+    assert (row["status"], row["tx_hash"], row["root_hash"]) == ("confirmed", tx_hash, root.hex())
