@@ -67,7 +67,10 @@ class Chain(Protocol):
 
     def deploy(self) -> Receipt: ...
 
-    def send_anchor(self, contract: str, tree_size: int, root: bytes) -> str: ...
+    def send_anchor(self, contract: str, tree_size: int, root: bytes, replacing: str | None = None) -> str:
+        """Its transaction hash; `replacing`: a transaction still pending, whose place (nonce)
+        the new one takes with a higher fee."""
+        ...
 
     def receipt(self, tx_hash: str) -> Receipt | None: ...
 
@@ -311,7 +314,8 @@ class Anchoring:
         """Send a dropped or stuck anchor again, unless the contract already holds its size."""
         if chain.latest_tree_size(anchor.contract) >= anchor.tree_size:
             return self._reverted(chain, anchor, confirmed)
-        tx_hash = chain.send_anchor(anchor.contract, anchor.tree_size, bytes.fromhex(anchor.root_hash))
+        stuck = anchor.tx_hash if chain.knows(anchor.tx_hash) else None  # else dropped: sent as it was
+        tx_hash = chain.send_anchor(anchor.contract, anchor.tree_size, bytes.fromhex(anchor.root_hash), stuck)
         self._record(anchor.id, lambda a: a.resent(tx_hash, reason, ANCHORER))
         log.warning("anchor of tree size %d sent again (%s): %s", anchor.tree_size, reason, tx_hash)
         return True

@@ -83,10 +83,17 @@ class Web3Chain:
 
         return self._call(send)
 
-    def send_anchor(self, contract: str, tree_size: int, root: bytes) -> str:
-        """Send anchor(tree_size, root); its transaction hash (0x...). Not waited for."""
+    def send_anchor(self, contract: str, tree_size: int, root: bytes, replacing: str | None = None) -> str:
+        """Send anchor(tree_size, root); its transaction hash (0x...). Not waited for. With
+        `replacing`, a transaction still pending: the same nonce and higher fees (a new nonce
+        would queue behind it, then revert, and be paid for)."""
         instance = self._contract(contract)
-        return self._call(lambda: self._send(instance.functions.anchor(tree_size, root), ANCHOR_GAS))
+
+        def send() -> str:
+            prior = None if replacing is None else self._w3.eth.get_transaction(HexStr(replacing))
+            return self._send(instance.functions.anchor(tree_size, root), ANCHOR_GAS, prior)
+
+        return self._call(send)
 
     def receipt(self, tx_hash: str) -> Receipt | None:
         """The transaction's receipt once mined; None while it is not."""
@@ -137,19 +144,25 @@ class Web3Chain:
     def _contract(self, address: str) -> Any:
         return self._w3.eth.contract(address=Web3.to_checksum_address(address), abi=self._code.abi)
 
-    def _send(self, call: Any, gas: int) -> str:
+    def _send(self, call: Any, gas: int, prior: Any = None) -> str:
         with self._lock:
-            nonce = self._w3.eth.get_transaction_count(self._account.address, "pending")
+            nonce = int(self._w3.eth.get_transaction_count(self._account.address, "pending"))
             fee = self._w3.eth.gas_price
+            # Twice the current price: a spike between two blocks does not strand it.
+            max_fee, tip = 2 * fee + 1, min(fee, 1_000_000_000) or 1
+            if prior is not None:  # a replacement: nodes want both fees raised by 10% at least
+                nonce = int(prior["nonce"])
+                max_fee = max(max_fee, _bumped(prior.get("maxFeePerGas") or prior.get("gasPrice")))
+                tip = max(tip, _bumped(prior.get("maxPriorityFeePerGas") or prior.get("gasPrice")))
+                max_fee = max(max_fee, tip)
             tx = call.build_transaction(
                 {
                     "from": self._account.address,
                     "nonce": nonce,
                     "gas": gas,
                     "chainId": self._w3.eth.chain_id,
-                    # Twice the current price: a spike between two blocks does not strand it.
-                    "maxFeePerGas": 2 * fee + 1,
-                    "maxPriorityFeePerGas": min(fee, 1_000_000_000) or 1,
+                    "maxFeePerGas": max_fee,
+                    "maxPriorityFeePerGas": tip,
                 }
             )
             signed = self._account.sign_transaction(tx)
@@ -197,6 +210,11 @@ def in_process_chain(code: ContractCode, timeout_s: float) -> Web3Chain:
     return Web3Chain(
         Web3(provider), Account.from_key(key.to_bytes()), code, name="in-process chain", timeout_s=timeout_s
     )
+
+
+def _bumped(fee: Any) -> int:
+    """A fee an eighth over `fee` (nodes replace a pending transaction for 10% more)."""
+    return int(fee or 0) * 9 // 8 + 1
 
 
 def _url_secrets(url: str) -> tuple[str, ...]:

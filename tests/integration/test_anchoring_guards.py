@@ -168,3 +168,31 @@ def test_an_anchor_sent_by_a_round_that_stopped_before_recording_it_is_recorded(
     assert _nonce(node.url, OWNER_ADDRESS) == sent_before  # not sent twice
     (row,) = [a for a in system.anchors.page(None, 10)[0] if a["tree_size"] == size]
     assert (row["status"], row["tx_hash"], row["root_hash"]) == ("confirmed", tx_hash, root.hex())
+
+
+def test_a_transaction_not_mined_in_time_is_replaced_not_queued_behind(
+    build: Callable[..., System], start_anvil: Callable[[], PrivateAnvil], tenant: str
+) -> None:
+    node = start_anvil()
+    system = build(A2A_RPC_URL=node.url, ANCHOR_RESEND_S="0.001")
+    assert system.anchoring is not None
+    system.anchoring.contract()  # deployed while blocks are still mined at once
+    before = _nonce(node.url, OWNER_ADDRESS)
+    httpx.post(node.url, json={"jsonrpc": "2.0", "id": 1, "method": "evm_setAutomine", "params": [False]})
+    _write(system, tenant)
+    sent = anchor_round(system.anchoring)
+    assert sent is not None and sent.sent is not None and sent.pending == 1
+    system.runner.catch_up()
+    late = anchor_round(system.anchoring)  # not mined after ANCHOR_RESEND_S: sent again
+    assert late is not None and late.pending == 1
+    system.runner.catch_up()
+
+    httpx.post(node.url, json={"jsonrpc": "2.0", "id": 1, "method": "evm_mine", "params": []})
+    done = anchor_round(system.anchoring)
+    system.runner.catch_up()
+    assert done is not None and done.anchored == sent.sent
+    # One transaction mined for the anchor: the second send took the first one's place (its
+    # nonce, a higher fee) instead of queueing behind it, to revert and be paid for.
+    assert _nonce(node.url, OWNER_ADDRESS) == before + 1
+    (row,) = [a for a in system.anchors.page(None, 10)[0] if a["tree_size"] == sent.sent]
+    assert row["status"] == "confirmed" and row["sends"] >= 2
