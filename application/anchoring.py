@@ -22,7 +22,15 @@ from eventsourcing.persistence import IntegrityError
 from application.aggregate_changes import change, load
 from application.audit import AuditTree
 from application.goals import GoalsApp
-from domain.anchors import PENDING, Anchor, AnchorContract, ContractRef, anchor_id, contract_record_id
+from domain.anchors import (
+    CONFIRMED,
+    PENDING,
+    Anchor,
+    AnchorContract,
+    ContractRef,
+    anchor_id,
+    contract_record_id,
+)
 from domain.merkle import root_of
 from domain.meta import Meta
 
@@ -59,7 +67,10 @@ class Chain(Protocol):
 
     def deploy(self) -> Receipt: ...
 
-    def send_anchor(self, contract: str, tree_size: int, root: bytes) -> str: ...
+    def send_anchor(self, contract: str, tree_size: int, root: bytes, replacing: str | None = None) -> str:
+        """Its transaction hash; `replacing`: a transaction still pending, whose place (nonce)
+        the new one takes with a higher fee."""
+        ...
 
     def receipt(self, tx_hash: str) -> Receipt | None: ...
 
@@ -176,11 +187,33 @@ class Anchoring:
         chain = self._chain()
         chain_id = chain.chain_id()
         if self.policy.contract:
+            # A transaction to an address with no code succeeds and writes nothing: anchors
+            # sent there would be confirmed and never be on the chain.
+            if not chain.has_code(self.policy.contract):
+                raise ChainUnavailable(
+                    f"{chain.name}: A2A_CONTRACT_ADDRESS {self.policy.contract} holds no contract on chain {chain_id}"
+                )
             return ContractRef(chain_id, self.policy.contract, 0)
         record = load(self._app, contract_record_id(chain_id), AnchorContract)
         if record is None or not chain.has_code(record.address):
             return None
         return ContractRef(chain_id, record.address, record.deployments)
+
+    def held_on_chain(self) -> AnchorRow | None:
+        """The newest root the contract anchored to now holds, read from the chain alone (the
+        read model's anchors can be deleted along with a changed event): what verify checks
+        besides the recorded anchors. None when nothing is deployed or anchored yet."""
+        current = self.current()
+        if current is None:
+            return None
+        chain = self._chain()
+        size = chain.latest_tree_size(current.address)
+        if size <= 0:
+            return None
+        root = chain.root_at(current.address, size)
+        return AnchorRow(
+            size, root.hex(), current.address, current.deployment, current.chain_id, "", None, CONFIRMED, self._clock()
+        )
 
     def chain_roots(self) -> Callable[[AnchorRow], bytes | None]:
         """The root the chain holds for an anchor; None for an anchor on another chain or an
@@ -214,7 +247,21 @@ class Anchoring:
         if not self._due(size, newest, force):
             return self._round(contract, size, confirmed=confirmed)
         root = root_of(size, self._tree.nodes)
-        tx_hash = chain.send_anchor(contract.address, size, root)
+        held = chain.latest_tree_size(contract.address)
+        if held < size:
+            tx_hash = chain.send_anchor(contract.address, size, root)
+        else:  # sending it would revert, and be sent again (and paid for) every round
+            mined = chain.anchored_in(contract.address, size) if held == size else None
+            if mined is None or chain.root_at(contract.address, size) != root:
+                log.warning(
+                    "not anchoring %d leaves: the contract at %s already holds a tree of %d (a restored"
+                    " database, or another deployment anchoring to it)",
+                    size,
+                    contract.address,
+                    held,
+                )
+                return self._round(contract, size, confirmed=confirmed)
+            tx_hash = mined.tx_hash  # sent by a round that stopped before recording it
         anchor = Anchor.submitted(contract, size, root.hex(), tx_hash, ANCHORER)
         try:
             self._app.save(anchor)
@@ -268,7 +315,8 @@ class Anchoring:
         """Send a dropped or stuck anchor again, unless the contract already holds its size."""
         if chain.latest_tree_size(anchor.contract) >= anchor.tree_size:
             return self._reverted(chain, anchor, confirmed)
-        tx_hash = chain.send_anchor(anchor.contract, anchor.tree_size, bytes.fromhex(anchor.root_hash))
+        stuck = anchor.tx_hash if chain.knows(anchor.tx_hash) else None  # else dropped: sent as it was
+        tx_hash = chain.send_anchor(anchor.contract, anchor.tree_size, bytes.fromhex(anchor.root_hash), stuck)
         self._record(anchor.id, lambda a: a.resent(tx_hash, reason, ANCHORER))
         log.warning("anchor of tree size %d sent again (%s): %s", anchor.tree_size, reason, tx_hash)
         return True

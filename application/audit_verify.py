@@ -149,7 +149,8 @@ class AuditVerifier:
     ) -> Discrepancy | None:
         """The anchors of the tree ending at `position`: recorded and on chain, as recomputed."""
         for anchor in anchors:
-            where = f"anchored root of {anchor.tree_size} leaves (tx {anchor.tx_hash})"
+            by = f"tx {anchor.tx_hash}" if anchor.tx_hash else "the contract's latest"
+            where = f"anchored root of {anchor.tree_size} leaves ({by})"
             if anchor.root_hash != recomputed.hex():
                 return Discrepancy(
                     position,

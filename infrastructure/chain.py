@@ -39,8 +39,18 @@ class ContractCode:
 class Web3Chain:
     """One chain and one signing account; the AuditAnchor contract's calls."""
 
-    def __init__(self, w3: Web3, account: LocalAccount, code: ContractCode, *, name: str, timeout_s: float) -> None:
+    def __init__(
+        self,
+        w3: Web3,
+        account: LocalAccount,
+        code: ContractCode,
+        *,
+        name: str,
+        timeout_s: float,
+        secrets: tuple[str, ...] = (),
+    ) -> None:
         self._w3 = w3
+        self._secrets = tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
         self._timeout_s = timeout_s
         self._account = account
         self._code = code
@@ -73,10 +83,17 @@ class Web3Chain:
 
         return self._call(send)
 
-    def send_anchor(self, contract: str, tree_size: int, root: bytes) -> str:
-        """Send anchor(tree_size, root); its transaction hash (0x...). Not waited for."""
+    def send_anchor(self, contract: str, tree_size: int, root: bytes, replacing: str | None = None) -> str:
+        """Send anchor(tree_size, root); its transaction hash (0x...). Not waited for. With
+        `replacing`, a transaction still pending: the same nonce and higher fees (a new nonce
+        would queue behind it, then revert, and be paid for)."""
         instance = self._contract(contract)
-        return self._call(lambda: self._send(instance.functions.anchor(tree_size, root), ANCHOR_GAS))
+
+        def send() -> str:
+            prior = None if replacing is None else self._w3.eth.get_transaction(HexStr(replacing))
+            return self._send(instance.functions.anchor(tree_size, root), ANCHOR_GAS, prior)
+
+        return self._call(send)
 
     def receipt(self, tx_hash: str) -> Receipt | None:
         """The transaction's receipt once mined; None while it is not."""
@@ -127,19 +144,25 @@ class Web3Chain:
     def _contract(self, address: str) -> Any:
         return self._w3.eth.contract(address=Web3.to_checksum_address(address), abi=self._code.abi)
 
-    def _send(self, call: Any, gas: int) -> str:
+    def _send(self, call: Any, gas: int, prior: Any = None) -> str:
         with self._lock:
-            nonce = self._w3.eth.get_transaction_count(self._account.address, "pending")
+            nonce = int(self._w3.eth.get_transaction_count(self._account.address, "pending"))
             fee = self._w3.eth.gas_price
+            # Twice the current price: a spike between two blocks does not strand it.
+            max_fee, tip = 2 * fee + 1, min(fee, 1_000_000_000) or 1
+            if prior is not None:  # a replacement: nodes want both fees raised by 10% at least
+                nonce = int(prior["nonce"])
+                max_fee = max(max_fee, _bumped(prior.get("maxFeePerGas") or prior.get("gasPrice")))
+                tip = max(tip, _bumped(prior.get("maxPriorityFeePerGas") or prior.get("gasPrice")))
+                max_fee = max(max_fee, tip)
             tx = call.build_transaction(
                 {
                     "from": self._account.address,
                     "nonce": nonce,
                     "gas": gas,
                     "chainId": self._w3.eth.chain_id,
-                    # Twice the current price: a spike between two blocks does not strand it.
-                    "maxFeePerGas": 2 * fee + 1,
-                    "maxPriorityFeePerGas": min(fee, 1_000_000_000) or 1,
+                    "maxFeePerGas": max_fee,
+                    "maxPriorityFeePerGas": tip,
                 }
             )
             signed = self._account.sign_transaction(tx)
@@ -151,19 +174,30 @@ class Web3Chain:
         except ChainUnavailable:
             raise
         except ContractLogicError as revert:
-            raise ChainUnavailable(f"{self.name}: the contract refused: {revert}") from None
+            raise ChainUnavailable(f"{self.name}: the contract refused: {self._redact(str(revert))}") from None
         except (Web3Exception, OSError, ValueError, TimeoutError) as error:
-            raise ChainUnavailable(f"{self.name}: {type(error).__name__}: {error}"[:300]) from None
+            raise ChainUnavailable(self._failure(error)) from None
         except Exception as error:  # requests' and aiohttp's errors, whatever the provider raises
             if type(error).__module__.split(".")[0] in {"requests", "urllib3", "aiohttp", "eth_tester", "eth_utils"}:
-                raise ChainUnavailable(f"{self.name}: {type(error).__name__}: {error}"[:300]) from None
+                raise ChainUnavailable(self._failure(error)) from None
             raise
+
+    def _failure(self, error: Exception) -> str:
+        return f"{self.name}: {type(error).__name__}: {self._redact(str(error))}"[:300]
+
+    def _redact(self, text: str) -> str:
+        """The text without the node URL's secrets (requests names the URL it failed on)."""
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
 
 
 def rpc_chain(url: str, private_key: str, code: ContractCode, timeout_s: float) -> Web3Chain:
     """A chain over JSON-RPC (HTTP); nothing is sent until the first call."""
     w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout_s}))
-    return Web3Chain(w3, Account.from_key(private_key), code, name=_node_name(url), timeout_s=timeout_s)
+    return Web3Chain(
+        w3, Account.from_key(private_key), code, name=_node_name(url), timeout_s=timeout_s, secrets=_url_secrets(url)
+    )
 
 
 def in_process_chain(code: ContractCode, timeout_s: float) -> Web3Chain:
@@ -176,6 +210,23 @@ def in_process_chain(code: ContractCode, timeout_s: float) -> Web3Chain:
     return Web3Chain(
         Web3(provider), Account.from_key(key.to_bytes()), code, name="in-process chain", timeout_s=timeout_s
     )
+
+
+def _bumped(fee: Any) -> int:
+    """A fee an eighth over `fee` (nodes replace a pending transaction for 10% more)."""
+    return int(fee or 0) * 9 // 8 + 1
+
+
+def _url_secrets(url: str) -> tuple[str, ...]:
+    """What of A2A_RPC_URL may be a secret (its user info, path and query), as written and as
+    requests writes it back (percent-encoded)."""
+    from urllib.parse import quote, unquote, urlsplit
+
+    parts = urlsplit(url)
+    found = [parts.username or "", parts.password or "", parts.query]
+    found += [piece for piece in parts.path.split("/") if len(piece) > 2]
+    found += [value for pair in parts.query.split("&") for value in pair.split("=")[1:]]
+    return tuple({form for piece in found if piece for form in (piece, unquote(piece), quote(piece, safe=""))})
 
 
 def _node_name(url: str) -> str:

@@ -40,7 +40,12 @@ def verify(
     system = build_system()
     try:
         anchors = system.anchors.confirmed()
-        chain_roots = _chain_roots(system) if anchors else None
+        chain_roots = _chain_roots(system)
+        if chain_roots is not None and system.anchoring is not None:
+            # What the chain holds, whatever the read model lists: deleting the anchors' rows
+            # must not hide an event changed after it was anchored.
+            latest = _on_chain(system.anchoring.held_on_chain)
+            anchors = [*anchors, latest] if latest is not None else anchors
         leafed = AuditLogQueries(system.store).last_position()
         end = leafed if stop is None else min(stop, leafed)
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
@@ -109,6 +114,26 @@ def _chain_roots(system: System) -> Callable[[AnchorRow], bytes | None] | None:
     return root
 
 
+def _on_chain(read: Callable[[], AnchorRow | None]) -> AnchorRow | None:
+    try:
+        return read()
+    except ChainUnavailable as unavailable:
+        console.print(f"[red]the chain cannot be read[/]: {unavailable}")
+        raise typer.Exit(2) from None
+
+
+def _refuse_in_process_chain(system: System) -> None:
+    """Without A2A_RPC_URL the chain is in the server's memory: this process would make one of
+    its own, record a new deployment the server then takes for its own contract, and leave
+    anchors that exist nowhere once it exits."""
+    if not system.settings.rpc_url:
+        console.print(
+            "[red]no A2A_RPC_URL[/]: the in-process chain lives in the server, which anchors by itself;"
+            " set A2A_RPC_URL to anchor or deploy from here"
+        )
+        raise typer.Exit(1)
+
+
 @audit_app.command("deploy")
 def deploy() -> None:
     """Deploy a new AuditAnchor contract on the chain (A2A_RPC_URL) and record its address;
@@ -118,6 +143,7 @@ def deploy() -> None:
         if system.anchoring is None:
             console.print("[red]ANCHORING=off[/]: nothing to deploy for")
             raise typer.Exit(1)
+        _refuse_in_process_chain(system)
         try:
             address = system.anchoring.deploy(Meta(actor="cli"))
         except ChainUnavailable as unavailable:
@@ -137,6 +163,7 @@ def anchor() -> None:
         if system.anchoring is None:
             console.print("[red]ANCHORING=off[/]: nothing is anchored")
             raise typer.Exit(1)
+        _refuse_in_process_chain(system)
         system.runner.catch_up()  # the leaves of everything stored so far
         result = anchor_round(system.anchoring, force=True)
         if result is None:
