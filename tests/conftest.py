@@ -52,6 +52,21 @@ def pg_url() -> Iterator[str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture
+def own_pg_url(pg_url: str) -> Iterator[str]:
+    """A database of the test's own on the session's server, dropped afterwards: for tests whose
+    records are not tenant-scoped and would meet other tests' (anchors of several chains that
+    share a chain id and a deployer, hence contract addresses)."""
+    base, _, _ = pg_url.rpartition("/")
+    name = f"a2a_own_{uuid.uuid4().hex[:12]}"
+    admin = os.environ["TEST_DATABASE_URL"]
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield f"{base}/{name}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def store_kind(request: pytest.FixtureRequest) -> str:
     kind: str = request.param

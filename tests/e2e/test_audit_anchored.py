@@ -96,7 +96,8 @@ def test_an_anchored_proof_checks_against_the_chain_and_a_changed_row_fails_veri
 ) -> None:
     env = {"A2A_RPC_URL": rpc_url, "ANCHOR_CHECK_S": "0.3", "ANCHOR_EVERY_SECONDS": "1", "ANCHOR_EVERY_EVENTS": "3"}
     if store_kind == "postgres":
-        env["DATABASE_URL"] = request.getfixturevalue("pg_url")
+        # Anchors are not tenant-scoped: a database of its own keeps other tests' chains out.
+        env["DATABASE_URL"] = request.getfixturevalue("own_pg_url")
     server = start_server(**env)
     tenant = f"a{uuid.uuid4().hex[:10]}"
     with httpx.Client(base_url=server.url, headers=server.auth_headers(tenant), timeout=30) as api:

@@ -34,11 +34,17 @@ def node(start_anvil: Callable[[], PrivateAnvil]) -> PrivateAnvil:
 
 
 @pytest.fixture
-def on_node(make_settings: Callable[..., Settings], node: PrivateAnvil) -> Iterator[Callable[..., System]]:
+def on_node(
+    make_settings: Callable[..., Settings], node: PrivateAnvil, store_kind: str, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., System]]:
     built: list[System] = []
+    # Every private anvil is chain 31337 with the same deployer, so the same contract
+    # addresses: on PostgreSQL each test keeps its anchors in a database of its own.
+    own = {"DATABASE_URL": request.getfixturevalue("own_pg_url")} if store_kind == "postgres" else {}
 
     def build(**overrides: object) -> System:
         settings = make_settings(
+            **own,
             RUN_PROJECTIONS_IN_PROCESS="false",
             A2A_RPC_URL=node.url,
             A2A_PRIVATE_KEY=OWNER_KEY,
