@@ -17,6 +17,7 @@ from rich.console import Console
 from infrastructure.settings import Settings
 from interfaces.bootstrap import build_system, settle_heap
 from interfaces.cli.audit import audit_app
+from interfaces.cli.keys import keys_app
 from interfaces.logs import configure_logging
 
 app = typer.Typer(help="Event-sourced goals and registry for A2A agents.", no_args_is_help=True)
@@ -166,6 +167,8 @@ def clients_create(
 
 
 app.add_typer(audit_app, name="audit")
+
+app.add_typer(keys_app, name="keys")
 
 projections_app = typer.Typer(help="Read models: status, rebuild, skip.", no_args_is_help=True)
 app.add_typer(projections_app, name="projections")
