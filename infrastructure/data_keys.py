@@ -139,10 +139,12 @@ class _SQLTable:
     def rewrap(self, key_id: bytes, wrapped: bytes, master_id: str, was: str) -> bool:
         with self._cursor(commit=True) as cur:
             cur.execute(
-                self._sql("UPDATE {t} SET wrapped = ?, master_id = ? WHERE key_id = ? AND master_id = ?"),
+                self._sql(
+                    "UPDATE {t} SET wrapped = ?, master_id = ? WHERE key_id = ? AND master_id = ? RETURNING key_id"
+                ),
                 (wrapped, master_id, key_id, was),
             )
-            return bool(cur.rowcount)
+            return bool(cur.fetchall())
 
 
 def _row(found: Any) -> DataKeyRow:
