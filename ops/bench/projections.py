@@ -48,6 +48,11 @@ Phases:
      as of instants a minute apart, as requests spaced out in time see them: the window
      slides and the at-risk goals are worked out again.
 
+--encryption additionally copies the generated log, event by event, into a second database with
+ENCRYPTION=on (every payload sealed under its tenant's data key, same positions), and catches up
+all projections on each, alternately off, on, off, on into empty read models: the cost of
+encryption on catch-up is 1 - on/off of the mean rates (target <= 10%).
+
 --profile N additionally runs a catch-up of the first N events under cProfile into a
 scratch schema and prints where the time goes (log read, JSON, SQL, each projection).
 
@@ -58,6 +63,7 @@ vacuumed or analysed, which changes the plans and the cost of goal_progress's up
 from __future__ import annotations
 
 import argparse
+import base64
 import cProfile
 import heapq
 import inspect
@@ -775,14 +781,19 @@ class Figure:
 SINGLE_WRITER_ENV = {"AGGREGATE_CACHE_FASTFORWARD": "n", "DEEPCOPY_FROM_AGGREGATE_CACHE": "n"}
 
 
-def build(database_url: str, data_dir: str, extra_env: dict[str, str] | None = None) -> System:
-    """The System as deployed (SNAPSHOT_INTERVAL 100, projections not running in process);
-    `extra_env` is set in os.environ while it is built (eventsourcing reads it from there)."""
+def build(
+    database_url: str, data_dir: str, extra_env: dict[str, str] | None = None, *, master_keys: str = ""
+) -> System:
+    """The System as deployed (SNAPSHOT_INTERVAL 100, projections not running in process), with
+    payloads encrypted under `master_keys` when given; `extra_env` is set in os.environ while
+    it is built (eventsourcing reads it from there)."""
     settings = Settings(
         APP_ENV="test",
         DATABASE_URL=database_url,
         DATA_DIR=data_dir,
         RUN_PROJECTIONS_IN_PROCESS="false",
+        ENCRYPTION="on" if master_keys else "off",
+        MASTER_KEYS=master_keys or None,
     )
     saved = {k: os.environ.get(k) for k in extra_env or {}}
     os.environ.update(extra_env or {})
@@ -845,6 +856,11 @@ def main() -> None:
         default=Settings().rebuild_jobs,
         help="processes the rebuild replays in (REBUILD_JOBS; default as deployed)",
     )
+    parser.add_argument(
+        "--encryption",
+        action="store_true",
+        help="also compare catch-up on a sealed copy of the log (ENCRYPTION=on)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the database at the end (prints its name)")
     parser.add_argument(
         "--reuse",
@@ -875,6 +891,8 @@ def main() -> None:
             settle_heap()  # as `a2a-goals project` and `serve` do once started
             reset_read_models(system)
             figures = measure(system, args, log_end(url))
+            if args.encryption:
+                figures += encryption_cost(system, args, log_end(url), data_dir)
             report(figures)
             print(f"projections: server autovacuum={autovacuum}")
             if args.profile:
@@ -901,6 +919,8 @@ def main() -> None:
         system = build(url, data_dir)
         settle_heap()
         figures += measure(system, args, gen.log_position)
+        if args.encryption:
+            figures += encryption_cost(system, args, gen.log_position, data_dir)
         report(figures)
         print(f"projections: server autovacuum={autovacuum}")
         if args.profile:
@@ -1159,6 +1179,60 @@ def sanity(system: System, args: argparse.Namespace) -> None:
     console.print(
         f"  read models: {counts[0]:,} goals, {counts[2]:,} event facts ({counts[1]:,} history entries)"
     )
+
+
+def sealed_copy(system: System, sealed: System, end: int, page: int = 5000) -> float:
+    """Copy the log of `system` into `sealed`'s empty log, each event sealed by its mapper:
+    the same events at the same positions. Returns the seconds it took."""
+    started = time.perf_counter()
+    after = 0
+    with Progress(*COLUMNS, console=console) as progress:
+        task = progress.add_task("sealed copy of the log", total=end)
+        while after < end:
+            rows = system.goals.recorder.select_notifications(
+                start=after, limit=page, inclusive_of_start=False
+            )
+            if not rows:
+                break
+            events = [system.goals.mapper.to_domain_event(r) for r in rows]
+            sealed.goals.recorder.insert_events([sealed.goals.mapper.to_stored_event(e) for e in events])
+            after = rows[-1].id
+            progress.update(task, completed=after)
+    return time.perf_counter() - started
+
+
+def encryption_cost(system: System, args: argparse.Namespace, end: int, data_dir: str) -> list[Figure]:
+    """Catch-up rates on the log as it is and on a sealed copy, alternately, in this run."""
+    name, url = create_database(args.database_url, "a2a_bench_proj_")
+    sealed = None
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    try:
+        sealed = build(url, f"{data_dir}/sealed", master_keys=base64.b64encode(os.urandom(32)).decode())
+        copied_s = sealed_copy(system, sealed, end)
+        rates: dict[bool, list[float]] = {False: [], True: []}
+        for on in (False, True, False, True):
+            target = sealed if on else system
+            reset_read_models(target)
+            with Progress(*COLUMNS, console=console) as progress:
+                rates[on].append(catch_up(target, args, progress, end).rate)
+    finally:
+        if sealed is not None:
+            sealed.close()
+        drop_database(args.database_url, name)
+    off, on = (sum(rates[k]) / len(rates[k]) for k in (False, True))
+    load = f"{load} -> {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    cost = 1 - on / off if off else float("nan")
+    console.print(
+        f"sealed copy of {end:,} events in {copied_s:.1f}s; catch-up off {', '.join(f'{r:,.0f}' for r in rates[False])}"
+        f" ev/s, on {', '.join(f'{r:,.0f}' for r in rates[True])} ev/s; load average {load}"
+    )
+    print(
+        f"encryption: catch-up off={off:.0f} ev/s on={on:.0f} ev/s cost={cost * 100:.1f}% (target <= 10%) load={load}"
+    )
+    return [
+        Figure("catch_up_sealed", "catch-up, ENCRYPTION=on (mean of 2)", on, "ev/s"),
+        Figure("encryption_cost", "  cost of encryption on catch-up", cost * 100, "%", 10.0),
+    ]
 
 
 def report(figures: list[Figure]) -> None:
