@@ -832,13 +832,22 @@ def _cpu(phase: Phase) -> str:
 
 
 def encryption_cost(pairs: Sequence[tuple[Phase, Phase]], load: str) -> None:
-    """Print each pair's cost of encryption: 1 - on/off throughput (target <= 10%)."""
+    """Print each pair's cost of encryption: 1 - on/off throughput (target <= 10%), and the
+    CPU each command took in the process doing the work (the server, or this one for (a')),
+    which other load on the machine moves less than throughput."""
     for off, on in pairs:
         cost = 1 - on.rate / off.rate if off.rate else float("nan")
         print(
             f"encryption: {off.name}: off={off.rate:.0f}/s on={on.rate:.0f}/s cost={cost * 100:.1f}% "
-            f"(target <= 10%) load={load}"
+            f"(target <= 10%); CPU per command off={_cpu_ms(off):.2f}ms on={_cpu_ms(on):.2f}ms "
+            f"(+{(_cpu_ms(on) / _cpu_ms(off) - 1) * 100 if _cpu_ms(off) else float('nan'):.1f}%) load={load}"
         )
+
+
+def _cpu_ms(phase: Phase) -> float:
+    """CPU milliseconds per command of the process that runs the commands."""
+    share = phase.cpu.get("server", phase.cpu.get("client", 0.0))
+    return share * NCPU * phase.seconds / phase.ops * 1000 if phase.ops else 0.0
 
 
 def report(phases: list[Phase], raw: Phase | None, http: Phase | None, bulk: Phase | None) -> None:
