@@ -602,7 +602,9 @@ class CatchUp:
         return self.events / self.seconds if self.seconds else 0.0
 
 
-def catch_up(system: System, args: argparse.Namespace, progress: Progress, end: int) -> CatchUp:
+def catch_up(
+    system: System, args: argparse.Namespace, progress: Progress, end: int, *, split: bool = True
+) -> CatchUp:
     timed = [TimedProjection(p) for p in system.runner.projections]
     read_log = TimedLog(system.goals.read_log)
     runner = ProjectionRunner(read_log, system.store, timed, page_size=args.page_size, errors=STORE_ERRORS)
@@ -618,8 +620,8 @@ def catch_up(system: System, args: argparse.Namespace, progress: Progress, end: 
     total = runner.catch_up(on_page=shown)
     runner.close()
     seconds = time.perf_counter() - started
-    split = decode_split(system, args.page_size, end)
-    return CatchUp(total, seconds, read_log.seconds, {p.name: p.seconds for p in timed}, split)
+    shares = decode_split(system, args.page_size, end) if split else {}
+    return CatchUp(total, seconds, read_log.seconds, {p.name: p.seconds for p in timed}, shares)
 
 
 def decode_split(system: System, page_size: int, end: int, pages: int = 5) -> dict[str, float]:
@@ -1214,7 +1216,7 @@ def encryption_cost(system: System, args: argparse.Namespace, end: int, data_dir
             target = sealed if on else system
             reset_read_models(target)
             with Progress(*COLUMNS, console=console) as progress:
-                rates[on].append(catch_up(target, args, progress, end).rate)
+                rates[on].append(catch_up(target, args, progress, end, split=False).rate)
     finally:
         if sealed is not None:
             sealed.close()
