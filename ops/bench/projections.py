@@ -67,6 +67,7 @@ from __future__ import annotations
 import argparse
 import base64
 import cProfile
+import gc
 import heapq
 import inspect
 import math
@@ -1209,6 +1210,31 @@ def sealed_copy(system: System, sealed: System, end: int, page: int = 5000) -> f
     return time.perf_counter() - started
 
 
+def decode_cost(
+    system: System, sealed: System, page_size: int, end: int, pages: int = 5
+) -> dict[bool, float]:
+    """Seconds per event of mapping stored events to domain events (what decryption adds to the
+    read side, alone), on the same pages of each log, best of `pages`, without the garbage
+    collector (whose pauses otherwise double some pages)."""
+    rng = random.Random(2)
+    best = {False: float("inf"), True: float("inf")}
+    for _ in range(pages):
+        after = rng.randrange(0, max(1, end - page_size))
+        for on, target in ((False, system), (True, sealed)):
+            rows = target.goals.recorder.select_notifications(
+                start=after, limit=page_size, inclusive_of_start=False
+            )
+            gc.disable()
+            try:
+                started = time.process_time()
+                for row in rows:
+                    target.goals.mapper.to_domain_event(row)
+                best[on] = min(best[on], (time.process_time() - started) / max(len(rows), 1))
+            finally:
+                gc.enable()
+    return best
+
+
 def encryption_cost(system: System, args: argparse.Namespace, end: int, data_dir: str) -> list[Figure]:
     """Catch-up on the log as it is and on a sealed copy, alternately, three times each: the
     best wall-clock rate of each, and the CPU this process spent per event (the runner's
@@ -1230,6 +1256,7 @@ def encryption_cost(system: System, args: argparse.Namespace, end: int, data_dir
                 caught = catch_up(target, args, progress, end, split=False)
                 cpu[on].append((time.process_time() - started) / max(caught.events, 1))
             rates[on].append(caught.rate)
+        mapping = decode_cost(system, sealed, args.page_size, end)
     finally:
         if sealed is not None:
             sealed.close()
@@ -1249,6 +1276,10 @@ def encryption_cost(system: System, args: argparse.Namespace, end: int, data_dir
         f"encryption: catch-up best of 3: off={off:.0f} ev/s on={on:.0f} ev/s cost={cost * 100:.1f}%"
         f" (target <= 10%); CPU per event off={cpu_off * 1e6:.1f}us on={cpu_on * 1e6:.1f}us"
         f" (+{cpu_cost * 100:.1f}%) load={load}"
+    )
+    print(
+        f"encryption: stored event to domain event, same pages: off={mapping[False] * 1e6:.2f}us"
+        f" on={mapping[True] * 1e6:.2f}us per event (+{(mapping[True] - mapping[False]) * 1e6:.2f}us)"
     )
     return [
         Figure("catch_up_sealed", "catch-up, ENCRYPTION=on (best of 3)", on, "ev/s"),
