@@ -223,9 +223,7 @@ def build_system(settings: Settings | None = None) -> System:
             AuditAnchorsProjection(),
         ]
         # An outbox, not a view: never rebuilt (a replay would send every event again).
-        outbox = WebhookOutboxProjection(
-            on_new=lambda lanes: send_lanes(jobs_ref[0], lanes) if jobs_ref else None
-        )
+        outbox = WebhookOutboxProjection(on_new=lambda lanes: send_lanes(jobs_ref[0], lanes) if jobs_ref else None)
         runner = ProjectionRunner(
             goals.read_log,
             store,

@@ -19,8 +19,7 @@ from interfaces.workers.anchoring import anchor_round
 from projections.audit_log_queries import AuditLogQueries
 
 audit_app = typer.Typer(
-    help="The audit log: a Merkle tree of every stored event, its roots anchored on a chain.",
-    no_args_is_help=True,
+    help="The audit log: a Merkle tree of every stored event, its roots anchored on a chain.", no_args_is_help=True
 )
 console = Console(stderr=True)
 
@@ -60,9 +59,7 @@ def verify(
     if result.first_bad is not None:
         console.print(f"[red]BAD at position {result.first_bad.position}[/]: {result.first_bad.what}")
         raise typer.Exit(1)
-    typer.echo(
-        f"OK: {result.events} events checked, tree of {result.tree_size} leaves, root {result.root_hash}"
-    )
+    typer.echo(f"OK: {result.events} events checked, tree of {result.tree_size} leaves, root {result.root_hash}")
     typer.echo(f"anchors: {result.anchors_checked} checked against the chain")
     if result.anchors_unchecked:
         console.print(
@@ -76,9 +73,7 @@ def verify(
 @audit_app.command("proof")
 def proof(
     position: Annotated[int, typer.Argument(min=1, help="The event's log position.")],
-    tree_size: Annotated[
-        int | None, typer.Option(min=1, help="Prove against this earlier tree size.")
-    ] = None,
+    tree_size: Annotated[int | None, typer.Option(min=1, help="Prove against this earlier tree size.")] = None,
 ) -> None:
     """Print a self-contained JSON proof of one event (docs/audit.md shows how to check it)."""
     system = build_system()
@@ -151,11 +146,5 @@ def anchor() -> None:
     finally:
         system.close()
     state = "pending" if result.pending else "confirmed"
-    what = (
-        f"anchored {result.sent} leaves"
-        if result.sent
-        else f"nothing new to anchor ({result.tree_size} leaves)"
-    )
-    typer.echo(
-        f"{what}; {result.anchored} confirmed on {result.contract.address} (chain {result.contract.chain_id}); {state}"
-    )
+    what = f"anchored {result.sent} leaves" if result.sent else f"nothing new to anchor ({result.tree_size} leaves)"
+    typer.echo(f"{what}; {result.anchored} confirmed on {result.contract.address} (chain {result.contract.chain_id}); {state}")

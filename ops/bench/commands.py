@@ -840,7 +840,7 @@ def encryption_cost(pairs: Sequence[tuple[Phase, Phase]], load: str) -> None:
         print(
             f"encryption: {off.name}: off={off.rate:.0f}/s on={on.rate:.0f}/s cost={cost * 100:.1f}% "
             f"(target <= 10%); CPU per command off={_cpu_ms(off):.2f}ms on={_cpu_ms(on):.2f}ms "
-            f"(+{(_cpu_ms(on) / _cpu_ms(off) - 1) * 100 if _cpu_ms(off) else float('nan'):.1f}%) load={load}"
+            f"({(_cpu_ms(on) / _cpu_ms(off) - 1) * 100 if _cpu_ms(off) else float('nan'):+.1f}%) load={load}"
         )
 
 

@@ -1279,7 +1279,7 @@ def encryption_cost(system: System, args: argparse.Namespace, end: int, data_dir
     print(
         f"encryption: catch-up mean of 4: off={off:.0f} ev/s on={on:.0f} ev/s cost={cost * 100:.1f}%"
         f" (target <= 10%); CPU per event off={cpu_off * 1e6:.1f}us on={cpu_on * 1e6:.1f}us"
-        f" (+{cpu_cost * 100:.1f}%) load={load}"
+        f" ({cpu_cost * 100:+.1f}%) load={load}"
     )
     print(
         f"encryption: stored event to domain event, same pages: off={mapping[False] * 1e6:.2f}us"
