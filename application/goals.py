@@ -10,7 +10,7 @@ from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
-from eventsourcing.persistence import JSONTranscoder, Recording, Transcoder
+from eventsourcing.persistence import InfrastructureFactory, JSONTranscoder, Mapper, Recording, Transcoder
 
 from application.command_loop import CommandLoop, Idempotency
 from application.errors import BatchRefused, GoalsNotFound
@@ -27,6 +27,9 @@ from domain.objectives import GoalDefinition
 log = logging.getLogger(__name__)
 
 Loaded = dict[str, AgentGoals | None]
+# Makes the mapper between events and stored rows when payloads are encrypted (the port an
+# infrastructure adapter fills; the library's own Mapper otherwise).
+PayloadMapper = Callable[[InfrastructureFactory[Any], Transcoder], Mapper[UUID]]
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,10 @@ class GoalsApp(CommandLoop):
         position_of: PositionLookup | None = None,
         on_saved: Callable[[int], None] | None = None,
         version_hint: Callable[[str, str, datetime], int | None] | None = None,
+        payload_mapper: PayloadMapper | None = None,
     ) -> None:
+        # Read by construct_mapper, which the library calls while constructing the app.
+        self._payload_mapper = payload_mapper
         # Per instance, so the interval is a setting rather than a constant.
         self.snapshotting_intervals = (  # type: ignore[misc]
             {AgentGoals: snapshot_interval} if snapshot_interval else {}
@@ -62,6 +68,11 @@ class GoalsApp(CommandLoop):
         super().__init__(env, max_retries=max_retries, position_of=position_of)
         self._on_saved = on_saved
         self._version_hint = version_hint
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        if self._payload_mapper is None:
+            return super().construct_mapper()
+        return self._payload_mapper(self.factory, self.construct_transcoder())
 
     def construct_transcoder(self) -> Transcoder:
         transcoder = FastJSONTranscoder()
@@ -309,4 +320,3 @@ def _apply_progress(goals: AgentGoals, update: ProgressUpdate, meta: Meta, sourc
         source=source,
         observed_at=update.observed_at,
     )
-

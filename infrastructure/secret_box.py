@@ -35,15 +35,16 @@ class SecretUnreadable(SealedSecretUnreadable):
     """A sealed secret this box cannot open: another key, another owner, or altered."""
 
 
-def parse_key(text: str) -> bytes:
-    """The 32 bytes of a SECRETS_KEY (standard or URL-safe base64); ValueError otherwise."""
+def parse_key(text: str, name: str = "SECRETS_KEY") -> bytes:
+    """The 32 bytes of a key such as SECRETS_KEY (standard or URL-safe base64); ValueError
+    otherwise, naming the setting but never showing the value."""
     cleaned = text.strip()
     try:
         key = base64.urlsafe_b64decode(cleaned.replace("+", "-").replace("/", "_") + "=" * (-len(cleaned) % 4))
     except (binascii.Error, ValueError):
-        raise ValueError("SECRETS_KEY must be base64 of 32 random bytes") from None
+        raise ValueError(f"{name} must be base64 of 32 random bytes") from None
     if len(key) != KEY_BYTES:
-        raise ValueError(f"SECRETS_KEY must be base64 of {KEY_BYTES} bytes (it has {len(key)})")
+        raise ValueError(f"{name} must be base64 of {KEY_BYTES} bytes (it has {len(key)})")
     return key
 
 
@@ -81,21 +82,26 @@ class SecretBox:
     @classmethod
     def load_or_create(cls, path: Path) -> SecretBox:
         """The key in `path`, generated there (mode 0600) on first use: dev and test only."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with _locked(path):
-            if not path.exists():
-                tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                try:
-                    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                        handle.write(new_key_text() + "\n")
-                        handle.flush()
-                        os.fsync(handle.fileno())
-                    os.replace(tmp, path)
-                except BaseException:
-                    tmp.unlink(missing_ok=True)
-                    raise
-            return cls(parse_key(path.read_text(encoding="utf-8")))
+        return cls(parse_key(load_or_create_key_text(path)))
+
+
+def load_or_create_key_text(path: Path) -> str:
+    """The base64 key kept in `path`, written there (mode 0600) with a fresh key on first use."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(path):
+        if not path.exists():
+            tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                    handle.write(new_key_text() + "\n")
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(tmp, path)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+        return path.read_text(encoding="utf-8").strip()
 
 
 @contextlib.contextmanager

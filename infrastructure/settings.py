@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from infrastructure.data_keys import MasterKeys
 from infrastructure.outbound_addresses import IPNetwork
 from infrastructure.ratelimit import Rate
 from infrastructure.secret_box import parse_key
@@ -197,6 +198,12 @@ class Settings(BaseSettings):
     # backoff from WEBHOOK_RETRY_FIRST_S, for at most WEBHOOK_RETRY_FOR_S and
     # WEBHOOK_MAX_ATTEMPTS; the scheduler looks for due deliveries every WEBHOOK_DISPATCH_S.
     secrets_key: SecretStr | None = Field(None, alias="SECRETS_KEY")
+    # Event payloads encrypted per tenant (docs/security.md#encryption-at-rest): ENCRYPTION is
+    # on by default in prod, off otherwise. MASTER_KEYS (base64 32-byte keys, comma-separated,
+    # newest first) wrap the tenants' data keys: required in prod, generated into DATA_DIR
+    # (mode 0600) otherwise. Never logged; errors name key ids, not keys.
+    encryption: bool | None = Field(None, alias="ENCRYPTION")
+    master_keys: SecretStr | None = Field(None, alias="MASTER_KEYS")
     webhook_retry_for_s: float = Field(86_400, alias="WEBHOOK_RETRY_FOR_S", gt=0, le=30 * 86_400)
     webhook_retry_first_s: float = Field(5.0, alias="WEBHOOK_RETRY_FIRST_S", gt=0, le=3600)
     webhook_max_attempts: int = Field(30, alias="WEBHOOK_MAX_ATTEMPTS", ge=1, le=100)
@@ -328,6 +335,11 @@ class Settings(BaseSettings):
                 raise ValueError("APP_ENV=prod needs SIGNING_KEYS (PEM private keys); none are generated")
             if self.secrets_key is None or not self.secrets_key.get_secret_value().strip():
                 raise ValueError("APP_ENV=prod needs SECRETS_KEY (base64 of 32 random bytes); none is generated")
+            if self.encryption_on and (self.master_keys is None or not self.master_keys.get_secret_value().strip()):
+                raise ValueError(
+                    "APP_ENV=prod needs MASTER_KEYS (base64 32-byte keys, comma-separated, newest first)"
+                    " with ENCRYPTION on; none is generated"
+                )
             password = urlsplit(self.database_url).password or ""
             if password.lower() in DEFAULT_PASSWORDS:
                 raise ValueError("DATABASE_URL uses a well-known default password; refusing APP_ENV=prod")
@@ -375,6 +387,8 @@ class Settings(BaseSettings):
                 )
         if self.secrets_key is not None and self.secrets_key.get_secret_value().strip():
             parse_key(self.secrets_key.get_secret_value())
+        if self.master_keys is not None and self.master_keys.get_secret_value().strip():
+            MasterKeys.parse(self.master_keys.get_secret_value())
         if self.private_key is not None and not CHAIN_KEY.match(self.private_key.get_secret_value().strip()):
             raise ValueError("A2A_PRIVATE_KEY must be 64 hex digits (0x optional); its value is not shown")
         if self.rpc_url and urlsplit(self.rpc_url).scheme not in {"http", "https"}:
@@ -437,6 +451,14 @@ class Settings(BaseSettings):
     @property
     def secrets_key_path(self) -> Path:
         return self.data_dir / "secrets-key"
+
+    @property
+    def master_keys_path(self) -> Path:
+        return self.data_dir / "master-keys"
+
+    @property
+    def encryption_on(self) -> bool:
+        return self.encryption if self.encryption is not None else self.env == "prod"
 
     @property
     def is_postgres(self) -> bool:

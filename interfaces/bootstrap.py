@@ -44,6 +44,7 @@ from interfaces.wiring.anchoring import build_anchoring
 from interfaces.wiring.audit import audit_projection, audit_proofs
 from interfaces.wiring.auth import external_verifier, key_ring, rate_limits, secret_scheme
 from interfaces.wiring.database import STORE_ERRORS, database_breaker
+from interfaces.wiring.encryption import encrypted_payloads
 from interfaces.wiring.search import search_backend
 from interfaces.wiring.shared_redis import build_card_cache, build_rate_limiter, redis_with_breaker
 from interfaces.workers.actors import REBUILD_PROJECTION, SYNC_PEER, declare_actors, peer_sync_key
@@ -207,6 +208,7 @@ def build_system(settings: Settings | None = None) -> System:
             position_of=position_of,
             on_saved=lambda position: runner_ref[0].wake(position) if runner_ref else None,
             version_hint=EventFactsQueries(store).version_at,
+            payload_mapper=encrypted_payloads(settings),
         )
         search_projection, search, elasticsearch = search_backend(settings, store)
         projections: list[Projection] = [

@@ -42,6 +42,10 @@ TABLES = (
     "webhook_subscriptions",
     "webhook_deliveries",
     "webhook_attempts",
+    # Each tenant's data key, wrapped by the master keys (ENCRYPTION=on; absent otherwise, and
+    # then skipped): without it no encrypted payload of the log could be read. The master keys
+    # themselves are never in a backup: they come from MASTER_KEYS.
+    "a2a_data_keys",
 )
 KEPT_POSITIONS = ("webhook_outbox",)  # read models whose position survives a restore
 MASK = "***"

@@ -18,6 +18,7 @@ from infrastructure.settings import Settings
 from interfaces.bootstrap import build_system, settle_heap
 from interfaces.cli.audit import audit_app
 from interfaces.cli.backup import backup_app
+from interfaces.cli.keys import keys_app
 from interfaces.logs import configure_logging
 from interfaces.metrics import MULTIPROC_DIR, metrics_dir
 
@@ -180,6 +181,8 @@ def clients_create(
 
 app.add_typer(audit_app, name="audit")
 app.registered_commands += backup_app.registered_commands  # `backup DIR`, `restore DIR`
+
+app.add_typer(keys_app, name="keys")
 
 projections_app = typer.Typer(help="Read models: status, rebuild, skip.", no_args_is_help=True)
 app.add_typer(projections_app, name="projections")

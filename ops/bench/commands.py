@@ -21,6 +21,9 @@ at the end. Phases, each measured over the same window length after a warm-up:
   (c) ratio (b)/(a), target >= 0.6.
   (d) bulk: POST /api/v1/goals/progress:batch with --batch-size updates per request, events/s
       counted from log positions.
+  --encryption: (a') and (b) again with ENCRYPTION=on (payloads sealed per tenant, a fresh
+      database for the second server), and the cost of encryption on each: 1 - on/off,
+      target <= 10%.
 
 The load generator is a minimal asyncio HTTP/1.1 client on uvloop (not httpx): on a 2-core
 machine every CPU cycle the client spends is taken from the server, so its CPU share is
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import random
@@ -63,7 +67,9 @@ from application.goals import GoalsApp, ProgressUpdate  # noqa: E402
 from domain.goals import AgentGoals  # noqa: E402
 from domain.meta import Meta  # noqa: E402
 from domain.objectives import GoalDefinition, Objective  # noqa: E402
+from infrastructure.data_keys import MasterKeys  # noqa: E402
 from infrastructure.eventstore import eventsourcing_env  # noqa: E402
+from infrastructure.payload_cipher import payload_mapper  # noqa: E402
 from infrastructure.settings import Settings  # noqa: E402
 from ops.bench.scratch import create_database, drop_database  # noqa: E402
 
@@ -205,6 +211,16 @@ class BenchGoalsApp(GoalsApp):
     name = "bench_goals"
 
 
+class SealedBenchGoalsApp(GoalsApp):
+    """(a') with ENCRYPTION=on, on tables of its own."""
+
+    name = "bench_sealed"
+
+
+def _master_keys() -> str:
+    return base64.b64encode(os.urandom(32)).decode()
+
+
 # --- database lifecycle ----------------------------------------------------------------------
 
 
@@ -320,14 +336,18 @@ def bench_raw(url: str, settings: Settings, args: argparse.Namespace, meter: Cpu
         app.close()
 
 
-def bench_app(url: str, settings: Settings, args: argparse.Namespace, meter: CpuMeter) -> Phase:
+def bench_app(
+    url: str, settings: Settings, args: argparse.Namespace, meter: CpuMeter, *, sealed: bool = False
+) -> Phase:
     """(a'): GoalsApp.record_progress in-process (load + decide + save), no HTTP, no projections."""
-    app = BenchGoalsApp(
+    kind = SealedBenchGoalsApp if sealed else BenchGoalsApp
+    app = kind(
         eventsourcing_env(settings),
         snapshot_interval=settings.snapshot_interval,
         max_retries=settings.command_retries,
+        payload_mapper=payload_mapper(MasterKeys.parse(_master_keys())) if sealed else None,
     )
-    position = LogPosition(url, f"{BenchGoalsApp.name}_events")
+    position = LogPosition(url, f"{kind.name}_events")
     meta = Meta(actor="bench", request_id="bench")
     definition = GoalDefinition(
         purpose_statement="bench agent",
@@ -350,7 +370,7 @@ def bench_app(url: str, settings: Settings, args: argparse.Namespace, meter: Cpu
             return work
 
         return run_threads(
-            "(a') GoalsApp.record_progress in-process",
+            "(a') GoalsApp.record_progress in-process" + (", ENCRYPTION=on" if sealed else ""),
             [worker(s) for s in slices],
             warmup=args.warmup,
             seconds=args.seconds,
@@ -613,9 +633,9 @@ class ServerProcs:
         from domain.clients import SCOPES  # only in versions with OAuth clients
         from interfaces.bootstrap import build_system
 
-        keys = ("DATABASE_URL", "APP_ENV", "DATA_DIR")
+        keys = ("DATABASE_URL", "APP_ENV", "DATA_DIR", "ENCRYPTION", "MASTER_KEYS")
         settings = Settings.model_validate(
-            {**{k: self.env[k] for k in keys}, "RUN_PROJECTIONS_IN_PROCESS": "0"}
+            {**{k: self.env[k] for k in keys if k in self.env}, "RUN_PROJECTIONS_IN_PROCESS": "0"}
         )
         system = build_system(settings)
         try:
@@ -735,9 +755,9 @@ def batch_sources(headers: str, agents: Sequence[str], concurrency: int, size: i
 
 
 def bench_http(
-    url: str, args: argparse.Namespace, workdir: Path
+    url: str, args: argparse.Namespace, workdir: Path, extra_env: Mapping[str, str] | None = None
 ) -> tuple[Phase, Phase | None, dict[str, Any]]:
-    server = ServerProcs(url, args, workdir)
+    server = ServerProcs(url, args, workdir, extra_env)
     info: dict[str, Any] = {"command": server.command, "auth": "none (X-Tenant)"}
     try:
         auth = server.auth_header()
@@ -768,7 +788,7 @@ def bench_http(
         )
         (pos0, cpu0), (pos1, cpu1) = run.before, run.after
         single = Phase(
-            "(b) HTTP PUT .../progress",
+            "(b) HTTP PUT .../progress" + (", ENCRYPTION=on" if extra_env else ""),
             run.seconds,
             run.count,
             pos1 - pos0,
@@ -817,6 +837,25 @@ def bench_http(
 def _cpu(phase: Phase) -> str:
     order = ["client", "server", "projector", "postgres", "other"]
     return " ".join(f"{k}={phase.cpu[k] * 100:.0f}%" for k in order if k in phase.cpu)
+
+
+def encryption_cost(pairs: Sequence[tuple[Phase, Phase]], load: str) -> None:
+    """Print each pair's cost of encryption: 1 - on/off throughput (target <= 10%), and the
+    CPU each command took in the process doing the work (the server, or this one for (a')),
+    which other load on the machine moves less than throughput."""
+    for off, on in pairs:
+        cost = 1 - on.rate / off.rate if off.rate else float("nan")
+        print(
+            f"encryption: {off.name}: off={off.rate:.0f}/s on={on.rate:.0f}/s cost={cost * 100:.1f}% "
+            f"(target <= 10%); CPU per command off={_cpu_ms(off):.2f}ms on={_cpu_ms(on):.2f}ms "
+            f"({(_cpu_ms(on) / _cpu_ms(off) - 1) * 100 if _cpu_ms(off) else float('nan'):+.1f}%) load={load}"
+        )
+
+
+def _cpu_ms(phase: Phase) -> float:
+    """CPU milliseconds per command of the process that runs the commands."""
+    share = phase.cpu.get("server", phase.cpu.get("client", 0.0))
+    return share * NCPU * phase.seconds / phase.ops * 1000 if phase.ops else 0.0
 
 
 def report(phases: list[Phase], raw: Phase | None, http: Phase | None, bulk: Phase | None) -> None:
@@ -892,6 +931,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--skip-raw", action="store_true", help="skip (a) (and so the ratio)")
     parser.add_argument("--skip-app", action="store_true", help="skip (a') the in-process GoalsApp run")
+    parser.add_argument(
+        "--encryption",
+        action="store_true",
+        help="also run (a') and (b) with ENCRYPTION=on and print the cost",
+    )
     args = parser.parse_args(argv)
     if args.projector is None:
         args.projector = "inprocess" if args.workers == 1 else "separate"
@@ -904,7 +948,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"pool={settings.db_pool_size}+{settings.db_pool_size} overflow"
     )
     phases: list[Phase] = []
+    pairs: list[tuple[Phase, Phase]] = []
     raw = http = bulk = None
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     try:
         meter = CpuMeter({})
         if not args.skip_raw:
@@ -912,14 +958,33 @@ def main(argv: Sequence[str] | None = None) -> int:
             phases.append(raw)
         if not args.skip_app:
             phases.append(bench_app(url, settings, args, meter))
+            if args.encryption:
+                pairs.append((phases[-1], bench_app(url, settings, args, meter, sealed=True)))
+                phases.append(pairs[-1][1])
         with tempfile.TemporaryDirectory(prefix="a2a-bench-") as tmp:
             http, bulk, info = bench_http(url, args, Path(tmp))
         phases.append(http)
         if bulk:
             phases.append(bulk)
+        if args.encryption:
+            sealed_name, sealed_url = create_database(args.database_url, "a2a_bench_")
+            try:
+                with tempfile.TemporaryDirectory(prefix="a2a-bench-") as tmp:
+                    env = {"ENCRYPTION": "on", "MASTER_KEYS": _master_keys()}
+                    sealed_http, sealed_bulk, _ = bench_http(sealed_url, args, Path(tmp), env)
+            finally:
+                drop_database(args.database_url, sealed_name)
+            pairs.append((http, sealed_http))
+            phases.append(sealed_http)
+            if bulk and sealed_bulk:
+                sealed_bulk.name += ", ENCRYPTION=on"
+                pairs.append((bulk, sealed_bulk))
+                phases.append(sealed_bulk)
     finally:
         drop_database(args.database_url, name)
     report(phases, raw, http, bulk)
+    load = f"{load} -> {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    encryption_cost(pairs, load)
     n, took, _, _ = info["seed"]
     console.print(
         f"server: {info['command']} | auth: {info['auth']} | seeded {n} agents in {took:.1f}s ({n / took:.0f}/s) | "

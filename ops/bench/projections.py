@@ -48,6 +48,14 @@ Phases:
      as of instants a minute apart, as requests spaced out in time see them: the window
      slides and the at-risk goals are worked out again.
 
+--encryption additionally copies the generated log, event by event, into a second database with
+ENCRYPTION=on (every payload sealed under its tenant's data key, same positions), and catches up
+all projections on each, four times each (off on on off on off off on), into empty read
+models: the cost of encryption on catch-up is 1 - on/off of the mean rates (target <= 10%),
+printed with the CPU this process spent per event, which the machine's other load moves less,
+and the cost of mapping stored events to domain events alone.
+--reuse NAME --encryption-only runs that comparison alone on a kept database.
+
 --profile N additionally runs a catch-up of the first N events under cProfile into a
 scratch schema and prints where the time goes (log read, JSON, SQL, each projection).
 
@@ -58,7 +66,9 @@ vacuumed or analysed, which changes the plans and the cost of goal_progress's up
 from __future__ import annotations
 
 import argparse
+import base64
 import cProfile
+import gc
 import heapq
 import inspect
 import math
@@ -67,6 +77,7 @@ import pstats
 import random
 import shutil
 import signal
+import statistics
 import sys
 import tempfile
 import time
@@ -596,7 +607,9 @@ class CatchUp:
         return self.events / self.seconds if self.seconds else 0.0
 
 
-def catch_up(system: System, args: argparse.Namespace, progress: Progress, end: int) -> CatchUp:
+def catch_up(
+    system: System, args: argparse.Namespace, progress: Progress, end: int, *, split: bool = True
+) -> CatchUp:
     timed = [TimedProjection(p) for p in system.runner.projections]
     read_log = TimedLog(system.goals.read_log)
     runner = ProjectionRunner(read_log, system.store, timed, page_size=args.page_size, errors=STORE_ERRORS)
@@ -612,8 +625,8 @@ def catch_up(system: System, args: argparse.Namespace, progress: Progress, end: 
     total = runner.catch_up(on_page=shown)
     runner.close()
     seconds = time.perf_counter() - started
-    split = decode_split(system, args.page_size, end)
-    return CatchUp(total, seconds, read_log.seconds, {p.name: p.seconds for p in timed}, split)
+    shares = decode_split(system, args.page_size, end) if split else {}
+    return CatchUp(total, seconds, read_log.seconds, {p.name: p.seconds for p in timed}, shares)
 
 
 def decode_split(system: System, page_size: int, end: int, pages: int = 5) -> dict[str, float]:
@@ -775,14 +788,19 @@ class Figure:
 SINGLE_WRITER_ENV = {"AGGREGATE_CACHE_FASTFORWARD": "n", "DEEPCOPY_FROM_AGGREGATE_CACHE": "n"}
 
 
-def build(database_url: str, data_dir: str, extra_env: dict[str, str] | None = None) -> System:
-    """The System as deployed (SNAPSHOT_INTERVAL 100, projections not running in process);
-    `extra_env` is set in os.environ while it is built (eventsourcing reads it from there)."""
+def build(
+    database_url: str, data_dir: str, extra_env: dict[str, str] | None = None, *, master_keys: str = ""
+) -> System:
+    """The System as deployed (SNAPSHOT_INTERVAL 100, projections not running in process), with
+    payloads encrypted under `master_keys` when given; `extra_env` is set in os.environ while
+    it is built (eventsourcing reads it from there)."""
     settings = Settings(
         APP_ENV="test",
         DATABASE_URL=database_url,
         DATA_DIR=data_dir,
         RUN_PROJECTIONS_IN_PROCESS="false",
+        ENCRYPTION="on" if master_keys else "off",
+        MASTER_KEYS=master_keys or None,
     )
     saved = {k: os.environ.get(k) for k in extra_env or {}}
     os.environ.update(extra_env or {})
@@ -845,6 +863,14 @@ def main() -> None:
         default=Settings().rebuild_jobs,
         help="processes the rebuild replays in (REBUILD_JOBS; default as deployed)",
     )
+    parser.add_argument(
+        "--encryption",
+        action="store_true",
+        help="also compare catch-up on a sealed copy of the log (ENCRYPTION=on)",
+    )
+    parser.add_argument(
+        "--encryption-only", action="store_true", help="with --reuse and --encryption: only that comparison"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the database at the end (prints its name)")
     parser.add_argument(
         "--reuse",
@@ -852,6 +878,7 @@ def main() -> None:
         help="measure on a database a --keep run left (its read models are dropped first); no generation",
     )
     args = parser.parse_args()
+    args.encryption = args.encryption or args.encryption_only
 
     signal.signal(signal.SIGTERM, _interrupt)
     if args.reuse:
@@ -874,7 +901,9 @@ def main() -> None:
             system = build(url, data_dir)
             settle_heap()  # as `a2a-goals project` and `serve` do once started
             reset_read_models(system)
-            figures = measure(system, args, log_end(url))
+            figures = [] if args.encryption_only else measure(system, args, log_end(url))
+            if args.encryption:
+                figures += encryption_cost(system, args, log_end(url), data_dir)
             report(figures)
             print(f"projections: server autovacuum={autovacuum}")
             if args.profile:
@@ -901,6 +930,8 @@ def main() -> None:
         system = build(url, data_dir)
         settle_heap()
         figures += measure(system, args, gen.log_position)
+        if args.encryption:
+            figures += encryption_cost(system, args, gen.log_position, data_dir)
         report(figures)
         print(f"projections: server autovacuum={autovacuum}")
         if args.profile:
@@ -1159,6 +1190,106 @@ def sanity(system: System, args: argparse.Namespace) -> None:
     console.print(
         f"  read models: {counts[0]:,} goals, {counts[2]:,} event facts ({counts[1]:,} history entries)"
     )
+
+
+def sealed_copy(system: System, sealed: System, end: int, page: int = 5000) -> float:
+    """Copy the log of `system` into `sealed`'s empty log, each event sealed by its mapper:
+    the same events at the same positions. Returns the seconds it took."""
+    started = time.perf_counter()
+    after = 0
+    with Progress(*COLUMNS, console=console) as progress:
+        task = progress.add_task("sealed copy of the log", total=end)
+        while after < end:
+            rows = system.goals.recorder.select_notifications(
+                start=after, limit=page, inclusive_of_start=False
+            )
+            if not rows:
+                break
+            events = [system.goals.mapper.to_domain_event(r) for r in rows]
+            sealed.goals.recorder.insert_events([sealed.goals.mapper.to_stored_event(e) for e in events])
+            after = rows[-1].id
+            progress.update(task, completed=after)
+    return time.perf_counter() - started
+
+
+def decode_cost(
+    system: System, sealed: System, page_size: int, end: int, pages: int = 5
+) -> dict[bool, float]:
+    """Seconds per event of mapping stored events to domain events (what decryption adds to the
+    read side, alone), on the same pages of each log, best of `pages`, without the garbage
+    collector (whose pauses otherwise double some pages)."""
+    rng = random.Random(2)
+    best = {False: float("inf"), True: float("inf")}
+    for _ in range(pages):
+        after = rng.randrange(0, max(1, end - page_size))
+        for on, target in ((False, system), (True, sealed)):
+            rows = target.goals.recorder.select_notifications(
+                start=after, limit=page_size, inclusive_of_start=False
+            )
+            gc.disable()
+            try:
+                started = time.process_time()
+                for row in rows:
+                    target.goals.mapper.to_domain_event(row)
+                best[on] = min(best[on], (time.process_time() - started) / max(len(rows), 1))
+            finally:
+                gc.enable()
+    return best
+
+
+def encryption_cost(system: System, args: argparse.Namespace, end: int, data_dir: str) -> list[Figure]:
+    """Catch-up on the log as it is and on a sealed copy, four times each: the mean
+    wall-clock rate of each, and the CPU this process spent per event (the runner's
+    threads: reading, decrypting, decoding, folding), which the machine's other load moves
+    far less than wall time."""
+    name, url = create_database(args.database_url, "a2a_bench_proj_")
+    sealed = None
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    rates: dict[bool, list[float]] = {False: [], True: []}
+    cpu: dict[bool, list[float]] = {False: [], True: []}
+    try:
+        sealed = build(url, f"{data_dir}/sealed", master_keys=base64.b64encode(os.urandom(32)).decode())
+        copied_s = sealed_copy(system, sealed, end)
+        # off on on off, on off off on: each run a little slower than the one before it here
+        # (seen in every run), and this order gives both the same share of that drift.
+        for on in (False, True, True, False, True, False, False, True):
+            target = sealed if on else system
+            reset_read_models(target)
+            with Progress(*COLUMNS, console=console) as progress:
+                started = time.process_time()
+                caught = catch_up(target, args, progress, end, split=False)
+                cpu[on].append((time.process_time() - started) / max(caught.events, 1))
+            rates[on].append(caught.rate)
+        mapping = decode_cost(system, sealed, args.page_size, end)
+    finally:
+        if sealed is not None:
+            sealed.close()
+        drop_database(args.database_url, name)
+    off, on = statistics.mean(rates[False]), statistics.mean(rates[True])
+    cpu_off, cpu_on = statistics.mean(cpu[False]), statistics.mean(cpu[True])
+    load = f"{load} -> {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    cost = 1 - on / off if off else float("nan")
+    cpu_cost = cpu_on / cpu_off - 1 if cpu_off else float("nan")
+    console.print(
+        f"sealed copy of {end:,} events in {copied_s:.1f}s; catch-up off"
+        f" {', '.join(f'{r:,.0f}' for r in rates[False])} ev/s, on {', '.join(f'{r:,.0f}' for r in rates[True])}"
+        f" ev/s; CPU per event off {', '.join(f'{c * 1e6:.0f}' for c in cpu[False])} µs,"
+        f" on {', '.join(f'{c * 1e6:.0f}' for c in cpu[True])} µs"
+    )
+    print(
+        f"encryption: catch-up mean of 4: off={off:.0f} ev/s on={on:.0f} ev/s cost={cost * 100:.1f}%"
+        f" (target <= 10%); CPU per event off={cpu_off * 1e6:.1f}us on={cpu_on * 1e6:.1f}us"
+        f" ({cpu_cost * 100:+.1f}%) load={load}"
+    )
+    print(
+        f"encryption: stored event to domain event, same pages: off={mapping[False] * 1e6:.2f}us"
+        f" on={mapping[True] * 1e6:.2f}us per event (+{(mapping[True] - mapping[False]) * 1e6:.2f}us)"
+    )
+    return [
+        Figure("catch_up_sealed", "catch-up, ENCRYPTION=on (mean of 4)", on, "ev/s"),
+        Figure("encryption_cost", "  cost of encryption on catch-up (wall)", cost * 100, "%", 10.0),
+        Figure("encryption_cpu", "  CPU per event more with encryption", cpu_cost * 100, "%", 10.0),
+    ]
 
 
 def report(figures: list[Figure]) -> None:

@@ -28,6 +28,7 @@ PROD: dict[str, Any] = {
     "OPERATOR_TENANT": "platform-ops",
     "REGISTRY_BASE_URL": "https://registry.example.com",
     "SECRETS_KEY": "q9Vq1o0o3bqk3yq5Yf9d0s8Jg8y1vQ2mX5nZr7tLw0E=",
+    "MASTER_KEYS": "u1J7mZkq0Wc3a9YdT2vLx8Rb5nQe6Hs4Gf1Pz0Ko7iA=,Zx9cV8bN7mA6sD5fG4hJ3kL2qW1eR0tYuI9oP8aS7dE=",
     "A2A_RPC_URL": "https://rpc.example.com/v3/project-key",
     "A2A_PRIVATE_KEY": "0x" + "5e" * 32,
 }
@@ -47,6 +48,8 @@ ENV_NAMES = (
     "ELASTICSEARCH_INDEX",
     "REGISTRY_BASE_URL",
     "SECRETS_KEY",
+    "ENCRYPTION",
+    "MASTER_KEYS",
     "A2A_RPC_URL",
     "A2A_PRIVATE_KEY",
     "ANCHORING",
@@ -230,3 +233,21 @@ def test_a_malformed_chain_key_is_refused_without_showing_it() -> None:
     assert "A2A_PRIVATE_KEY" in str(refused.value) and secret not in str(refused.value)
     with pytest.raises(ValidationError, match="A2A_RPC_URL"):
         settings(A2A_RPC_URL="ws://node:8546")
+
+
+def test_production_encrypts_payloads_and_needs_master_keys_for_it() -> None:
+    assert settings(**PROD).encryption_on
+    assert not settings(APP_ENV="test").encryption_on
+    assert settings(APP_ENV="test", ENCRYPTION="on").encryption_on
+    without = {k: v for k, v in PROD.items() if k != "MASTER_KEYS"}
+    with pytest.raises(ValidationError, match="MASTER_KEYS"):
+        settings(**without)
+    assert not settings(**without, ENCRYPTION="off").encryption_on
+
+
+def test_a_malformed_master_key_is_refused_naming_its_place_not_its_value() -> None:
+    good = PROD["MASTER_KEYS"].split(",")[0]
+    bad = "bm90LWEta2V5LWF0LWFsbC1qdXN0LXRleHQ="
+    with pytest.raises(ValidationError, match="MASTER_KEYS item 2") as refused:
+        settings(**{**PROD, "MASTER_KEYS": f"{good},{bad}"})
+    assert good not in str(refused.value) and bad not in str(refused.value)

@@ -1,0 +1,262 @@
+"""Each tenant's data key, kept wrapped by a master key (envelope encryption).
+
+A data key is 32 random bytes, made when a tenant's first event is stored. Its row in the
+event store's database (table `a2a_data_keys`) holds it wrapped with AES-256-GCM by the newest
+master key, bound to its tenant and key id (the associated data), beside the id of the master
+key that wrapped it. Unwrapped keys live only in this process's memory.
+
+Rotating the master key re-wraps these rows: the log is not touched. Destroying a tenant's row
+makes every payload sealed under its key unreadable for good (crypto-shredding).
+
+MASTER_KEYS: base64 32-byte keys, comma-separated, newest first. A master key is named by its
+id, the first 8 bytes of its SHA-256 in hex (as SECRETS_KEY is): never by its value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Protocol
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from infrastructure.secret_box import KEY_BYTES, NONCE_BYTES, parse_key
+
+KEY_ID_BYTES = 8
+TABLE = "a2a_data_keys"
+
+
+class EncryptionKeyError(RuntimeError):
+    """A data key cannot be had: its master key is not configured, or its row was altered.
+    The message names key ids and tenants, never a key."""
+
+
+def master_key_id(key: bytes) -> str:
+    return hashlib.sha256(key).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class MasterKeys:
+    """The configured master keys, newest first."""
+
+    keys: tuple[bytes, ...]
+
+    @classmethod
+    def parse(cls, text: str) -> MasterKeys:
+        parts = [p for p in (s.strip() for s in text.split(",")) if p]
+        if not parts:
+            raise ValueError("MASTER_KEYS is empty: give base64 32-byte keys, comma-separated, newest first")
+        keys = tuple(parse_key(p, f"MASTER_KEYS item {i + 1}") for i, p in enumerate(parts))
+        return cls(keys)
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return tuple(master_key_id(k) for k in self.keys)
+
+    @property
+    def newest_id(self) -> str:
+        return self.ids[0]
+
+    def __repr__(self) -> str:  # never the keys themselves
+        return f"MasterKeys(ids={self.ids})"
+
+
+class DataKeyRow(NamedTuple):
+    key_id: bytes
+    tenant: str
+    wrapped: bytes
+    master_id: str
+
+
+class DataKeyTable(Protocol):
+    """Where wrapped data keys are kept."""
+
+    def create(self) -> None: ...
+    def by_tenant(self, tenant: str) -> DataKeyRow | None: ...
+    def by_id(self, key_id: bytes) -> DataKeyRow | None: ...
+    def insert_if_absent(self, row: DataKeyRow) -> None: ...
+    def rows(self) -> list[DataKeyRow]: ...
+    def rewrap(self, key_id: bytes, wrapped: bytes, master_id: str, was: str) -> bool: ...
+
+
+class _SQLTable:
+    """The same few statements on either database; `param` is its placeholder."""
+
+    param = "?"
+    name = TABLE
+    binary = "BLOB"
+    created = "TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP"
+
+    def _cursor(self, *, commit: bool) -> AbstractContextManager[Any]:
+        raise NotImplementedError
+
+    def _sql(self, text: str) -> str:
+        return text.replace("{t}", self.name).replace("?", self.param)
+
+    def create(self) -> None:
+        with self._cursor(commit=True) as cur:
+            cur.execute(
+                self._sql(
+                    f"CREATE TABLE IF NOT EXISTS {{t}} (key_id {self.binary} PRIMARY KEY,"
+                    f" tenant TEXT NOT NULL UNIQUE, wrapped {self.binary} NOT NULL,"
+                    f" master_id TEXT NOT NULL, created_at {self.created})"
+                )
+            )
+
+    def _one(self, where: str, value: Any) -> DataKeyRow | None:
+        with self._cursor(commit=False) as cur:
+            cur.execute(
+                self._sql(f"SELECT key_id, tenant, wrapped, master_id FROM {{t}} WHERE {where} = ?"), (value,)
+            )
+            found = cur.fetchone()
+        return None if found is None else _row(found)
+
+    def by_tenant(self, tenant: str) -> DataKeyRow | None:
+        return self._one("tenant", tenant)
+
+    def by_id(self, key_id: bytes) -> DataKeyRow | None:
+        return self._one("key_id", key_id)
+
+    def insert_if_absent(self, row: DataKeyRow) -> None:
+        with self._cursor(commit=True) as cur:
+            cur.execute(
+                self._sql(
+                    "INSERT INTO {t} (key_id, tenant, wrapped, master_id) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT (tenant) DO NOTHING"
+                ),
+                tuple(row),
+            )
+
+    def rows(self) -> list[DataKeyRow]:
+        with self._cursor(commit=False) as cur:
+            cur.execute(self._sql("SELECT key_id, tenant, wrapped, master_id FROM {t} ORDER BY tenant"))
+            return [_row(r) for r in cur.fetchall()]
+
+    def rewrap(self, key_id: bytes, wrapped: bytes, master_id: str, was: str) -> bool:
+        with self._cursor(commit=True) as cur:
+            cur.execute(
+                self._sql(
+                    "UPDATE {t} SET wrapped = ?, master_id = ? WHERE key_id = ? AND master_id = ? RETURNING key_id"
+                ),
+                (wrapped, master_id, key_id, was),
+            )
+            return bool(cur.fetchall())
+
+
+def _row(found: Any) -> DataKeyRow:
+    values = list(found.values()) if isinstance(found, dict) else list(found)
+    return DataKeyRow(bytes(values[0]), str(values[1]), bytes(values[2]), str(values[3]))
+
+
+class SQLiteDataKeyTable(_SQLTable):
+    def __init__(self, datastore: Any) -> None:
+        self._datastore = datastore
+
+    def _cursor(self, *, commit: bool) -> AbstractContextManager[Any]:
+        return self._datastore.transaction(commit=commit)  # type: ignore[no-any-return]
+
+
+class PostgresDataKeyTable(_SQLTable):
+    param = "%s"
+    binary = "BYTEA"
+    created = "TIMESTAMPTZ NOT NULL DEFAULT now()"
+
+    def __init__(self, datastore: Any) -> None:
+        self._datastore = datastore
+        self.name = f'"{datastore.schema}".{TABLE}'
+
+    def _cursor(self, *, commit: bool) -> AbstractContextManager[Any]:
+        return self._datastore.transaction(commit=commit)  # type: ignore[no-any-return]
+
+
+class DataKeys:
+    """Tenants' data keys, unwrapped on first use and kept in memory."""
+
+    def __init__(self, table: DataKeyTable, masters: MasterKeys) -> None:
+        self._table = table
+        self._masters = masters
+        self._wrappers = {master_key_id(k): AESGCM(k) for k in masters.keys}
+        self._by_tenant: dict[str, tuple[bytes, AESGCM]] = {}
+        self._by_id: dict[bytes, AESGCM] = {}
+        self._lock = threading.Lock()
+
+    def for_tenant(self, tenant: str) -> tuple[bytes, AESGCM]:
+        """The tenant's key id and cipher; its key is made (and stored wrapped) on first use."""
+        found = self._by_tenant.get(tenant)
+        if found is not None:
+            return found
+        with self._lock:
+            row = self._table.by_tenant(tenant)
+            if row is None:
+                key_id = secrets.token_bytes(KEY_ID_BYTES)
+                wrapped = self._wrap(key_id, tenant, secrets.token_bytes(KEY_BYTES))
+                self._table.insert_if_absent(DataKeyRow(key_id, tenant, wrapped, self._masters.newest_id))
+                row = self._table.by_tenant(tenant)  # another process may have made it first
+                assert row is not None
+            return self._remember(row)
+
+    def by_id(self, key_id: bytes) -> AESGCM:
+        """The cipher of the data key named `key_id` (as sealed payloads name it)."""
+        found = self._by_id.get(key_id)
+        if found is not None:
+            return found
+        with self._lock:
+            row = self._table.by_id(key_id)
+            if row is None:
+                raise EncryptionKeyError(f"no data key {key_id.hex()} in {TABLE}: the payload cannot be read")
+            return self._remember(row)[1]
+
+    def check(self) -> int:
+        """Unwrap every stored data key once: a master key that is missing or wrong fails here,
+        at start, rather than on some later read. Returns how many there are."""
+        rows = self._table.rows()
+        for row in rows:
+            self._unwrap(row)
+        return len(rows)
+
+    def rotate(self) -> int:
+        """Re-wrap every data key not yet wrapped by the newest master key; how many were."""
+        newest = self._masters.newest_id
+        done = 0
+        for row in self._table.rows():
+            if row.master_id == newest:
+                continue
+            key = self._unwrap(row)
+            if self._table.rewrap(row.key_id, self._wrap(row.key_id, row.tenant, key), newest, row.master_id):
+                done += 1
+        return done
+
+    def _remember(self, row: DataKeyRow) -> tuple[bytes, AESGCM]:
+        cipher = AESGCM(self._unwrap(row))
+        self._by_id[row.key_id] = cipher
+        self._by_tenant[row.tenant] = (row.key_id, cipher)
+        return row.key_id, cipher
+
+    def _wrap(self, key_id: bytes, tenant: str, key: bytes) -> bytes:
+        nonce = secrets.token_bytes(NONCE_BYTES)
+        return nonce + self._wrappers[self._masters.newest_id].encrypt(nonce, key, _bound(key_id, tenant))
+
+    def _unwrap(self, row: DataKeyRow) -> bytes:
+        wrapper = self._wrappers.get(row.master_id)
+        if wrapper is None:
+            raise EncryptionKeyError(
+                f"the data key of tenant {row.tenant!r} is wrapped by master key {row.master_id},"
+                f" which is not in MASTER_KEYS (configured: {', '.join(self._masters.ids)})"
+            )
+        try:
+            return wrapper.decrypt(
+                row.wrapped[:NONCE_BYTES], row.wrapped[NONCE_BYTES:], _bound(row.key_id, row.tenant)
+            )
+        except InvalidTag:
+            raise EncryptionKeyError(
+                f"the data key of tenant {row.tenant!r} does not open with master key {row.master_id}:"
+                f" its row in {TABLE} was altered"
+            ) from None
+
+
+def _bound(key_id: bytes, tenant: str) -> bytes:
+    return key_id + tenant.encode()

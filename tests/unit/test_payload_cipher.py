@@ -1,0 +1,103 @@
+"""The per-tenant payload cipher without a database: keys chosen by tenant, payloads bound to
+their rows, payloads stored before encryption still read."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+
+import pytest
+from eventsourcing.persistence import DatetimeAsISO, DecimalAsStr, Mapper, UUIDAsHex
+
+from application.transcodings import FastJSONTranscoder, register_domain_transcodings
+from domain.goals import AgentGoals
+from domain.meta import Meta
+from domain.objectives import GoalDefinition, Objective
+from infrastructure.data_keys import DataKeyRow, DataKeys, EncryptionKeyError, MasterKeys
+from infrastructure.payload_cipher import MARKER, TenantCipherMapper
+
+
+class MemoryDataKeyTable:
+    """The DataKeyTable port in a dict (the SQL tables are tested in tests/integration)."""
+
+    def __init__(self) -> None:
+        self.by_key: dict[bytes, DataKeyRow] = {}
+
+    def create(self) -> None:
+        pass
+
+    def by_tenant(self, tenant: str) -> DataKeyRow | None:
+        return next((r for r in self.by_key.values() if r.tenant == tenant), None)
+
+    def by_id(self, key_id: bytes) -> DataKeyRow | None:
+        return self.by_key.get(key_id)
+
+    def insert_if_absent(self, row: DataKeyRow) -> None:
+        if self.by_tenant(row.tenant) is None:
+            self.by_key[row.key_id] = row
+
+    def rows(self) -> list[DataKeyRow]:
+        return list(self.by_key.values())
+
+    def rewrap(self, key_id: bytes, wrapped: bytes, master_id: str, was: str) -> bool:
+        row = self.by_key[key_id]
+        if row.master_id != was:
+            return False
+        self.by_key[key_id] = row._replace(wrapped=wrapped, master_id=master_id)
+        return True
+
+
+def _transcoder() -> FastJSONTranscoder:
+    transcoder = FastJSONTranscoder()
+    for transcoding in (UUIDAsHex(), DecimalAsStr(), DatetimeAsISO()):
+        transcoder.register(transcoding)
+    register_domain_transcodings(transcoder)
+    return transcoder
+
+
+def _event(tenant: str) -> AgentGoals.Event:
+    goals = AgentGoals.start(
+        tenant,
+        "agent-1",
+        GoalDefinition("Secret purpose", (Objective("o1", "One"),)),
+        Meta(actor="a", request_id=""),
+    )
+    event: AgentGoals.Event = next(e for e in goals.collect_events() if hasattr(e, "definition"))
+    return event
+
+
+@pytest.fixture
+def mapper() -> TenantCipherMapper:
+    masters = MasterKeys((os.urandom(32),))
+    return TenantCipherMapper(_transcoder(), DataKeys(MemoryDataKeyTable(), masters))
+
+
+def test_each_tenant_has_its_own_key_and_reads_back(mapper: TenantCipherMapper) -> None:
+    a, b = mapper.to_stored_event(_event("acme")), mapper.to_stored_event(_event("globex"))
+    assert a.state.startswith(MARKER) and b"Secret purpose" not in a.state
+    assert a.state[2:10] != b.state[2:10]  # the data key ids differ
+    assert mapper.to_domain_event(a).definition.purpose_statement == "Secret purpose"  # type: ignore[attr-defined]
+
+
+def test_a_payload_moved_to_another_row_does_not_open(mapper: TenantCipherMapper) -> None:
+    stored = mapper.to_stored_event(_event("acme"))
+    with pytest.raises(EncryptionKeyError, match="altered or moved"):
+        mapper.to_domain_event(replace(stored, originator_version=stored.originator_version + 1))
+
+
+def test_a_payload_stored_in_clear_still_reads(mapper: TenantCipherMapper) -> None:
+    plain = Mapper(_transcoder()).to_stored_event(_event("acme"))
+    assert mapper.to_domain_event(plain).definition.purpose_statement == "Secret purpose"  # type: ignore[attr-defined]
+
+
+def test_rotation_rewraps_every_key_under_the_newest_master() -> None:
+    old, new = os.urandom(32), os.urandom(32)
+    table = MemoryDataKeyTable()
+    before = TenantCipherMapper(_transcoder(), DataKeys(table, MasterKeys((old,))))
+    stored = before.to_stored_event(_event("acme"))
+    rotated = DataKeys(table, MasterKeys((new, old)))
+    assert rotated.rotate() == 1 and rotated.rotate() == 0
+    after = TenantCipherMapper(_transcoder(), DataKeys(table, MasterKeys((new,))))
+    assert after.to_domain_event(stored).definition.purpose_statement == "Secret purpose"  # type: ignore[attr-defined]
+    with pytest.raises(EncryptionKeyError, match="not in MASTER_KEYS"):
+        DataKeys(table, MasterKeys((old,))).check()
