@@ -6,6 +6,7 @@ original issued still works (the key ring came back with the log)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -105,14 +106,21 @@ def _answers(api: httpx.Client, position: int) -> dict[str, Any]:
     return found
 
 
+# With ENCRYPTION=on, the wrapped data keys travel in the backup and the master keys do not:
+# the restored server reads the log with MASTER_KEYS from its environment.
+MASTER = {"ENCRYPTION": "on", "MASTER_KEYS": base64.b64encode(bytes(range(32))).decode()}
+
+
+@pytest.mark.parametrize("encryption", [{}, MASTER], ids=["plain", "encrypted"])
 def test_a_restored_backup_answers_as_the_original_did(
     start_server: Callable[..., Server],
     databases: Callable[[], str],
     receiver: Receiver,
     tmp_path: Path,
+    encryption: dict[str, str],
 ) -> None:
     receiver.fail_first = 0
-    original_env = {"DATABASE_URL": databases(), "DATA_DIR": str(tmp_path / "original"), **FAST}
+    original_env = {"DATABASE_URL": databases(), "DATA_DIR": str(tmp_path / "original"), **FAST, **encryption}
     original = start_server(**original_env)
     _, headers = login(original, "default")  # the operator tenant: its admins see the read models
     with httpx.Client(base_url=original.url, headers=headers, timeout=30) as api:
