@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 ANCHOR_GAS = 120_000  # anchor() writes one slot and the latest size: ~70k; headroom for a cold slot
 DEPLOY_GAS = 1_500_000
+LOG_WINDOW = 1_000  # blocks per log query: within what public providers allow
+LOG_SEARCH_BLOCKS = 100_000  # how far back a lost anchor transaction is looked for
 
 
 @dataclass(frozen=True)
@@ -129,15 +131,26 @@ class Web3Chain:
         return self._call(lambda: int(instance.functions.latestTreeSize().call()))
 
     def anchored_in(self, contract: str, tree_size: int) -> Receipt | None:
-        """The transaction whose Anchored event wrote `tree_size` (None: none did)."""
+        """The transaction whose Anchored event wrote `tree_size` (None: none did, in the last
+        LOG_SEARCH_BLOCKS blocks). Searched backwards from the head in windows of LOG_WINDOW
+        blocks: public providers refuse a log query over a longer range, and the transaction
+        looked for is a recent one (a send that was not recorded, or mined after it was
+        thought lost)."""
         instance = self._contract(contract)
 
         def find() -> Receipt | None:
-            logs = instance.events.Anchored.get_logs(from_block=0, argument_filters={"treeSize": tree_size})
-            if not logs:
-                return None
-            first = logs[0]
-            return Receipt("0x" + bytes(first["transactionHash"]).hex(), int(first["blockNumber"]), True)
+            last = int(self._w3.eth.block_number)
+            floor = max(0, last - LOG_SEARCH_BLOCKS)
+            while last >= floor:
+                first = max(floor, last - LOG_WINDOW + 1)
+                logs = instance.events.Anchored.get_logs(
+                    from_block=first, to_block=last, argument_filters={"treeSize": tree_size}
+                )
+                if logs:
+                    found = logs[0]
+                    return Receipt("0x" + bytes(found["transactionHash"]).hex(), int(found["blockNumber"]), True)
+                last = first - 1
+            return None
 
         return self._call(find)
 

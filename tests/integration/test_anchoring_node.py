@@ -150,3 +150,20 @@ def test_an_anchor_waits_for_its_confirmations(
     assert settled is not None and settled.pending == 0 and settled.anchored == sent.sent
     (row,) = [a for a in system.anchors.page(None, 5)[0] if a["tree_size"] == sent.sent]
     assert row["status"] == "confirmed" and row["block_number"] is not None
+
+
+def test_a_lost_anchor_transaction_is_found_in_windows_a_provider_allows(
+    on_node: Callable[..., System], node: PrivateAnvil, tenant: str
+) -> None:
+    system = on_node()
+    assert system.anchoring is not None
+    _write(system, tenant, 3)
+    sent = anchor_round(system.anchoring)
+    assert sent is not None and sent.sent is not None
+    chain = system.anchoring.chain()
+    rpc(node.url, "anvil_mine", hex(2500))  # the transaction is now three windows of logs back
+    found = chain.anchored_in(sent.contract.address, sent.sent)
+    system.runner.catch_up()
+    (row,) = [a for a in system.anchors.page(None, 5)[0] if a["tree_size"] == sent.sent]
+    assert found is not None and (found.tx_hash, found.block_number) == (row["tx_hash"], row["block_number"])
+    assert chain.anchored_in(sent.contract.address, sent.sent + 1) is None
