@@ -4,7 +4,8 @@ RETENTION_DAYS are deleted; the event log, which is the audit record, is never t
 are the current-state read models (goal progress, cards).
 
 Deletes go in batches of at most `batch` rows, one transaction each, so no lock is held for
-long; a run deletes what is past the window and nothing else, so running it again is harmless.
+long (in no particular order: an ORDER BY would sort every old row again for each batch); a
+run deletes what is past the window and nothing else, so running it again is harmless.
 A rebuild replays the whole log and brings the pruned detail back: the next run prunes it
 again (see docs/security.md#retention).
 """
@@ -119,7 +120,7 @@ def _facts_batch(tx: Tx, scope: Scope, cutoff: datetime, batch: int, pruned: Pru
     where, params = scope.sql()
     at = stored_instant(tx.dialect == "postgres", cutoff)
     found = tx.fetchall(
-        f"SELECT position FROM event_facts WHERE {where} AND at < ? ORDER BY position LIMIT ?",
+        f"SELECT position FROM event_facts WHERE {where} AND at < ? LIMIT ?",
         (*params, at, batch),
     )
     _delete_keys(tx, "event_facts", "position", [r[0] for r in found], extra=("at < ?", at))
@@ -130,7 +131,7 @@ def _hours_batch(tx: Tx, scope: Scope, cutoff: datetime, batch: int, pruned: Pru
     where, params = scope.sql()
     hour = stored_instant(tx.dialect == "postgres", cutoff)
     found = tx.fetchall(
-        f"SELECT tenant, type, hour FROM event_facts_hourly WHERE {where} AND hour < ? ORDER BY hour LIMIT ?",
+        f"SELECT tenant, type, hour FROM event_facts_hourly WHERE {where} AND hour < ? LIMIT ?",
         (*params, hour, batch),
     )
     tx.executemany(
@@ -145,7 +146,7 @@ def _deliveries_batch(tx: Tx, scope: Scope, cutoff: datetime, batch: int, pruned
     where, params = scope.sql()
     found = tx.fetchall(
         f"SELECT delivery_id FROM webhook_deliveries WHERE {where} AND status <> 'pending'"
-        " AND created_at < ? ORDER BY created_at LIMIT ?",
+        " AND created_at < ? LIMIT ?",
         (*params, cutoff.timestamp(), batch),
     )
     keys = [r[0] for r in found]
