@@ -147,10 +147,16 @@ def test_pruning_deletes_a_bounded_batch_per_transaction(
 
 
 def test_the_scheduled_job_prunes_through_the_in_process_jobs(
-    make_settings: Callable[..., Settings], two_tenants: tuple[str, str]
+    make_settings: Callable[..., Settings],
+    two_tenants: tuple[str, str],
+    store_kind: str,
+    request: pytest.FixtureRequest,
 ) -> None:
     short, forever = two_tenants
+    # The default retention covers every tenant of the store: a database of this test's own.
+    own = {"DATABASE_URL": request.getfixturevalue("own_pg_url")} if store_kind == "postgres" else {}
     settings = make_settings(
+        **own,
         RUN_PROJECTIONS_IN_PROCESS="false",
         PROJECTION_WATCH_S="0",
         STAGNATION_CHECK_S="0",
