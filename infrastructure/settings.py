@@ -226,6 +226,17 @@ class Settings(BaseSettings):
     confirmations: int = Field(1, alias="CONFIRMATIONS", ge=1, le=1000)
     chain_timeout_s: float = Field(5, alias="CHAIN_TIMEOUT_S", gt=0, le=60)
 
+    # Retention of read-side detail (docs/security.md#retention): event facts, their hourly
+    # rollup and finished webhook deliveries older than RETENTION_DAYS are pruned every
+    # RETENTION_CHECK_S, RETENTION_BATCH rows per transaction; the event log is kept.
+    # RETENTION_DAYS_BY_TENANT overrides it per tenant (`tenant=days,other=0`; 0: kept for ever).
+    retention_days: int = Field(0, alias="RETENTION_DAYS", ge=0, le=36_500, description="0: kept for ever")
+    retention_days_by_tenant: Annotated[dict[str, int], NoDecode] = Field(
+        default_factory=dict, alias="RETENTION_DAYS_BY_TENANT"
+    )
+    retention_check_s: float = Field(3600, alias="RETENTION_CHECK_S", ge=0, le=86_400, description="0: never")
+    retention_batch: int = Field(5000, alias="RETENTION_BATCH", ge=1, le=100_000)
+
     cors_origins: str = Field("", alias="CORS_ORIGINS", description="comma-separated allowed origins")
     cors_allow_credentials: bool = Field(False, alias="CORS_ALLOW_CREDENTIALS")
 
@@ -250,6 +261,28 @@ class Settings(BaseSettings):
                     f"TRUSTED_PROXIES: {entry!r} is neither an IP address nor a network such as 172.30.0.0/24"
                 ) from None
         return value
+
+    @field_validator("retention_days_by_tenant", mode="before")
+    @classmethod
+    def _retention_by_tenant(cls, value: Any) -> dict[str, int]:
+        if isinstance(value, dict):
+            entries = [(str(k), str(v)) for k, v in value.items()]
+        elif isinstance(value, str):
+            entries = [(e.partition("=")[0], e.partition("=")[2]) for e in value.split(",") if e.strip()]
+        else:
+            raise ValueError("RETENTION_DAYS_BY_TENANT: tenant=days pairs, comma-separated")
+        found: dict[str, int] = {}
+        for tenant, days in entries:
+            tenant, days = tenant.strip(), days.strip()
+            if not tenant or not days.isdigit() or int(days) > 36_500:
+                raise ValueError(
+                    f"RETENTION_DAYS_BY_TENANT: {tenant or '(no tenant)'}={days} is not tenant=days"
+                    " with days a whole number from 0 (kept for ever) to 36500"
+                )
+            if tenant in found:
+                raise ValueError(f"RETENTION_DAYS_BY_TENANT: tenant {tenant} is named twice")
+            found[tenant] = int(days)
+        return found
 
     @field_validator("outbound_allow_nets", mode="before")
     @classmethod

@@ -64,6 +64,7 @@ from projections.projection import Projection
 from projections.reachability import ReachabilityChecks
 from projections.rebuild import Rebuilder
 from projections.rebuild_jobs import RebuildJobs
+from projections.retention import ReadSideRetention, RetentionPolicy
 from projections.runner import ProjectionRunner
 from projections.search.index import AgentSearch
 from projections.webhook_outbox import WebhookOutboxProjection
@@ -121,6 +122,8 @@ class System:
     audit: AuditProofs
     anchors: AuditAnchorQueries
     anchoring: Anchoring | None
+    # Prunes read-side detail past each tenant's RETENTION_DAYS (the log is kept).
+    retention: ReadSideRetention
     listener: PostgresListener | None = None
     # PostgreSQL's circuit breaker: open while the database is known to be down (None: SQLite).
     database: CircuitBreaker | None = None
@@ -290,6 +293,11 @@ def build_system(settings: Settings | None = None) -> System:
     jobs = Jobs(settings)
     reachability_reads = ReachabilityChecks(store)
     jobs_ref.append(jobs)
+    retention = ReadSideRetention(
+        store,
+        RetentionPolicy(settings.retention_days, settings.retention_days_by_tenant),
+        batch=settings.retention_batch,
+    )
     system = System(
         settings=settings,
         goals=goals,
@@ -334,6 +342,7 @@ def build_system(settings: Settings | None = None) -> System:
         audit=audit_proofs(goals, store),
         anchors=AuditAnchorQueries(store),
         anchoring=build_anchoring(settings, goals, store) if settings.anchoring else None,
+        retention=retention,
         listener=listener,
         database=database,
         elasticsearch=elasticsearch,

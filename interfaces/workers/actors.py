@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 REBUILD_PROJECTION = "rebuild_projection"
 PROJECTION_WATCH = "projection_watch"
+PRUNE_READ_SIDE = "prune_read_side"
 # Queues: one-off operations, and the polls the scheduler sends.
 OPERATIONS = "operations"
 POLLS = "polls"
@@ -59,6 +60,9 @@ AGENTS = Gauge(
     "a2a_registry_agents_total", "Agents in the registry, by state.", ["status"], multiprocess_mode="mostrecent"
 )
 AGENT_STATES = ("public", "private", "deregistered")
+PRUNED_ROWS = Counter(
+    "a2a_retention_pruned_rows_total", "Read-side rows deleted past their tenant's retention, by table.", ["table"]
+)
 
 
 def peer_sync_key(peer_id: str) -> str:
@@ -123,6 +127,15 @@ def declare_actors(jobs: Jobs, system: Callable[[], System]) -> None:
         due = system().webhooks.delivery.due_lanes()
         send_lanes(jobs, ((subscription, agent) for _, subscription, agent in due))
 
+    def prune_read_side() -> None:
+        """Delete read-side detail past each tenant's retention (docs/security.md#retention)."""
+        pruned = system().retention.prune()
+        for table, count in sorted(pruned.rows.items()):
+            if count:
+                PRUNED_ROWS.labels(table).inc(count)
+        if any(pruned.rows.values()):
+            log.info("retention pruned %s", ", ".join(f"{n} {t}" for t, n in sorted(pruned.rows.items()) if n))
+
     declare_reachability_actors(jobs, system)
     # No actor here is retried by the broker: each says below what happens instead.
 
@@ -144,4 +157,6 @@ def declare_actors(jobs: Jobs, system: Callable[[], System]) -> None:
     # A failed rebuild is seen by the operator, and asking again resumes it.
     declare(rebuild_projection, REBUILD_PROJECTION, OPERATIONS, REBUILD_TIME_LIMIT_MS)
     declare(projection_watch, PROJECTION_WATCH, POLLS, POLL_TIME_LIMIT_MS)
+    # A run cut short by its limit has committed its batches; the next one goes on from there.
+    declare(prune_read_side, PRUNE_READ_SIDE, POLLS, POLL_TIME_LIMIT_MS)
     declare_anchoring_actor(jobs, system)

@@ -25,10 +25,11 @@ from application.ports import JobsUnavailable
 from infrastructure.jobs import Jobs
 from infrastructure.settings import Settings
 from interfaces.webhook_system import DISPATCH_WEBHOOKS
-from interfaces.workers.actors import PROJECTION_WATCH, SYNC_PEERS, declare_actors
+from interfaces.workers.actors import PROJECTION_WATCH, PRUNE_READ_SIDE, SYNC_PEERS, declare_actors
 from interfaces.workers.anchoring import ANCHOR_AUDIT_LOG
 from interfaces.workers.collection import CHECK_STAGNATION, scheduler_sweep
 from interfaces.workers.reachability import CHECK_REACHABILITY
+from projections.retention import RetentionPolicy
 
 log = logging.getLogger(__name__)
 POLLS_SENT = Counter(
@@ -68,6 +69,9 @@ def polls(settings: Settings) -> list[Poll]:
         due.append(Poll(ANCHOR_AUDIT_LOG, settings.anchor_check_s, key=ANCHOR_AUDIT_LOG))
     if settings.stagnation_check_s > 0:
         due.append(Poll(CHECK_STAGNATION, settings.stagnation_check_s, key=CHECK_STAGNATION))
+    retention = RetentionPolicy(settings.retention_days, settings.retention_days_by_tenant)
+    if settings.retention_check_s > 0 and retention.prunes:
+        due.append(Poll(PRUNE_READ_SIDE, settings.retention_check_s, key=PRUNE_READ_SIDE))
     return due
 
 
