@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -42,6 +43,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "OUTBOUND_ALLOW_NETS": "127.0.0.0/8",
         "COLLECT_RETRIES": "1",
         "COLLECT_BACKOFF_S": "0.05",
+        # the audit log anchored on the in-process chain within a second or so
+        "ANCHOR_CHECK_S": "0.5",
+        "ANCHOR_EVERY_SECONDS": "1",
     }
     loaded = subprocess.run(
         [
@@ -176,10 +180,16 @@ def test_an_events_audit_proof_has_its_own_page(demo: Server, page: Page) -> Non
     milestone.get_by_role("link", name="audit proof").click()
     expect(page).to_have_url(re.compile(r"/dashboard#/proof/\d+\?agent=agent0_data_product$"))
     expect(page.get_by_role("heading", level=1)).to_contain_text("Audit proof of event")
-    expect(page.get_by_text("not anchored on a chain yet")).to_be_visible()
     expect(page.locator("ol.hashes li").first).to_have_text(re.compile(r"^[0-9a-f]{64}$"))
-    page.reload()  # the view's URL stands on its own
+    position = int(re.search(r"/proof/(\d+)", page.url).group(1))  # type: ignore[union-attr]
+    with httpx.Client(base_url=demo.url, headers=demo.auth_headers(TENANT), timeout=30) as api:
+        deadline = time.monotonic() + 60
+        while not (proof := ok(api.get(f"/api/v1/audit/events/{position}/proof")))["anchored"]:
+            assert time.monotonic() < deadline, "the event was never anchored"
+            time.sleep(0.2)
+    page.reload()  # the view's URL stands on its own, and now shows the anchor
     expect(page.get_by_role("heading", level=1)).to_contain_text("Audit proof of event")
+    expect(page.get_by_text(proof["tx_hash"])).to_be_visible()
     page.get_by_role("link", name="agent0_data_product").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("agent0_data_product")
     assert problems.seen == []
