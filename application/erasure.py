@@ -26,6 +26,16 @@ log = logging.getLogger(__name__)
 # tree's leaves (position, index and tenant name), which every proof and anchor depends on.
 KEPT = frozenset({"audit_leaves", "audit_nodes", "projection_tracking", "projection_skips"})
 PAGE = 5000
+# Rows of the tenant in tables without a tenant column, found through a table that has one:
+# removed first (table: statement, the tenant as its one parameter).
+DEPENDENT = {
+    "webhook_attempts": "DELETE FROM webhook_attempts WHERE delivery_id IN"
+    " (SELECT delivery_id FROM webhook_deliveries WHERE tenant = ?)",
+    "agent_search_text": "DELETE FROM agent_search_text WHERE rowid IN (SELECT doc FROM agent_search WHERE tenant = ?)",
+    "agent_search_keys": "DELETE FROM agent_search_keys WHERE doc IN (SELECT doc FROM agent_search WHERE tenant = ?)",
+    # The words of the tenant's private agents, counted in its own scope (index.vocabulary_scope).
+    "agent_search_word_scopes": "DELETE FROM agent_search_word_scopes WHERE scope = ?",
+}
 
 Agent = tuple[str, str]
 
@@ -62,11 +72,13 @@ class Erasure:
         evict: Callable[[Mapping[Agent, int]], bool] = lambda agents: True,
         forget: Callable[[], None] = lambda: None,
         search_delete: Callable[[str], None] | None = None,
+        reindex: Callable[[], None] = lambda: None,
     ) -> None:
         """`tables`: the read models' tables; `read_rows(after, limit)`: the log's stored rows;
         `settle(position)`: wait until the read models have reached a log position; `forget`:
         drop what projections hold in memory; `search_delete`: remove a tenant's documents
-        from an external search index."""
+        from an external search index; `reindex`: have the search read model rebuilt, which
+        drops the words only the tenant's agents used from its shared vocabulary."""
         self._app = app
         self._keys = keys
         self._store = store
@@ -76,6 +88,7 @@ class Erasure:
         self._evict = evict
         self._forget = forget
         self._search_delete = search_delete
+        self._reindex = reindex
 
     def erase(self, tenant: str, meta: Meta) -> Erased:
         if self._keys is None:
@@ -101,6 +114,10 @@ class Erasure:
         self._forget()
         if self._search_delete is not None:
             self._search_delete(tenant)
+        try:
+            self._reindex()
+        except Exception:
+            log.exception("the search read model could not be queued for a rebuild after erasing %r", tenant)
         if agents and not self._evict(dict.fromkeys(agents, position)):
             log.warning("the card cache could not evict erased tenant %r's agents now", tenant)
         log.info("tenant %r erased: data key %s destroyed, %d read-model rows removed", tenant, hex_id, removed)
@@ -127,7 +144,11 @@ class Erasure:
             agents |= {
                 (tenant, str(r[0])) for r in tx.fetchall("SELECT agent_id FROM goal_progress WHERE tenant = ?", (tenant,))
             }
-            for table in sorted(set(self._tables()) - KEPT):
+            tables = set(self._tables())
+            for table, statement in DEPENDENT.items():
+                if table in tables:
+                    tx.execute(statement, (tenant,))
+            for table in sorted(tables - KEPT):
                 if not _has_tenant(tx, self._store, table):
                     continue
                 count = tx.fetchone(f"SELECT COUNT(*) FROM {table} WHERE tenant = ?", (tenant,))

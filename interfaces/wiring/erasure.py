@@ -36,6 +36,13 @@ def build_erasure(system: System) -> Erasure:
         for projection in runner.projections:
             forget(projection)
 
+    def reindex() -> None:
+        """A server queues the search read model's rebuild as a job; the CLI rebuilds it now."""
+        if runner.running:
+            system.rebuilds.start(system.search_model)
+        else:
+            system.rebuilder.rebuild([system.search_model])
+
     search_delete = None
     client = system.elasticsearch
     if client is not None:
@@ -54,4 +61,5 @@ def build_erasure(system: System) -> Erasure:
         evict=system.card_cache.evict,
         forget=forget_all,
         search_delete=search_delete,
+        reindex=reindex,
     )

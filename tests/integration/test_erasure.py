@@ -5,6 +5,7 @@ other tenant untouched, the audit tree's root unchanged."""
 from __future__ import annotations
 
 import base64
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 
 from application.erasure import ErasureUnavailable
 from application.goals import ProgressUpdate
+from application.registry import CardSource
 from domain.erasure import TenantErasure, erasure_id
 from domain.objectives import GoalDefinition, Objective
 from infrastructure.data_keys import PayloadErased, TenantErasedError
@@ -25,6 +27,7 @@ from tests.integration.support import history_rows, meta, progress_rows, rebuilt
 from tests.integration.test_encryption import _running
 
 ERASED, KEPT = "acme", "globex"
+CARD = json.loads((Path(__file__).parent.parent / "fixtures" / "a2a" / "sample-card-v1.0.json").read_text())
 
 
 def _key() -> str:
@@ -37,6 +40,7 @@ def _write(system: System, tenant: str) -> None:
     for value in (10, 30, 60):
         system.goals.record_progress(tenant, ProgressUpdate("agent-1", {"o1": value}), meta())
     system.clients.create(tenant, "reporting", ["goals:read"], actor="tester")
+    system.registry.register(tenant, "agent-1", CardSource(card=CARD), "private", meta())
 
 
 def _count(system: System, table: str, tenant: str) -> int:
@@ -56,6 +60,8 @@ def test_erasing_a_tenant_leaves_nothing_of_it_readable_and_the_other_untouched(
             system.runner.catch_up()
             kept = progress_rows(system.store, KEPT), history_rows(system.store, KEPT)
             assert progress_rows(system.store, ERASED) and _count(system, "oauth_clients", ERASED) == 1
+            assert _count(system, "agent_cards", ERASED) == 1 and _count(system, "agent_search", ERASED) == 1
+            kept_search = _count(system, "agent_search", KEPT)
             before = audit_verifier(system.goals, system.store).verify()
             assert before.first_bad is None
             position_before = system.goals.log_position()
@@ -64,8 +70,10 @@ def test_erasing_a_tenant_leaves_nothing_of_it_readable_and_the_other_untouched(
             done = build_erasure(system).erase(ERASED, meta("operator"))
             assert done.key_id and done.rows_removed >= 2
 
-            for table in ("goal_progress", "event_facts", "oauth_clients", "agent_goal_summaries"):
+            for table in ("goal_progress", "event_facts", "oauth_clients", "agent_goal_summaries", "agent_search"):
                 assert _count(system, table, ERASED) == 0, table
+            assert _count(system, "agent_cards", ERASED) == 0
+            assert _count(system, "agent_search", KEPT) == kept_search == 1
             assert (progress_rows(system.store, KEPT), history_rows(system.store, KEPT)) == kept
             with pytest.raises(TenantErasedError):  # no new key, so no new write, for it
                 system.goals.set_goals(ERASED, "agent-2", GoalDefinition("New", (Objective("o1", "x"),)), meta())
@@ -88,8 +96,9 @@ def test_erasing_a_tenant_leaves_nothing_of_it_readable_and_the_other_untouched(
             assert rebuilt_rows(system, ERASED, tmp_path) == ([], [])
             assert rebuilt_rows(system, KEPT, tmp_path) == kept
             system.rebuilder.rebuild(system.rebuilder.names, restart=True)
-            for table in ("goal_progress", "event_facts", "oauth_clients", "agent_goal_summaries"):
+            for table in ("goal_progress", "event_facts", "oauth_clients", "agent_cards", "agent_search"):
                 assert _count(system, table, ERASED) == 0, table
+            assert _count(system, "agent_search", KEPT) == 1
             assert (progress_rows(system.store, KEPT), history_rows(system.store, KEPT)) == kept
 
             after = audit_verifier(system.goals, system.store).verify(stop=position_before)
