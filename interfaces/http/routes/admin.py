@@ -111,7 +111,7 @@ class ErasedOut(BaseModel):
     position: int
 
 
-@router.post("/tenants/{tenant}/erase", response_model=ErasedOut)
+@router.post("/tenants/{tenant}/erase", response_model=ErasedOut, responses={404: {}, 409: {}, 410: {}, 422: {}})
 def erase_tenant(tenant: TenantName, request: Request, system: SystemDep, who: AdminCaller) -> ErasedOut:
     """Erase a tenant (operator admins; 404 to anyone else): its data key is destroyed, so no
     payload of its events can be read again, and its read-model rows, search documents and
