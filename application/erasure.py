@@ -70,13 +70,13 @@ class Erasure:
         *,
         settle: Callable[[int], None] = lambda position: None,
         evict: Callable[[Mapping[Agent, int]], bool] = lambda agents: True,
-        forget: Callable[[], None] = lambda: None,
+        forget: Callable[[str], None] = lambda tenant: None,
         search_delete: Callable[[str], None] | None = None,
         reindex: Callable[[], None] = lambda: None,
     ) -> None:
         """`tables`: the read models' tables; `read_rows(after, limit)`: the log's stored rows;
         `settle(position)`: wait until the read models have reached a log position; `forget`:
-        drop what projections hold in memory; `search_delete`: remove a tenant's documents
+        drop what projections and queries hold in memory of the tenant; `search_delete`: remove a tenant's documents
         from an external search index; `reindex`: have the search read model rebuilt, which
         drops the words only the tenant's agents used from its shared vocabulary."""
         self._app = app
@@ -111,7 +111,7 @@ class Erasure:
         # pass it, then remove what they hold.
         self._settle(position)
         removed, agents = self._remove_rows(tenant)
-        self._forget()
+        self._forget(tenant)
         if self._search_delete is not None:
             self._search_delete(tenant)
         try:

@@ -32,9 +32,10 @@ def build_erasure(system: System) -> Erasure:
         else:
             runner.catch_up()
 
-    def forget_all() -> None:
+    def forget_all(tenant: str) -> None:
         for projection in runner.projections:
             forget(projection)
+        system.analytics.forget(tenant)
 
     def reindex() -> None:
         """A server queues the search read model's rebuild as a job; the CLI rebuilds it now."""
