@@ -56,6 +56,7 @@ def test_an_operator_erases_a_tenant_and_the_other_is_untouched(start_server: Ca
     )
     assert again.status_code == 410, again.text
     assert again.json()["type"] == "/problems/tenant-erased"
+    assert "Traceback" not in server.log_text(), server.log_text()[-5_000:]
 
 
 def test_erasure_is_refused_when_encryption_is_off(start_server: Callable[..., Server]) -> None:
