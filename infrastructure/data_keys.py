@@ -28,11 +28,25 @@ from infrastructure.secret_box import KEY_BYTES, NONCE_BYTES, parse_key
 
 KEY_ID_BYTES = 8
 TABLE = "a2a_data_keys"
+ERASED = "a2a_erased_keys"  # the data keys destroyed, by tenant: no key is made for them again
+STAMPS = "a2a_erased_stamps"  # the timestamps of the erased payloads (audit leaves cover them)
 
 
 class EncryptionKeyError(RuntimeError):
     """A data key cannot be had: its master key is not configured, or its row was altered.
     The message names key ids and tenants, never a key."""
+
+
+class TenantErasedError(EncryptionKeyError):
+    """The tenant was erased: its data key is destroyed, and no new one is made."""
+
+    def __init__(self, tenant: str) -> None:
+        super().__init__(f"tenant {tenant!r} was erased: nothing more can be written for it")
+        self.tenant = tenant
+
+
+class PayloadErased(EncryptionKeyError):
+    """The payload was sealed under a data key that erasure destroyed."""
 
 
 def master_key_id(key: bytes) -> str:
@@ -81,6 +95,10 @@ class DataKeyTable(Protocol):
     def insert_if_absent(self, row: DataKeyRow) -> None: ...
     def rows(self) -> list[DataKeyRow]: ...
     def rewrap(self, key_id: bytes, wrapped: bytes, master_id: str, was: str) -> bool: ...
+    def erase(self, tenant: str, key_id: bytes, stamps: list[tuple[str, int, str]]) -> None: ...
+    def erased_tenant(self, tenant: str) -> bool: ...
+    def erased_key(self, key_id: bytes) -> bool: ...
+    def stamps(self, key_id: bytes) -> dict[tuple[str, int], str]: ...
 
 
 class _SQLTable:
@@ -106,6 +124,63 @@ class _SQLTable:
                     f" master_id TEXT NOT NULL, created_at {self.created})"
                 )
             )
+            cur.execute(
+                self._sql(
+                    f"CREATE TABLE IF NOT EXISTS {self._named(ERASED)} (key_id {self.binary} PRIMARY KEY,"
+                    f" tenant TEXT NOT NULL UNIQUE, erased_at {self.created})"
+                )
+            )
+            cur.execute(
+                self._sql(
+                    f"CREATE TABLE IF NOT EXISTS {self._named(STAMPS)} (originator_id TEXT NOT NULL,"
+                    f" originator_version BIGINT NOT NULL, key_id {self.binary} NOT NULL, stamp TEXT NOT NULL,"
+                    " PRIMARY KEY (originator_id, originator_version))"
+                )
+            )
+
+    def _named(self, table: str) -> str:
+        return table
+
+    def erase(self, tenant: str, key_id: bytes, stamps: list[tuple[str, int, str]]) -> None:
+        """In one transaction: record the erasure and the erased payloads' timestamps, and
+        delete the tenant's data key."""
+        erased, kept = self._named(ERASED), self._named(STAMPS)
+        with self._cursor(commit=True) as cur:
+            cur.execute(
+                self._sql(f"INSERT INTO {erased} (key_id, tenant) VALUES (?, ?) ON CONFLICT DO NOTHING"),
+                (key_id, tenant),
+            )
+            if stamps:
+                cur.executemany(
+                    self._sql(
+                        f"INSERT INTO {kept} (originator_id, originator_version, key_id, stamp)"
+                        " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
+                    ),
+                    [(o, v, key_id, t) for o, v, t in stamps],
+                )
+            cur.execute(self._sql("DELETE FROM {t} WHERE tenant = ?"), (tenant,))
+
+    def erased_tenant(self, tenant: str) -> bool:
+        with self._cursor(commit=False) as cur:
+            cur.execute(self._sql(f"SELECT 1 FROM {self._named(ERASED)} WHERE tenant = ?"), (tenant,))
+            return cur.fetchone() is not None
+
+    def erased_key(self, key_id: bytes) -> bool:
+        with self._cursor(commit=False) as cur:
+            cur.execute(self._sql(f"SELECT 1 FROM {self._named(ERASED)} WHERE key_id = ?"), (key_id,))
+            return cur.fetchone() is not None
+
+    def stamps(self, key_id: bytes) -> dict[tuple[str, int], str]:
+        with self._cursor(commit=False) as cur:
+            cur.execute(
+                self._sql(
+                    f"SELECT originator_id, originator_version, stamp FROM {self._named(STAMPS)} WHERE key_id = ?"
+                ),
+                (key_id,),
+            )
+            found = cur.fetchall()
+        values = [list(r.values()) if isinstance(r, dict) else list(r) for r in found]
+        return {(str(v[0]), int(v[1])): str(v[2]) for v in values}
 
     def _one(self, where: str, value: Any) -> DataKeyRow | None:
         with self._cursor(commit=False) as cur:
@@ -169,6 +244,9 @@ class PostgresDataKeyTable(_SQLTable):
         self._datastore = datastore
         self.name = f'"{datastore.schema}".{TABLE}'
 
+    def _named(self, table: str) -> str:
+        return f'"{self._datastore.schema}".{table}'
+
     def _cursor(self, *, commit: bool) -> AbstractContextManager[Any]:
         return self._datastore.transaction(commit=commit)  # type: ignore[no-any-return]
 
@@ -182,6 +260,7 @@ class DataKeys:
         self._wrappers = {master_key_id(k): AESGCM(k) for k in masters.keys}
         self._by_tenant: dict[str, tuple[bytes, AESGCM]] = {}
         self._by_id: dict[bytes, AESGCM] = {}
+        self._stamps: dict[bytes, dict[tuple[str, int], str]] = {}
         self._lock = threading.Lock()
 
     def for_tenant(self, tenant: str) -> tuple[bytes, AESGCM]:
@@ -192,6 +271,8 @@ class DataKeys:
         with self._lock:
             row = self._table.by_tenant(tenant)
             if row is None:
+                if self._table.erased_tenant(tenant):
+                    raise TenantErasedError(tenant)
                 key_id = secrets.token_bytes(KEY_ID_BYTES)
                 wrapped = self._wrap(key_id, tenant, secrets.token_bytes(KEY_BYTES))
                 self._table.insert_if_absent(DataKeyRow(key_id, tenant, wrapped, self._masters.newest_id))
@@ -207,8 +288,38 @@ class DataKeys:
         with self._lock:
             row = self._table.by_id(key_id)
             if row is None:
+                if self._table.erased_key(key_id):
+                    raise PayloadErased(f"data key {key_id.hex()} was destroyed: its tenant was erased")
                 raise EncryptionKeyError(f"no data key {key_id.hex()} in {TABLE}: the payload cannot be read")
             return self._remember(row)[1]
+
+    def key_id_of(self, tenant: str) -> bytes | None:
+        """The id of the tenant's data key, None if it has none (it never wrote, or was erased)."""
+        row = self._table.by_tenant(tenant)
+        return None if row is None else row.key_id
+
+    def erase(self, tenant: str, stamps: list[tuple[str, int, str]]) -> bytes | None:
+        """Destroy the tenant's data key (its row) and forget it here; record the erasure, so
+        that no key is made for the tenant again, and the timestamps of its payloads
+        (originator id, version, ISO time), which the audit leaves cover. The id of the key
+        destroyed (None: it had none)."""
+        with self._lock:
+            row = self._table.by_tenant(tenant)
+            key_id = row.key_id if row is not None else secrets.token_bytes(KEY_ID_BYTES)
+            self._table.erase(tenant, key_id, stamps)
+            self._by_tenant.pop(tenant, None)
+            if row is not None:
+                self._by_id.pop(row.key_id, None)
+            self._stamps.pop(key_id, None)
+        return row.key_id if row is not None else None
+
+    def erased_stamp(self, key_id: bytes, originator_id: str, version: int) -> str | None:
+        """The timestamp recorded at erasure of an erased payload (None if none was)."""
+        found = self._stamps.get(key_id)
+        if found is None:
+            found = self._table.stamps(key_id)
+            self._stamps[key_id] = found
+        return found.get((originator_id, version))
 
     def check(self) -> int:
         """Unwrap every stored data key once: a master key that is missing or wrong fails here,

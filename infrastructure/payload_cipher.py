@@ -14,6 +14,8 @@ events stored before encryption was turned on still load (JSON starts with `{`).
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, cast
 from uuid import UUID
 
@@ -30,6 +32,7 @@ from infrastructure.data_keys import (
     DataKeyTable,
     EncryptionKeyError,
     MasterKeys,
+    PayloadErased,
     PostgresDataKeyTable,
     SQLiteDataKeyTable,
 )
@@ -74,7 +77,11 @@ class TenantCipherMapper(Mapper[UUID]):
         if state[: len(MARKER)] != MARKER:
             return super().to_domain_event(stored_event)
         sealed = memoryview(state)
-        cipher = self.keys.by_id(bytes(sealed[len(MARKER) : _HEAD]))
+        key_id = bytes(sealed[len(MARKER) : _HEAD])
+        try:
+            cipher = self.keys.by_id(key_id)
+        except PayloadErased:
+            return self._erased(stored_event, key_id)
         aad = _row(stored_event.originator_id, stored_event.originator_version, stored_event.topic)
         try:
             plain = cipher.decrypt(sealed[_HEAD:_BODY], sealed[_BODY:], aad)
@@ -87,6 +94,35 @@ class TenantCipherMapper(Mapper[UUID]):
             stored_event.originator_id, stored_event.originator_version, stored_event.topic, plain
         )
         return super().to_domain_event(cast("StoredEvent", opened))
+
+
+    def _erased(self, stored_event: StoredEvent, key_id: bytes) -> DomainEventProtocol[UUID]:
+        stamp = self.keys.erased_stamp(key_id, str(stored_event.originator_id), stored_event.originator_version)
+        return cast(
+            "DomainEventProtocol[UUID]",
+            ErasedPayload(
+                originator_id=UUID(str(stored_event.originator_id)),
+                originator_version=stored_event.originator_version,
+                topic=stored_event.topic,
+                timestamp=datetime.fromisoformat(stamp) if stamp is not None else None,
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class ErasedPayload:
+    """What an event sealed under a destroyed data key reads as: where it is in the log, and
+    its timestamp as recorded at erasure (which the audit leaf covers), never its payload.
+    It is no aggregate's event, so every projection passes it by."""
+
+    originator_id: UUID
+    originator_version: int
+    topic: str
+    timestamp: datetime | None
+
+    def mutate(self, aggregate: Any) -> Any:
+        """Loading an aggregate of an erased tenant stops here, with a clear error."""
+        raise PayloadErased(f"aggregate {self.originator_id} belongs to an erased tenant: its events cannot be read")
 
 
 class _Opened:

@@ -52,6 +52,10 @@ class AnalyticsQueries:
         """The tenants whose system analytics are remembered, the one asked longest ago first."""
         return self._memory.tenants()
 
+    def forget(self, tenant: str) -> None:
+        """Drop what is remembered of the tenant's analytics (it was erased)."""
+        self._memory.forget(tenant)
+
     def system(
         self,
         tenant: str,

@@ -398,6 +398,11 @@ class AnalyticsMemory:
         with self._lock:
             return list(self._memories)
 
+    def forget(self, tenant: str) -> None:
+        """Drop what is remembered of the tenant (it was erased)."""
+        with self._lock:
+            self._memories.pop(tenant, None)
+
     def of(self, tenant: str) -> TenantMemory:
         with self._lock:
             memory = self._memories.get(tenant)

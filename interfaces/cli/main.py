@@ -19,6 +19,7 @@ from interfaces.bootstrap import build_system, settle_heap
 from interfaces.cli.audit import audit_app
 from interfaces.cli.backup import backup_app
 from interfaces.cli.keys import keys_app
+from interfaces.cli.tenants import tenants_app
 from interfaces.logs import configure_logging
 from interfaces.metrics import MULTIPROC_DIR, metrics_dir
 
@@ -183,6 +184,7 @@ app.add_typer(audit_app, name="audit")
 app.registered_commands += backup_app.registered_commands  # `backup DIR`, `restore DIR`
 
 app.add_typer(keys_app, name="keys")
+app.add_typer(tenants_app, name="tenants")
 
 projections_app = typer.Typer(help="Read models: status, rebuild, skip.", no_args_is_help=True)
 app.add_typer(projections_app, name="projections")

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from application.clients import ClientNotFound
+from application.erasure import ErasureUnavailable
 from application.errors import ConcurrencyConflict, GoalsNotFound, NotCaughtUp, VersionMismatch
 from application.json_encoding import UnstorableValue
 from application.ports import JobsUnavailable
@@ -25,6 +26,7 @@ from domain.clients import ClientDisabled
 from domain.errors import GoalNotActive, InvalidCommand, TransitionRefused
 from domain.idempotency import KeyReused
 from infrastructure.connections import DatabaseUnavailable
+from infrastructure.data_keys import PayloadErased, TenantErasedError
 from infrastructure.database_errors import is_temporary
 from infrastructure.ratelimit import RateLimiterUnavailable
 from interfaces.http.auth import Forbidden, RateLimited, Unauthorized
@@ -56,6 +58,8 @@ TOO_LARGE = Problem(413, "body-too-large", "Request body is too large")
 UNAUTHORIZED = Problem(401, "unauthorized", "Authentication required")
 FORBIDDEN = Problem(403, "insufficient-scope", "The token lacks a required scope")
 TOO_MANY = Problem(429, "rate-limited", "Too many requests")
+TENANT_ERASED = Problem(410, "tenant-erased", "The tenant was erased")
+ERASURE_UNAVAILABLE = Problem(409, "erasure-unavailable", "Erasure needs ENCRYPTION=on")
 CLIENT_DISABLED = Problem(409, "client-disabled", "The client is disabled")
 
 
@@ -127,6 +131,15 @@ def install(app: FastAPI) -> None:
     async def invalid_command(request: Request, exc: InvalidCommand) -> JSONResponse:
         errors = [{"field": f"body.{k}", "message": v} for k, v in exc.errors.items()]
         return problem_response(request, VALIDATION, str(exc), errors=errors)
+
+    @app.exception_handler(TenantErasedError)
+    @app.exception_handler(PayloadErased)
+    async def erased(request: Request, exc: Exception) -> JSONResponse:
+        return problem_response(request, TENANT_ERASED, str(exc))
+
+    @app.exception_handler(ErasureUnavailable)
+    async def erasure_unavailable(request: Request, exc: ErasureUnavailable) -> JSONResponse:
+        return problem_response(request, ERASURE_UNAVAILABLE, str(exc))
 
     @app.exception_handler(GoalsNotFound)
     async def not_found(request: Request, exc: GoalsNotFound) -> JSONResponse:

@@ -13,8 +13,15 @@ from application.transcodings import FastJSONTranscoder, register_domain_transco
 from domain.goals import AgentGoals
 from domain.meta import Meta
 from domain.objectives import GoalDefinition, Objective
-from infrastructure.data_keys import DataKeyRow, DataKeys, EncryptionKeyError, MasterKeys
-from infrastructure.payload_cipher import MARKER, TenantCipherMapper
+from infrastructure.data_keys import (
+    DataKeyRow,
+    DataKeys,
+    EncryptionKeyError,
+    MasterKeys,
+    PayloadErased,
+    TenantErasedError,
+)
+from infrastructure.payload_cipher import MARKER, ErasedPayload, TenantCipherMapper
 
 
 class MemoryDataKeyTable:
@@ -22,6 +29,8 @@ class MemoryDataKeyTable:
 
     def __init__(self) -> None:
         self.by_key: dict[bytes, DataKeyRow] = {}
+        self.erased: dict[str, bytes] = {}
+        self.stamped: dict[tuple[str, int], tuple[bytes, str]] = {}
 
     def create(self) -> None:
         pass
@@ -45,6 +54,20 @@ class MemoryDataKeyTable:
             return False
         self.by_key[key_id] = row._replace(wrapped=wrapped, master_id=master_id)
         return True
+
+    def erase(self, tenant: str, key_id: bytes, stamps: list[tuple[str, int, str]]) -> None:
+        self.erased[tenant] = key_id
+        self.stamped.update({(o, v): (key_id, t) for o, v, t in stamps})
+        self.by_key = {k: r for k, r in self.by_key.items() if r.tenant != tenant}
+
+    def erased_tenant(self, tenant: str) -> bool:
+        return tenant in self.erased
+
+    def erased_key(self, key_id: bytes) -> bool:
+        return key_id in self.erased.values()
+
+    def stamps(self, key_id: bytes) -> dict[tuple[str, int], str]:
+        return {at: t for at, (k, t) in self.stamped.items() if k == key_id}
 
 
 def _transcoder() -> FastJSONTranscoder:
@@ -101,3 +124,18 @@ def test_rotation_rewraps_every_key_under_the_newest_master() -> None:
     assert after.to_domain_event(stored).definition.purpose_statement == "Secret purpose"  # type: ignore[attr-defined]
     with pytest.raises(EncryptionKeyError, match="not in MASTER_KEYS"):
         DataKeys(table, MasterKeys((old,))).check()
+
+
+def test_an_erased_tenants_payloads_read_as_erased_and_it_gets_no_new_key(mapper: TenantCipherMapper) -> None:
+    event = _event("acme")
+    a, b = mapper.to_stored_event(event), mapper.to_stored_event(_event("globex"))
+    stamp = (str(a.originator_id), a.originator_version, event.timestamp.isoformat())
+    assert mapper.keys.erase("acme", [stamp]) == a.state[2:10]
+    erased = mapper.to_domain_event(a)
+    assert isinstance(erased, ErasedPayload) and not hasattr(erased, "definition")
+    assert erased.timestamp == event.timestamp and erased.originator_version == a.originator_version
+    with pytest.raises(PayloadErased):
+        erased.mutate(None)
+    with pytest.raises(TenantErasedError, match="'acme' was erased"):
+        mapper.to_stored_event(_event("acme"))
+    assert mapper.to_domain_event(b).definition.purpose_statement == "Secret purpose"  # type: ignore[attr-defined]

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, get_args
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from domain.clients import SCOPES
+from domain.ids import TENANT
 from infrastructure.client_secrets import CLIENT_ID_PATTERN
 from interfaces.http.auth import AdminCaller
-from interfaces.http.deps import SystemDep
+from interfaces.http.deps import SystemDep, command_meta
 from interfaces.http.json_body import StrictJSONRoute
 from interfaces.http.types import StorableText
+from interfaces.wiring.erasure import build_erasure
 from projections.freshness import wait_for_position
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"], route_class=StrictJSONRoute)
 ClientId = Annotated[str, Path(pattern=CLIENT_ID_PATTERN)]
+TenantName = Annotated[str, Path(pattern=TENANT.pattern.replace("\\Z", "$"))]
 
 
 Scope = Literal[
@@ -98,3 +101,25 @@ def denials(
     failed verification, client ids no client has)."""
     operator = who.tenant == system.settings.operator_tenant
     return {"items": system.security.recent_denials(who.tenant, limit=limit, unattributed=operator)}
+
+
+class ErasedOut(BaseModel):
+    tenant: str
+    erased: bool
+    key_id: str = Field(description="Hex id of the data key destroyed ('' if the tenant had none).")
+    rows_removed: int = Field(description="Read-model rows of the tenant removed.")
+    position: int
+
+
+@router.post("/tenants/{tenant}/erase", response_model=ErasedOut, responses={404: {}, 409: {}, 410: {}, 422: {}})
+def erase_tenant(tenant: TenantName, request: Request, system: SystemDep, who: AdminCaller) -> ErasedOut:
+    """Erase a tenant (operator admins; 404 to anyone else): its data key is destroyed, so no
+    payload of its events can be read again, and its read-model rows, search documents and
+    cached cards are removed. The events stay in the log, sealed; audit proofs stay valid.
+    409 when ENCRYPTION is off. Cannot be undone (docs/security.md#erasure)."""
+    if who.tenant != system.settings.operator_tenant:
+        raise HTTPException(404, "Not Found")
+    done = build_erasure(system).erase(tenant, command_meta(request, who.actor, None))
+    return ErasedOut(
+        tenant=done.tenant, erased=True, key_id=done.key_id, rows_removed=done.rows_removed, position=done.position
+    )

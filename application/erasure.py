@@ -1,0 +1,169 @@
+"""Erasure of a tenant by crypto-shredding (docs/security.md#erasure).
+
+The log is append-only and its leaves are anchored: nothing in it is rewritten. Erasing a
+tenant records the erasure (`TenantErased`, an event of no tenant), destroys the tenant's data
+key, so that none of its payloads can be opened again, and removes its rows from the read
+models, the search index and the card cache. Its webhook subscriptions and collection targets
+are read-model rows: removing them stops its deliveries and polls.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from application.aggregate_changes import change
+from application.goals import GoalsApp
+from application.ports import ReadStore, Tx
+from domain.erasure import TenantErasure, erasure_id
+from domain.meta import Meta
+
+log = logging.getLogger(__name__)
+
+# Read models whose rows name a tenant but hold none of its data, and must stay: the audit
+# tree's leaves (position, index and tenant name), which every proof and anchor depends on.
+KEPT = frozenset({"audit_leaves", "audit_nodes", "projection_tracking", "projection_skips"})
+PAGE = 5000
+# Rows of the tenant in tables without a tenant column, found through a table that has one:
+# removed first (table: statement, the tenant as its one parameter).
+DEPENDENT = {
+    "webhook_attempts": "DELETE FROM webhook_attempts WHERE delivery_id IN"
+    " (SELECT delivery_id FROM webhook_deliveries WHERE tenant = ?)",
+    "agent_search_text": "DELETE FROM agent_search_text WHERE rowid IN (SELECT doc FROM agent_search WHERE tenant = ?)",
+    "agent_search_keys": "DELETE FROM agent_search_keys WHERE doc IN (SELECT doc FROM agent_search WHERE tenant = ?)",
+    # The words of the tenant's private agents, counted in its own scope (index.vocabulary_scope).
+    "agent_search_word_scopes": "DELETE FROM agent_search_word_scopes WHERE scope = ?",
+}
+
+Agent = tuple[str, str]
+
+
+class ErasureUnavailable(Exception):
+    """ENCRYPTION is off: payloads are in the clear in an append-only log."""
+
+
+class Shredder(Protocol):
+    """The tenant data keys that erasure destroys (infrastructure.data_keys.DataKeys)."""
+
+    def key_id_of(self, tenant: str) -> bytes | None: ...
+    def erase(self, tenant: str, stamps: list[tuple[str, int, str]]) -> bytes | None: ...
+
+
+@dataclass(frozen=True)
+class Erased:
+    tenant: str
+    key_id: str  # hex; '' when the tenant had no data key
+    position: int  # the TenantErased event's log position
+    rows_removed: int
+
+
+class Erasure:
+    def __init__(
+        self,
+        app: GoalsApp,
+        keys: Shredder | None,
+        store: ReadStore,
+        tables: Callable[[], Sequence[str]],
+        read_rows: Callable[[int, int], Sequence[Any]],
+        *,
+        settle: Callable[[int], None] = lambda position: None,
+        evict: Callable[[Mapping[Agent, int]], bool] = lambda agents: True,
+        forget: Callable[[str], None] = lambda tenant: None,
+        search_delete: Callable[[str], None] | None = None,
+        reindex: Callable[[], None] = lambda: None,
+    ) -> None:
+        """`tables`: the read models' tables; `read_rows(after, limit)`: the log's stored rows;
+        `settle(position)`: wait until the read models have reached a log position; `forget`:
+        drop what projections and queries hold in memory of the tenant; `search_delete`: remove a tenant's documents
+        from an external search index; `reindex`: have the search read model rebuilt, which
+        drops the words only the tenant's agents used from its shared vocabulary."""
+        self._app = app
+        self._keys = keys
+        self._store = store
+        self._tables = tables
+        self._read_rows = read_rows
+        self._settle = settle
+        self._evict = evict
+        self._forget = forget
+        self._search_delete = search_delete
+        self._reindex = reindex
+
+    def erase(self, tenant: str, meta: Meta) -> Erased:
+        if self._keys is None:
+            raise ErasureUnavailable(
+                "ENCRYPTION is off: event payloads are stored in the clear in an append-only log,"
+                " so a tenant's data cannot be erased from it. Erasure destroys the tenant's data"
+                " key, which exists only with ENCRYPTION=on."
+            )
+        key_id = self._keys.key_id_of(tenant)
+        stamps = self._stamps(key_id) if key_id is not None else []
+        hex_id = key_id.hex() if key_id is not None else ""
+
+        def record(found: TenantErasure | None) -> TenantErasure | None:
+            return TenantErasure.erased(tenant, hex_id, meta) if found is None else None
+
+        change(self._app, erasure_id(tenant), TenantErasure, record)
+        self._keys.erase(tenant, stamps)
+        position = self._app.log_position()
+        # What the read models had not applied of the tenant now reads as erased: let them
+        # pass it, then remove what they hold.
+        self._settle(position)
+        removed, agents = self._remove_rows(tenant)
+        self._forget(tenant)
+        if self._search_delete is not None:
+            self._search_delete(tenant)
+        try:
+            self._reindex()
+        except Exception:
+            log.exception("the search read model could not be queued for a rebuild after erasing %r", tenant)
+        if agents and not self._evict(dict.fromkeys(agents, position)):
+            log.warning("the card cache could not evict erased tenant %r's agents now", tenant)
+        log.info("tenant %r erased: data key %s destroyed, %d read-model rows removed", tenant, hex_id, removed)
+        return Erased(tenant, hex_id, position, removed)
+
+    def _stamps(self, key_id: bytes) -> list[tuple[str, int, str]]:
+        """(originator id, version, ISO timestamp) of every payload sealed under `key_id`:
+        the timestamps are sealed with the payload, and the audit leaves cover them."""
+        found: list[tuple[str, int, str]] = []
+        after = 0
+        while rows := self._read_rows(after, PAGE):
+            for row in rows:
+                state = bytes(row.state)
+                if state[2:10] == key_id and state[:2] == b"\x00\xe1":
+                    event: Any = self._app.mapper.to_domain_event(row)
+                    found.append((str(row.originator_id), row.originator_version, event.timestamp.isoformat()))
+            after = rows[-1].id
+        return found
+
+    def _remove_rows(self, tenant: str) -> tuple[int, set[Agent]]:
+        removed = 0
+        with self._store.transaction() as tx:
+            agents = {(tenant, str(r[0])) for r in tx.fetchall("SELECT agent_id FROM agent_cards WHERE tenant = ?", (tenant,))}
+            agents |= {
+                (tenant, str(r[0])) for r in tx.fetchall("SELECT agent_id FROM goal_progress WHERE tenant = ?", (tenant,))
+            }
+            tables = set(self._tables())
+            for table, statement in DEPENDENT.items():
+                if table in tables:
+                    tx.execute(statement, (tenant,))
+            for table in sorted(tables - KEPT):
+                if not _has_tenant(tx, self._store, table):
+                    continue
+                count = tx.fetchone(f"SELECT COUNT(*) FROM {table} WHERE tenant = ?", (tenant,))
+                removed += int(count[0]) if count is not None else 0
+                tx.execute(f"DELETE FROM {table} WHERE tenant = ?", (tenant,))
+        return removed, agents
+
+
+def _has_tenant(tx: Tx, store: ReadStore, table: str) -> bool:
+    if getattr(store, "dialect", "sqlite") == "postgres":
+        found = tx.fetchone(
+            "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()"
+            " AND table_name = ? AND column_name = 'tenant'",
+            (table,),
+        )
+    else:
+        found = tx.fetchone("SELECT 1 FROM pragma_table_info(?) WHERE name = 'tenant'", (table,))
+    return found is not None

@@ -1,0 +1,118 @@
+"""Erasure of a tenant by destroying its data key, on SQLite and PostgreSQL: its read-model
+rows gone and not brought back by a rebuild, its events still in the log but unreadable, the
+other tenant untouched, the audit tree's root unchanged."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from application.erasure import ErasureUnavailable
+from application.goals import ProgressUpdate
+from application.registry import CardSource
+from domain.erasure import TenantErasure, erasure_id
+from domain.objectives import GoalDefinition, Objective
+from infrastructure.data_keys import PayloadErased, TenantErasedError
+from infrastructure.payload_cipher import ErasedPayload
+from infrastructure.settings import Settings
+from interfaces.bootstrap import System
+from interfaces.wiring.audit import audit_verifier, rows_after
+from interfaces.wiring.erasure import build_erasure
+from tests.integration.support import history_rows, meta, progress_rows, rebuilt_rows
+from tests.integration.test_encryption import _running
+
+ERASED, KEPT = "acme", "globex"
+CARD = json.loads((Path(__file__).parent.parent / "fixtures" / "a2a" / "sample-card-v1.0.json").read_text())
+
+
+def _key() -> str:
+    return base64.b64encode(os.urandom(32)).decode()
+
+
+def _write(system: System, tenant: str) -> None:
+    definition = GoalDefinition(f"Purpose of {tenant}", (Objective("o1", "Objective of " + tenant),))
+    system.goals.set_goals(tenant, "agent-1", definition, meta())
+    for value in (10, 30, 60):
+        system.goals.record_progress(tenant, ProgressUpdate("agent-1", {"o1": value}), meta())
+    system.clients.create(tenant, "reporting", ["goals:read"], actor="tester")
+    system.registry.register(tenant, "agent-1", CardSource(card=CARD), "private", meta())
+
+
+def _count(system: System, table: str, tenant: str) -> int:
+    with system.store.read() as tx:
+        found = tx.fetchone(f"SELECT COUNT(*) FROM {table} WHERE tenant = ?", (tenant,))
+    return int(found[0]) if found is not None else 0
+
+
+def test_erasing_a_tenant_leaves_nothing_of_it_readable_and_the_other_untouched(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    key = _key()
+    with _running(make_settings, tmp_path) as running:
+        with running(MASTER_KEYS=key, SNAPSHOT_INTERVAL="2") as system:
+            for tenant in (ERASED, KEPT):
+                _write(system, tenant)
+            system.runner.catch_up()
+            kept = progress_rows(system.store, KEPT), history_rows(system.store, KEPT)
+            assert progress_rows(system.store, ERASED) and _count(system, "oauth_clients", ERASED) == 1
+            assert _count(system, "agent_cards", ERASED) == 1 and _count(system, "agent_search", ERASED) == 1
+            kept_search = _count(system, "agent_search", KEPT)
+            before = audit_verifier(system.goals, system.store).verify()
+            assert before.first_bad is None
+            position_before = system.goals.log_position()
+            stored_before = {r.id: bytes(r.state) for r in rows_after(system.goals, 0, 10_000)}
+
+            done = build_erasure(system).erase(ERASED, meta("operator"))
+            assert done.key_id and done.rows_removed >= 2
+
+            for table in ("goal_progress", "event_facts", "oauth_clients", "agent_goal_summaries", "agent_search"):
+                assert _count(system, table, ERASED) == 0, table
+            assert _count(system, "agent_cards", ERASED) == 0
+            assert _count(system, "agent_search", KEPT) == kept_search == 1
+            assert (progress_rows(system.store, KEPT), history_rows(system.store, KEPT)) == kept
+            with pytest.raises(TenantErasedError):  # no new key, so no new write, for it
+                system.goals.set_goals(ERASED, "agent-2", GoalDefinition("New", (Objective("o1", "x"),)), meta())
+            # The erasure is in the log, as an event that carries nothing of the tenant.
+            erasure = system.goals.repository.get(erasure_id(ERASED))
+            assert isinstance(erasure, TenantErasure) and erasure.key_id == done.key_id
+            settings = system.settings
+
+        # Another process, started afterwards, with the same master key.
+        with running(MASTER_KEYS=key) as system:
+            log = system.goals.read_log(0, 10_000)
+            erased = [p for p, e in log if isinstance(e, ErasedPayload)]
+            assert len(erased) >= 5  # registered, goals set, three progress reports (and the client)
+            stored_after = {r.id: bytes(r.state) for r in rows_after(system.goals, 0, 10_000)}
+            assert all(stored_after[p] == stored_before[p] for p in erased)  # still there, sealed
+            with pytest.raises(PayloadErased):
+                system.goals.current(ERASED, "agent-1")
+            assert system.goals.current(KEPT, "agent-1") is not None
+
+            assert rebuilt_rows(system, ERASED, tmp_path) == ([], [])
+            assert rebuilt_rows(system, KEPT, tmp_path) == kept
+            system.rebuilder.rebuild(system.rebuilder.names, restart=True)
+            for table in ("goal_progress", "event_facts", "oauth_clients", "agent_cards", "agent_search"):
+                assert _count(system, table, ERASED) == 0, table
+            assert _count(system, "agent_search", KEPT) == 1
+            assert (progress_rows(system.store, KEPT), history_rows(system.store, KEPT)) == kept
+
+            after = audit_verifier(system.goals, system.store).verify(stop=position_before)
+            assert after.first_bad is None
+            assert (after.tree_size, after.root_hash) == (before.tree_size, before.root_hash)
+            whole = audit_verifier(system.goals, system.store).verify()
+            assert whole.first_bad is None and whole.tree_size == len(log)
+    assert settings.encryption_on
+
+
+def test_erasure_is_refused_when_encryption_is_off(make_settings: Callable[..., Settings], tmp_path: Path) -> None:
+    with _running(make_settings, tmp_path) as running, running(ENCRYPTION="off") as system:
+        _write(system, ERASED)
+        system.runner.catch_up()
+        with pytest.raises(ErasureUnavailable, match="ENCRYPTION is off"):
+            build_erasure(system).erase(ERASED, meta("operator"))
+        assert progress_rows(system.store, ERASED)
