@@ -105,12 +105,15 @@ def test_two_registries_federate(registries: tuple[Server, Server], tenant: str)
         assert served["description"] == "v1"
         problem(user.put(f"/api/v1/agents/{copy['id']}", json={"visibility": "private"}), 404)  # read-only
 
-        ok(remote.put("/api/v1/agents/open", json={"card": card("Open", "v2")}))
+        updated = ok(remote.put("/api/v1/agents/open", json={"card": card("Open", "v2")}))
+        # The peer's index is a read model: the sync must not run before it shows the change.
+        ok(remote.get("/api/v1/agents", params={"min_position": updated["position"]}))
         sync(operator, peer_id)
         assert names(user)["Open"]["card"]["description"] == "v2"
         assert names(user)["Local"]["card"]["description"] == "mine"
 
-        ok(remote.request("DELETE", "/api/v1/agents/open"))
+        deleted = ok(remote.request("DELETE", "/api/v1/agents/open"))
+        ok(remote.get("/api/v1/agents", params={"min_position": deleted["position"]}))
         sync(operator, peer_id)
         listed = names(user)
         assert "Open" not in listed and listed["Local"]["card"]["description"] == "mine"
