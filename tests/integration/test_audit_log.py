@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Iterator
+
+import pytest
 
 from application.audit import Viewer, leaf_of
 from application.goals import ProgressUpdate
 from domain.merkle import leaf_hash, root, verify_consistency, verify_inclusion
-from interfaces.bootstrap import System
+from infrastructure.settings import Settings
+from interfaces.bootstrap import System, build_system
 from interfaces.wiring.audit import audit_verifier
 from projections.audit_log import node_key
 from projections.audit_log_queries import AuditLogQueries
 from tests.integration.support import meta, two_objectives
+
+
+@pytest.fixture
+def system(make_settings: Callable[..., Settings], store_kind: str, request: pytest.FixtureRequest) -> Iterator[System]:
+    """The whole log is the tree: on PostgreSQL, a database of its own, so that no other test's
+    events (or changes to them) are in the tree these tests recompute."""
+    own = {"DATABASE_URL": request.getfixturevalue("own_pg_url")} if store_kind == "postgres" else {}
+    built = build_system(make_settings(RUN_PROJECTIONS_IN_PROCESS="false", **own))
+    yield built
+    built.close()
 
 
 def _random_log(system: System, tenant: str, rng: random.Random) -> None:

@@ -131,10 +131,16 @@ class DeletesPerTransaction:
 
 
 def test_pruning_deletes_a_bounded_batch_per_transaction(
-    make_settings: Callable[..., Settings], two_tenants: tuple[str, str]
+    make_settings: Callable[..., Settings],
+    two_tenants: tuple[str, str],
+    store_kind: str,
+    request: pytest.FixtureRequest,
 ) -> None:
     short, _ = two_tenants
-    with running_system(make_settings, **SETTINGS) as system:
+    # A retention of every tenant's rows: on PostgreSQL, in a database of its own, or the other
+    # tests' rows would share its batches.
+    own = {"DATABASE_URL": request.getfixturevalue("own_pg_url")} if store_kind == "postgres" else {}
+    with running_system(make_settings, **SETTINGS, **own) as system:
         busy_tenant(system, short, progress=11)
         facts = count(system.store, "event_facts", short)
         assert facts > 10
