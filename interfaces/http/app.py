@@ -21,7 +21,6 @@ from interfaces.http.middleware import (
     SecurityHeadersMiddleware,
 )
 from interfaces.http.openapi import install_openapi
-from interfaces.http.request_log import RequestLogMiddleware
 from interfaces.http.request_metrics import RequestMetricsMiddleware
 from interfaces.http.routes import (
     admin,
@@ -124,9 +123,7 @@ def create_app(system: System | None = None, settings: Settings | None = None) -
     dashboard.install(app)
     install_openapi(app)
     app.add_middleware(InternalErrorMiddleware)
-    app.add_middleware(RequestMetricsMiddleware)  # around the 500s too
-    if config.access_log:
-        app.add_middleware(RequestLogMiddleware)
+    app.add_middleware(RequestMetricsMiddleware, access_log=config.access_log)  # around the 500s too
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
     if config.cors_origin_list:
         app.add_middleware(

@@ -8,6 +8,8 @@ import time
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from interfaces.http.request_log import log_request
+
 REQUESTS = Counter(
     "a2a_registry_requests_total",
     "API requests, by method, route template and status code.",
@@ -42,9 +44,13 @@ class _Children:
 
 
 class RequestMetricsMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    """Counts and times every request, and (`access_log`) writes its access line from the
+    same measurement: one wrapper and one clock on every request, not one per concern."""
+
+    def __init__(self, app: ASGIApp, access_log: bool = False) -> None:
         self.app = app
         self._children = _Children()
+        self._access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -66,6 +72,9 @@ class RequestMetricsMiddleware:
             route = scope.get("route")
             endpoint = getattr(route, "path", None) or UNMATCHED
             method = scope["method"] if scope["method"] in METHODS else "OTHER"
+            seconds = time.perf_counter() - started
             requests, duration = self._children((method, endpoint, status))
             requests.inc()
-            duration.observe(time.perf_counter() - started)
+            duration.observe(seconds)
+            if self._access_log:
+                log_request(scope["path"], method, endpoint, status, seconds)
