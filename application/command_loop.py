@@ -70,65 +70,49 @@ class CommandLoop(Application[UUID]):
         retry, load, apply `change`, save with optimistic concurrency, retry a lost race."""
         started = time.perf_counter()
         try:
-            return self._execute(
-                tenant, agent_ids, change, meta, expected_version, idempotency, create=create, kind=kind
-            )
+            if idempotency is not None and (replay := self._replay(tenant, meta.actor, idempotency)):
+                return replay
+            expected = IfMatch.version(expected_version) if isinstance(expected_version, int) else expected_version
+            for _ in range(self.max_retries):
+                loaded, changed = self._decide(kind, tenant, agent_ids, change, expected, create)
+                if not any(a.pending_events for a in changed):
+                    return self._unchanged(changed)
+                result = CommandResult(
+                    items=tuple(
+                        Written(g.agent_id, g.id, g.version, created=loaded[g.agent_id] is None)
+                        for g in cast("Sequence[Keyed]", changed)
+                    ),
+                    position=0,
+                )
+                extra: list[IdempotencyRecord] = []
+                if idempotency is not None:
+                    extra.append(
+                        IdempotencyRecord.record(
+                            tenant, idempotency.key, idempotency.fingerprint, meta.actor, result.as_record()
+                        )
+                    )
+                try:
+                    recordings = self.save(*changed, *extra)
+                except IntegrityError:
+                    # Someone else wrote first (maybe another process, and our cache is stale).
+                    self._forget(tenant, agent_ids, kind)
+                    if idempotency is not None and (replay := self._replay(tenant, meta.actor, idempotency)):
+                        return replay
+                    if expected is not None:
+                        current = self._load(tenant, agent_ids[0], kind)
+                        raise VersionMismatch(
+                            agent_ids[0], expected.describe(), current.version if current else None
+                        ) from None
+                    continue
+                except BaseException:
+                    # Unknown outcome (the connection dropped at commit, say): trust the log next time.
+                    self._forget(tenant, agent_ids, kind)
+                    raise
+                return _positioned(result, recordings)
+            raise ConcurrencyConflict(agent_ids[0], self.max_retries, kind=kind.noun)
         finally:
             if self.on_command is not None:
                 self.on_command(kind.aggregate.__name__, time.perf_counter() - started)
-
-    def _execute(
-        self,
-        tenant: str,
-        agent_ids: list[str],
-        change: Change,
-        meta: Meta,
-        expected_version: int | IfMatch | None,
-        idempotency: Idempotency | None,
-        *,
-        create: bool = False,
-        kind: Kind = GOALS,
-    ) -> CommandResult:
-        if idempotency is not None and (replay := self._replay(tenant, meta.actor, idempotency)):
-            return replay
-        expected = IfMatch.version(expected_version) if isinstance(expected_version, int) else expected_version
-        for _ in range(self.max_retries):
-            loaded, changed = self._decide(kind, tenant, agent_ids, change, expected, create)
-            if not any(a.pending_events for a in changed):
-                return self._unchanged(changed)
-            result = CommandResult(
-                items=tuple(
-                    Written(g.agent_id, g.id, g.version, created=loaded[g.agent_id] is None)
-                    for g in cast("Sequence[Keyed]", changed)
-                ),
-                position=0,
-            )
-            extra: list[IdempotencyRecord] = []
-            if idempotency is not None:
-                extra.append(
-                    IdempotencyRecord.record(
-                        tenant, idempotency.key, idempotency.fingerprint, meta.actor, result.as_record()
-                    )
-                )
-            try:
-                recordings = self.save(*changed, *extra)
-            except IntegrityError:
-                # Someone else wrote first (maybe another process, and our cache is stale).
-                self._forget(tenant, agent_ids, kind)
-                if idempotency is not None and (replay := self._replay(tenant, meta.actor, idempotency)):
-                    return replay
-                if expected is not None:
-                    current = self._load(tenant, agent_ids[0], kind)
-                    raise VersionMismatch(
-                        agent_ids[0], expected.describe(), current.version if current else None
-                    ) from None
-                continue
-            except BaseException:
-                # Unknown outcome (the connection dropped at commit, say): trust the log next time.
-                self._forget(tenant, agent_ids, kind)
-                raise
-            return _positioned(result, recordings)
-        raise ConcurrencyConflict(agent_ids[0], self.max_retries, kind=kind.noun)
 
     def _unchanged(self, aggregates: Sequence[Aggregate]) -> CommandResult:
         """What a command that changed nothing answers (the same card again, say): nothing is
