@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
-import json
-import re
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -14,16 +11,13 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from infrastructure import settings_rules as rules
 from infrastructure.data_keys import MasterKeys
 from infrastructure.outbound_addresses import IPNetwork
 from infrastructure.ratelimit import Rate
 from infrastructure.secret_box import parse_key
+from infrastructure.settings_rules import ANVIL_DEV_KEY, CHAIN_KEY
 
-# anvil's and hardhat's first funded account: published in their docs, so anyone may spend from it.
-ANVIL_DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
-WELL_KNOWN_CHAIN_KEYS = frozenset({ANVIL_DEV_KEY.removeprefix("0x"), "0" * 63 + "1"})
-CHAIN_KEY = re.compile(r"^(0x)?[0-9a-fA-F]{64}\Z")
-DEFAULT_PASSWORDS = frozenset({"postgres", "password", "change-me", "changeme", "secret", "admin", "guest"})
 BROKER_SCHEMES = frozenset({"redis", "rediss", "amqp", "amqps"})
 # The time limit of one poll of an agent's metrics (its actor's), in seconds.
 POLL_TIME_LIMIT_S = 60
@@ -251,62 +245,17 @@ class Settings(BaseSettings):
     @field_validator("trusted_proxies")
     @classmethod
     def _proxies(cls, value: str) -> str:
-        for entry in (e.strip() for e in value.split(",") if e.strip()):
-            if entry == "*":
-                continue
-            try:
-                ipaddress.ip_network(entry)  # an address is a network of one
-            except ValueError:
-                raise ValueError(
-                    f"TRUSTED_PROXIES: {entry!r} is neither an IP address nor a network such as 172.30.0.0/24"
-                ) from None
-        return value
+        return rules.trusted_proxies(value)
 
     @field_validator("retention_days_by_tenant", mode="before")
     @classmethod
     def _retention_by_tenant(cls, value: Any) -> dict[str, int]:
-        if isinstance(value, dict):
-            entries = [(str(k), str(v)) for k, v in value.items()]
-        elif isinstance(value, str):
-            entries = [(e.partition("=")[0], e.partition("=")[2]) for e in value.split(",") if e.strip()]
-        else:
-            raise ValueError("RETENTION_DAYS_BY_TENANT: tenant=days pairs, comma-separated")
-        found: dict[str, int] = {}
-        for tenant, days in entries:
-            tenant, days = tenant.strip(), days.strip()
-            if not tenant or not days.isdigit() or int(days) > 36_500:
-                raise ValueError(
-                    f"RETENTION_DAYS_BY_TENANT: {tenant or '(no tenant)'}={days} is not tenant=days"
-                    " with days a whole number from 0 (kept for ever) to 36500"
-                )
-            if tenant in found:
-                raise ValueError(f"RETENTION_DAYS_BY_TENANT: tenant {tenant} is named twice")
-            found[tenant] = int(days)
-        return found
+        return rules.retention_by_tenant(value)
 
     @field_validator("outbound_allow_nets", mode="before")
     @classmethod
     def _outbound_nets(cls, value: Any) -> tuple[IPNetwork, ...]:
-        entries: Any = value
-        if isinstance(value, str) and value.strip().startswith("["):
-            try:
-                entries = json.loads(value)
-            except ValueError:
-                raise ValueError("OUTBOUND_ALLOW_NETS: not a JSON list of networks") from None
-        elif isinstance(value, str):
-            entries = [e for e in value.split(",") if e.strip()]
-        if not isinstance(entries, list | tuple):
-            raise ValueError("OUTBOUND_ALLOW_NETS: a comma-separated or JSON list of networks")
-        nets: list[IPNetwork] = []
-        for entry in entries:
-            try:
-                nets.append(ipaddress.ip_network(str(entry).strip()))  # an address is a network of one
-            except ValueError:
-                raise ValueError(
-                    f"OUTBOUND_ALLOW_NETS: {entry!r} is neither an IP address nor a network such as"
-                    " 10.20.0.0/16 (with no bits set past the prefix)"
-                ) from None
-        return tuple(nets)
+        return rules.outbound_nets(value)
 
     def chain_key(self) -> str:
         """The key anchors are signed with: A2A_PRIVATE_KEY, or in dev the first funded account
@@ -360,64 +309,7 @@ class Settings(BaseSettings):
         if "*" in self.cors_origin_list and self.cors_allow_credentials:
             raise ValueError("CORS_ORIGINS=* cannot be combined with CORS_ALLOW_CREDENTIALS")
         if self.env == "prod":
-            if self.debug:
-                raise ValueError("DEBUG must be off when APP_ENV=prod")
-            if not self.is_postgres:
-                raise ValueError("APP_ENV=prod needs DATABASE_URL naming a PostgreSQL database")
-            if self.signing_keys is None or not self.signing_keys.get_secret_value().strip():
-                raise ValueError("APP_ENV=prod needs SIGNING_KEYS (PEM private keys); none are generated")
-            if self.secrets_key is None or not self.secrets_key.get_secret_value().strip():
-                raise ValueError("APP_ENV=prod needs SECRETS_KEY (base64 of 32 random bytes); none is generated")
-            if self.encryption_on and (self.master_keys is None or not self.master_keys.get_secret_value().strip()):
-                raise ValueError(
-                    "APP_ENV=prod needs MASTER_KEYS (base64 32-byte keys, comma-separated, newest first)"
-                    " with ENCRYPTION on; none is generated"
-                )
-            password = urlsplit(self.database_url).password or ""
-            if password.lower() in DEFAULT_PASSWORDS:
-                raise ValueError("DATABASE_URL uses a well-known default password; refusing APP_ENV=prod")
-            if self.external_jwks_url and not self.external_jwks_url.startswith("https://"):
-                raise ValueError(
-                    "EXTERNAL_JWKS_URL must be https:// in prod (keys fetched in clear could be forged)"
-                )
-            if "*" in self.trusted_proxy_list:
-                raise ValueError(
-                    "TRUSTED_PROXIES=* lets any caller choose the address its limits are counted"
-                    " under; name the reverse proxies"
-                )
-            if not self.broker_url:
-                if not self.redis_url:
-                    raise ValueError(
-                        "APP_ENV=prod needs BROKER_URL (or REDIS_URL, which it defaults to): jobs run"
-                        " on `a2a-goals worker` processes, not in an API replica's memory"
-                    )
-                self.broker_url = self.redis_url
-            if not self.redis_url:
-                raise ValueError("APP_ENV=prod needs REDIS_URL: rate limits must be shared by all replicas")
-            broker_password = urlsplit(self.broker_url).password or ""
-            if broker_password.lower() in DEFAULT_PASSWORDS:
-                raise ValueError("BROKER_URL uses a well-known default password; refusing APP_ENV=prod")
-            if not self.registry_base_url.startswith("https://"):
-                raise ValueError(
-                    "APP_ENV=prod needs REGISTRY_BASE_URL (https://...): the base of the links the"
-                    " registry publishes and signs, never taken from a request's Host header"
-                )
-            if self.anchoring and not self.rpc_url:
-                raise ValueError(
-                    "APP_ENV=prod needs A2A_RPC_URL (the chain's JSON-RPC node), or ANCHORING=off: an"
-                    " in-process chain's anchors are worth nothing outside the process"
-                )
-            if self.anchoring and (self.private_key is None or not self.private_key.get_secret_value().strip()):
-                raise ValueError("APP_ENV=prod needs A2A_PRIVATE_KEY (the key anchors are sent with)")
-            if self.anchoring and self.chain_key().lower().removeprefix("0x") in WELL_KNOWN_CHAIN_KEYS:
-                raise ValueError(
-                    "A2A_PRIVATE_KEY is a development chain's published key; refusing APP_ENV=prod"
-                )
-            if "operator_tenant" not in self.model_fields_set:
-                raise ValueError(
-                    "APP_ENV=prod needs OPERATOR_TENANT: whose admins may rebuild read models and see"
-                    " denials that name no tenant must be chosen, not a default any tenant may be given"
-                )
+            rules.refuse_insecure_production(self)
         if self.secrets_key is not None and self.secrets_key.get_secret_value().strip():
             parse_key(self.secrets_key.get_secret_value())
         if self.master_keys is not None and self.master_keys.get_secret_value().strip():
