@@ -12,7 +12,7 @@ $BENCH_DATABASE_URL or postgresql://postgres@127.0.0.1:5432/postgres) and drops 
 also when a run fails. The server is `a2a-goals serve --workers N` (APP_ENV=test, rate limits
 raised so that they never throttle) with its projections in a separate `a2a-goals project`
 process, the card cache and the rate limiter on Redis (--redis-url, default db 13), as the
-compose stack runs them (`serve` is run through uvicorn's own command line: see UVICORN).
+compose stack runs them.
 
 Seeding, through the API: --agents agents over --tenants tenants (a client and a token each),
 cards from the A2A sample card (registry_fleet.py), 30% public; 60% set goals and record
@@ -61,22 +61,6 @@ from ops.bench.registry_fleet import SEARCH_KINDS, Fleet, make_fleet, search_par
 from ops.bench.scratch import create_database, drop_database  # noqa: E402
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-# What `a2a-goals serve --workers N` runs (uvicorn's supervisor over N processes, no proxy
-# headers without TRUSTED_PROXIES, warnings only), with one change: a worker gets 60 s rather
-# than uvicorn's 5 to answer its supervisor's first ping. On a loaded 2-core machine a spawned
-# worker takes longer than 5 s to import the app, and `serve` then kills and respawns its
-# workers forever without ever answering (seen at load average 8-10).
-UVICORN = (
-    "-m",
-    "uvicorn",
-    "interfaces.http.asgi:app",
-    "--timeout-worker-healthcheck",
-    "60",
-    "--no-proxy-headers",
-    "--log-level",
-    "warning",
-    "--no-access-log",
-)
 SEARCHES_PER_TENANT = 200
 
 
@@ -172,7 +156,7 @@ def drive_users(users_spec: dict[str, Any], workdir: Path) -> dict[str, Any]:
 def bench(url: str, fleet: Fleet, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     procs = argparse.Namespace(workers=args.workers, projector="separate")
     env = server_env(args.redis_url, args.workers)
-    server = ServerProcs(url, procs, workdir, extra_env=env, serve=UVICORN, start_timeout=300)
+    server = ServerProcs(url, procs, workdir, extra_env=env, start_timeout=300)  # `a2a-goals serve`, as deployed
     try:
         auth = tokens(server, fleet.tenants)
         requests, took = load(server, fleet, auth, args.concurrency)
