@@ -144,8 +144,8 @@ def _row(originator_id: UUID | str, version: int, topic: str) -> bytes:
     return ident + version.to_bytes(8, "big", signed=True) + topic.encode()
 
 
-def data_keys(factory: InfrastructureFactory[Any], masters: MasterKeys) -> DataKeys:
-    """The data keys kept beside the log of `factory`'s database (the table made if absent)."""
+def data_key_table(factory: InfrastructureFactory[Any]) -> DataKeyTable:
+    """The table of data keys beside the log of `factory`'s database (made if absent)."""
     datastore = getattr(factory, "datastore", None)
     table: DataKeyTable
     if isinstance(factory, PostgresFactory):
@@ -155,7 +155,26 @@ def data_keys(factory: InfrastructureFactory[Any], masters: MasterKeys) -> DataK
     else:
         raise EncryptionKeyError(f"ENCRYPTION=on needs PostgreSQL or SQLite, not {type(factory).__name__}")
     table.create()
-    return DataKeys(table, masters)
+    return table
+
+
+def data_keys(factory: InfrastructureFactory[Any], masters: MasterKeys) -> DataKeys:
+    """The data keys kept beside the log of `factory`'s database."""
+    return DataKeys(data_key_table(factory), masters)
+
+
+def plain_payloads(factory: InfrastructureFactory[Any], transcoder: Transcoder) -> Mapper[UUID]:
+    """ENCRYPTION=off: the library's own mapper, unless the store already holds payloads sealed
+    under data keys. Those could not be read without them: every write to a sealed aggregate
+    and every projection of a sealed event would fail, so the process refuses to start."""
+    table = data_key_table(factory)
+    if table.rows():
+        raise EncryptionKeyError(
+            "ENCRYPTION is off but this store holds payloads sealed under tenants' data keys: set"
+            " ENCRYPTION=on with the MASTER_KEYS that wrap them (turning encryption off does not"
+            " decrypt what is stored)"
+        )
+    return Mapper(transcoder=transcoder)
 
 
 def payload_mapper(masters: MasterKeys) -> PayloadMapper:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from application.goals import PayloadMapper
 from infrastructure.data_keys import MasterKeys
-from infrastructure.payload_cipher import payload_mapper
+from infrastructure.payload_cipher import payload_mapper, plain_payloads
 from infrastructure.secret_box import load_or_create_key_text
 from infrastructure.settings import Settings
 
@@ -17,6 +17,7 @@ def master_keys(settings: Settings) -> MasterKeys:
     return MasterKeys.parse(load_or_create_key_text(settings.master_keys_path))
 
 
-def encrypted_payloads(settings: Settings) -> PayloadMapper | None:
-    """The mapper that seals payloads per tenant, or None when ENCRYPTION is off."""
-    return payload_mapper(master_keys(settings)) if settings.encryption_on else None
+def encrypted_payloads(settings: Settings) -> PayloadMapper:
+    """The mapper that seals payloads per tenant, or (ENCRYPTION off) the library's, refused
+    on a store that holds sealed payloads."""
+    return payload_mapper(master_keys(settings)) if settings.encryption_on else plain_payloads

@@ -197,3 +197,19 @@ def _turn_on(running: Callable[..., AbstractContextManager[System]]) -> None:
         assert len(progress_rows(system.store, "acme")) == 1
         last = system.goals.recorder.select_notifications(start=None, limit=1000)[-1]
         assert not last.state.startswith(b"{")  # what is stored from now on is sealed
+
+
+def test_turning_encryption_off_on_a_sealed_store_is_refused_at_start(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    with _running(make_settings, tmp_path) as running:
+        with running() as system:
+            _write(system, "acme")
+        # Off, the library's mapper could read none of it: writes to sealed aggregates and
+        # projections of sealed events would fail one by one, long after the start.
+        with pytest.raises(EncryptionKeyError, match="ENCRYPTION is off but this store holds"), running(
+            ENCRYPTION="off"
+        ):
+            pass
+        with running() as system:  # on again, everything reads
+            assert system.goals.current("acme", "agent-1") is not None
