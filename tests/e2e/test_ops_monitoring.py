@@ -115,13 +115,10 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Exported]:
         with httpx.Client(base_url=server.url, headers=headers, timeout=30) as client:
             goals = {"goals": {"purpose_statement": "Serve", "primary_objectives": ["Alpha"]}}
             assert client.post(f"{API}/agents/a1", json=goals).status_code == 201
-            assert (
-                client.put(
-                    f"{API}/agents/a1/progress", json={"objective_progress": {"alpha": 30}}
-                ).status_code
-                == 200
-            )
-            assert client.get(f"{API}/agents/a1").status_code == 200
+            written = client.put(f"{API}/agents/a1/progress", json={"objective_progress": {"alpha": 30}})
+            assert written.status_code == 200
+            # Read models are applied after the write answers: read it once they have it.
+            assert client.get(f"{API}/agents/a1", params={"min_position": written.json()["position"]}).status_code == 200
             assert client.get(f"{API}/agents/missing").status_code == 404
             assert client.get("/api/v1/agents", params={"q": "weather"}).status_code == 200
         assert httpx.get(f"{server.url}{API}/agents/a1", timeout=10).status_code == 401
