@@ -2,7 +2,8 @@
 
 A check returns when its part is ready and raises otherwise (NotReady names a state such as
 "behind"; any other exception is "down"). A check still running at the deadline is "timeout":
-a hung dependency never hangs the probe. Results are states only, never volumes or errors.
+a hung dependency never hangs the probe. A check whose own client timed out first (its socket
+timeout is the same deadline, and either clock may fire first) is "timeout" too. Results are states only, never volumes or errors.
 """
 
 from __future__ import annotations
@@ -12,11 +13,15 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
+import redis.exceptions
+
 log = logging.getLogger(__name__)
 UP = "up"
 DOWN = "down"
 TIMEOUT = "timeout"
 Check = Callable[[], None]
+# Clients' own timeouts: redis-py's is not a builtin TimeoutError (pika raises socket.timeout, which is).
+TIMEOUT_ERRORS: tuple[type[BaseException], ...] = (TimeoutError, redis.exceptions.TimeoutError)
 
 
 class NotReady(Exception):
@@ -45,7 +50,9 @@ class Readings:
 class Readiness:
     """Runs every check in parallel and waits at most `timeout_s` for all of them."""
 
-    def __init__(self, checks: Mapping[str, Check], timeout_s: float, advisory: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self, checks: Mapping[str, Check], timeout_s: float, advisory: frozenset[str] = frozenset()
+    ) -> None:
         self.checks = dict(checks)
         self.timeout_s = timeout_s
         self.advisory = advisory
@@ -70,5 +77,7 @@ def _state(name: str, future: Future[None]) -> str:
         return UP
     if isinstance(error, NotReady):
         return error.state
+    if isinstance(error, TIMEOUT_ERRORS):
+        return TIMEOUT
     log.warning("readiness: %s is down (%s)", name, type(error).__name__)
     return DOWN
