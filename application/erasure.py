@@ -5,6 +5,11 @@ tenant records the erasure (`TenantErased`, an event of no tenant), destroys the
 key, so that none of its payloads can be opened again, and removes its rows from the read
 models, the search index and the card cache. Its webhook subscriptions and collection targets
 are read-model rows: removing them stops its deliveries and polls.
+
+Every erasure is also written to a register kept apart from the database, before the key is
+destroyed. A backup from before the erasure, restored, holds the tenant's key again: `reapply`
+erases again every tenant of the register that the database does not show as erased (restore
+and every server start run it), and finishes an erasure that was cut short.
 """
 
 from __future__ import annotations
@@ -49,6 +54,15 @@ class Shredder(Protocol):
 
     def key_id_of(self, tenant: str) -> bytes | None: ...
     def erase(self, tenant: str, stamps: list[tuple[str, int, str]]) -> bytes | None: ...
+    def erased(self, tenant: str) -> bool: ...
+
+
+class Register(Protocol):
+    """The erasures, kept where no restore of the database rolls them back
+    (infrastructure.erasure_register.ErasureRegister)."""
+
+    def record(self, tenant: str) -> None: ...
+    def tenants(self) -> list[str]: ...
 
 
 @dataclass(frozen=True)
@@ -64,6 +78,7 @@ class Erasure:
         self,
         app: GoalsApp,
         keys: Shredder | None,
+        register: Register,
         store: ReadStore,
         tables: Callable[[], Sequence[str]],
         read_rows: Callable[[int, int], Sequence[Any]],
@@ -81,6 +96,7 @@ class Erasure:
         drops the words only the tenant's agents used from its shared vocabulary."""
         self._app = app
         self._keys = keys
+        self._register = register
         self._store = store
         self._tables = tables
         self._read_rows = read_rows
@@ -97,6 +113,7 @@ class Erasure:
                 " so a tenant's data cannot be erased from it. Erasure destroys the tenant's data"
                 " key, which exists only with ENCRYPTION=on."
             )
+        self._register.record(tenant)  # first: a restore or a restart finishes what is cut short
         key_id = self._keys.key_id_of(tenant)
         stamps = self._stamps(key_id) if key_id is not None else []
         hex_id = key_id.hex() if key_id is not None else ""
@@ -122,6 +139,21 @@ class Erasure:
             log.warning("the card cache could not evict erased tenant %r's agents now", tenant)
         log.info("tenant %r erased: data key %s destroyed, %d read-model rows removed", tenant, hex_id, removed)
         return Erased(tenant, hex_id, position, removed)
+
+    def reapply(self, meta: Meta) -> list[Erased]:
+        """Erase again each tenant of the register this database does not show as erased: a
+        backup from before its erasure was restored, or its erasure was cut short."""
+        if self._keys is None:
+            return []
+        keys = self._keys
+        pending = [tenant for tenant in self._register.tenants() if not keys.erased(tenant)]
+        done = []
+        for tenant in pending:
+            log.warning(
+                "tenant %r is in the erasure register but not erased in this database: erasing it", tenant
+            )
+            done.append(self.erase(tenant, meta))
+        return done
 
     def _stamps(self, key_id: bytes) -> list[tuple[str, int, str]]:
         """(originator id, version, ISO timestamp) of every payload sealed under `key_id`:

@@ -313,6 +313,10 @@ class DataKeys:
             self._stamps.pop(key_id, None)
         return row.key_id if row is not None else None
 
+    def erased(self, tenant: str) -> bool:
+        """Whether this database records the tenant as erased (its key destroyed)."""
+        return self._table.erased_tenant(tenant)
+
     def erased_stamp(self, key_id: bytes, originator_id: str, version: int) -> str | None:
         """The timestamp recorded at erasure of an erased payload (None if none was)."""
         found = self._stamps.get(key_id)

@@ -198,6 +198,10 @@ class Settings(BaseSettings):
     # (mode 0600) otherwise. Never logged; errors name key ids, not keys.
     encryption: bool | None = Field(None, alias="ENCRYPTION")
     master_keys: SecretStr | None = Field(None, alias="MASTER_KEYS")
+    # Every erasure, kept apart from the database so that a restored backup from before one
+    # has it applied again (docs/security.md#erasure): keep it where the master keys are kept,
+    # never rolled back. Unset: DATA_DIR/erasures.jsonl.
+    erasure_register: Path | None = Field(None, alias="ERASURE_REGISTER")
     webhook_retry_for_s: float = Field(86_400, alias="WEBHOOK_RETRY_FOR_S", gt=0, le=30 * 86_400)
     webhook_retry_first_s: float = Field(5.0, alias="WEBHOOK_RETRY_FIRST_S", gt=0, le=3600)
     webhook_max_attempts: int = Field(30, alias="WEBHOOK_MAX_ATTEMPTS", ge=1, le=100)
@@ -376,6 +380,10 @@ class Settings(BaseSettings):
     @property
     def secrets_key_path(self) -> Path:
         return self.data_dir / "secrets-key"
+
+    @property
+    def erasure_register_path(self) -> Path:
+        return self.erasure_register or self.data_dir / "erasures.jsonl"
 
     @property
     def master_keys_path(self) -> Path:

@@ -140,7 +140,8 @@ def backup(directory: Annotated[Path, typer.Argument(help="Where to write the ba
 @backup_app.command("restore")
 def restore(directory: Annotated[Path, typer.Argument(help="A directory `a2a-goals backup` wrote.")]) -> None:
     """Restore into the empty database DATABASE_URL names, put the key ring back in DATA_DIR,
-    then rebuild every read model from the log (with its progress bar)."""
+    then rebuild every read model from the log (with its progress bar), and erase again the
+    tenants ERASURE_REGISTER holds that were erased after the backup was taken."""
     from interfaces.cli.main import projections_rebuild
 
     settings = Settings()
@@ -160,6 +161,22 @@ def restore(directory: Annotated[Path, typer.Argument(help="A directory `a2a-goa
     _restore_keys(directory / KEYS, settings)
     console.print("restored the log; rebuilding every read model")
     projections_rebuild(name=None, all_=True, restart=True, jobs=None)
+    _reapply_erasures()
+
+
+def _reapply_erasures() -> None:
+    """Tenants erased after the backup was taken (ERASURE_REGISTER) are erased again."""
+    from interfaces.bootstrap import build_system
+    from interfaces.wiring.erasure import reapply_erasures
+
+    system = build_system()
+    try:
+        for done in reapply_erasures(system, "restore"):
+            console.print(
+                f"tenant {done.tenant} was erased after this backup: erased again (data key {done.key_id})"
+            )
+    finally:
+        system.close()
 
 
 def _restore_keys(keys: Path, settings: Settings) -> None:

@@ -39,6 +39,7 @@ from interfaces.http.routes import (
     wellknown,
 )
 from interfaces.metrics import PoolWatch, metrics_app, multiprocess_dir, process_exited
+from interfaces.wiring.erasure import reapply_erasures
 from interfaces.wiring.readiness import readiness
 from interfaces.workers.worker import InProcessJobs
 
@@ -78,6 +79,8 @@ def create_app(system: System | None = None, settings: Settings | None = None) -
         if pools is not None:
             pools.start()
         if owned:
+            # Before serving: a restored backup from before an erasure must not serve the tenant.
+            reapply_erasures(sys, "start")
             settle_heap()  # a server process of its own: what start-up built stays
         if owned and sys.settings.run_projections:
             # In the background: a long backlog or a failed read model must not keep the API

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
-from application.erasure import Erasure
+from application.erasure import Erased, Erasure
+from domain.meta import Meta
+from infrastructure.erasure_register import ErasureRegister
 from infrastructure.payload_cipher import TenantCipherMapper
 from interfaces.wiring.audit import rows_after
 from projections.freshness import wait_for_position
@@ -36,6 +39,13 @@ def build_erasure(system: System) -> Erasure:
         for projection in runner.projections:
             forget(projection)
         system.analytics.forget(tenant)
+        # Aggregates opened before the key was destroyed, all of them: the cache is not keyed by
+        # tenant (and LRUCache.clear() empties its recency list, not its entries).
+        cache = system.goals.repository.cache
+        if cache is not None:
+            for aggregate_id in list(cache.cache):
+                with contextlib.suppress(KeyError):
+                    cache.get(aggregate_id, evict=True)
 
     def reindex() -> None:
         """A server queues the search read model's rebuild as a job; the CLI rebuilds it now."""
@@ -55,6 +65,7 @@ def build_erasure(system: System) -> Erasure:
     return Erasure(
         system.goals,
         keys,
+        ErasureRegister(system.settings.erasure_register_path),
         system.store,
         tables,
         lambda after, limit: rows_after(system.goals, after, limit),
@@ -64,3 +75,11 @@ def build_erasure(system: System) -> Erasure:
         search_delete=search_delete,
         reindex=reindex,
     )
+
+
+def reapply_erasures(system: System, actor: str) -> list[Erased]:
+    """Erase again the tenants of the erasure register that this database does not show as
+    erased (a backup from before their erasure was restored); none without ENCRYPTION."""
+    if not system.settings.encryption_on or not system.settings.erasure_register_path.exists():
+        return []
+    return build_erasure(system).reapply(Meta(actor=actor, request_id=f"{actor}-erasure-register"))

@@ -18,11 +18,12 @@ from application.registry import CardSource
 from domain.erasure import TenantErasure, erasure_id
 from domain.objectives import GoalDefinition, Objective
 from infrastructure.data_keys import PayloadErased, TenantErasedError
+from infrastructure.erasure_register import ErasureRegister
 from infrastructure.payload_cipher import ErasedPayload
 from infrastructure.settings import Settings
 from interfaces.bootstrap import System
 from interfaces.wiring.audit import audit_verifier, rows_after
-from interfaces.wiring.erasure import build_erasure
+from interfaces.wiring.erasure import build_erasure, reapply_erasures
 from tests.integration.support import history_rows, meta, progress_rows, rebuilt_rows
 from tests.integration.test_encryption import _running
 
@@ -116,3 +117,39 @@ def test_erasure_is_refused_when_encryption_is_off(make_settings: Callable[..., 
         with pytest.raises(ErasureUnavailable, match="ENCRYPTION is off"):
             build_erasure(system).erase(ERASED, meta("operator"))
         assert progress_rows(system.store, ERASED)
+
+
+def test_a_tenant_in_the_erasure_register_is_erased_again_at_start(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """A database that holds a tenant's data key although the register says it was erased (a
+    backup from before the erasure, restored; or an erasure cut short after the register was
+    written): the next start erases it again, and audit verify still passes."""
+    key, register = _key(), str(tmp_path / "secrets" / "erasures.jsonl")
+    with _running(make_settings, tmp_path) as running:
+        with running(MASTER_KEYS=key, ERASURE_REGISTER=register) as system:
+            for tenant in (ERASED, KEPT):
+                _write(system, tenant)
+            system.runner.catch_up()
+            kept = progress_rows(system.store, KEPT), history_rows(system.store, KEPT)
+            before = audit_verifier(system.goals, system.store).verify()
+            position_before = system.goals.log_position()
+            assert reapply_erasures(system, "start") == []  # no register file yet: nothing to do
+
+        ErasureRegister(Path(register)).record(ERASED)  # as the erasure, after the backup, did
+        with running(MASTER_KEYS=key, ERASURE_REGISTER=register) as system:
+            assert system.goals.current(ERASED, "agent-1") is not None  # the key is still here
+            done = reapply_erasures(system, "start")
+            assert [(d.tenant, bool(d.key_id)) for d in done] == [(ERASED, True)]
+            with pytest.raises(PayloadErased):
+                system.goals.current(ERASED, "agent-1")
+            assert progress_rows(system.store, ERASED) == [] and _count(system, "agent_cards", ERASED) == 0
+            assert (progress_rows(system.store, KEPT), history_rows(system.store, KEPT)) == kept
+            assert reapply_erasures(system, "start") == []  # once is enough
+
+        with running(MASTER_KEYS=key, ERASURE_REGISTER=register) as system:
+            assert rebuilt_rows(system, ERASED, tmp_path) == ([], [])
+            after = audit_verifier(system.goals, system.store).verify(stop=position_before)
+            assert after.first_bad is None
+            assert (after.tree_size, after.root_hash) == (before.tree_size, before.root_hash)
+            assert audit_verifier(system.goals, system.store).verify().first_bad is None
