@@ -10,6 +10,7 @@ import base64
 import json
 import os
 import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -153,3 +154,83 @@ def test_a_restored_backup_answers_as_the_original_did(
         written = ok(api.put(f"{API}/agents/router/progress", json={"objective_progress": {"a": 90}}))
         assert written["position"] > position
     assert len(receiver.delivered()) == 4  # nothing of the history sent again
+
+
+def _goals(server: Server, headers: dict[str, str], position: int = 0) -> httpx.Response:
+    params = {"min_position": position} if position else {}
+    return httpx.get(f"{server.url}{API}/agents/planner", headers=headers, params=params, timeout=30)
+
+
+def test_a_backup_from_before_an_erasure_does_not_bring_the_tenant_back(
+    start_server: Callable[..., Server], databases: Callable[[], str], tmp_path: Path
+) -> None:
+    """Backup; erase acme; restore. The restore erases acme again (ERASURE_REGISTER lives
+    apart from the database); a restore that did not know of the erasure is put right when a
+    server starts with the register. Either way acme reads as erased, globex as it was, and
+    `audit verify` passes."""
+    register = tmp_path / "secrets" / "erasures.jsonl"
+    original_env = {
+        "DATABASE_URL": databases(),
+        "DATA_DIR": str(tmp_path / "original"),
+        "OPERATOR_TENANT": "ops",
+        "ERASURE_REGISTER": str(register),
+        **MASTER,
+    }
+    original = start_server(**original_env)
+    acme, globex = original.auth_headers("acme"), original.auth_headers("globex")
+    for headers in (acme, globex):
+        ok(httpx.post(f"{original.url}{API}/agents/planner", json=GOALS, headers=headers, timeout=30), 201)
+    progress = {"objective_progress": {"a": 40}}
+    reported = httpx.put(f"{original.url}{API}/agents/planner/progress", json=progress, headers=globex, timeout=30)
+    position = int(ok(reported)["position"])
+    before = ok(_goals(original, globex, position))
+    assert "route planning" in _goals(original, acme, position).text
+
+    backup = tmp_path / "backup"
+    done = _ops("backup", backup, original_env)
+    assert done.returncode == 0, done.stderr
+    erased = httpx.post(
+        f"{original.url}/api/v1/admin/tenants/acme/erase",
+        headers=original.auth_headers("ops", scopes=["admin"]),
+        timeout=60,
+    )
+    assert erased.status_code == 200, erased.text
+    original.stop()
+    assert register.exists() and "acme" in register.read_text()
+
+    def gone(server: Server) -> None:
+        answer = _goals(server, acme)
+        assert answer.status_code in {401, 404}, answer.text  # its client was erased with it
+        assert "route planning" not in answer.text
+        assert ok(_goals(server, globex)) == before
+        verified = subprocess.run(
+            [sys.executable, "-m", "interfaces.cli.main", "audit", "verify"],
+            cwd=ROOT,
+            env={**os.environ, **server.env, "RUN_PROJECTIONS_IN_PROCESS": "false"},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+
+    # The restore knows of the erasure: it erases acme again.
+    restored_env = {**original_env, "DATABASE_URL": databases(), "DATA_DIR": str(tmp_path / "restored")}
+    done = _ops("restore", backup, restored_env)
+    assert done.returncode == 0, done.stderr
+    assert "tenant acme was erased after this backup: erased again" in done.stderr
+    restored = start_server(**restored_env)
+    gone(restored)
+    restored.stop()
+
+    # A restore made without the register serves acme again, until a server starts with it.
+    blind_env = {
+        **original_env,
+        "DATABASE_URL": databases(),
+        "DATA_DIR": str(tmp_path / "blind"),
+        "ERASURE_REGISTER": str(tmp_path / "elsewhere.jsonl"),
+    }
+    done = _ops("restore", backup, blind_env)
+    assert done.returncode == 0, done.stderr
+    assert "erased again" not in done.stderr
+    gone(start_server(**{**blind_env, "ERASURE_REGISTER": str(register)}))
