@@ -49,6 +49,10 @@ class ErasureUnavailable(Exception):
     """ENCRYPTION is off: payloads are in the clear in an append-only log."""
 
 
+class ErasureRefused(Exception):
+    """The tenant may not be erased: it is the operator tenant, whose admins run the system."""
+
+
 class Shredder(Protocol):
     """The tenant data keys that erasure destroys (infrastructure.data_keys.DataKeys)."""
 
@@ -88,12 +92,14 @@ class Erasure:
         forget: Callable[[str], None] = lambda tenant: None,
         search_delete: Callable[[str], None] | None = None,
         reindex: Callable[[], None] = lambda: None,
+        protected: frozenset[str] = frozenset(),
     ) -> None:
         """`tables`: the read models' tables; `read_rows(after, limit)`: the log's stored rows;
         `settle(position)`: wait until the read models have reached a log position; `forget`:
         drop what projections and queries hold in memory of the tenant; `search_delete`: remove a tenant's documents
         from an external search index; `reindex`: have the search read model rebuilt, which
-        drops the words only the tenant's agents used from its shared vocabulary."""
+        drops the words only the tenant's agents used from its shared vocabulary; `protected`:
+        tenants never erased (the operator tenant)."""
         self._app = app
         self._keys = keys
         self._register = register
@@ -105,6 +111,7 @@ class Erasure:
         self._forget = forget
         self._search_delete = search_delete
         self._reindex = reindex
+        self._protected = protected
 
     def erase(self, tenant: str, meta: Meta) -> Erased:
         if self._keys is None:
@@ -112,6 +119,11 @@ class Erasure:
                 "ENCRYPTION is off: event payloads are stored in the clear in an append-only log,"
                 " so a tenant's data cannot be erased from it. Erasure destroys the tenant's data"
                 " key, which exists only with ENCRYPTION=on."
+            )
+        if tenant in self._protected:
+            raise ErasureRefused(
+                f"tenant {tenant!r} is the operator tenant: its admins run this system (erasures"
+                " included), so it cannot be erased. Set OPERATOR_TENANT to another tenant first."
             )
         self._register.record(tenant)  # first: a restore or a restart finishes what is cut short
         key_id = self._keys.key_id_of(tenant)
@@ -146,7 +158,7 @@ class Erasure:
         if self._keys is None:
             return []
         keys = self._keys
-        pending = [tenant for tenant in self._register.tenants() if not keys.erased(tenant)]
+        pending = [t for t in self._register.tenants() if not keys.erased(t) and t not in self._protected]
         done = []
         for tenant in pending:
             log.warning(

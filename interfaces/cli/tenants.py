@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from application.erasure import ErasureUnavailable
+from application.erasure import ErasureRefused, ErasureUnavailable
 from domain.ids import TENANT
 from domain.meta import Meta
 from interfaces.bootstrap import build_system
@@ -35,7 +35,7 @@ def erase(
     system = build_system()
     try:
         done = build_erasure(system).erase(tenant, Meta(actor="cli", request_id=f"cli-{uuid.uuid4().hex}"))
-    except ErasureUnavailable as error:
+    except (ErasureUnavailable, ErasureRefused) as error:
         typer.echo(f"cannot erase: {error}", err=True)
         raise typer.Exit(2) from None
     finally:

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from application.clients import ClientNotFound
-from application.erasure import ErasureUnavailable
+from application.erasure import ErasureRefused, ErasureUnavailable
 from application.errors import ConcurrencyConflict, GoalsNotFound, NotCaughtUp, VersionMismatch
 from application.json_encoding import UnstorableValue
 from application.ports import JobsUnavailable
@@ -60,6 +60,7 @@ FORBIDDEN = Problem(403, "insufficient-scope", "The token lacks a required scope
 TOO_MANY = Problem(429, "rate-limited", "Too many requests")
 TENANT_ERASED = Problem(410, "tenant-erased", "The tenant was erased")
 ERASURE_UNAVAILABLE = Problem(409, "erasure-unavailable", "Erasure needs ENCRYPTION=on")
+ERASURE_REFUSED = Problem(409, "erasure-refused", "This tenant cannot be erased")
 CLIENT_DISABLED = Problem(409, "client-disabled", "The client is disabled")
 
 
@@ -140,6 +141,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ErasureUnavailable)
     async def erasure_unavailable(request: Request, exc: ErasureUnavailable) -> JSONResponse:
         return problem_response(request, ERASURE_UNAVAILABLE, str(exc))
+
+    @app.exception_handler(ErasureRefused)
+    async def erasure_refused(request: Request, exc: ErasureRefused) -> JSONResponse:
+        return problem_response(request, ERASURE_REFUSED, str(exc))
 
     @app.exception_handler(GoalsNotFound)
     async def not_found(request: Request, exc: GoalsNotFound) -> JSONResponse:

@@ -74,6 +74,7 @@ def build_erasure(system: System) -> Erasure:
         forget=forget_all,
         search_delete=search_delete,
         reindex=reindex,
+        protected=frozenset({system.settings.operator_tenant}),
     )
 
 

@@ -40,6 +40,11 @@ def test_an_operator_erases_a_tenant_and_the_other_is_untouched(start_server: Ca
     assert before.status_code == 200 and _read(server, acme, "/agents/a1", position).status_code == 200
 
     assert _erase(server, "acme", server.auth_headers("acme", scopes=["admin"])).status_code == 404
+    operator = server.auth_headers("ops", scopes=["admin"])
+    refused = _erase(server, "ops", operator)  # the operators' own tenant: never erased
+    assert refused.status_code == 409 and refused.json()["type"] == "/problems/erasure-refused", refused.text
+    assert "operator tenant" in refused.json()["detail"]
+    assert httpx.get(f"{server.url}/api/v1/admin/clients", headers=operator, timeout=30).status_code == 200
     erased = _erase(server, "acme", server.auth_headers("ops", scopes=["admin"]))
     assert erased.status_code == 200, erased.text
     assert erased.json()["erased"] is True and erased.json()["key_id"]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from application.erasure import ErasureUnavailable
+from application.erasure import ErasureRefused, ErasureUnavailable
 from application.goals import ProgressUpdate
 from application.registry import CardSource
 from domain.erasure import TenantErasure, erasure_id
@@ -153,3 +153,18 @@ def test_a_tenant_in_the_erasure_register_is_erased_again_at_start(
             assert after.first_bad is None
             assert (after.tree_size, after.root_hash) == (before.tree_size, before.root_hash)
             assert audit_verifier(system.goals, system.store).verify().first_bad is None
+
+
+def test_the_operator_tenant_is_never_erased(make_settings: Callable[..., Settings], tmp_path: Path) -> None:
+    register = tmp_path / "erasures.jsonl"
+    with (
+        _running(make_settings, tmp_path) as running,
+        running(OPERATOR_TENANT=ERASED, ERASURE_REGISTER=str(register)) as system,
+    ):
+        _write(system, ERASED)
+        system.runner.catch_up()
+        with pytest.raises(ErasureRefused, match="operator tenant"):
+            build_erasure(system).erase(ERASED, meta("operator"))
+        assert not register.exists()  # nothing for a restart to finish
+        assert system.goals.current(ERASED, "agent-1") is not None
+        assert progress_rows(system.store, ERASED)

@@ -116,7 +116,8 @@ def erase_tenant(tenant: TenantName, request: Request, system: SystemDep, who: A
     """Erase a tenant (operator admins; 404 to anyone else): its data key is destroyed, so no
     payload of its events can be read again, and its read-model rows, search documents and
     cached cards are removed. The events stay in the log, sealed; audit proofs stay valid.
-    409 when ENCRYPTION is off. Cannot be undone (docs/security.md#erasure)."""
+    409 when ENCRYPTION is off, or for the operator tenant. Cannot be undone
+    (docs/security.md#erasure)."""
     if who.tenant != system.settings.operator_tenant:
         raise HTTPException(404, "Not Found")
     done = build_erasure(system).erase(tenant, command_meta(request, who.actor, None))
