@@ -6,7 +6,9 @@ master key, bound to its tenant and key id (the associated data), beside the id 
 key that wrapped it. Unwrapped keys live only in this process's memory.
 
 Rotating the master key re-wraps these rows: the log is not touched. Destroying a tenant's row
-makes every payload sealed under its key unreadable for good (crypto-shredding).
+makes every payload sealed under its key unreadable for good (crypto-shredding). A process
+that opened the key before another process destroyed it forgets it within RECHECK_S: it looks
+every RECHECK_S for keys it holds whose rows are gone.
 
 MASTER_KEYS: base64 32-byte keys, comma-separated, newest first. A master key is named by its
 id, the first 8 bytes of its SHA-256 in hex (as SECRETS_KEY is): never by its value.
@@ -15,8 +17,10 @@ id, the first 8 bytes of its SHA-256 in hex (as SECRETS_KEY is): never by its va
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import threading
+import time
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
@@ -26,7 +30,10 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from infrastructure.secret_box import KEY_BYTES, NONCE_BYTES, parse_key
 
+log = logging.getLogger(__name__)
 KEY_ID_BYTES = 8
+# How long an opened key is used without looking whether another process destroyed it.
+RECHECK_S = 30.0
 TABLE = "a2a_data_keys"
 ERASED = "a2a_erased_keys"  # the data keys destroyed, by tenant: no key is made for them again
 STAMPS = "a2a_erased_stamps"  # the timestamps of the erased payloads (audit leaves cover them)
@@ -94,6 +101,7 @@ class DataKeyTable(Protocol):
     def by_id(self, key_id: bytes) -> DataKeyRow | None: ...
     def insert_if_absent(self, row: DataKeyRow) -> None: ...
     def rows(self) -> list[DataKeyRow]: ...
+    def key_ids(self) -> set[bytes]: ...
     def rewrap(self, key_id: bytes, wrapped: bytes, master_id: str, was: str) -> bool: ...
     def erase(self, tenant: str, key_id: bytes, stamps: list[tuple[str, int, str]]) -> None: ...
     def erased_tenant(self, tenant: str) -> bool: ...
@@ -211,6 +219,12 @@ class _SQLTable:
             cur.execute(self._sql("SELECT key_id, tenant, wrapped, master_id FROM {t} ORDER BY tenant"))
             return [_row(r) for r in cur.fetchall()]
 
+    def key_ids(self) -> set[bytes]:
+        with self._cursor(commit=False) as cur:
+            cur.execute(self._sql("SELECT key_id FROM {t}"))
+            found = cur.fetchall()
+        return {bytes(next(iter(r.values())) if isinstance(r, dict) else r[0]) for r in found}
+
     def rewrap(self, key_id: bytes, wrapped: bytes, master_id: str, was: str) -> bool:
         with self._cursor(commit=True) as cur:
             cur.execute(
@@ -254,7 +268,7 @@ class PostgresDataKeyTable(_SQLTable):
 class DataKeys:
     """Tenants' data keys, unwrapped on first use and kept in memory."""
 
-    def __init__(self, table: DataKeyTable, masters: MasterKeys) -> None:
+    def __init__(self, table: DataKeyTable, masters: MasterKeys, recheck_s: float = RECHECK_S) -> None:
         self._table = table
         self._masters = masters
         self._wrappers = {master_key_id(k): AESGCM(k) for k in masters.keys}
@@ -262,9 +276,14 @@ class DataKeys:
         self._by_id: dict[bytes, AESGCM] = {}
         self._stamps: dict[bytes, dict[tuple[str, int], str]] = {}
         self._lock = threading.Lock()
+        self._recheck_s = recheck_s
+        self._next_check = time.monotonic() + recheck_s
 
     def for_tenant(self, tenant: str) -> tuple[bytes, AESGCM]:
         """The tenant's key id and cipher; its key is made (and stored wrapped) on first use."""
+        if time.monotonic() >= self._next_check:
+            self._forget_destroyed()
+        # Trusted without a query until the next check: an erasure elsewhere shows within RECHECK_S.
         found = self._by_tenant.get(tenant)
         if found is not None:
             return found
@@ -282,7 +301,9 @@ class DataKeys:
 
     def by_id(self, key_id: bytes) -> AESGCM:
         """The cipher of the data key named `key_id` (as sealed payloads name it)."""
-        found = self._by_id.get(key_id)
+        if time.monotonic() >= self._next_check:
+            self._forget_destroyed()
+        found = self._by_id.get(key_id)  # trusted until the next check, as in for_tenant
         if found is not None:
             return found
         with self._lock:
@@ -292,6 +313,24 @@ class DataKeys:
                     raise PayloadErased(f"data key {key_id.hex()} was destroyed: its tenant was erased")
                 raise EncryptionKeyError(f"no data key {key_id.hex()} in {TABLE}: the payload cannot be read")
             return self._remember(row)[1]
+
+    def _forget_destroyed(self) -> None:
+        """Forget the opened keys whose rows another process deleted (it erased their tenants).
+        A database that cannot be asked now is asked again at the next check."""
+        with self._lock:
+            if time.monotonic() < self._next_check:
+                return  # another thread just looked
+            self._next_check = time.monotonic() + self._recheck_s
+            try:
+                stored = self._table.key_ids()
+            except Exception:
+                log.warning("could not look for destroyed data keys; looking again in %.0f s", self._recheck_s)
+                return
+            gone = set(self._by_id) - stored
+            for key_id in gone:
+                del self._by_id[key_id]
+            for tenant in [t for t, (key_id, _) in self._by_tenant.items() if key_id in gone]:
+                del self._by_tenant[tenant]
 
     def key_id_of(self, tenant: str) -> bytes | None:
         """The id of the tenant's data key, None if it has none (it never wrote, or was erased)."""

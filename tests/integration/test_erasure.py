@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,9 +18,9 @@ from application.goals import ProgressUpdate
 from application.registry import CardSource
 from domain.erasure import TenantErasure, erasure_id
 from domain.objectives import GoalDefinition, Objective
-from infrastructure.data_keys import PayloadErased, TenantErasedError
+from infrastructure.data_keys import DataKeys, MasterKeys, PayloadErased, TenantErasedError
 from infrastructure.erasure_register import ErasureRegister
-from infrastructure.payload_cipher import ErasedPayload
+from infrastructure.payload_cipher import ErasedPayload, data_key_table
 from infrastructure.settings import Settings
 from interfaces.bootstrap import System
 from interfaces.wiring.audit import audit_verifier, rows_after
@@ -168,3 +169,27 @@ def test_the_operator_tenant_is_never_erased(make_settings: Callable[..., Settin
         assert not register.exists()  # nothing for a restart to finish
         assert system.goals.current(ERASED, "agent-1") is not None
         assert progress_rows(system.store, ERASED)
+
+
+def test_another_process_forgets_an_erased_tenants_key_within_its_recheck(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """Another process (its own DataKeys on the same table) had opened the tenant's key: it
+    keeps using it until its next check, then reads the tenant as erased and writes nothing
+    more for it; the other tenant's key stays open."""
+    key = _key()
+    with _running(make_settings, tmp_path) as running, running(MASTER_KEYS=key) as system:
+        for tenant in (ERASED, KEPT):
+            _write(system, tenant)
+        other = DataKeys(data_key_table(system.goals.factory), MasterKeys.parse(key), recheck_s=0.5)
+        erased_id, _ = other.for_tenant(ERASED)
+        kept_id, _ = other.for_tenant(KEPT)
+
+        build_erasure(system).erase(ERASED, meta("operator"))
+        assert other.by_id(erased_id) is not None  # within the window: still held
+        time.sleep(0.6)
+        with pytest.raises(PayloadErased):
+            other.by_id(erased_id)
+        with pytest.raises(TenantErasedError):
+            other.for_tenant(ERASED)
+        assert other.for_tenant(KEPT)[0] == kept_id and other.by_id(kept_id) is not None
