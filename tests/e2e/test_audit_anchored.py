@@ -221,3 +221,44 @@ def test_readiness_shows_the_chain_but_a_node_away_never_holds_requests(
         assert ok(api.get("/health/ready"))["checks"]["chain"] == "up"
         proof = _anchored_proof(api, written["position"])  # anchoring caught up by itself
         assert proof["tree_size"] > proof["leaf_index"]
+
+
+def test_an_erasure_leaves_every_anchored_root_valid(
+    rpc_url: str, start_server: Callable[..., Server], own_pg_url: str
+) -> None:
+    """Two tenants' events anchored on the chain; one tenant erased. The roots the contract
+    holds are the ones the log still gives: the other tenant's proof checks against the chain
+    as before, and `audit verify` passes against the chain, end to end."""
+    server = start_server(
+        DATABASE_URL=own_pg_url,
+        ENCRYPTION="on",
+        OPERATOR_TENANT="ops",
+        A2A_RPC_URL=rpc_url,
+        ANCHOR_CHECK_S="0.3",
+        ANCHOR_EVERY_SECONDS="1",
+        ANCHOR_EVERY_EVENTS="2",
+    )
+    positions = {}
+    for tenant in ("acme", "globex"):
+        with httpx.Client(base_url=server.url, headers=server.auth_headers(tenant), timeout=30) as api:
+            positions[tenant] = ok(api.post("/api/v1/goals/agents/anchored", json=GOALS), 201)["position"]
+    with httpx.Client(base_url=server.url, headers=server.auth_headers("globex"), timeout=30) as api:
+        before = _anchored_proof(api, positions["globex"])
+        covering = _anchored_proof(api, max(positions.values()))  # an anchor over both tenants' events
+        assert covering["tree_size"] > positions["acme"] - 1
+
+    erased = httpx.post(
+        f"{server.url}/api/v1/admin/tenants/acme/erase", headers=server.auth_headers("ops", scopes=["admin"]), timeout=60
+    )
+    assert erased.status_code == 200, erased.text
+
+    with httpx.Client(base_url=server.url, headers=server.auth_headers("globex"), timeout=30) as api:
+        after = _anchored_proof(api, positions["globex"])
+    assert {k: after[k] for k in ("leaf_data", "inclusion_proof", "root_hash", "tree_size", "tx_hash")} == {
+        k: before[k] for k in ("leaf_data", "inclusion_proof", "root_hash", "tree_size", "tx_hash")
+    }
+    for proof in (before, covering):
+        assert root_on_chain(rpc_url, proof["contract"], proof["tree_size"]).hex() == proof["root_hash"]
+    checked = _audit_cli(server, "verify")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "checked against the chain" in checked.stdout and " 0 checked" not in checked.stdout
