@@ -37,6 +37,12 @@ def refuse_insecure_production(settings: Settings) -> None:
             "APP_ENV=prod needs MASTER_KEYS (base64 32-byte keys, comma-separated, newest first)"
             " with ENCRYPTION on; none is generated"
         )
+    if settings.encryption_on and settings.erasure_register is None:
+        raise ValueError(
+            "APP_ENV=prod needs ERASURE_REGISTER with ENCRYPTION on: a file on storage that outlives"
+            " the database and the container (where the master keys are kept), so that a backup"
+            " restored from before an erasure has it applied again"
+        )
     password = urlsplit(settings.database_url).password or ""
     if password.lower() in DEFAULT_PASSWORDS:
         raise ValueError("DATABASE_URL uses a well-known default password; refusing APP_ENV=prod")

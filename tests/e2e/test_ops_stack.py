@@ -142,7 +142,7 @@ def test_every_long_running_service_has_a_health_check_and_limits(config: dict[s
 
 def test_state_lives_in_named_volumes(config: dict[str, Any]) -> None:
     wanted = {"postgres": "pgdata", "redis": "redisdata", "elasticsearch": "esdata", "anvil": "anvilstate",
-              "prometheus": "prometheusdata", "grafana": "grafanadata"}  # fmt: skip
+              "prometheus": "prometheusdata", "grafana": "grafanadata", "api": "erasures"}  # fmt: skip
     assert set(config["volumes"]) == set(wanted.values())
     for service, volume in wanted.items():
         assert volume in named_volumes(config["services"][service]), service

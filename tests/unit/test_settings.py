@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,6 +32,7 @@ PROD: dict[str, Any] = {
     "MASTER_KEYS": "u1J7mZkq0Wc3a9YdT2vLx8Rb5nQe6Hs4Gf1Pz0Ko7iA=,Zx9cV8bN7mA6sD5fG4hJ3kL2qW1eR0tYuI9oP8aS7dE=",
     "A2A_RPC_URL": "https://rpc.example.com/v3/project-key",
     "A2A_PRIVATE_KEY": "0x" + "5e" * 32,
+    "ERASURE_REGISTER": "/var/lib/a2a-goals-keys/erasures.jsonl",
 }
 ANVIL_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 ENV_NAMES = (
@@ -53,6 +55,7 @@ ENV_NAMES = (
     "A2A_RPC_URL",
     "A2A_PRIVATE_KEY",
     "ANCHORING",
+    "ERASURE_REGISTER",
 )
 
 
@@ -243,6 +246,15 @@ def test_production_encrypts_payloads_and_needs_master_keys_for_it() -> None:
     with pytest.raises(ValidationError, match="MASTER_KEYS"):
         settings(**without)
     assert not settings(**without, ENCRYPTION="off").encryption_on
+
+
+def test_production_with_encryption_needs_an_erasure_register_apart_from_data_dir() -> None:
+    without = {k: v for k, v in PROD.items() if k != "ERASURE_REGISTER"}
+    with pytest.raises(ValidationError, match="ERASURE_REGISTER"):
+        settings(**without)
+    assert settings(**without, ENCRYPTION="off").erasure_register is None  # nothing can be erased
+    assert str(settings(**PROD).erasure_register_path) == PROD["ERASURE_REGISTER"]
+    assert settings(APP_ENV="test", DATA_DIR="/d").erasure_register_path == Path("/d/erasures.jsonl")
 
 
 def test_a_malformed_master_key_is_refused_naming_its_place_not_its_value() -> None:
