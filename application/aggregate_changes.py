@@ -51,3 +51,14 @@ def load(app: GoalsApp, aggregate_id: UUID, kind: type[A]) -> A | None:
     except AggregateNotFoundError:
         return None
     return found if isinstance(found, kind) else None
+
+
+def forget_aggregates(app: GoalsApp) -> None:
+    """Drop every aggregate this process holds in its cache (after an erasure: the cache is
+    not keyed by tenant, and LRUCache.clear() empties its recency list, not its entries)."""
+    cache = app.repository.cache
+    if cache is None:
+        return
+    for aggregate_id in list(cache.cache):
+        with contextlib.suppress(KeyError):
+            cache.get(aggregate_id, evict=True)

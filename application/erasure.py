@@ -6,16 +6,18 @@ key, so that none of its payloads can be opened again, and removes its rows from
 models, the search index and the card cache. Its webhook subscriptions and collection targets
 are read-model rows: removing them stops its deliveries and polls.
 
-Every erasure is also written to a register kept apart from the database, before the key is
-destroyed. A backup from before the erasure, restored, holds the tenant's key again: `reapply`
-erases again every tenant of the register that the database does not show as erased (restore
-and every server start run it), and finishes an erasure that was cut short.
+Every erasure is also written to a register kept apart from the database: when it begins,
+before the key is destroyed, and when it is finished. A backup from before the erasure,
+restored, holds the tenant's key again: `reapply` (run by restore and at every server start)
+erases again every tenant of the register that the database does not show as erased, and
+finishes every erasure begun but not finished.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -59,14 +61,23 @@ class Shredder(Protocol):
     def key_id_of(self, tenant: str) -> bytes | None: ...
     def erase(self, tenant: str, stamps: list[tuple[str, int, str]]) -> bytes | None: ...
     def erased(self, tenant: str) -> bool: ...
+    def erased_tenants(self) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class RegisterEntries:
+    tenants: list[str]  # every tenant whose erasure began, in the order first begun
+    finished: frozenset[str]  # those whose erasure was finished at least once
 
 
 class Register(Protocol):
     """The erasures, kept where no restore of the database rolls them back
     (infrastructure.erasure_register.ErasureRegister)."""
 
-    def record(self, tenant: str) -> None: ...
-    def tenants(self) -> list[str]: ...
+    def begun(self, tenant: str) -> None: ...
+    def finished(self, tenant: str) -> None: ...
+    def entries(self) -> RegisterEntries: ...
+    def exclusive(self) -> AbstractContextManager[None]: ...
 
 
 @dataclass(frozen=True)
@@ -125,7 +136,7 @@ class Erasure:
                 f"tenant {tenant!r} is the operator tenant: its admins run this system (erasures"
                 " included), so it cannot be erased. Set OPERATOR_TENANT to another tenant first."
             )
-        self._register.record(tenant)  # first: a restore or a restart finishes what is cut short
+        self._register.begun(tenant)  # first: a restore or a restart finishes what is cut short
         key_id = self._keys.key_id_of(tenant)
         stamps = self._stamps(key_id) if key_id is not None else []
         hex_id = key_id.hex() if key_id is not None else ""
@@ -141,31 +152,54 @@ class Erasure:
         self._settle(position)
         removed, agents = self._remove_rows(tenant)
         self._forget(tenant)
-        if self._search_delete is not None:
-            self._search_delete(tenant)
         try:
+            if self._search_delete is not None:
+                self._search_delete(tenant)
+            # Also drops the tenant's documents from an external index, whose rebuild swaps it.
             self._reindex()
         except Exception:
-            log.exception("the search read model could not be queued for a rebuild after erasing %r", tenant)
+            log.exception("the search read model could not be rebuilt after erasing %r", tenant)
         if agents and not self._evict(dict.fromkeys(agents, position)):
             log.warning("the card cache could not evict erased tenant %r's agents now", tenant)
+        self._register.finished(tenant)
         log.info("tenant %r erased: data key %s destroyed, %d read-model rows removed", tenant, hex_id, removed)
         return Erased(tenant, hex_id, position, removed)
 
     def reapply(self, meta: Meta) -> list[Erased]:
-        """Erase again each tenant of the register this database does not show as erased: a
-        backup from before its erasure was restored, or its erasure was cut short."""
-        if self._keys is None:
+        """Erase again each tenant of the register this database does not show as erased (a
+        backup from before its erasure was restored), and finish each erasure the register
+        does not show as finished (cut short). One process at a time. A tenant this database
+        shows as erased but the register lacks (a register lost or replaced) is added to it."""
+        if self._keys is None or not self._unsettled():
             return []
         keys = self._keys
-        pending = [t for t in self._register.tenants() if not keys.erased(t) and t not in self._protected]
         done = []
-        for tenant in pending:
-            log.warning(
-                "tenant %r is in the erasure register but not erased in this database: erasing it", tenant
-            )
-            done.append(self.erase(tenant, meta))
+        with self._register.exclusive():
+            entries = self._register.entries()
+            for tenant in sorted(set(keys.erased_tenants()) - set(entries.tenants)):
+                log.warning("tenant %r is erased in this database but not in the erasure register: adding it", tenant)
+                self._register.begun(tenant)
+                self._register.finished(tenant)
+            for tenant in entries.tenants:
+                if keys.erased(tenant) and tenant in entries.finished:
+                    continue
+                if tenant in self._protected:
+                    log.warning("tenant %r is in the erasure register but is the operator tenant: not erased", tenant)
+                    continue
+                log.warning("the erasure of tenant %r is not complete in this database: erasing it", tenant)
+                done.append(self.erase(tenant, meta))
         return done
+
+    def _unsettled(self) -> bool:
+        """Whether the register and this database disagree (read without the lock: cheap at
+        every start, and looked at again under it)."""
+        assert self._keys is not None
+        entries = self._register.entries()
+        erased = set(self._keys.erased_tenants())
+        if erased - set(entries.tenants):
+            return True
+        unprotected = (t for t in entries.tenants if t not in self._protected)
+        return any(t not in erased or t not in entries.finished for t in unprotected)
 
     def _stamps(self, key_id: bytes) -> list[tuple[str, int, str]]:
         """(originator id, version, ISO timestamp) of every payload sealed under `key_id`:

@@ -21,6 +21,7 @@ import logging
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
@@ -106,6 +107,7 @@ class DataKeyTable(Protocol):
     def erase(self, tenant: str, key_id: bytes, stamps: list[tuple[str, int, str]]) -> None: ...
     def erased_tenant(self, tenant: str) -> bool: ...
     def erased_key(self, key_id: bytes) -> bool: ...
+    def erased_tenants(self) -> list[str]: ...
     def stamps(self, key_id: bytes) -> dict[tuple[str, int], str]: ...
 
 
@@ -172,6 +174,12 @@ class _SQLTable:
         with self._cursor(commit=False) as cur:
             cur.execute(self._sql(f"SELECT 1 FROM {self._named(ERASED)} WHERE tenant = ?"), (tenant,))
             return cur.fetchone() is not None
+
+    def erased_tenants(self) -> list[str]:
+        with self._cursor(commit=False) as cur:
+            cur.execute(self._sql(f"SELECT tenant FROM {self._named(ERASED)} ORDER BY tenant"))
+            found = cur.fetchall()
+        return [str(next(iter(r.values())) if isinstance(r, dict) else r[0]) for r in found]
 
     def erased_key(self, key_id: bytes) -> bool:
         with self._cursor(commit=False) as cur:
@@ -268,7 +276,13 @@ class PostgresDataKeyTable(_SQLTable):
 class DataKeys:
     """Tenants' data keys, unwrapped on first use and kept in memory."""
 
-    def __init__(self, table: DataKeyTable, masters: MasterKeys, recheck_s: float = RECHECK_S) -> None:
+    def __init__(
+        self,
+        table: DataKeyTable,
+        masters: MasterKeys,
+        recheck_s: float = RECHECK_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._table = table
         self._masters = masters
         self._wrappers = {master_key_id(k): AESGCM(k) for k in masters.keys}
@@ -277,11 +291,15 @@ class DataKeys:
         self._stamps: dict[bytes, dict[tuple[str, int], str]] = {}
         self._lock = threading.Lock()
         self._recheck_s = recheck_s
-        self._next_check = time.monotonic() + recheck_s
+        self._clock = clock
+        self._next_check = clock() + recheck_s
+        # Called with the tenants whose keys were found destroyed (what else holds their data
+        # opened, such as an aggregate cache, drops it).
+        self.on_forget: Callable[[set[str]], None] = lambda tenants: None
 
     def for_tenant(self, tenant: str) -> tuple[bytes, AESGCM]:
         """The tenant's key id and cipher; its key is made (and stored wrapped) on first use."""
-        if time.monotonic() >= self._next_check:
+        if self._clock() >= self._next_check:
             self._forget_destroyed()
         # Trusted without a query until the next check: an erasure elsewhere shows within RECHECK_S.
         found = self._by_tenant.get(tenant)
@@ -301,7 +319,7 @@ class DataKeys:
 
     def by_id(self, key_id: bytes) -> AESGCM:
         """The cipher of the data key named `key_id` (as sealed payloads name it)."""
-        if time.monotonic() >= self._next_check:
+        if self._clock() >= self._next_check:
             self._forget_destroyed()
         found = self._by_id.get(key_id)  # trusted until the next check, as in for_tenant
         if found is not None:
@@ -318,19 +336,24 @@ class DataKeys:
         """Forget the opened keys whose rows another process deleted (it erased their tenants).
         A database that cannot be asked now is asked again at the next check."""
         with self._lock:
-            if time.monotonic() < self._next_check:
-                return  # another thread just looked
-            self._next_check = time.monotonic() + self._recheck_s
-            try:
-                stored = self._table.key_ids()
-            except Exception:
-                log.warning("could not look for destroyed data keys; looking again in %.0f s", self._recheck_s)
-                return
+            if self._clock() < self._next_check:
+                return  # another thread is looking, or just looked
+            self._next_check = self._clock() + self._recheck_s
+        try:
+            stored = self._table.key_ids()  # outside the lock: a slow database holds no other thread
+        except Exception:
+            log.warning("could not look for destroyed data keys; looking again in %.0f s", self._recheck_s)
+            return
+        with self._lock:
             gone = set(self._by_id) - stored
             for key_id in gone:
                 del self._by_id[key_id]
-            for tenant in [t for t, (key_id, _) in self._by_tenant.items() if key_id in gone]:
+            tenants = {t for t, (key_id, _) in self._by_tenant.items() if key_id in gone}
+            for tenant in tenants:
                 del self._by_tenant[tenant]
+        if tenants:
+            log.info("forgot the data keys of %d erased tenant(s)", len(tenants))
+            self.on_forget(tenants)
 
     def key_id_of(self, tenant: str) -> bytes | None:
         """The id of the tenant's data key, None if it has none (it never wrote, or was erased)."""
@@ -355,6 +378,10 @@ class DataKeys:
     def erased(self, tenant: str) -> bool:
         """Whether this database records the tenant as erased (its key destroyed)."""
         return self._table.erased_tenant(tenant)
+
+    def erased_tenants(self) -> list[str]:
+        """Every tenant this database records as erased."""
+        return self._table.erased_tenants()
 
     def erased_stamp(self, key_id: bytes, originator_id: str, version: int) -> str | None:
         """The timestamp recorded at erasure of an erased payload (None if none was)."""

@@ -256,6 +256,16 @@ class Settings(BaseSettings):
     def _retention_by_tenant(cls, value: Any) -> dict[str, int]:
         return rules.retention_by_tenant(value)
 
+    @field_validator("erasure_register", mode="before")
+    @classmethod
+    def _erasure_register(cls, value: Any) -> Any:
+        """Empty is unset (not the working directory); a directory is refused at start."""
+        if isinstance(value, str) and not value.strip():
+            return None
+        if value is not None and Path(value).is_dir():
+            raise ValueError("ERASURE_REGISTER names a directory: name the file (e.g. DIR/erasures.jsonl)")
+        return value
+
     @field_validator("outbound_allow_nets", mode="before")
     @classmethod
     def _outbound_nets(cls, value: Any) -> tuple[IPNetwork, ...]:

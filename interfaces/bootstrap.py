@@ -12,6 +12,7 @@ from typing import Literal
 
 from elasticsearch import Elasticsearch
 
+from application.aggregate_changes import forget_aggregates
 from application.anchoring import Anchoring
 from application.audit import AuditProofs
 from application.card_keys import CardKeysService
@@ -31,6 +32,7 @@ from infrastructure.connections import ConnectionLimits
 from infrastructure.eventstore import PostgresListener, eventsourcing_env, guard_event_store, position_of
 from infrastructure.jobs import Jobs
 from infrastructure.outbound import OutboundClient, OutboundPolicy
+from infrastructure.payload_cipher import TenantCipherMapper
 from infrastructure.readstore import PostgresReadStore, SQLiteReadStore
 from infrastructure.schema import schema_lock
 from infrastructure.security_log import SecurityLog
@@ -213,6 +215,9 @@ def build_system(settings: Settings | None = None) -> System:
             version_hint=EventFactsQueries(store).version_at,
             payload_mapper=encrypted_payloads(settings),
         )
+        if isinstance(goals.mapper, TenantCipherMapper):
+            # A key another process destroyed: what this one had opened under it goes too.
+            goals.mapper.keys.on_forget = lambda tenants: forget_aggregates(goals)
         search_projection, search, elasticsearch = search_backend(settings, store)
         projections: list[Projection] = [
             GoalProgressProjection(),

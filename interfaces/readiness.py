@@ -3,7 +3,8 @@
 A check returns when its part is ready and raises otherwise (NotReady names a state such as
 "behind"; any other exception is "down"). A check still running at the deadline is "timeout":
 a hung dependency never hangs the probe. A check whose own client timed out first (its socket
-timeout is the same deadline, and either clock may fire first) is "timeout" too. Results are states only, never volumes or errors.
+timeout is the same deadline, and either clock may fire first) is "timeout" too. Results are
+states only, never volumes or errors.
 """
 
 from __future__ import annotations
@@ -13,15 +14,12 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
-import redis.exceptions
-
 log = logging.getLogger(__name__)
 UP = "up"
 DOWN = "down"
 TIMEOUT = "timeout"
 Check = Callable[[], None]
-# Clients' own timeouts: redis-py's is not a builtin TimeoutError (pika raises socket.timeout, which is).
-TIMEOUT_ERRORS: tuple[type[BaseException], ...] = (TimeoutError, redis.exceptions.TimeoutError)
+Errors = tuple[type[BaseException], ...]
 
 
 class NotReady(Exception):
@@ -51,9 +49,15 @@ class Readiness:
     """Runs every check in parallel and waits at most `timeout_s` for all of them."""
 
     def __init__(
-        self, checks: Mapping[str, Check], timeout_s: float, advisory: frozenset[str] = frozenset()
+        self,
+        checks: Mapping[str, Check],
+        timeout_s: float,
+        advisory: frozenset[str] = frozenset(),
+        timeout_errors: Errors = (TimeoutError,),
     ) -> None:
+        """`timeout_errors`: what the checks' clients raise when they time out themselves."""
         self.checks = dict(checks)
+        self.timeout_errors = timeout_errors
         self.timeout_s = timeout_s
         self.advisory = advisory
         # Room for a round of checks hung until their own client timeouts, and the next round.
@@ -62,13 +66,14 @@ class Readiness:
     def read(self) -> Readings:
         futures = {name: self._pool.submit(check) for name, check in self.checks.items()}
         wait(futures.values(), timeout=self.timeout_s)
-        return Readings({name: _state(name, future) for name, future in futures.items()}, self.advisory)
+        states = {name: _state(name, future, self.timeout_errors) for name, future in futures.items()}
+        return Readings(states, self.advisory)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _state(name: str, future: Future[None]) -> str:
+def _state(name: str, future: Future[None], timeout_errors: Errors) -> str:
     if not future.done():
         future.cancel()
         return TIMEOUT
@@ -77,7 +82,7 @@ def _state(name: str, future: Future[None]) -> str:
         return UP
     if isinstance(error, NotReady):
         return error.state
-    if isinstance(error, TIMEOUT_ERRORS):
+    if isinstance(error, timeout_errors):
         return TIMEOUT
     log.warning("readiness: %s is down (%s)", name, type(error).__name__)
     return DOWN

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import TYPE_CHECKING
 
+from application.aggregate_changes import forget_aggregates
 from application.erasure import Erased, Erasure
 from domain.meta import Meta
 from infrastructure.erasure_register import ErasureRegister
@@ -39,13 +39,7 @@ def build_erasure(system: System) -> Erasure:
         for projection in runner.projections:
             forget(projection)
         system.analytics.forget(tenant)
-        # Aggregates opened before the key was destroyed, all of them: the cache is not keyed by
-        # tenant (and LRUCache.clear() empties its recency list, not its entries).
-        cache = system.goals.repository.cache
-        if cache is not None:
-            for aggregate_id in list(cache.cache):
-                with contextlib.suppress(KeyError):
-                    cache.get(aggregate_id, evict=True)
+        forget_aggregates(system.goals)  # opened before the key was destroyed
 
     def reindex() -> None:
         """A server queues the search read model's rebuild as a job; the CLI rebuilds it now."""
@@ -81,6 +75,6 @@ def build_erasure(system: System) -> Erasure:
 def reapply_erasures(system: System, actor: str) -> list[Erased]:
     """Erase again the tenants of the erasure register that this database does not show as
     erased (a backup from before their erasure was restored); none without ENCRYPTION."""
-    if not system.settings.encryption_on or not system.settings.erasure_register_path.exists():
+    if not system.settings.encryption_on:
         return []
     return build_erasure(system).reapply(Meta(actor=actor, request_id=f"{actor}-erasure-register"))

@@ -23,11 +23,18 @@ if TYPE_CHECKING:
 # The chain's node is shown, but a server whose node is away is still ready: the node holds
 # anchoring back, never a request (docs/audit.md#anchors).
 ADVISORY = frozenset({"chain"})
+# The clients' own timeouts: redis-py's is not a builtin TimeoutError (socket.timeout is).
+TIMEOUT_ERRORS = (TimeoutError, redis.exceptions.TimeoutError)
 
 
 def readiness(system: System) -> Readiness:
     settings = system.settings
-    return Readiness(readiness_checks(system), timeout_s=settings.ready_check_timeout_s, advisory=ADVISORY)
+    return Readiness(
+        readiness_checks(system),
+        timeout_s=settings.ready_check_timeout_s,
+        advisory=ADVISORY,
+        timeout_errors=TIMEOUT_ERRORS,
+    )
 
 
 def readiness_checks(system: System) -> dict[str, Check]:

@@ -203,6 +203,9 @@ def test_a_backup_from_before_an_erasure_does_not_bring_the_tenant_back(
         assert answer.status_code in {401, 404}, answer.text  # its client was erased with it
         assert "route planning" not in answer.text
         assert ok(_goals(server, globex)) == before
+        with psycopg.connect(server.env["DATABASE_URL"]) as conn:  # its key is gone, its erasure recorded
+            assert conn.execute("SELECT COUNT(*) FROM a2a_data_keys WHERE tenant = 'acme'").fetchone() == (0,)
+            assert conn.execute("SELECT COUNT(*) FROM a2a_erased_keys WHERE tenant = 'acme'").fetchone() == (1,)
         verified = subprocess.run(
             [sys.executable, "-m", "interfaces.cli.main", "audit", "verify"],
             cwd=ROOT,

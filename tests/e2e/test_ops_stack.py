@@ -142,10 +142,13 @@ def test_every_long_running_service_has_a_health_check_and_limits(config: dict[s
 
 def test_state_lives_in_named_volumes(config: dict[str, Any]) -> None:
     wanted = {"postgres": "pgdata", "redis": "redisdata", "elasticsearch": "esdata", "anvil": "anvilstate",
-              "prometheus": "prometheusdata", "grafana": "grafanadata", "api": "erasures"}  # fmt: skip
-    assert set(config["volumes"]) == set(wanted.values())
+              "prometheus": "prometheusdata", "grafana": "grafanadata"}  # fmt: skip
+    assert set(config["volumes"]) == {*wanted.values(), "erasures"}
     for service, volume in wanted.items():
         assert volume in named_volumes(config["services"][service]), service
+    for service in ("api", "projector", "worker", "scheduler"):  # the erasure register, wherever erased
+        assert "erasures" in named_volumes(config["services"][service]), service
+        assert config["services"][service]["environment"]["ERASURE_REGISTER"].startswith("/app/erasures/")
 
 
 def test_only_nginx_is_trusted_and_only_the_edge_is_public(config: dict[str, Any]) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -137,7 +136,9 @@ def test_a_tenant_in_the_erasure_register_is_erased_again_at_start(
             position_before = system.goals.log_position()
             assert reapply_erasures(system, "start") == []  # no register file yet: nothing to do
 
-        ErasureRegister(Path(register)).record(ERASED)  # as the erasure, after the backup, did
+        as_elsewhere = ErasureRegister(Path(register))  # as the erasure, after the backup, wrote it
+        as_elsewhere.begun(ERASED)
+        as_elsewhere.finished(ERASED)
         with running(MASTER_KEYS=key, ERASURE_REGISTER=register) as system:
             assert system.goals.current(ERASED, "agent-1") is not None  # the key is still here
             done = reapply_erasures(system, "start")
@@ -175,21 +176,69 @@ def test_another_process_forgets_an_erased_tenants_key_within_its_recheck(
     make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
     """Another process (its own DataKeys on the same table) had opened the tenant's key: it
-    keeps using it until its next check, then reads the tenant as erased and writes nothing
-    more for it; the other tenant's key stays open."""
-    key = _key()
+    keeps using it until its next check, then reads the tenant as erased, writes nothing more
+    for it and drops what it had opened of it; the other tenant's key stays open."""
+    key, now = _key(), [0.0]
     with _running(make_settings, tmp_path) as running, running(MASTER_KEYS=key) as system:
         for tenant in (ERASED, KEPT):
             _write(system, tenant)
-        other = DataKeys(data_key_table(system.goals.factory), MasterKeys.parse(key), recheck_s=0.5)
+        other = DataKeys(data_key_table(system.goals.factory), MasterKeys.parse(key), recheck_s=30, clock=lambda: now[0])
+        forgotten: list[set[str]] = []
+        other.on_forget = forgotten.append
         erased_id, _ = other.for_tenant(ERASED)
         kept_id, _ = other.for_tenant(KEPT)
 
         build_erasure(system).erase(ERASED, meta("operator"))
+        now[0] = 29.0
         assert other.by_id(erased_id) is not None  # within the window: still held
-        time.sleep(0.6)
+        assert forgotten == []
+        now[0] = 30.0
         with pytest.raises(PayloadErased):
             other.by_id(erased_id)
         with pytest.raises(TenantErasedError):
             other.for_tenant(ERASED)
+        assert forgotten == [{ERASED}]
         assert other.for_tenant(KEPT)[0] == kept_id and other.by_id(kept_id) is not None
+
+
+def test_an_erasure_cut_short_after_the_key_is_destroyed_is_finished_at_the_next_start(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    key, register = _key(), tmp_path / "erasures.jsonl"
+    with _running(make_settings, tmp_path) as running:
+        with running(MASTER_KEYS=key, ERASURE_REGISTER=str(register)) as system:
+            for tenant in (ERASED, KEPT):
+                _write(system, tenant)
+            system.runner.catch_up()
+            erasure = build_erasure(system)
+
+            def crash(position: int) -> None:
+                raise RuntimeError("the process died here")
+
+            erasure._settle = crash  # after the key is destroyed, before the rows are removed
+            with pytest.raises(RuntimeError, match="died"):
+                erasure.erase(ERASED, meta("operator"))
+            assert progress_rows(system.store, ERASED)  # left behind
+            entries = ErasureRegister(register).entries()
+            assert entries.tenants == [ERASED] and entries.finished == frozenset()
+
+        with running(MASTER_KEYS=key, ERASURE_REGISTER=str(register)) as system:
+            done = reapply_erasures(system, "start")
+            assert [d.tenant for d in done] == [ERASED] and done[0].rows_removed > 0
+            assert progress_rows(system.store, ERASED) == [] and _count(system, "agent_cards", ERASED) == 0
+            assert progress_rows(system.store, KEPT)
+            assert ErasureRegister(register).entries().finished == {ERASED}
+            assert reapply_erasures(system, "start") == []
+
+
+def test_a_lost_register_is_written_again_from_the_database(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    key, register = _key(), tmp_path / "erasures.jsonl"
+    with _running(make_settings, tmp_path) as running, running(MASTER_KEYS=key, ERASURE_REGISTER=str(register)) as system:
+        _write(system, ERASED)
+        build_erasure(system).erase(ERASED, meta("operator"))
+        register.unlink()  # a volume not mounted, a register replaced
+        assert reapply_erasures(system, "start") == []  # nothing to erase again
+        entries = ErasureRegister(register).entries()
+        assert entries.tenants == [ERASED] and entries.finished == {ERASED}

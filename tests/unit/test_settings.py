@@ -255,6 +255,11 @@ def test_production_with_encryption_needs_an_erasure_register_apart_from_data_di
     assert settings(**without, ENCRYPTION="off").erasure_register is None  # nothing can be erased
     assert str(settings(**PROD).erasure_register_path) == PROD["ERASURE_REGISTER"]
     assert settings(APP_ENV="test", DATA_DIR="/d").erasure_register_path == Path("/d/erasures.jsonl")
+    assert settings(APP_ENV="test", DATA_DIR="/d", ERASURE_REGISTER=" ").erasure_register_path == Path(
+        "/d/erasures.jsonl"
+    )
+    with pytest.raises(ValidationError, match="ERASURE_REGISTER names a directory"):
+        settings(APP_ENV="test", ERASURE_REGISTER="/tmp")
 
 
 def test_a_malformed_master_key_is_refused_naming_its_place_not_its_value() -> None:
