@@ -39,6 +39,11 @@ def serve(
     # Each server process learns it is one of several (an in-process card cache is then off:
     # another process's projections could not evict it).
     os.environ["SERVE_WORKERS"] = str(workers)
+    # The server processes' own Settings (the dev client's hint names the address) see the options.
+    if host:
+        os.environ["HOST"] = host
+    if port:
+        os.environ["PORT"] = str(port)
     if workers > 1:
         # /metrics counts every worker's requests, whichever answers the scrape.
         os.environ[MULTIPROC_DIR] = str(metrics_dir(os.environ.get(MULTIPROC_DIR)))

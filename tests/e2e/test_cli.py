@@ -162,3 +162,15 @@ def test_ops_run_serves_the_api(ops_run: tuple[subprocess.Popen[bytes], str, Pat
     while lag not in httpx.get(f"{url}/metrics/", timeout=2).text:
         assert time.monotonic() < deadline and proc.poll() is None, log_path.read_text()
         time.sleep(0.2)
+
+
+def test_the_first_runs_client_hint_names_the_port_served_on(start_server: Callable[..., Server]) -> None:
+    """`serve --port P` on a new DATA_DIR in dev: the printed command gets a token from P."""
+    server = start_server(APP_ENV="dev")
+    hint = server.log_text()
+    command = next(line for line in hint.splitlines() if "grant_type=client_credentials" in line)
+    assert command.endswith(f"{server.url}/oauth/token"), command
+    credentials = command.split("-u ", 1)[1].split(" ", 1)[0]
+    client_id, secret = credentials.split(":", 1)
+    token = httpx.post(command.rsplit(" ", 1)[1], data={"grant_type": "client_credentials"}, auth=(client_id, secret))
+    assert token.status_code == 200 and token.json()["access_token"]
