@@ -40,14 +40,18 @@ class OAuthClient(Aggregate):
         scopes: tuple[str, ...]
         secret_hash: str
 
+    # Later events name the tenant too, so that their payloads are sealed under its data key
+    # and erased with it (events recorded before carry none: they are under the system key).
     class SecretRotated(Event):
         secret_hash: str
+        tenant: str = ""
 
         def apply(self, client: OAuthClient) -> None:
             client.secret_hash = self.secret_hash
 
     class Disabled(Event):
         reason: str
+        tenant: str = ""
 
         def apply(self, client: OAuthClient) -> None:
             client.disabled = True
@@ -90,8 +94,10 @@ class OAuthClient(Aggregate):
     def rotate_secret(self, secret_hash: str, actor: str) -> None:
         if self.disabled:
             raise ClientDisabled(self.client_id)
-        self.trigger_event(self.SecretRotated, client_id=self.client_id, secret_hash=secret_hash, actor=actor)
+        self.trigger_event(
+            self.SecretRotated, client_id=self.client_id, secret_hash=secret_hash, actor=actor, tenant=self.tenant
+        )
 
     def disable(self, reason: str, actor: str) -> None:
         if not self.disabled:
-            self.trigger_event(self.Disabled, client_id=self.client_id, reason=reason, actor=actor)
+            self.trigger_event(self.Disabled, client_id=self.client_id, reason=reason, actor=actor, tenant=self.tenant)

@@ -40,7 +40,9 @@ def _write(system: System, tenant: str) -> None:
     system.goals.set_goals(tenant, "agent-1", definition, meta())
     for value in (10, 30, 60):
         system.goals.record_progress(tenant, ProgressUpdate("agent-1", {"o1": value}), meta())
-    system.clients.create(tenant, "reporting", ["goals:read"], actor="tester")
+    issued = system.clients.create(tenant, "reporting", ["goals:read"], actor="tester")
+    system.clients.rotate_secret(issued.client_id, "tester", tenant=tenant)
+    system.clients.disable(issued.client_id, f"Contract with {tenant} ended", "tester", tenant=tenant)
     system.registry.register(tenant, "agent-1", CardSource(card=CARD), "private", meta())
 
 
@@ -87,7 +89,11 @@ def test_erasing_a_tenant_leaves_nothing_of_it_readable_and_the_other_untouched(
         with running(MASTER_KEYS=key) as system:
             log = system.goals.read_log(0, 10_000)
             erased = [p for p, e in log if isinstance(e, ErasedPayload)]
-            assert len(erased) >= 5  # registered, goals set, three progress reports (and the client)
+            # registered, goals set, three progress reports, the client made, rotated and disabled
+            assert len(erased) >= 8
+            # Nothing of it reads in the clear, its client's later events included.
+            assert not any(getattr(e, "tenant", None) == ERASED or f"with {ERASED}" in repr(e) for _, e in log)
+            assert any(f"with {KEPT}" in repr(e) for _, e in log)
             stored_after = {r.id: bytes(r.state) for r in rows_after(system.goals, 0, 10_000)}
             assert all(stored_after[p] == stored_before[p] for p in erased)  # still there, sealed
             with pytest.raises(PayloadErased):
