@@ -202,13 +202,15 @@ class Erasure:
         return any(t not in erased or t not in entries.finished for t in unprotected)
 
     def _stamps(self, key_id: bytes) -> list[tuple[str, int, str]]:
-        """(originator id, version, ISO timestamp) of every payload sealed under `key_id`:
-        the timestamps are sealed with the payload, and the audit leaves cover them."""
+        """(originator id, version, ISO timestamp) of every payload sealed under `key_id` in the
+        earlier form, whose timestamp is sealed with it: the audit leaves cover them."""
         found: list[tuple[str, int, str]] = []
         after = 0
         while rows := self._read_rows(after, PAGE):
             for row in rows:
                 state = bytes(row.state)
+                # The earlier sealed form only (payload_cipher.MARKER_V1): the current one
+                # carries its timestamp in the clear.
                 if state[2:10] == key_id and state[:2] == b"\x00\xe1":
                     event: Any = self._app.mapper.to_domain_event(row)
                     found.append((str(row.originator_id), row.originator_version, event.timestamp.isoformat()))

@@ -5,17 +5,22 @@ picks the key from the event: its `tenant` field (a snapshot's from the aggregat
 holds), or the system's own key for events that belong to no tenant (peers, anchors). Only the
 payload (the `state` column) is sealed; ids, versions, positions and topics stay in the clear.
 
-Sealed form: MARKER (2 bytes) || data key id (8) || nonce (12) || AES-256-GCM ciphertext and
-tag. The associated data binds a payload to its row (originator id, version, topic), so a
-payload moved to another row does not open. A payload without the marker is read as it is:
-events stored before encryption was turned on still load (JSON starts with `{`).
+Sealed form: MARKER (2 bytes) || data key id (8) || the event's timestamp (8: microseconds
+since the epoch, signed) || nonce (12) || AES-256-GCM ciphertext and tag. The timestamp is
+metadata, in the clear like ids and topics: the audit leaf covers it, so an event whose key was
+destroyed still has its leaf recomputed (an event written under a key another process had
+already destroyed included). The associated data binds a payload to its row (originator id,
+version, topic) and to that timestamp, so a payload moved to another row, or a timestamp
+changed, does not open. The earlier form (MARKER_V1) had no timestamp in the clear: it is
+still read, and erasure keeps its timestamps in a table. A payload without a marker is read
+as it is: events stored before encryption was turned on still load (JSON starts with `{`).
 """
 
 from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 from uuid import UUID
 
@@ -38,10 +43,13 @@ from infrastructure.data_keys import (
 )
 from infrastructure.secret_box import NONCE_BYTES
 
-MARKER = b"\x00\xe1"
+MARKER = b"\x00\xe2"
+MARKER_V1 = b"\x00\xe1"  # the earlier form, without the timestamp in the clear
 SYSTEM_TENANT = ""  # the data key of events that belong to no tenant
-_HEAD = len(MARKER) + KEY_ID_BYTES
-_BODY = _HEAD + NONCE_BYTES
+_KEY_END = len(MARKER) + KEY_ID_BYTES
+_STAMP_END = _KEY_END + 8
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
 
 
 def tenant_of(event: Any) -> str:
@@ -63,28 +71,36 @@ class TenantCipherMapper(Mapper[UUID]):
     def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
         stored = super().to_stored_event(domain_event)
         key_id, cipher = self.keys.for_tenant(tenant_of(domain_event))
+        timestamp: datetime = cast("Any", domain_event).timestamp  # every event and snapshot has one
+        stamp = ((timestamp - EPOCH) // MICROSECOND).to_bytes(8, "big", signed=True)
         nonce = secrets.token_bytes(NONCE_BYTES)
-        aad = _row(stored.originator_id, stored.originator_version, stored.topic)
+        aad = _row(stored.originator_id, stored.originator_version, stored.topic) + stamp
         return StoredEvent(
             originator_id=stored.originator_id,
             originator_version=stored.originator_version,
             topic=stored.topic,
-            state=MARKER + key_id + nonce + cipher.encrypt(nonce, stored.state, aad),
+            state=MARKER + key_id + stamp + nonce + cipher.encrypt(nonce, stored.state, aad),
         )
 
     def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
         state = stored_event.state
-        if state[: len(MARKER)] != MARKER:
+        marker = state[: len(MARKER)]
+        if marker == MARKER:
+            head, stamp = _STAMP_END, bytes(state[_KEY_END:_STAMP_END])
+        elif marker == MARKER_V1:
+            head, stamp = _KEY_END, b""
+        else:
             return super().to_domain_event(stored_event)
         sealed = memoryview(state)
-        key_id = bytes(sealed[len(MARKER) : _HEAD])
+        key_id = bytes(sealed[len(MARKER) : _KEY_END])
         try:
             cipher = self.keys.by_id(key_id)
         except PayloadErased:
-            return self._erased(stored_event, key_id)
-        aad = _row(stored_event.originator_id, stored_event.originator_version, stored_event.topic)
+            return self._erased(stored_event, key_id, stamp)
+        aad = _row(stored_event.originator_id, stored_event.originator_version, stored_event.topic) + stamp
+        body = head + NONCE_BYTES
         try:
-            plain = cipher.decrypt(sealed[_HEAD:_BODY], sealed[_BODY:], aad)
+            plain = cipher.decrypt(sealed[head:body], sealed[body:], aad)
         except InvalidTag:
             raise EncryptionKeyError(
                 f"the payload of {stored_event.originator_id} v{stored_event.originator_version} does not"
@@ -95,16 +111,20 @@ class TenantCipherMapper(Mapper[UUID]):
         )
         return super().to_domain_event(cast("StoredEvent", opened))
 
-
-    def _erased(self, stored_event: StoredEvent, key_id: bytes) -> DomainEventProtocol[UUID]:
-        stamp = self.keys.erased_stamp(key_id, str(stored_event.originator_id), stored_event.originator_version)
+    def _erased(self, stored_event: StoredEvent, key_id: bytes, stamp: bytes) -> DomainEventProtocol[UUID]:
+        timestamp: datetime | None
+        if stamp:
+            timestamp = EPOCH + int.from_bytes(stamp, "big", signed=True) * MICROSECOND
+        else:  # the earlier form: recorded at erasure
+            kept = self.keys.erased_stamp(key_id, str(stored_event.originator_id), stored_event.originator_version)
+            timestamp = datetime.fromisoformat(kept) if kept is not None else None
         return cast(
             "DomainEventProtocol[UUID]",
             ErasedPayload(
                 originator_id=UUID(str(stored_event.originator_id)),
                 originator_version=stored_event.originator_version,
                 topic=stored_event.topic,
-                timestamp=datetime.fromisoformat(stamp) if stamp is not None else None,
+                timestamp=timestamp,
             ),
         )
 
@@ -112,7 +132,7 @@ class TenantCipherMapper(Mapper[UUID]):
 @dataclass(frozen=True)
 class ErasedPayload:
     """What an event sealed under a destroyed data key reads as: where it is in the log, and
-    its timestamp as recorded at erasure (which the audit leaf covers), never its payload.
+    its timestamp (which the audit leaf covers), never its payload.
     It is no aggregate's event, so every projection passes it by."""
 
     originator_id: UUID

@@ -248,3 +248,27 @@ def test_a_lost_register_is_written_again_from_the_database(
         assert reapply_erasures(system, "start") == []  # nothing to erase again
         entries = ErasureRegister(register).entries()
         assert entries.tenants == [ERASED] and entries.finished == {ERASED}
+
+
+def test_a_write_by_a_process_still_holding_the_destroyed_key_keeps_the_log_verifiable(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """Another process writes for the tenant after the erasure, before its next check forgets
+    the key: the event is sealed under a key that no longer exists, and its audit leaf still
+    recomputes (its timestamp is in the clear), so `audit verify` passes end to end."""
+    key = _key()
+    with (
+        _running(make_settings, tmp_path) as running,
+        running(MASTER_KEYS=key) as first,
+        running(MASTER_KEYS=key) as second,
+    ):
+        for tenant in (ERASED, KEPT):
+            _write(first, tenant)
+        second.goals.record_progress(ERASED, ProgressUpdate("agent-1", {"o1": 70}), meta())  # opens the key
+        build_erasure(first).erase(ERASED, meta("operator"))
+        late = second.goals.record_progress(ERASED, ProgressUpdate("agent-1", {"o1": 80}), meta())
+        first.runner.catch_up()
+        log = dict(first.goals.read_log(0, 10_000))
+        assert isinstance(log[late.position], ErasedPayload) and log[late.position].timestamp is not None
+        verified = audit_verifier(first.goals, first.store).verify()
+        assert verified.first_bad is None and verified.tree_size == len(log)

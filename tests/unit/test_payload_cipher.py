@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 from eventsourcing.persistence import DatetimeAsISO, DecimalAsStr, Mapper, UUIDAsHex
@@ -21,7 +22,7 @@ from infrastructure.data_keys import (
     PayloadErased,
     TenantErasedError,
 )
-from infrastructure.payload_cipher import MARKER, ErasedPayload, TenantCipherMapper
+from infrastructure.payload_cipher import MARKER, MARKER_V1, ErasedPayload, TenantCipherMapper, _row
 
 
 class MemoryDataKeyTable:
@@ -68,6 +69,12 @@ class MemoryDataKeyTable:
 
     def stamps(self, key_id: bytes) -> dict[tuple[str, int], str]:
         return {at: t for at, (k, t) in self.stamped.items() if k == key_id}
+
+    def key_ids(self) -> set[bytes]:
+        return set(self.by_key)
+
+    def erased_tenants(self) -> list[str]:
+        return sorted(self.erased)
 
 
 def _transcoder() -> FastJSONTranscoder:
@@ -139,3 +146,36 @@ def test_an_erased_tenants_payloads_read_as_erased_and_it_gets_no_new_key(mapper
     with pytest.raises(TenantErasedError, match="'acme' was erased"):
         mapper.to_stored_event(_event("acme"))
     assert mapper.to_domain_event(b).definition.purpose_statement == "Secret purpose"  # type: ignore[attr-defined]
+
+
+def test_the_timestamp_is_in_the_clear_and_bound_to_the_payload(mapper: TenantCipherMapper) -> None:
+    event = _event("acme")
+    stored = mapper.to_stored_event(event)
+    micros = int.from_bytes(stored.state[10:18], "big", signed=True)
+    assert datetime.fromtimestamp(micros // 1_000_000, UTC).replace(microsecond=micros % 1_000_000) == event.timestamp
+    changed = stored.state[:17] + bytes([stored.state[17] ^ 1]) + stored.state[18:]
+    with pytest.raises(EncryptionKeyError, match="altered or moved"):
+        mapper.to_domain_event(replace(stored, state=changed))
+
+
+def test_an_erased_payload_keeps_its_timestamp_with_nothing_recorded(mapper: TenantCipherMapper) -> None:
+    """Written after the erasure's record was taken (by a process still holding the key): its
+    timestamp, which its audit leaf covers, still reads."""
+    event = _event("acme")
+    stored = mapper.to_stored_event(event)
+    mapper.keys.erase("acme", [])
+    erased = mapper.to_domain_event(stored)
+    assert isinstance(erased, ErasedPayload) and erased.timestamp == event.timestamp
+
+
+def test_the_earlier_form_without_the_timestamp_still_reads_and_erases(mapper: TenantCipherMapper) -> None:
+    event = _event("acme")
+    plain = Mapper(_transcoder()).to_stored_event(event)
+    key_id, cipher = mapper.keys.for_tenant("acme")
+    nonce = os.urandom(12)
+    aad = _row(plain.originator_id, plain.originator_version, plain.topic)
+    earlier = replace(plain, state=MARKER_V1 + key_id + nonce + cipher.encrypt(nonce, plain.state, aad))
+    assert mapper.to_domain_event(earlier).definition.purpose_statement == "Secret purpose"  # type: ignore[attr-defined]
+    mapper.keys.erase("acme", [(str(plain.originator_id), plain.originator_version, event.timestamp.isoformat())])
+    erased = mapper.to_domain_event(earlier)
+    assert isinstance(erased, ErasedPayload) and erased.timestamp == event.timestamp
