@@ -22,7 +22,8 @@ from tests.integration.support import meta, two_objectives
 
 
 def rpc(url: str, method: str, *params: Any) -> Any:
-    answer = httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}, timeout=5)
+    # Mining thousands of blocks takes anvil seconds on a loaded machine.
+    answer = httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}, timeout=120)
     body = answer.json()
     assert "error" not in body, body
     return body["result"]
