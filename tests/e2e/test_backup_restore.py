@@ -121,7 +121,14 @@ def test_a_restored_backup_answers_as_the_original_did(
     encryption: dict[str, str],
 ) -> None:
     receiver.fail_first = 0
-    original_env = {"DATABASE_URL": databases(), "DATA_DIR": str(tmp_path / "original"), **FAST, **encryption}
+    original_env = {
+        "DATABASE_URL": databases(),
+        "DATA_DIR": str(tmp_path / "original"),
+        # Signed cards name their key set's URL: one public base for both servers, whatever their ports.
+        "REGISTRY_BASE_URL": "http://registry.test",
+        **FAST,
+        **encryption,
+    }
     original = start_server(**original_env)
     _, headers = login(original, "default")  # the operator tenant: its admins see the read models
     with httpx.Client(base_url=original.url, headers=headers, timeout=30) as api:
