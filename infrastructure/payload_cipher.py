@@ -188,7 +188,7 @@ def plain_payloads(factory: InfrastructureFactory[Any], transcoder: Transcoder) 
     under data keys. Those could not be read without them: every write to a sealed aggregate
     and every projection of a sealed event would fail, so the process refuses to start."""
     table = data_key_table(factory)
-    if table.rows():
+    if table.key_ids():
         raise EncryptionKeyError(
             "ENCRYPTION is off but this store holds payloads sealed under tenants' data keys: set"
             " ENCRYPTION=on with the MASTER_KEYS that wrap them (turning encryption off does not"

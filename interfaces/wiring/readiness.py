@@ -10,11 +10,10 @@ from typing import TYPE_CHECKING
 
 import pika
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from infrastructure.settings import Settings
 from interfaces.readiness import Check, NotReady, Readiness
+from interfaces.wiring.shared_redis import answer_fast
 from projections.status import read_model_lags
 
 if TYPE_CHECKING:
@@ -86,13 +85,7 @@ def _projections(system: System) -> None:
 
 
 def _redis_ping(url: str, settings: Settings) -> Check:
-    # No retries: redis-py's default retries a timeout three times, holding a probe thread 4x as long.
-    client = redis.Redis.from_url(
-        url,
-        socket_timeout=settings.ready_check_timeout_s,
-        socket_connect_timeout=settings.ready_check_timeout_s,
-        retry=Retry(NoBackoff(), 0),
-    )
+    client = answer_fast(url, settings.ready_check_timeout_s)
 
     def ping() -> None:
         client.ping()

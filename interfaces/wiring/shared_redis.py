@@ -24,17 +24,20 @@ from infrastructure.settings import Settings
 REDIS_TIMEOUT_S = 0.5
 
 
+def answer_fast(url: str, timeout_s: float) -> redis.Redis:
+    """A client that waits at most `timeout_s` to connect or for an answer, and never retries
+    (redis-py retries a timeout three times by default)."""
+    return redis.Redis.from_url(
+        url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, retry=Retry(NoBackoff(), 0)
+    )
+
+
 def redis_with_breaker(settings: Settings) -> tuple[redis.Redis, CircuitBreaker] | None:
     """The Redis client the limiter and the card cache share, and its breaker (None: no Redis)."""
     if not settings.redis_url:
         return None
     # Short timeouts and no retries: a limiter must answer fast, even when Redis is away.
-    client = redis.Redis.from_url(
-        settings.redis_url,
-        socket_timeout=REDIS_TIMEOUT_S,
-        socket_connect_timeout=REDIS_TIMEOUT_S,
-        retry=Retry(NoBackoff(), 0),
-    )
+    client = answer_fast(settings.redis_url, REDIS_TIMEOUT_S)
     # While Redis is known to be down no request waits for those timeouts: each is let
     # through or refused at once, and a probe finds Redis back.
     breaker = CircuitBreaker(
